@@ -43,7 +43,7 @@ def save_npy_atomic(path: Path, array: NDArray[Any]) -> None:
 def save_npz_atomic(path: Path, arrays: Mapping[str, NDArray[Any]]) -> None:
     """Save several named arrays as ``.npz``, atomically."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})  # type: ignore[arg-type]
     write_bytes_atomic(path, buffer.getvalue())
 
 

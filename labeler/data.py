@@ -1,0 +1,423 @@
+"""Find and decode images, make thumbnails, and cache the training-resolution pixels.
+
+Every image, whatever its file format or pixel mode, becomes an 8-bit RGB ``PIL.Image`` through
+:func:`decode_image`; anything that cannot be decoded raises :class:`UnreadableImage` with a short reason, so a
+folder of a user's own files (empty, truncated, mislabeled, enormous) never stops a scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from labeler.artifacts import load_npy, save_npy_atomic
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+# Letterbox colour of thumbnails: mid grey reads as "no picture here" on light and dark themes alike.
+THUMB_BACKGROUND = (128, 128, 128)
+# Training images wider (or taller) than this are centre-cropped to it before being squashed to a square.
+MAX_TRAIN_ASPECT = 1.5
+_ORIENTATION = 0x0112  # EXIF tag
+
+Progress = Callable[[float, str], None]
+
+
+class UnreadableImage(Exception):
+    """An image file that cannot be decoded; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------------------------- finding
+
+
+def _is_under(path: Path, parents: Collection[Path]) -> bool:
+    return any(path == parent or parent in path.parents for parent in parents)
+
+
+def find_images(root: Path, exclude: Collection[Path] = ()) -> list[Path]:
+    """All image files under ``root``, recursively.
+
+    Extensions are matched in any case. Symlinked folders are followed, but each real folder is walked once, so
+    a link back to an ancestor cannot loop. Hidden folders and files (names starting with ``.``: the
+    ``.labeler`` workspace, ``.git``, macOS ``._photo.jpg`` resource forks) and anything under ``exclude`` are
+    skipped, as are names that are not valid Unicode (they could not be stored or shown).
+
+    Returns
+    -------
+    list of Path, absolute, sorted by their posix path relative to ``root``.
+    """
+    root = Path(root).absolute()
+    excluded = [Path(p).resolve() for p in exclude]
+    visited: set[Path] = set()
+    found: list[tuple[str, Path]] = []
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        folder, rel = stack.pop()
+        real = folder.resolve()
+        if real in visited or _is_under(real, excluded):
+            continue
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError:  # unreadable folder: skip it rather than fail the scan
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            child_rel = f"{rel}{name}"
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append((folder / name, child_rel + "/"))
+                elif (
+                    entry.is_file(follow_symlinks=True)
+                    and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+                    and not (excluded and _is_under(Path(entry.path).resolve(), excluded))
+                ):
+                    found.append((child_rel, folder / name))
+            except OSError:
+                continue
+    found.sort(key=lambda item: item[0])
+    return [path for _, path in found]
+
+
+def labels_from_folders(relative_paths: Sequence[str]) -> dict[str, str]:
+    """``{relative path: name of its immediate parent folder}`` for images inside a sub-folder."""
+    labels = {}
+    for rel in relative_paths:
+        parts = rel.split("/")
+        if len(parts) > 1:
+            labels[rel] = parts[-2]
+    return labels
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+
+
+def _grey_to_uint8(values: NDArray[np.generic], mode: str) -> NDArray[np.uint8]:
+    """Map one channel of a high-bit-depth mode to 0..255.
+
+    ``I;16*``: 16-bit, divided by 257 (65535 -> 255, 32768 -> 128). ``I``: the same when all values lie in
+    0..65535, otherwise min..max stretched to 0..255. ``F``: times 255 when all values lie in [0, 1], otherwise
+    min..max stretched; NaN becomes 0; a constant image outside [0, 1] is clipped to 0..255.
+    """
+    x = values.astype(np.float64)
+    finite = np.isfinite(x)
+    x = np.where(finite, x, 0.0)
+    lo = float(x.min()) if x.size else 0.0
+    hi = float(x.max()) if x.size else 0.0
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
+        x = x / 257.0
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        x = x * 255.0
+    elif hi > lo:
+        x = (x - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _over_white(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit ``RGB``; transparency is composited over white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        grey = _grey_to_uint8(np.asarray(image), mode)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in {"RGBA", "RGBa", "LA", "La", "PA"} or (
+        "transparency" in image.info and mode in {"P", "L", "RGB", "1"}
+    ):
+        return _over_white(image)
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as error:
+        raise UnreadableImage(f"unsupported pixel mode {mode}") from error
+
+
+def _decode(
+    source: Path | BinaryIO, max_pixels: int, draft_size: int | None = None
+) -> Image.Image:
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(f"decompression bomb ({width * height} pixels > {max_pixels})")
+            if width == 0 or height == 0:
+                raise UnreadableImage("zero-sized image")
+            if draft_size is not None and image.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: much faster for photos we shrink anyway.
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()  # decode all pixels now, so a truncated file fails here
+            oriented: Image.Image = image
+            try:
+                if image.getexif().get(_ORIENTATION, 1) != 1:
+                    oriented = ImageOps.exif_transpose(image)
+            except Exception:  # a corrupt EXIF block should not cost the picture
+                oriented = image
+            rgb = to_rgb(oriented)
+            # Closing the file also releases the pixels of ``image``: keep a copy if nothing else made one.
+            return rgb.copy() if rgb is image else rgb
+    except UnreadableImage:
+        raise
+    except Image.DecompressionBombError as error:
+        raise UnreadableImage(f"decompression bomb ({error})") from error
+    except Image.DecompressionBombWarning as error:  # only raised when warnings are set to errors
+        raise UnreadableImage(f"decompression bomb ({error})") from error
+    except UnidentifiedImageError as error:
+        raise UnreadableImage("not an image") from error
+    except (OSError, SyntaxError) as error:
+        text = str(error).lower()
+        if "truncated" in text or "broken data stream" in text or "end of file" in text:
+            raise UnreadableImage("truncated") from error
+        raise UnreadableImage(f"cannot decode: {error}") from error
+    except Exception as error:  # any decoder bug on hostile input is still just an unreadable file
+        raise UnreadableImage(f"cannot decode: {type(error).__name__}: {error}") from error
+
+
+def decode_image(path: Path, max_pixels: int = 64_000_000) -> Image.Image:
+    """Decode one image file to an upright, fully loaded 8-bit ``RGB`` image.
+
+    EXIF orientation is applied; multi-frame files (GIF, TIFF) give their first frame; any pixel mode is
+    converted by :func:`to_rgb`. An image with more than ``max_pixels`` pixels is refused from its header,
+    before its pixels are decoded.
+
+    Raises
+    ------
+    UnreadableImage
+        With a short ``reason``: "empty file", "not an image", "truncated", "decompression bomb (...)", ...
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("empty file")
+    except OSError as error:
+        raise UnreadableImage(f"cannot read file: {error.strerror or error}") from error
+    return _decode(path, max_pixels)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- scanning
+
+
+@dataclass(frozen=True)
+class ScannedImage:
+    """One found file: ``path`` relative to the root (posix), content hash, upright size, or why it failed."""
+
+    path: str
+    sha256: str | None  # None when the file could not even be read
+    width: int | None
+    height: int | None
+    error: str | None  # reason when unreadable, else None
+
+
+def _progress_every(n: int) -> int:
+    return max(1, n // 100)
+
+
+def scan_images(
+    root: Path,
+    exclude: Collection[Path] = (),
+    max_pixels: int = 64_000_000,
+    progress: Progress | None = None,
+) -> list[ScannedImage]:
+    """Find, hash and fully decode every image under ``root``; a bad file is reported, never raised."""
+    root = Path(root).absolute()
+    paths = find_images(root, exclude)
+    scanned = []
+    for i, path in enumerate(paths):
+        rel = path.relative_to(root).as_posix()
+        if progress is not None and i % _progress_every(len(paths)) == 0:
+            progress(i / len(paths), f"checking {rel}")
+        try:
+            data = path.read_bytes()  # read once: the same bytes are hashed and decoded
+        except OSError as error:
+            scanned.append(ScannedImage(rel, None, None, None, f"cannot read file: {error.strerror}"))
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            if not data:
+                raise UnreadableImage("empty file")
+            image = _decode(io.BytesIO(data), max_pixels)
+        except UnreadableImage as error:
+            scanned.append(ScannedImage(rel, sha, None, None, error.reason))
+            continue
+        scanned.append(ScannedImage(rel, sha, image.width, image.height, None))
+    if progress is not None:
+        progress(1.0, f"checked {len(paths)} images")
+    return scanned
+
+
+def find_duplicates(scanned: Sequence[ScannedImage]) -> dict[str, str]:
+    """``{duplicate path: original path}`` among readable images with the same content hash.
+
+    The original is the first path in sorted order.
+    """
+    first: dict[str, str] = {}
+    duplicates = {}
+    for item in sorted(scanned, key=lambda s: s.path):
+        if item.sha256 is None or item.error is not None:
+            continue
+        if item.sha256 in first:
+            duplicates[item.path] = first[item.sha256]
+        else:
+            first[item.sha256] = item.path
+    return duplicates
+
+
+def dataset_fingerprint(sha256s: Sequence[str]) -> str:
+    """First 16 hex characters of the SHA-256 of the ordered list of content hashes."""
+    return hashlib.sha256("\n".join(sha256s).encode("ascii")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- arrays
+
+
+def make_thumbnail(image: Image.Image, size: int) -> NDArray[np.uint8]:
+    """Fit ``image`` inside a ``size`` x ``size`` square, aspect kept, centred on a grey background.
+
+    Returns
+    -------
+    ndarray of shape (size, size, 3), dtype uint8.
+    """
+    scale = size / max(image.width, image.height)
+    width = min(size, max(1, round(image.width * scale)))
+    height = min(size, max(1, round(image.height * scale)))
+    resized = image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    canvas = Image.new("RGB", (size, size), THUMB_BACKGROUND)
+    canvas.paste(resized, ((size - width) // 2, (size - height) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def make_training_image(image: Image.Image, size: int) -> NDArray[np.uint8]:
+    """Squash ``image`` to a ``size`` x ``size`` square for self-supervised training.
+
+    The whole picture is kept (no padding, whose width would tell the network each image's aspect ratio) when
+    its aspect ratio is at most ``MAX_TRAIN_ASPECT`` (1.5, i.e. 3:2 photos); longer images are first
+    centre-cropped to that ratio so panoramas are not squeezed beyond recognition.
+
+    Returns
+    -------
+    ndarray of shape (size, size, 3), dtype uint8.
+    """
+    width, height = image.size
+    box = (0, 0, width, height)
+    if width > MAX_TRAIN_ASPECT * height:
+        keep = round(MAX_TRAIN_ASPECT * height)
+        left = (width - keep) // 2
+        box = (left, 0, left + keep, height)
+    elif height > MAX_TRAIN_ASPECT * width:
+        keep = round(MAX_TRAIN_ASPECT * width)
+        top = (height - keep) // 2
+        box = (0, top, width, top + keep)
+    resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def build_image_caches(
+    root: Path,
+    relative_paths: Sequence[str],
+    thumb_size: int,
+    train_size: int,
+    max_pixels: int = 64_000_000,
+    progress: Progress | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[str | None]]:
+    """Decode each image once into a thumbnail and a training image.
+
+    Returns
+    -------
+    thumbs : ndarray of shape (n, thumb_size, thumb_size, 3), uint8
+    train : ndarray of shape (n, train_size, train_size, 3), uint8
+    errors : list of n reasons, None where the image decoded; failed rows are all zeros.
+    """
+    n = len(relative_paths)
+    thumbs = np.zeros((n, thumb_size, thumb_size, 3), dtype=np.uint8)
+    train = np.zeros((n, train_size, train_size, 3), dtype=np.uint8)
+    errors: list[str | None] = [None] * n
+    root = Path(root)
+    draft = max(thumb_size, train_size)
+    last_report = 0.0
+    for i, rel in enumerate(relative_paths):
+        if progress is not None and time.monotonic() - last_report > 0.2:
+            last_report = time.monotonic()
+            progress(i / max(n, 1), f"decoding {rel}")
+        path = root / rel
+        try:
+            if path.stat().st_size == 0:
+                raise UnreadableImage("empty file")
+            image = _decode(path, max_pixels, draft_size=draft)
+        except OSError as error:
+            errors[i] = f"cannot read file: {error.strerror}"
+            continue
+        except UnreadableImage as error:
+            errors[i] = error.reason
+            continue
+        thumbs[i] = make_thumbnail(image, thumb_size)
+        train[i] = make_training_image(image, train_size)
+    if progress is not None:
+        progress(1.0, f"decoded {n} images")
+    return thumbs, train, errors
+
+
+def load_or_build_caches(
+    cache_dir: Path,
+    root: Path,
+    relative_paths: Sequence[str],
+    fingerprint: str,
+    thumb_size: int,
+    train_size: int,
+    max_pixels: int = 64_000_000,
+    progress: Progress | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Thumbnails and training images, read from ``cache_dir`` or built once and saved there atomically.
+
+    Files are ``thumbs-{thumb_size}-{fingerprint}.npy`` and ``train-{train_size}-{fingerprint}.npy``; a file
+    whose shape does not match ``relative_paths`` is rebuilt.
+    """
+    cache_dir = Path(cache_dir)
+    thumbs_path = cache_dir / f"thumbs-{thumb_size}-{fingerprint}.npy"
+    train_path = cache_dir / f"train-{train_size}-{fingerprint}.npy"
+    n = len(relative_paths)
+    if thumbs_path.exists() and train_path.exists():
+        try:
+            thumbs, train = load_npy(thumbs_path), load_npy(train_path)
+        except (OSError, ValueError):  # a foreign or damaged file: build it again
+            pass
+        else:
+            if thumbs.shape == (n, thumb_size, thumb_size, 3) and train.shape == (n, train_size, train_size, 3):
+                return thumbs.astype(np.uint8, copy=False), train.astype(np.uint8, copy=False)
+    thumbs, train, _ = build_image_caches(root, relative_paths, thumb_size, train_size, max_pixels, progress)
+    save_npy_atomic(thumbs_path, thumbs)
+    save_npy_atomic(train_path, train)
+    return thumbs, train
