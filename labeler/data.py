@@ -12,6 +12,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -160,7 +161,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def _decode(
     source: Path | BinaryIO, max_pixels: int, draft_size: int | None = None
-) -> Image.Image:
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decoded RGB image (possibly reduced by JPEG draft mode) and the full upright (width, height)."""
     try:
         with Image.open(source) as image:
             width, height = image.size
@@ -169,18 +171,22 @@ def _decode(
             if width == 0 or height == 0:
                 raise UnreadableImage("zero-sized image")
             if draft_size is not None and image.format == "JPEG":
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: much faster for photos we shrink anyway.
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale (still reading the whole stream, so truncation is
+                # still caught): several times faster for photos that are shrunk anyway.
                 image.draft("RGB", (draft_size, draft_size))
             image.load()  # decode all pixels now, so a truncated file fails here
             oriented: Image.Image = image
             try:
-                if image.getexif().get(_ORIENTATION, 1) != 1:
+                orientation = image.getexif().get(_ORIENTATION, 1)
+                if orientation != 1:
                     oriented = ImageOps.exif_transpose(image)
+                if orientation in (5, 6, 7, 8):  # the transposing ones
+                    width, height = height, width
             except Exception:  # a corrupt EXIF block should not cost the picture
                 oriented = image
             rgb = to_rgb(oriented)
             # Closing the file also releases the pixels of ``image``: keep a copy if nothing else made one.
-            return rgb.copy() if rgb is image else rgb
+            return (rgb.copy() if rgb is image else rgb), (width, height)
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as error:
@@ -216,7 +222,7 @@ def decode_image(path: Path, max_pixels: int = 64_000_000) -> Image.Image:
             raise UnreadableImage("empty file")
     except OSError as error:
         raise UnreadableImage(f"cannot read file: {error.strerror or error}") from error
-    return _decode(path, max_pixels)
+    return _decode(path, max_pixels)[0]
 
 
 def file_sha256(path: Path) -> str:
@@ -242,8 +248,43 @@ class ScannedImage:
     error: str | None  # reason when unreadable, else None
 
 
-def _progress_every(n: int) -> int:
-    return max(1, n // 100)
+# Above this mean file size, decoding (which releases the GIL) dominates and two threads pay; below it, the
+# Python overhead of tiny files does, and a thread pool is slower than a loop (benchmarks/data_decode.py).
+_THREADS_ABOVE_BYTES = 64 * 1024
+
+
+def _n_workers(paths: Sequence[Path]) -> int:
+    sample = paths[:: max(1, len(paths) // 20)][:20]
+    sizes = []
+    for path in sample:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            continue
+    return 2 if sizes and sum(sizes) / len(sizes) > _THREADS_ABOVE_BYTES else 1
+
+
+def _for_each(work: Callable[[int], None], paths: Sequence[Path], progress: Progress | None, verb: str) -> None:
+    """Call ``work(i)`` for every index (in a loop or two threads), reporting progress at most 5 times a second."""
+    n = len(paths)
+    last = 0.0
+
+    def report(done: int) -> None:
+        nonlocal last
+        if progress is not None and time.monotonic() - last > 0.2:
+            last = time.monotonic()
+            progress(done / n, f"{verb} {done}/{n} images")
+
+    if _n_workers(paths) == 1:
+        for i in range(n):
+            report(i)
+            work(i)
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done, _ in enumerate(pool.map(work, range(n))):
+                report(done)
+    if progress is not None:
+        progress(1.0, f"{verb} {n} images")
 
 
 def scan_images(
@@ -255,28 +296,28 @@ def scan_images(
     """Find, hash and fully decode every image under ``root``; a bad file is reported, never raised."""
     root = Path(root).absolute()
     paths = find_images(root, exclude)
-    scanned = []
-    for i, path in enumerate(paths):
-        rel = path.relative_to(root).as_posix()
-        if progress is not None and i % _progress_every(len(paths)) == 0:
-            progress(i / len(paths), f"checking {rel}")
+    scanned: list[ScannedImage | None] = [None] * len(paths)
+
+    def check(i: int) -> None:
+        rel = paths[i].relative_to(root).as_posix()
         try:
-            data = path.read_bytes()  # read once: the same bytes are hashed and decoded
+            content = paths[i].read_bytes()  # read once: the same bytes are hashed and decoded
         except OSError as error:
-            scanned.append(ScannedImage(rel, None, None, None, f"cannot read file: {error.strerror}"))
-            continue
-        sha = hashlib.sha256(data).hexdigest()
+            scanned[i] = ScannedImage(rel, None, None, None, f"cannot read file: {error.strerror}")
+            return
+        sha = hashlib.sha256(content).hexdigest()
         try:
-            if not data:
+            if not content:
                 raise UnreadableImage("empty file")
-            image = _decode(io.BytesIO(data), max_pixels)
+            # Draft mode still decodes the whole JPEG stream, so it proves the file whole at a fraction of the cost.
+            _, (width, height) = _decode(io.BytesIO(content), max_pixels, draft_size=64)
         except UnreadableImage as error:
-            scanned.append(ScannedImage(rel, sha, None, None, error.reason))
-            continue
-        scanned.append(ScannedImage(rel, sha, image.width, image.height, None))
-    if progress is not None:
-        progress(1.0, f"checked {len(paths)} images")
-    return scanned
+            scanned[i] = ScannedImage(rel, sha, None, None, error.reason)
+            return
+        scanned[i] = ScannedImage(rel, sha, width, height, None)
+
+    _for_each(check, paths, progress, "checked")
+    return [item for item in scanned if item is not None]
 
 
 def find_duplicates(scanned: Sequence[ScannedImage]) -> dict[str, str]:
@@ -366,27 +407,24 @@ def build_image_caches(
     train = np.zeros((n, train_size, train_size, 3), dtype=np.uint8)
     errors: list[str | None] = [None] * n
     root = Path(root)
+    paths = [root / rel for rel in relative_paths]
     draft = max(thumb_size, train_size)
-    last_report = 0.0
-    for i, rel in enumerate(relative_paths):
-        if progress is not None and time.monotonic() - last_report > 0.2:
-            last_report = time.monotonic()
-            progress(i / max(n, 1), f"decoding {rel}")
-        path = root / rel
+
+    def build(i: int) -> None:
         try:
-            if path.stat().st_size == 0:
+            if paths[i].stat().st_size == 0:
                 raise UnreadableImage("empty file")
-            image = _decode(path, max_pixels, draft_size=draft)
+            image, _ = _decode(paths[i], max_pixels, draft_size=draft)
         except OSError as error:
             errors[i] = f"cannot read file: {error.strerror}"
-            continue
+            return
         except UnreadableImage as error:
             errors[i] = error.reason
-            continue
+            return
         thumbs[i] = make_thumbnail(image, thumb_size)
         train[i] = make_training_image(image, train_size)
-    if progress is not None:
-        progress(1.0, f"decoded {n} images")
+
+    _for_each(build, paths, progress, "decoded")
     return thumbs, train, errors
 
 

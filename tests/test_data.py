@@ -334,3 +334,29 @@ def test_build_and_reuse_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     again = load_or_build_caches(cache, root, rels, "fp", 16, 8)
     np.testing.assert_array_equal(again[0], thumbs)
     np.testing.assert_array_equal(again[1], train)
+
+
+def test_scan_reports_full_upright_size_of_big_jpeg(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(noise((400, 300)), tmp_path / "big.jpg", exif=exif.tobytes())  # decoded in draft mode during the scan
+    (item,) = scan_images(tmp_path)
+    assert (item.width, item.height, item.error) == (300, 400, None)
+
+
+def test_two_threads_give_the_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_bad_folder(tmp_path)
+    save(noise((50, 30)), tmp_path / "n.png")
+    rels = [s.path for s in scan_images(tmp_path)]
+    loop_scan = scan_images(tmp_path, max_pixels=1_000_000)
+    loop_caches = build_image_caches(tmp_path, rels, 16, 8, max_pixels=1_000_000)
+    monkeypatch.setattr(data, "_THREADS_ABOVE_BYTES", -1)
+    assert data._n_workers(find_images(tmp_path)) == 2
+    fractions: list[float] = []
+    assert scan_images(tmp_path, max_pixels=1_000_000, progress=lambda f, m: fractions.append(f)) == loop_scan
+    assert fractions[0] == 0.0
+    assert fractions[-1] == 1.0
+    threaded = build_image_caches(tmp_path, rels, 16, 8, max_pixels=1_000_000)
+    np.testing.assert_array_equal(threaded[0], loop_caches[0])
+    np.testing.assert_array_equal(threaded[1], loop_caches[1])
+    assert threaded[2] == loop_caches[2]

@@ -1,0 +1,37 @@
+"""labeler's browser app: ``streamlit run app.py -- --data-dir DATA_DIR`` (or ``labeler app DATA_DIR``).
+
+The entry script only sets up the page and the navigation; each page in ``pages/`` is a thin script over
+``labeler``. Options after ``--``: ``--data-dir`` (default: the bundled ``sample_data/``), ``--workspace`` and
+``--ground-truth`` (teaching mode); the environment variables ``LABELER_DATA_DIR``, ``LABELER_WORKSPACE`` and
+``LABELER_GROUND_TRUTH`` do the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# Streamlit runs this file as a script; make `labeler` and `pages` importable from a plain checkout too.
+_APP_DIR = str(Path(__file__).resolve().parent)
+if _APP_DIR not in sys.path:
+    sys.path.insert(0, _APP_DIR)
+
+from pages import ui  # noqa: E402
+
+st.set_page_config(page_title="labeler", page_icon=":material/label:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/label.py", title="Label", icon=":material/touch_app:"),
+    st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
+    st.Page("pages/review.py", title="Review & audit", icon=":material/fact_check:"),
+    st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+]
+
+page = st.navigation(PAGES)
+with st.sidebar:
+    ui.sidebar_status()
+page.run()

@@ -1,0 +1,138 @@
+"""Home: open a dataset, upload images, define classes, see the dataset summary, jobs and counts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from labeler.store import InvalidClassName
+from pages import ui
+
+st.title("labeler")
+st.caption("Label a few images; the rest are labeled for you, with an honest estimate of how far to trust them.")
+
+settings = ui.settings()
+
+# ----------------------------------------------------------------------------------------------- dataset
+with st.expander(f"Dataset: {ui.plain(settings.data_dir)}", expanded=not settings.data_dir.is_dir()):
+    col_path, col_open, col_sample = st.columns([4, 1, 1], vertical_alignment="bottom")
+    folder_text = col_path.text_input("Folder of images", placeholder="/home/me/photos", key="folder_text")
+    if col_open.button("Open folder", key="open_folder"):
+        folder, problem = ui.check_folder(folder_text)
+        if problem:
+            st.error(problem)
+        else:
+            st.session_state["data_dir"] = str(folder)
+            st.rerun()
+    if col_sample.button("Open sample", key="open_sample"):
+        st.session_state["data_dir"] = str(ui.SAMPLE_DIR)
+        st.rerun()
+    if (settings.data_dir / ui.GROUND_TRUTH_NAME).is_file() or settings.ground_truth_path is not None:
+        st.toggle(
+            "Teaching mode (show the true accuracy from ground_truth.csv; never used as labels)",
+            key="teaching",
+            value=settings.ground_truth_path is not None,
+        )
+    uploads = st.file_uploader(
+        "Upload images or a .zip of images",
+        type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"],
+        accept_multiple_files=True,
+        key="uploads",
+    )
+    if uploads and st.button("Add the uploaded files to a new upload dataset", key="save_uploads"):
+        st.session_state["data_dir"] = str(ui.save_uploads(settings, uploads))
+        st.rerun()
+
+if not settings.data_dir.is_dir():
+    st.error(f"The data folder {settings.data_dir} does not exist or is not a folder. Open another one above.")
+    st.stop()
+
+ws = ui.require_images()
+col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
+from_folders = col_folders.checkbox("Take labels from sub-folder names", key="labels_from_folders")
+if col_rescan.button("Re-scan folder", key="rescan"):
+    ui.import_with_progress(ws, labels_from_folders=from_folders)
+    ui.request_refresh()
+for line in st.session_state.get("import_lines", [])[:1]:
+    st.caption(ui.plain(line))
+
+# ----------------------------------------------------------------------------------------------- classes
+st.subheader("Classes")
+classes = ws.store.classes()
+if classes:
+    st.dataframe(
+        [{"class": c.name, "colour": c.colour, "key": c.hotkey or ""} for c in classes],
+        hide_index=True,
+        column_config={"colour": st.column_config.TextColumn("colour")},
+    )
+else:
+    st.info("No classes yet. Add the classes you want to sort your images into.")
+
+with st.form("add_class", clear_on_submit=True, border=True):
+    col_name, col_colour, col_key, col_add = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
+    name = col_name.text_input("New class", placeholder="e.g. cat", key="new_class_name")
+    colour = col_colour.color_picker("Colour", value=ui.next_colour(len(classes)), key="new_class_colour")
+    hotkey = col_key.selectbox("Key", ui.HOTKEYS, index=ui.default_hotkey_index(classes), key="new_class_key")
+    if col_add.form_submit_button("Add class"):
+        try:
+            ws.store.add_class(name, colour=colour, hotkey=hotkey or None)
+        except InvalidClassName as error:
+            st.error(str(error))
+        else:
+            st.rerun()
+
+if classes:
+    with st.expander("Edit a class"):
+        chosen = st.selectbox("Class", classes, format_func=lambda c: c.name, key="edit_class")
+        col_name, col_colour, col_key = st.columns([4, 1, 1], vertical_alignment="bottom")
+        new_name = col_name.text_input("Name", value=chosen.name, key=f"edit_name_{chosen.id}")
+        new_colour = col_colour.color_picker("Colour", value=chosen.colour, key=f"edit_colour_{chosen.id}")
+        keys = ui.HOTKEYS
+        new_key = col_key.selectbox(
+            "Key", keys, index=keys.index(chosen.hotkey or ""), key=f"edit_key_{chosen.id}"
+        )
+        if st.button("Save class", key="save_class"):
+            try:
+                ws.store.update_class(chosen.id, name=new_name, colour=new_colour, hotkey=new_key)
+            except (InvalidClassName, ValueError) as error:
+                st.error(str(error))
+            else:
+                st.rerun()
+
+# ----------------------------------------------------------------------------------------------- summary
+st.subheader("Dataset")
+summary = ui.dataset_summary(ws)
+col_images, col_unreadable, col_dupes = st.columns(3)
+col_images.metric("Readable images", summary["images"])
+col_unreadable.metric("Unreadable", len(summary["unreadable"]))
+col_dupes.metric("Exact duplicates", len(summary["duplicates"]))
+if summary["unreadable"]:
+    with st.expander("Unreadable files and why"):
+        st.dataframe([{"file": p, "reason": r} for p, r in summary["unreadable"]], hide_index=True)
+if summary["duplicates"]:
+    with st.expander("Duplicates"):
+        st.dataframe([{"file": p, "same as": o} for p, o in summary["duplicates"]], hide_index=True)
+
+
+# ----------------------------------------------------------------------------------------------- live status
+@st.fragment(run_every=ui.POLL_ACTIVE_S)
+def live_status() -> None:
+    st.subheader("Labels")
+    counts = ui.label_counts(ws)
+    col_h, col_p, col_n, col_a = st.columns(4)
+    col_h.metric("Human", counts["human"])
+    col_p.metric("Propagated", counts["propagated"])
+    col_n.metric("Unreached", counts["none"])
+    estimate = ui.accuracy_estimate(ws)
+    if estimate is None:
+        col_a.metric("Estimated accuracy", "—", help="Audit a few propagated images on the Review page.")
+    else:
+        col_a.metric(
+            "Estimated accuracy",
+            f"{estimate['accuracy']:.0%}",
+            help=f"95% interval {estimate['low']:.0%}–{estimate['high']:.0%} from {estimate['n']} blind audits",
+        )
+    st.subheader("Background jobs")
+    ui.render_jobs(ws)
+
+
+live_status()
