@@ -338,8 +338,8 @@ def find_duplicates(scanned: Sequence[ScannedImage]) -> dict[str, str]:
 
 
 def dataset_fingerprint(sha256s: Sequence[str]) -> str:
-    """First 16 hex characters of the SHA-256 of the ordered list of content hashes."""
-    return hashlib.sha256("\n".join(sha256s).encode("ascii")).hexdigest()[:16]
+    """First 16 hex characters of the SHA-256 of the ordered list (content hashes, or any strings)."""
+    return hashlib.sha256("\n".join(sha256s).encode("utf-8")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------- arrays

@@ -27,8 +27,8 @@ GROUND_TRUTH_NAME = "ground_truth.csv"
 # Polling period of the job panel while a job is active (seconds) and when idle.
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 5.0
-# Keys a class can be given; "u" is taken by undo.
-HOTKEYS = ["", *"123456789", *"abcdefghijklmnopqrstvwxyz"]
+# Keys a class can be given: "u" is undo and "s" skip on the Label page; Streamlit reserves "c" and "r".
+HOTKEYS = ["", *"123456789", *"abdefghijklmnopqtvwxyz"]
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 

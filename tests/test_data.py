@@ -280,6 +280,7 @@ def test_fingerprint_is_ordered_and_short() -> None:
     assert len(fp) == 16
     assert fp != dataset_fingerprint(["bb", "aa"])
     assert fp == dataset_fingerprint(["aa", "bb"])
+    assert len(dataset_fingerprint(["café_日本.png\taa"])) == 16  # callers may mix paths in
 
 
 # ----------------------------------------------------------------------------------------------- arrays and caches

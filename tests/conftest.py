@@ -1,0 +1,34 @@
+"""Shared fixtures: small image folders built inside each test (tests never depend on ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def make_colour_folder(root: Path, per_class: int = 12, size: int = 20, seed: int = 0) -> dict[str, str]:
+    """Write ``per_class`` noisy solid-colour PNGs per class into ``root`` (flat); returns {path: true class}."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    index = 0
+    for name, rgb in COLOURS.items():
+        for _ in range(per_class):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 18, size=(size, size, 3)), 0, 255).astype(np.uint8)
+            path = f"img_{index:03d}.png"
+            Image.fromarray(pixels).save(root / path)
+            truth[path] = name
+            index += 1
+    return truth
+
+
+@pytest.fixture
+def colour_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "data"
+    truth = make_colour_folder(root)
+    return root, truth
