@@ -86,7 +86,7 @@ def export_frame(
 def _suspect_rows(ws: Workspace, state: pipeline.PipelineState | None) -> set[int]:
     if state is None:
         return set()
-    return {suspect.row for suspect in pipeline.suspects(ws, state)}
+    return {suspect.index for suspect in pipeline.suspects(ws, state)}
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

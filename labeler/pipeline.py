@@ -6,7 +6,6 @@ re-embeds and rebuilds the graph, and the UMAP map is computed once per embeddin
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +15,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler import graph, propagate, representation
+from labeler import graph, propagate, representation, review
 from labeler import map as umap_map
-from labeler.artifacts import load_json, load_npy, load_npz, save_json_atomic, save_npy_atomic, save_npz_atomic
+from labeler.artifacts import (
+    load_json,
+    load_npy,
+    load_npz,
+    save_json_atomic,
+    save_npy_atomic,
+    save_npz_atomic,
+    write_bytes_atomic,
+)
 from labeler.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -79,14 +86,6 @@ def checkpoint_dir(ws: Workspace) -> Path:
     return ws.workspace_dir / "ssl"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------- representations
 def trained_checkpoint(ws: Workspace) -> Path | None:
     """The encoder checkpoint of the last finished training run, if any."""
@@ -119,7 +118,7 @@ def representations(ws: Workspace, progress: Progress = _quiet) -> dict[str, Rep
 
         progress(0.1, "embedding images with the trained encoder")
         X = ssl_train.load_or_embed(cache, train_images, checkpoint, fingerprint, device=ws.settings.device)
-        key = f"simclr-{fingerprint}-{_file_digest(checkpoint)}"
+        key = f"simclr-{fingerprint}-{ssl_train.file_digest(checkpoint)}"
         found["simclr"] = Representation("simclr", key, X.astype(np.float32, copy=False))
     return found
 
@@ -225,9 +224,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         W, y, n_classes, alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
         n_bootstrap=settings.n_bootstrap, drop=settings.bootstrap_drop, random_state=settings.random_state, F0=warm,
     )
-    from labeler import review
-
-    new_class = review.possible_new_class(W, result, y) if n_classes else np.zeros(len(records), dtype=bool)
+    new_class = review.possible_new_class(W, y) if n_classes else np.zeros(len(records), dtype=bool)
     state = PipelineState(
         image_ids=np.array([r.id for r in records], dtype=np.int64),
         paths=[r.path for r in records],
@@ -235,7 +232,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         class_names=[c.name for c in classes],
         class_colours=[c.colour for c in classes],
         label=np.asarray(result.label, dtype=np.int64),
-        source=np.asarray(result.source_names if hasattr(result, "source_names") else result.source).astype(str),
+        source=result.source_names().astype(str),
         confidence=np.asarray(result.confidence, dtype=np.float64),
         margin=np.asarray(result.margin, dtype=np.float64),
         entropy=np.asarray(result.entropy, dtype=np.float64),
@@ -301,16 +298,6 @@ def is_stale(ws: Workspace, state: PipelineState | None) -> bool:
     return state.labels_version != ws.store.labels_version() or state.class_ids != [c.id for c in ws.classes()]
 
 
-@dataclass(frozen=True)
-class Suspect:
-    """A human label that leave-one-out propagation from its neighbours contradicts."""
-
-    row: int
-    human_label: int
-    neighbourhood_label: int
-    support: float
-
-
 def graph_for_state(ws: Workspace, state: PipelineState) -> Any:
     """The sparse affinity W the state was propagated on."""
     reps = representations(ws)
@@ -320,23 +307,18 @@ def graph_for_state(ws: Workspace, state: PipelineState) -> Any:
     return graph.affinity_from_knn(*knn_for(ws, rep))
 
 
-def suspects(ws: Workspace, state: PipelineState) -> list[Suspect]:
-    """Suspect human labels for ``state``, cached per labels version and embedding."""
-    from labeler import review
-
+def suspects(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
+    """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding."""
     path = _state_dir(ws) / "suspects.json"
     key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
     if path.exists():
         cached = load_json(path)
         if cached.get("key") == key:
-            return [Suspect(**item) for item in cached["items"]]
+            return [review.Suspect(**item) for item in cached["items"]]
     y = np.where(state.source == "human", state.label, -1)
-    found: list[Suspect] = []
+    found: list[review.Suspect] = []
     if len(state.class_ids) >= 2 and np.sum(y >= 0) >= 2:
-        W = graph_for_state(ws, state)
-        for item in review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha):
-            row, human, neighbours, support = item
-            found.append(Suspect(int(row), int(human), int(neighbours), float(support)))
+        found = review.suspect_human_labels(graph_for_state(ws, state), y, len(state.class_ids), alpha=ws.settings.alpha)
     save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
     return found
 
@@ -371,8 +353,14 @@ def train(
         preset=settings.ssl_preset, device=settings.device, random_state=settings.random_state,
         progress=report, should_stop=should_stop,
     )
-    ws.store.set_meta("ssl_checkpoint", str(checkpoint))
-    return f"encoder checkpoint {checkpoint}"
+    # Freeze a copy under its digest: training may resume and rewrite the live checkpoint, and embeddings,
+    # graph and map must stay keyed to the encoder that produced them.
+    frozen = checkpoint_dir(ws) / f"encoder-{ssl_train.file_digest(checkpoint)}.pt"
+    if not frozen.exists():
+        write_bytes_atomic(frozen, checkpoint.read_bytes())
+    ws.store.set_meta("ssl_checkpoint", str(frozen))
+    info = ssl_train.load_checkpoint_info(frozen)
+    return f"encoder trained for {info.get('epoch', '?')} epochs: {frozen.name}"
 
 
 # ---------------------------------------------------------------------------- reporting

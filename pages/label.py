@@ -62,13 +62,13 @@ with col_image:
         st.image(ui.full_image(ws, focus), width=480)
     else:
         st.image(ws.thumbnails()[focus], width=240)
-    st.caption(ui.plain(records[focus].path) + ui.prediction_caption(state, focus))
+    st.caption(ui.plain(records[focus].path) + ui.reason_caption(focus))
 with col_buttons:
     st.markdown("**Which class is this?** Click, or press its key.")
     per_row = 3
     for start in range(0, len(classes), per_row):
         cols = st.columns(per_row)
-        for col, info in zip(cols, classes[start : start + per_row]):
+        for col, info in zip(cols, classes[start : start + per_row], strict=False):
             col.button(
                 ui.plain(info.name),
                 key=f"label_{info.id}",
@@ -91,10 +91,10 @@ thumbs = ws.thumbnails()
 class_ids = [c.id for c in classes]
 for start in range(0, len(grid), GRID_COLUMNS):
     cols = st.columns(GRID_COLUMNS, border=True)
-    for col, row in zip(cols, grid[start : start + GRID_COLUMNS]):
+    for col, row in zip(cols, grid[start : start + GRID_COLUMNS], strict=False):
         with col:
             st.image(thumbs[row], width=96)
-            st.caption(ui.plain(records[row].path) + ui.prediction_caption(state, row))
+            st.caption(ui.plain(records[row].path) + ui.reason_caption(row))
             st.pills(
                 "Class",
                 class_ids,
@@ -103,4 +103,6 @@ for start in range(0, len(grid), GRID_COLUMNS):
                 on_change=label_from_pills,
                 args=(row,),
                 label_visibility="collapsed",
+                width="stretch",
+                wrap=True,
             )

@@ -11,7 +11,7 @@ from PIL import Image
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
-def make_colour_folder(root: Path, per_class: int = 12, size: int = 20, seed: int = 0) -> dict[str, str]:
+def make_colour_folder(root: Path, per_class: int = 30, size: int = 20, seed: int = 0) -> dict[str, str]:
     """Write ``per_class`` noisy solid-colour PNGs per class into ``root`` (flat); returns {path: true class}."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ def test_export_before_any_label_gives_source_none(colour_folder: tuple[Path, di
 def test_min_confidence_flags_but_keeps_labels(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, truth = colour_folder
     seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_012.png,green\nimg_024.png,blue\n")
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
     assert main(["label", str(root), "--csv", str(seeds)]) == 0
     out_path = tmp_path / "labels.csv"
     assert main(["export", str(root), "-o", str(out_path), "--min-confidence", "1.01"]) == 0

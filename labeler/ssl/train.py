@@ -253,8 +253,7 @@ def train_simclr(
         start = time.perf_counter()
         last_save = last_report = start
         steps_done, images_seen, losses_since = 0, 0, []
-        order = rng.permutation(n)
-        pos = 0
+        order, pos, cancelled = rng.permutation(n), 0, False
         while True:
             now = time.perf_counter()
             spent = now - start
@@ -263,7 +262,10 @@ def train_simclr(
             step_s = 1.0 / rate if rate else 0.0
             # Stop before a step that would overrun the time budget.
             over_time = budget_s is not None and steps_done > 0 and spent + step_s > budget_s
-            if over_time or fraction >= 1.0 or (should_stop is not None and should_stop()):
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            if over_time or fraction >= 1.0:
                 break
             idx = torch.from_numpy(order[pos : pos + batch]).to(source.device)
             pos += batch
@@ -309,11 +311,12 @@ def train_simclr(
             if now - last_save >= _SAVE_EVERY_S:
                 save(finished=False)
                 last_save = now
-        finished = not (should_stop is not None and should_stop())
-        save(finished=finished)
-        if progress is not None and steps_done:
+        save(finished=not cancelled)
+        if progress is not None and steps_done:  # the final word: fraction 1 (or where cancelled)
             spent = time.perf_counter() - start
-            progress(TrainProgress(epoch, step, loss_history[-1], images_seen / spent, 0.0, 1.0))
+            fraction = 1.0 if not cancelled else _fraction(spent, steps_done, budget_s, budget_steps)
+            left = 0.0 if not cancelled else spent * (1 - fraction) / max(fraction, 1e-9)
+            progress(TrainProgress(epoch, step, loss_history[-1], images_seen / spent, left, fraction))
     return path
 
 

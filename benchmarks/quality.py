@@ -1,0 +1,201 @@
+"""Propagated-label accuracy: textbook baselines vs labeler's SimCLR embeddings.
+
+    python -m benchmarks.quality [--minutes 5] [--datasets mnist_a,fashion_1000] [--seeds 3]
+
+For k = 1, 3, 10 human labels per class (several random draws), the accuracy of the propagated labels on the other
+images with
+  (a) scikit-learn LabelPropagation(kernel="knn") on raw pixels (the textbook recipe),
+  (b) the same on UMAP-10 of the raw pixels,
+  (c) labeler: SimCLR trained for ``--minutes`` on the images, L2-normalised encoder features, kNN label spreading,
+plus labeler's instant representation (pixels -> PCA-50) and training throughput. Writes
+``benchmarks/results/quality.md``. Needs ``/work/shared/datasets`` (or ``--data-dir``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+from sklearn.semi_supervised import LabelPropagation, LabelSpreading
+
+from labeler.representation import pca_representation, pixel_features, umap_representation
+from labeler.ssl.train import TrainProgress, embed, train_simclr
+
+KS = (1, 3, 10)
+RESULTS = Path(__file__).parent / "results" / "quality.md"
+
+
+def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
+    """Raw (N, 28, 28) images, the (N, size, size, 3) training cache as the app builds it, and labels."""
+    from labeler.data import make_training_image
+
+    with np.load(path, allow_pickle=False) as data:
+        raw, labels = data["images"], data["labels"].astype(np.int64)
+    cache = np.stack([make_training_image(Image.fromarray(img).convert("RGB"), size) for img in raw])
+    return raw, cache, labels
+
+
+def draw_seeds(y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:
+    """``y`` with all but ``k`` random labels per class hidden (-1)."""
+    rng = np.random.default_rng(seed)
+    y_seen = np.full_like(y, -1)
+    for c in np.unique(y):
+        chosen = rng.choice(np.flatnonzero(y == c), size=k, replace=False)
+        y_seen[chosen] = c
+    return y_seen
+
+
+def sklearn_propagation(X: NDArray[np.floating], y_seen: NDArray[np.int64]) -> NDArray[np.int64]:
+    model = LabelPropagation(kernel="knn", max_iter=1000).fit(X, y_seen)
+    return np.asarray(model.transduction_)
+
+
+def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neighbors: int = 15,
+                      alpha: float = 0.99) -> NDArray[np.int64]:
+    """labeler's kNN graph + label spreading (Zhou et al. 2004); scikit-learn's LabelSpreading if those are absent."""
+    try:
+        from labeler import graph, propagate
+    except ImportError:
+        model = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, alpha=alpha, max_iter=1000).fit(X, y_seen)
+        return np.asarray(model.transduction_)
+    W = graph.knn_graph(X, n_neighbors)
+    scores = propagate.label_spreading(W, y_seen, int(y_seen.max()) + 1, alpha=alpha)
+    return np.asarray(np.argmax(scores, axis=1))
+
+
+def score(method: Callable[[NDArray[np.floating], NDArray[np.int64]], NDArray[np.int64]],
+          X: NDArray[np.floating], y: NDArray[np.int64], seeds: int) -> dict[int, tuple[float, float]]:
+    """Mean and std over ``seeds`` draws of the accuracy on the unlabelled images, per k."""
+    out = {}
+    for k in KS:
+        accs = []
+        for seed in range(seeds):
+            y_seen = draw_seeds(y, k, seed)
+            pred = method(X, y_seen)
+            hidden = y_seen < 0
+            accs.append(float(np.mean(pred[hidden] == y[hidden])))
+        out[k] = (float(np.mean(accs)), float(np.std(accs)))
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}; torch {torch.__version__}"
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int, tuple[float, float]]], dict]:
+    raw, cache, y = load_dataset(Path(args.data_dir) / f"{name}.npz", args.size)
+    rows: dict[str, dict[int, tuple[float, float]]] = {}
+    info: dict = {"n": len(y)}
+    pixels = raw.reshape(len(raw), -1).astype(np.float32) / 255.0
+    t = time.perf_counter()
+    rows["(a) sklearn LabelPropagation knn, raw pixels"] = score(sklearn_propagation, pixels, y, args.seeds)
+    t_umap = time.perf_counter()
+    import umap
+
+    U = np.asarray(umap.UMAP(n_components=10, random_state=0).fit_transform(pixels), dtype=np.float32)
+    info["umap_s"] = time.perf_counter() - t_umap
+    rows["(b) sklearn LabelPropagation knn, UMAP-10 of pixels"] = score(sklearn_propagation, U, y, args.seeds)
+    P = pca_representation(cache, 50)
+    rows["labeler instant: pixels -> PCA-50 (L2), spreading"] = score(labeler_spreading, P, y, args.seeds)
+    if args.variants:
+        rows["pixels (32px cache), spreading"] = score(labeler_spreading, pixel_features(cache), y, args.seeds)
+        Pw = pca_representation(cache, 50, whiten=True)
+        rows["pixels -> PCA-50 whitened (L2), spreading"] = score(labeler_spreading, Pw, y, args.seeds)
+        rows["pixels -> PCA-50 -> UMAP-10, spreading"] = score(labeler_spreading, umap_representation(P), y,
+                                                               args.seeds)
+    info["baselines_s"] = time.perf_counter() - t
+    if args.minutes > 0:
+        reports: list[TrainProgress] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            ckpt = train_simclr(
+                cache, Path(tmp), minutes=args.minutes, width=args.width, blocks=tuple(args.blocks),
+                batch_size=args.batch_size, temperature=args.temperature, preset=args.preset, lr=args.lr,
+                view_size=args.view_size, random_state=0, progress=reports.append,
+            )
+            info["train_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            E = embed(cache, ckpt)
+            info["embed_s"] = time.perf_counter() - t
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        info["epochs"] = state["epoch"]
+        info["steps"] = state["step"]
+        info["final_loss"] = float(np.mean(state["loss_history"][-20:]))
+        info["preset"] = state["config"]["preset"]
+        info["views_per_s"] = 2 * reports[-1].images_per_s if reports else float("nan")
+        rows[f"(c) labeler: SimCLR {args.minutes:g} min, spreading"] = score(labeler_spreading, E, y, args.seeds)
+        if args.variants:
+            rows["SimCLR -> UMAP-10, spreading"] = score(labeler_spreading, umap_representation(E), y, args.seeds)
+    return rows, info
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--datasets", default="mnist_a,fashion_1000")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data-dir", default="/work/shared/datasets")
+    parser.add_argument("--size", type=int, default=32, help="training cache size (Settings.train_size)")
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--blocks", type=int, nargs="+", default=[1, 1, 1, 1])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--preset", default="auto")
+    parser.add_argument("--view-size", type=int, default=None)
+    parser.add_argument("--variants", action="store_true", help="also score PCA/UMAP variants")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    started = dt.datetime.now().astimezone()
+    lines = [
+        "# Propagated-label accuracy (benchmarks/quality.py)",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M %Z}",
+        f"- machine: {machine()}",
+        f"- command: `python -m benchmarks.quality {' '.join(argv) if argv is not None else ''}`".rstrip(),
+        f"- SimCLR: width {args.width}, blocks {args.blocks}, batch {args.batch_size}, temperature "
+        f"{args.temperature}, lr {args.lr}, preset {args.preset}, view size {args.view_size or args.size}",
+        f"- accuracy on the images whose labels were hidden; mean ± std over {args.seeds} draws of the labelled set",
+        "",
+    ]
+    for name in args.datasets.split(","):
+        rows, info = run_dataset(name, args)
+        lines += [f"## {name} (N = {info['n']})", "", "| method | " + " | ".join(f"k={k}" for k in KS) + " |",
+                  "|---|" + "---|" * len(KS)]
+        for method, res in rows.items():
+            lines.append(f"| {method} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in res.values()) + " |")
+        lines.append("")
+        if "train_s" in info:
+            lines.append(
+                f"Training: {info['train_s']:.0f} s, {info['epochs']} epochs, {info['steps']} steps, preset "
+                f"{info['preset']}, final loss {info['final_loss']:.3f}, **{info['views_per_s']:.0f} views/s**; "
+                f"embedding {info['embed_s']:.1f} s; UMAP of pixels {info['umap_s']:.0f} s."
+            )
+            lines.append("")
+        print("\n".join(lines[-len(rows) - 5 :]), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Map: the UMAP scatter of every image; lasso or box a region to see, label or review what is in it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import figures, ui
+
+ws = ui.require_images()
+st.title("Map")
+state = ui.state(ws)
+if state is None or state.umap is None:
+    st.info("The map appears once the images have been embedded and laid out (a background job, seconds to a "
+            "minute). It refreshes on its own.")
+    if st.button("Compute now", key="compute_map"):
+        ui.request_refresh()
+    ui.rerun_when_state_changes(ws, None)
+    st.stop()
+
+records = ws.records()
+classes = ws.store.classes()
+col_colour, col_live = st.columns([3, 1], vertical_alignment="bottom")
+colour_by = col_colour.segmented_control(
+    "Colour by", list(figures.COLOUR_MODES), default="label", key="map_colour", required=True
+)
+live = col_live.toggle("Follow updates", value=True, key="map_live",
+                       help="Redraw when new labels have propagated (may reset a selection).")
+fig = figures.map_figure(
+    state.umap, state.label, state.source, state.confidence, state.paths, state.class_names,
+    state.class_colours, colour_by=colour_by or "label", needs_review=ui.needs_review(ws, state),
+)
+counts = state.counts
+st.caption(
+    f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
+    f"{counts['none']} unreached · representation: {ui.plain(state.representation)}"
+)
+event = st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("lasso", "box"))
+if live:
+    ui.rerun_when_state_changes(ws, state.computed_at)
+
+selected = ui.selected_rows(event)
+if not selected:
+    st.caption("Draw a lasso or a box around points to see those images here.")
+    st.stop()
+
+st.subheader(f"{len(selected)} selected")
+thumbs = ws.thumbnails()
+shown = selected[:48]
+st.image([thumbs[row] for row in shown], width=72)
+if len(selected) > len(shown):
+    st.caption(f"showing the first {len(shown)}")
+col_class, col_apply, col_review = st.columns([2, 1, 1], vertical_alignment="bottom")
+chosen = col_class.selectbox("Label all selected as", classes, format_func=lambda c: c.name, key="map_class")
+if col_apply.button(f"Label {len(selected)} images", key="map_label", type="primary") and chosen is not None:
+    changed = ws.store.set_labels([records[r].id for r in selected], chosen.id, ui.annotator(ws))
+    ui.request_refresh()
+    st.success(f"{changed} images labeled {ui.plain(chosen.name)} (one undo on the Label page reverts them).")
+if col_review.button("Send to review", key="map_review"):
+    ui.send_to_review(selected)
+    st.success(f"{len(selected)} images added to the top of the review queue.")

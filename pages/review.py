@@ -1,0 +1,127 @@
+"""Review and audit: the tools against confirmation bias, and the honest estimate of how good the labels are."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import figures, ui
+
+ws = ui.require_images()
+st.title("Review & audit")
+state = ui.state(ws)
+classes = ws.store.classes()
+if state is None or not classes:
+    st.info("Review starts once there are classes, a few human labels and a first propagation.")
+    ui.rerun_when_state_changes(ws, None)
+    st.stop()
+
+records = ws.records()
+thumbs = ws.thumbnails()
+names = {c.id: c.name for c in classes}
+class_ids = [c.id for c in classes]
+
+
+def confirm(row: int, key: str) -> None:
+    """A reviewed image becomes a human label (a seed), as one undoable action."""
+    class_id = st.session_state.get(key)
+    if class_id is not None:
+        ws.store.set_labels([records[row].id], class_id, ui.annotator(ws))
+        ui.request_refresh()
+
+
+def image_grid(rows: list[tuple[int, str]], prefix: str, columns: int = 4) -> None:
+    """Thumbnails with why each was picked and one-click class pills that store a human label."""
+    for start in range(0, len(rows), columns):
+        cols = st.columns(columns, border=True)
+        for col, (row, why) in zip(cols, rows[start : start + columns], strict=False):
+            with col:
+                st.image(thumbs[row], width=96)
+                st.caption(ui.plain(records[row].path) + (f" · {ui.plain(why)}" if why else ""))
+                key = f"{prefix}_{records[row].id}"
+                st.pills("Class", class_ids, format_func=lambda c: ui.plain(names[c]), key=key,
+                         on_change=confirm, args=(row, key), label_visibility="collapsed", wrap=True)
+
+
+tab_queue, tab_suspects, tab_new, tab_audit = st.tabs(
+    ["Least certain", "Suspect human labels", "Possible new classes", "Blind audit"]
+)
+
+with tab_queue:
+    st.caption("Propagated labels the model is least sure of, spread over the map, with a share of random ones "
+               "to keep the queue honest. Picking a class makes it a human label.")
+    image_grid(ui.review_rows(ws, state, 12), "review")
+
+with tab_suspects:
+    suspects = ui.suspects(ws, state)
+    if not suspects:
+        st.caption("No human label is contradicted by its neighbourhood.")
+    for suspect in suspects[:12]:
+        col_image, col_text, col_keep, col_change = st.columns([1, 3, 1, 1], vertical_alignment="center")
+        col_image.image(thumbs[suspect.row], width=72)
+        human, other = state.class_names[suspect.human_label], state.class_names[suspect.neighbourhood_label]
+        col_text.markdown(
+            f"{ui.plain(records[suspect.row].path)}: labeled **{ui.plain(human)}**, its neighbours say "
+            f"**{ui.plain(other)}** ({suspect.support:.0%})"
+        )
+        col_keep.button("Keep", key=f"keep_{suspect.row}", on_click=ui.dismiss_suspect, args=(suspect.row,))
+        if col_change.button(f"→ {ui.plain(other)}", key=f"change_{suspect.row}"):
+            ws.store.set_labels([records[suspect.row].id], state.class_ids[suspect.neighbourhood_label],
+                                ui.annotator(ws))
+            ui.request_refresh()
+            st.rerun()
+
+with tab_new:
+    st.caption("Images far from every labeled example in the graph: they may belong to a class you have not "
+               "defined. They are flagged rather than forced into a class.")
+    flagged = ui.new_class_rows(state, 24)
+    if not flagged:
+        st.caption("None flagged.")
+    else:
+        st.image([thumbs[row] for row in flagged], width=72)
+        with st.form("new_class_form", clear_on_submit=True):
+            new_name = st.text_input("Name a new class for some of these", key="new_class_from_review")
+            chosen = st.multiselect("Images", flagged, format_func=lambda r: records[r].path, key="new_class_rows")
+            if st.form_submit_button("Create class and label them"):
+                error = ui.create_class_and_label(ws, new_name, [records[r].id for r in chosen])
+                if error:
+                    st.error(error)
+                else:
+                    ui.request_refresh()
+
+with tab_audit:
+    st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Your answers "
+               "are kept apart from the seeds and estimate how accurate the propagated labels are.")
+    row = ui.audit_row(ws, state)
+    col_image, col_answer = st.columns([1, 2])
+    if row is None:
+        col_image.caption("No propagated image left to audit.")
+    else:
+        col_image.image(thumbs[row], width=200)
+        with col_answer:
+            st.markdown("**What is this?**")
+            for info in classes:
+                st.button(ui.plain(info.name), key=f"audit_{info.id}", on_click=ui.record_audit,
+                          args=(ws, state, row, info.id))
+    estimate = ui.accuracy_estimate(ws)
+    if estimate is None:
+        st.metric("Estimated accuracy of propagated labels", "—", help="Audit a few images to estimate it.")
+    else:
+        st.metric("Estimated accuracy of propagated labels", f"{estimate['accuracy']:.1%}",
+                  help=f"95% Wilson interval from {estimate['n']} audits")
+        st.caption(f"95% interval {estimate['low']:.1%} – {estimate['high']:.1%} from {estimate['n']} blind audits")
+        if estimate.get("true") is not None:
+            st.caption(f"Teaching mode: true accuracy {estimate['true']:.1%}")
+        if estimate.get("per_class"):
+            st.dataframe(estimate["per_class"], hide_index=True)
+        table = estimate.get("reliability")
+        if table:
+            st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
+                                                       table.get("low"), table.get("high")), key="reliability")
+        target = st.slider("Target precision", 0.5, 0.999, value=float(ws.settings.target_precision), step=0.005,
+                           key="target_precision")
+        threshold = ui.threshold_for(ws, state, target)
+        if threshold is None:
+            st.caption("Not enough audits to reach that precision with confidence yet.")
+        else:
+            st.success(f"Keep propagated labels with confidence ≥ {threshold:.2f} to reach about {target:.1%} "
+                       "precision (use it on the Export page).")
