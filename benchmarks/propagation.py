@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.graph import affinity_from_knn, knn_indices
-from labeler.propagate import label_spreading, normalized_affinity, one_hot, propagate, spread
+from labeler.propagate import label_spreading, make_solver, normalized_affinity, one_hot, propagate
 
 RESULTS = Path(__file__).parent / "results" / "propagation.md"
 
@@ -83,15 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"label_spreading: {t_prop:.3f} s, accuracy {acc_ours:.4f}", flush=True)
 
     # Warm start after one new human label, with the normalised graph kept from the previous run.
-    S = normalized_affinity(W)
-    F_prev, _ = spread(S, one_hot(y, args.classes), alpha=alpha)
+    solve = make_solver(normalized_affinity(W), alpha=alpha, max_iter=1000, tol=1e-6)
+    F_prev, _ = solve(one_hot(y, args.classes))
     y_new = y.copy()
     new = int(np.flatnonzero(y < 0)[0])
     y_new[new] = truth[new]
-    t_cold, (_, n_cold) = timed(lambda: spread(S, one_hot(y_new, args.classes), alpha=alpha), args.repeats)
-    t_warm, (_, n_warm) = timed(
-        lambda: spread(S, one_hot(y_new, args.classes), alpha=alpha, F0=F_prev), args.repeats
-    )
+    t_cold, (_, n_cold) = timed(lambda: solve(one_hot(y_new, args.classes)), args.repeats)
+    t_warm, (_, n_warm) = timed(lambda: solve(one_hot(y_new, args.classes), F_prev), args.repeats)
     print(f"one new label: cold {t_cold:.3f} s ({n_cold} it), warm {t_warm:.3f} s ({n_warm} it)", flush=True)
 
     t_full, result = timed(lambda: propagate(W, y, args.classes, alpha=alpha, n_bootstrap=10))

@@ -318,7 +318,8 @@ def suspects(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
     y = np.where(state.source == "human", state.label, -1)
     found: list[review.Suspect] = []
     if len(state.class_ids) >= 2 and np.sum(y >= 0) >= 2:
-        found = review.suspect_human_labels(graph_for_state(ws, state), y, len(state.class_ids), alpha=ws.settings.alpha)
+        W = graph_for_state(ws, state)
+        found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
     save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
     return found
 

@@ -8,6 +8,7 @@ never feeds back as a seed, which is what keeps a confident early mistake from r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -15,10 +16,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 
 # Tolerance of the bootstrap re-runs (or ``tol`` if looser).
 BOOTSTRAP_TOL = 1e-3
+# From this many images on, the graph is renumbered (reverse Cuthill-McKee) before solving: neighbours then sit
+# close in memory, which halves the time of a sparse product on large graphs for ~0.1 s of set-up.
+REORDER_MIN_SAMPLES = 20_000
 
 
 class Source(IntEnum):
@@ -124,20 +128,51 @@ def spread(
     rr = np.einsum("ij,ij->j", r, r, dtype=np.float64)
     threshold = (tol * scale) ** 2
     n_iter = 1 if F0 is not None else 0
+    tmp = np.empty_like(b)  # in-place updates: the dense passes cost about a third of a sparse product each
     while n_iter < max_iter and np.any(rr > threshold):
-        Ap = p - a * (S @ p)
+        Ap = S @ p
+        Ap *= -a
+        Ap += p
         n_iter += 1
         pAp = np.einsum("ij,ij->j", p, Ap, dtype=np.float64)
         # Converged (or empty) columns have p = 0: leave them alone instead of dividing by zero.
         step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0).astype(dtype)
-        F += step * p
-        r -= step * Ap
+        np.multiply(p, step, out=tmp)
+        F += tmp
+        np.multiply(Ap, step, out=tmp)
+        r -= tmp
         rr_new = np.einsum("ij,ij->j", r, r, dtype=np.float64)
         beta = np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0).astype(dtype)
         p *= beta
         p += r
         rr = rr_new
     return F, n_iter
+
+
+def make_solver(
+    S: sp.csr_matrix, *, alpha: float, max_iter: int, tol: float, method: str = "cg"
+) -> Callable[..., tuple[NDArray[Any], int]]:
+    """``solve(Y, F0=None, tol=tol) -> (F, n_iter)`` running :func:`spread` on ``S``, renumbered once for speed.
+
+    Large graphs (``REORDER_MIN_SAMPLES``) are permuted by reverse Cuthill-McKee; inputs and outputs of ``solve``
+    stay in the original order.
+    """
+    perm: NDArray[np.int32] | None = None
+    if S.shape[0] >= REORDER_MIN_SAMPLES:
+        perm = reverse_cuthill_mckee(S, symmetric_mode=True)
+        S = S[perm][:, perm].tocsr()
+
+    def solve(Y: NDArray[Any], F0: NDArray[Any] | None = None, tol: float = tol) -> tuple[NDArray[Any], int]:
+        if perm is None:
+            return spread(S, Y, alpha=alpha, max_iter=max_iter, tol=tol, F0=F0, method=method)
+        F_perm, n_iter = spread(
+            S, Y[perm], alpha=alpha, max_iter=max_iter, tol=tol, F0=None if F0 is None else F0[perm], method=method
+        )
+        F = np.empty_like(F_perm)
+        F[perm] = F_perm
+        return F, n_iter
+
+    return solve
 
 
 def label_spreading(
@@ -170,7 +205,8 @@ def label_spreading(
     """
     S = normalized_affinity(W, dtype=dtype)
     y = check_labels(y, S.shape[0], n_classes)
-    F, _ = spread(S, one_hot(y, n_classes), alpha=alpha, max_iter=max_iter, tol=tol, F0=F0, method=method)
+    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol, method=method)
+    F, _ = solve(one_hot(y, n_classes), F0)
     return np.maximum(F.astype(np.float64), 0.0)
 
 
@@ -280,7 +316,8 @@ def propagate(
     y = check_labels(y, n, n_classes)
     seeds = y >= 0
     reached = seeded_components(S, y)
-    F, n_iter = spread(S, one_hot(y, n_classes), alpha=alpha, max_iter=max_iter, tol=tol, F0=F0)
+    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol)
+    F, n_iter = solve(one_hot(y, n_classes), F0)
     F = np.maximum(F.astype(np.float64), 0.0)
     label = _labels_from_scores(F, reached)
     reached &= label >= 0
@@ -313,7 +350,7 @@ def propagate(
         agree = np.zeros(n)
         for _ in range(n_bootstrap):
             y_boot = _drop_seeds(y, drop, rng)
-            F_boot, _ = spread(S, one_hot(y_boot, n_classes), alpha=alpha, max_iter=max_iter, tol=boot_tol, F0=F)
+            F_boot, _ = solve(one_hot(y_boot, n_classes), F, tol=boot_tol)
             agree += _labels_from_scores(np.maximum(F_boot, 0), reached) == label
         stability = agree / n_bootstrap
     stability[seeds] = 1.0

@@ -70,12 +70,18 @@ else:
 with st.form("add_class", clear_on_submit=True, border=True):
     col_name, col_colour, col_key, col_add = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
     name = col_name.text_input("New class", placeholder="e.g. cat", key="new_class_name")
-    colour = col_colour.color_picker("Colour", value=ui.next_colour(len(classes)), key="new_class_colour")
-    hotkey = col_key.selectbox("Key", ui.HOTKEYS, index=ui.default_hotkey_index(classes), key="new_class_key")
+    # Keys change with the number of classes so each new class starts from a fresh colour and free key.
+    colour = col_colour.color_picker("Colour", value=ui.next_colour(len(classes)),
+                                     key=f"new_class_colour_{len(classes)}")
+    hotkey = col_key.selectbox("Key", ui.HOTKEYS, index=ui.default_hotkey_index(classes),
+                               key=f"new_class_key_{len(classes)}")
     if col_add.form_submit_button("Add class"):
+        taken = ui.hotkey_owner(classes, hotkey)
         try:
+            if taken:
+                raise ValueError(f"key {hotkey} already labels {taken}; pick another key")
             ws.store.add_class(name, colour=colour, hotkey=hotkey or None)
-        except InvalidClassName as error:
+        except (InvalidClassName, ValueError) as error:
             st.error(str(error))
         else:
             st.rerun()
@@ -87,11 +93,13 @@ if classes:
         new_name = col_name.text_input("Name", value=chosen.name, key=f"edit_name_{chosen.id}")
         new_colour = col_colour.color_picker("Colour", value=chosen.colour, key=f"edit_colour_{chosen.id}")
         keys = ui.HOTKEYS
-        new_key = col_key.selectbox(
-            "Key", keys, index=keys.index(chosen.hotkey or ""), key=f"edit_key_{chosen.id}"
-        )
+        current_key = chosen.hotkey if chosen.hotkey in keys else ""
+        new_key = col_key.selectbox("Key", keys, index=keys.index(current_key), key=f"edit_key_{chosen.id}")
         if st.button("Save class", key="save_class"):
             try:
+                taken = ui.hotkey_owner([c for c in classes if c.id != chosen.id], new_key)
+                if taken:
+                    raise ValueError(f"key {new_key} already labels {taken}; pick another key")
                 ws.store.update_class(chosen.id, name=new_name, colour=new_colour, hotkey=new_key)
             except (InvalidClassName, ValueError) as error:
                 st.error(str(error))

@@ -57,15 +57,15 @@ with tab_suspects:
         st.caption("No human label is contradicted by its neighbourhood.")
     for suspect in suspects[:12]:
         col_image, col_text, col_keep, col_change = st.columns([1, 3, 1, 1], vertical_alignment="center")
-        col_image.image(thumbs[suspect.row], width=72)
+        col_image.image(thumbs[suspect.index], width=72)
         human, other = state.class_names[suspect.human_label], state.class_names[suspect.neighbourhood_label]
         col_text.markdown(
-            f"{ui.plain(records[suspect.row].path)}: labeled **{ui.plain(human)}**, its neighbours say "
+            f"{ui.plain(records[suspect.index].path)}: labeled **{ui.plain(human)}**, its neighbours say "
             f"**{ui.plain(other)}** ({suspect.support:.0%})"
         )
-        col_keep.button("Keep", key=f"keep_{suspect.row}", on_click=ui.dismiss_suspect, args=(suspect.row,))
-        if col_change.button(f"→ {ui.plain(other)}", key=f"change_{suspect.row}"):
-            ws.store.set_labels([records[suspect.row].id], state.class_ids[suspect.neighbourhood_label],
+        col_keep.button("Keep", key=f"keep_{suspect.index}", on_click=ui.dismiss_suspect, args=(suspect.index,))
+        if col_change.button(f"→ {ui.plain(other)}", key=f"change_{suspect.index}"):
+            ws.store.set_labels([records[suspect.index].id], state.class_ids[suspect.neighbourhood_label],
                                 ui.annotator(ws))
             ui.request_refresh()
             st.rerun()

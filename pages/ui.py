@@ -293,6 +293,11 @@ def default_hotkey_index(classes: list[ClassInfo]) -> int:
     return 0
 
 
+def hotkey_owner(classes: list[ClassInfo], hotkey: str | None) -> str | None:
+    """Name of the class that already uses ``hotkey`` (None when the key is free or empty)."""
+    return next((c.name for c in classes if hotkey and c.hotkey == hotkey), None)
+
+
 def save_uploads(current: Settings, files: list[Any]) -> Path:
     """Save uploaded images (and the images inside uploaded zips) into the upload dataset folder; returns it.
 
@@ -512,7 +517,7 @@ def suspects(ws: Workspace, current: pipeline.PipelineState) -> list[Any]:
         found = pipeline.suspects(ws, current)
     except LookupError:  # the representation changed since: the next propagation brings new suspects
         return []
-    return [s for s in found if s.row not in dismissed]
+    return [s for s in found if s.index not in dismissed]
 
 
 def dismiss_suspect(row: int) -> None:

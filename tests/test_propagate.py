@@ -167,3 +167,16 @@ def test_rejects_bad_labels():
     W = _random_graph(10)
     with pytest.raises(ValueError, match="labels must be"):
         propagate(W, np.full(10, 5), 2)
+
+
+def test_renumbered_solve_gives_the_same_result(monkeypatch):
+    from labeler import propagate as module
+
+    W = _random_graph(50, seed=5)
+    y = np.full(50, -1)
+    y[[0, 10, 20]] = [0, 1, 1]
+    plain = propagate(W, y, 2, n_bootstrap=3)
+    monkeypatch.setattr(module, "REORDER_MIN_SAMPLES", 10)
+    renumbered = propagate(W, y, 2, n_bootstrap=3)
+    np.testing.assert_allclose(renumbered.proba, plain.proba, atol=1e-5)
+    np.testing.assert_array_equal(renumbered.stability, plain.stability)

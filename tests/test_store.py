@@ -164,9 +164,14 @@ def test_jobs_lifecycle_and_stale_jobs(tmp_path: Path) -> None:
     job_id = store.create_job("train")
     store.update_job(job_id, status="running", progress=0.5, message="half")
     job = store.job(job_id)
-    assert job is not None and job.active and job.progress == 0.5 and job.started_at is not None
+    assert job is not None
+    assert job.active
+    assert job.progress == 0.5
+    assert job.started_at is not None
     store.request_cancel(job_id)
     assert store.job(job_id).cancel_requested  # type: ignore[union-attr]
     assert store.fail_stale_jobs() == 1
     job = store.job(job_id)
-    assert job is not None and job.status == "failed" and "interrupted" in (job.error or "")
+    assert job is not None
+    assert job.status == "failed"
+    assert "interrupted" in (job.error or "")

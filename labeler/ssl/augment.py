@@ -41,6 +41,7 @@ class AugmentParams:
     grayscale_p: float = 0.0
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # in pixels at 32 px; scaled with the image size
+    stroke_p: float = 0.0  # probability of thickening or thinning strokes by one pixel (grey dilation/erosion)
 
 
 PRESETS: dict[str, AugmentParams] = {
@@ -122,8 +123,9 @@ class BatchAugment:
     def __call__(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"x must be a float (B, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
-        out = self._geometry(x)
         p = self.params
+        out = self._stroke(x) if p.stroke_p > 0 else x
+        out = self._geometry(out)
         if p.jitter_p > 0 or p.grayscale_p > 0:
             out = self._colour(out)
         if p.blur_p > 0:
@@ -157,6 +159,15 @@ class BatchAugment:
             )
         # "border" repeats the edge (usually the background) rather than inventing black corners.
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def _stroke(self, x: Tensor) -> Tensor:
+        """Grey-level dilation or erosion (3x3 max/min filter) of a random subset: pen width varies, identity not."""
+        b, dev = x.shape[0], x.device
+        thicker = F.max_pool2d(x, 3, stride=1, padding=1)
+        thinner = -F.max_pool2d(-x, 3, stride=1, padding=1)
+        change = self._bernoulli(b, self.params.stroke_p, dev).view(b, 1, 1, 1)
+        grow = self._bernoulli(b, 0.5, dev).view(b, 1, 1, 1)
+        return torch.where(change, torch.where(grow, thicker, thinner), x)
 
     def _colour(self, x: Tensor) -> Tensor:
         """Per-sample brightness, contrast, saturation, hue (as in ColorJitter), then random grayscale."""

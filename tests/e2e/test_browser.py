@@ -176,7 +176,7 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
                 _wait(lambda path=path: focused() not in {"", path}, 20, "the next image after a skip")
                 continue
             if by_click <= by_key:
-                main.get_by_role("button", name=name, exact=True).first.click()
+                main.get_by_role("button", name=name).first.click()  # the focused image's buttons come first
                 by_click += 1
             else:
                 page.keyboard.press(hotkeys[name] or "")
