@@ -62,7 +62,7 @@ def loo_scores(
     F_loo = np.maximum(F_loo, 0.0)
     # Rounding leaves ~tol-sized mass when no other seed is connected; treat that as unreached.
     _, component = connected_components(S, directed=False)
-    others = np.bincount(component[seeds], minlength=int(component.max()) + 1)[component[seeds]] > 1
+    others = np.bincount(component[seeds], minlength=component.size)[component[seeds]] > 1
     totals = F_loo.sum(axis=1)
     reached = others & (totals > 0)
     loo_label = np.full(seeds.size, -1, dtype=np.int64)

@@ -220,8 +220,9 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         warm = previous.proba
     progress(0.5, "spreading labels")
     settings = ws.settings
+    # Before any class exists there is nothing to spread: one dummy class with no seed gives "none" everywhere.
     result = propagate.propagate(
-        W, y, n_classes, alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
+        W, y, max(n_classes, 1), alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
         n_bootstrap=settings.n_bootstrap, drop=settings.bootstrap_drop, random_state=settings.random_state, F0=warm,
     )
     new_class = review.possible_new_class(W, y) if n_classes else np.zeros(len(records), dtype=bool)
@@ -237,7 +238,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         margin=np.asarray(result.margin, dtype=np.float64),
         entropy=np.asarray(result.entropy, dtype=np.float64),
         stability=np.asarray(result.stability, dtype=np.float64),
-        proba=np.asarray(result.proba, dtype=np.float64),
+        proba=np.asarray(result.proba, dtype=np.float64)[:, :n_classes],
         new_class=np.asarray(new_class, dtype=bool),
         representation=name,
         embedding_key=rep.key,

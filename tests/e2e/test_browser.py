@@ -151,6 +151,7 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
             page.wait_for_timeout(1000)  # the rerun replaces the form
         no_exception()
         hotkeys = {c.name: c.hotkey for c in store.classes()}
+        assert sorted(hotkeys.values()) == [str(i + 1) for i in range(len(classes))]  # a free key for each class
         ids = {c.name: c.id for c in store.classes()}
 
         # Label: the focused image's file name is the first caption of the page; label it by click or by key.

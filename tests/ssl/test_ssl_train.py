@@ -142,3 +142,22 @@ def test_rejects_bad_arguments(tmp_path):
         train_simclr(images, tmp_path, minutes=0)
     with pytest.raises(ValueError, match="temperature"):
         train_simclr(images, tmp_path, epochs=1, temperature=0)
+
+
+def test_thread_chooser_keeps_the_fastest_and_remeasures():
+    chooser = ssl_train._ThreadChooser([2, 1], probe_steps=2, every_s=10.0)
+    seconds = {2: 0.9, 1: 0.3}  # a busy machine: one thread is faster
+    now = 0.0
+    for _ in range(6):  # (1 warm-up + 2 timed steps) per candidate
+        now += 1
+        chooser.record(seconds[chooser.threads()], now)
+    assert chooser.threads() == 1
+    seconds = {2: 0.2, 1: 0.3}  # the machine went quiet
+    chooser.record(0.3, now + 5)  # before the next probe: nothing changes
+    assert chooser.threads() == 1
+    now += 11
+    chooser.record(0.3, now)  # probe due: measure again
+    for _ in range(6):
+        now += 1
+        chooser.record(seconds[chooser.threads()], now)
+    assert chooser.threads() == 2
