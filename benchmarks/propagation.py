@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         f"- Speed-up including labeler's graph build: {ratio_end_to_end:.1f}x (scikit-learn rebuilds its kNN graph "
         "inside every fit, labeler builds it once per embedding).",
         "- scikit-learn runs its default max_iter=30 (unconverged at alpha=0.99); labeler solves to tolerance.",
+        "- The kNN time includes pynndescent's one-off numba compilation in a fresh process.",
         "",
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -449,7 +449,8 @@ def load_or_build_caches(
     n = len(relative_paths)
     if thumbs_path.exists() and train_path.exists():
         try:
-            thumbs, train = load_npy(thumbs_path), load_npy(train_path)
+            # Thumbnails are memory-mapped: pages read a screenful, not the whole (N, 96, 96, 3) array.
+            thumbs, train = load_npy(thumbs_path, mmap=True), load_npy(train_path)
         except (OSError, ValueError):  # a foreign or damaged file: build it again
             pass
         else:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from labeler.graph import knn_graph
-from labeler.propagate import check_labels, normalized_affinity, one_hot, spread
+from labeler.propagate import check_labels, make_solver, normalized_affinity, one_hot
 
 # Up to this many labels the supervised baseline is exact leave-one-out; above, stratified 10-fold.
 LOO_MAX_LABELS = 100
@@ -47,14 +47,15 @@ def loo_scores(
     n = S.shape[0]
     y = check_labels(y, n, n_classes)
     seeds = np.flatnonzero(y >= 0)
-    F, _ = spread(S, one_hot(y, n_classes), alpha=alpha, max_iter=max_iter, tol=tol)
+    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol)
+    F, _ = solve(one_hot(y, n_classes))
     G_diag = np.empty(seeds.size)
     for start in range(0, seeds.size, batch_size):
         batch = seeds[start : start + batch_size]
         E = np.zeros((n, batch.size))
         E[batch, np.arange(batch.size)] = 1.0
         # spread solves (I - aS) Z = (1 - a) E, so Z = (1 - a) G E: exactly the seed's self-contribution.
-        Z, _ = spread(S, E, alpha=alpha, max_iter=max_iter, tol=tol)
+        Z, _ = solve(E)
         G_diag[start : start + batch.size] = Z[batch, np.arange(batch.size)]
     F_loo = F[seeds].copy()
     own = F_loo[np.arange(seeds.size), y[seeds]] - G_diag

@@ -188,8 +188,8 @@ def train_simclr(
         Budget of *this call*: train this many more minutes and/or epochs, whichever ends first (5 minutes if
         neither is given). The learning rate warms up and then follows a cosine over this budget.
     width, blocks : int, sequence of int
-        Encoder size (see :class:`labeler.ssl.model.Encoder`); ignored when resuming or starting from
-        ``init_checkpoint``, whose architecture wins.
+        Encoder size (see :class:`labeler.ssl.model.Encoder`); ignored when resuming (the checkpoint's
+        architecture and view size win) or starting from ``init_checkpoint`` (its architecture wins).
     batch_size : int
         Images per step (two views each); capped at N.
     temperature : float
@@ -239,9 +239,10 @@ def train_simclr(
         "view_size": int(view_size or images.shape[1]),
     }
     state = _load_checkpoint(path) if path.exists() else None
-    if state is not None and (state["config"]["width"], state["config"]["blocks"]) != (width, config["blocks"]):
-        # The stored run wins over the requested size: throwing away minutes of training would surprise more.
-        config.update(width=state["config"]["width"], blocks=state["config"]["blocks"])
+    if state is not None:
+        # The stored run's architecture and view size win: throwing away minutes of training would surprise more.
+        stored = state["config"]
+        config.update(width=stored["width"], blocks=stored["blocks"], view_size=stored["view_size"])
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(random_state)
