@@ -61,6 +61,12 @@ def loo_scores(
     own = F_loo[np.arange(seeds.size), y[seeds]] - G_diag
     F_loo[np.arange(seeds.size), y[seeds]] = own
     F_loo = np.maximum(F_loo, 0.0)
+    # Class-balanced seeds, as in propagate(): divide each column by its seed count, which for the left-out
+    # seed's own class is one fewer (a class left with no seed gets no mass).
+    counts = np.bincount(y[seeds], minlength=n_classes).astype(np.float64)
+    denominators = np.tile(counts, (seeds.size, 1))
+    denominators[np.arange(seeds.size), y[seeds]] -= 1.0
+    F_loo = np.divide(F_loo, denominators, out=np.zeros_like(F_loo), where=denominators > 0)
     # Rounding leaves ~tol-sized mass when no other seed is connected; treat that as unreached.
     _, component = connected_components(S, directed=False)
     others = np.bincount(component[seeds], minlength=component.size)[component[seeds]] > 1

@@ -26,6 +26,7 @@ from labeler.artifacts import (
     save_npz_atomic,
     write_bytes_atomic,
 )
+from labeler.store import ImageRecord
 from labeler.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -60,6 +61,7 @@ class PipelineState:
     entropy: NDArray[np.float64]
     stability: NDArray[np.float64]
     proba: NDArray[np.float64]  # (N, C)
+    scores: NDArray[np.float64]  # (N, C) raw spreading scores: the warm start of the next run
     new_class: NDArray[np.bool_]
     representation: str
     embedding_key: str
@@ -96,9 +98,11 @@ def trained_checkpoint(ws: Workspace) -> Path | None:
     return path if path.is_file() else None
 
 
-def representations(ws: Workspace, progress: Progress = _quiet) -> dict[str, Representation]:
+def representations(
+    ws: Workspace, progress: Progress = _quiet, records: list[ImageRecord] | None = None
+) -> dict[str, Representation]:
     """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained."""
-    records = ws.records()
+    records = ws.records() if records is None else records
     fingerprint = ws.fingerprint(records)
     train_images = ws.training_images()
     cache = ws.settings.cache_dir
@@ -204,7 +208,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     classes = ws.classes()
     y = ws.human_label_vector(records)
     n_classes = len(classes)
-    reps = representations(ws, progress)
+    reps = representations(ws, progress, records)
     name, scores, reason = choose_representation(ws, reps, y, n_classes)
     rep = reps[name]
     progress(0.3, f"kNN graph ({name})")
@@ -215,9 +219,10 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     if (
         previous is not None
         and previous.embedding_key == rep.key
-        and previous.proba.shape == (len(records), n_classes)
+        and previous.scores.shape == (len(records), n_classes)
+        and n_classes > 0
     ):
-        warm = previous.proba
+        warm = previous.scores
     progress(0.5, "spreading labels")
     settings = ws.settings
     # Before any class exists there is nothing to spread: one dummy class with no seed gives "none" everywhere.
@@ -239,6 +244,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         entropy=np.asarray(result.entropy, dtype=np.float64),
         stability=np.asarray(result.stability, dtype=np.float64),
         proba=np.asarray(result.proba, dtype=np.float64)[:, :n_classes],
+        scores=np.asarray(result.scores, dtype=np.float64)[:, :n_classes],
         new_class=np.asarray(new_class, dtype=bool),
         representation=name,
         embedding_key=rep.key,
@@ -256,7 +262,9 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     return state
 
 
-_ARRAY_FIELDS = ("image_ids", "label", "source", "confidence", "margin", "entropy", "stability", "proba", "new_class")
+_ARRAY_FIELDS = (
+    "image_ids", "label", "source", "confidence", "margin", "entropy", "stability", "proba", "scores", "new_class",
+)
 
 
 def save_state(ws: Workspace, state: PipelineState) -> None:

@@ -219,6 +219,19 @@ def one_hot(y: NDArray[Any], n_classes: int) -> NDArray[np.float64]:
     return Y
 
 
+def balanced_seeds(y: NDArray[Any], n_classes: int) -> NDArray[np.float64]:
+    """Seed matrix with each class's column summing to one: every class injects the same total mass.
+
+    With plain one-hot seeds at ``alpha`` near 1, mass spreads far and a class with more seeds outweighs the
+    others everywhere, so labeling one class more than the rest would paint the whole set with it. Equal class
+    mass (the uniform-prior form of Zhu et al. 2003's class mass normalisation) removes that bias.
+    """
+    Y = one_hot(y, n_classes)
+    counts = Y.sum(axis=0)
+    np.divide(Y, counts, out=Y, where=counts > 0)
+    return Y
+
+
 @dataclass(frozen=True)
 class PropagationResult:
     """Per-image output of :func:`propagate`; every array has length n_samples.
@@ -317,7 +330,7 @@ def propagate(
     seeds = y >= 0
     reached = seeded_components(S, y)
     solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol)
-    F, n_iter = solve(one_hot(y, n_classes), F0)
+    F, n_iter = solve(balanced_seeds(y, n_classes), F0)
     F = np.maximum(F.astype(np.float64), 0.0)
     label = _labels_from_scores(F, reached)
     reached &= label >= 0
@@ -350,7 +363,7 @@ def propagate(
         agree = np.zeros(n)
         for _ in range(n_bootstrap):
             y_boot = _drop_seeds(y, drop, rng)
-            F_boot, _ = solve(one_hot(y_boot, n_classes), F, tol=boot_tol)
+            F_boot, _ = solve(balanced_seeds(y_boot, n_classes), F, tol=boot_tol)
             agree += _labels_from_scores(np.maximum(F_boot, 0), reached) == label
         stability = agree / n_bootstrap
     stability[seeds] = 1.0

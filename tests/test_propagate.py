@@ -180,3 +180,25 @@ def test_renumbered_solve_gives_the_same_result(monkeypatch):
     renumbered = propagate(W, y, 2, n_bootstrap=3)
     np.testing.assert_allclose(renumbered.proba, plain.proba, atol=1e-5)
     np.testing.assert_array_equal(renumbered.stability, plain.stability)
+
+
+def test_a_class_with_more_seeds_does_not_swallow_the_others() -> None:
+    """Three touching blobs; class 0 gets six seeds, classes 1 and 2 one each (a user who labels unevenly).
+
+    With plain one-hot seeds at alpha=0.99 the six-seed class wins far outside its blob; with equal class mass each
+    blob keeps its own label.
+    """
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [6.0, 0.0]])
+    X = np.concatenate([c + rng.normal(scale=0.8, size=(60, 2)) for c in centres])
+    truth = np.repeat([0, 1, 2], 60)
+    W = knn_graph(X, 10, metric="euclidean")
+    y = np.full(180, -1)
+    y[[0, 1, 2, 3, 4, 5]] = 0
+    y[60] = 1
+    y[120] = 2
+    result = propagate(W, y, 3, alpha=0.99, n_bootstrap=0)
+    unbalanced = np.argmax(label_spreading(W, y, 3, alpha=0.99), axis=1)
+    accuracy = np.mean(result.label == truth)
+    assert accuracy > 0.9
+    assert accuracy > np.mean(unbalanced == truth) + 0.1
