@@ -1,8 +1,7 @@
 """Save files uploaded in the browser (images, or zips of images) into a dataset folder, safely.
 
-Streamlit-free so it can move into ``labeler`` unchanged. A zip is untrusted input: members with absolute paths or
-``..`` parts (zip slip), links, non-images, and archives that expand past a size or file-count bound are refused
-rather than extracted.
+A zip is untrusted input: members with absolute paths or ``..`` parts (zip slip), links, non-images, and archives
+that expand past a size or file-count bound are refused rather than extracted.
 """
 
 from __future__ import annotations
