@@ -258,6 +258,10 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     else:
         state.umap = cached_map(ws, rep.key)
     save_state(ws, state)
+    if settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
+        from labeler import learning_curve
+
+        learning_curve.record_point(ws, state)
     progress(1.0, "labels propagated")
     return state
 
@@ -297,6 +301,18 @@ def load_state(ws: Workspace) -> PipelineState | None:
     fields: dict[str, Any] = {name: arrays[name] for name in _ARRAY_FIELDS}
     state = PipelineState(**fields, **meta)
     state.umap = cached_map(ws, state.embedding_key)
+    return state
+
+
+def current_state(ws: Workspace, records: list[ImageRecord] | None = None) -> PipelineState | None:
+    """The last saved propagation if it matches the images on record (row i is image i), else None."""
+    state = load_state(ws)
+    if state is None:
+        return None
+    records = ws.records() if records is None else records
+    ids = np.array([r.id for r in records], dtype=np.int64)
+    if ids.shape != state.image_ids.shape or not np.array_equal(ids, state.image_ids):
+        return None
     return state
 
 

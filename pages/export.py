@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeler import export
+from labeler import export, report
 from pages import ui
 
 ws = ui.require_images()
@@ -13,7 +13,7 @@ st.caption(
     "One row per image: path, label, source (human / propagated / audited / none / unreadable), confidence and "
     "the diagnostics behind it — the same columns as `labeler export`."
 )
-suggested = ui.suggested_threshold(ws)
+suggested = report.suggested_threshold(ws)
 use_threshold = st.toggle("Flag propagated labels below a confidence threshold", value=suggested is not None,
                           key="export_use_threshold")
 threshold = None

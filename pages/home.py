@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeler import report
 from labeler.store import InvalidClassName
 from pages import ui
 
@@ -108,7 +109,7 @@ if classes:
 
 # ----------------------------------------------------------------------------------------------- summary
 st.subheader("Dataset")
-summary = ui.dataset_summary(ws)
+summary = report.dataset_summary(ws)
 col_images, col_unreadable, col_dupes = st.columns(3)
 col_images.metric("Readable images", summary["images"])
 col_unreadable.metric("Unreadable", len(summary["unreadable"]))
@@ -130,7 +131,7 @@ def live_status() -> None:
     col_h.metric("Human", counts["human"])
     col_p.metric("Propagated", counts["propagated"])
     col_n.metric("Unreached", counts["none"])
-    estimate = ui.accuracy_estimate(ws)
+    estimate = report.accuracy_estimate(ws)
     if estimate is None:
         col_a.metric("Estimated accuracy", "—", help="Audit a few propagated images on the Review page.")
     else:

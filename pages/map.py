@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeler import queue
 from pages import figures, ui
 
 ws = ui.require_images()
@@ -27,7 +28,7 @@ live = col_live.toggle("Follow updates", value=True, key="map_live",
                        help="Redraw when new labels have propagated (may reset a selection).")
 fig = figures.map_figure(
     state.umap, state.label, state.source, state.confidence, state.paths, state.class_names,
-    state.class_colours, colour_by=colour_by or "label", needs_review=ui.needs_review(ws, state),
+    state.class_colours, colour_by=colour_by or "label", needs_review=state.new_class,
 )
 counts = state.counts
 st.caption(
@@ -49,12 +50,20 @@ shown = selected[:48]
 st.image([thumbs[row] for row in shown], width=72)
 if len(selected) > len(shown):
     st.caption(f"showing the first {len(shown)}")
+# A bulk label never overwrites a human label: correct those one by one (Review page, suspects).
+free = set(queue.unlabeled_rows(ws))
+targets = [row for row in selected if row in free]
+if len(targets) < len(selected):
+    st.caption(f"{len(selected) - len(targets)} of them already have a human label and keep it.")
 col_class, col_apply, col_review = st.columns([2, 1, 1], vertical_alignment="bottom")
 chosen = col_class.selectbox("Label all selected as", classes, format_func=lambda c: c.name, key="map_class")
-if col_apply.button(f"Label {len(selected)} images", key="map_label", type="primary") and chosen is not None:
-    changed = ws.store.set_labels([records[r].id for r in selected], chosen.id, ui.annotator(ws))
+if col_apply.button(f"Label {len(targets)} images", key="map_label", type="primary",
+                    disabled=not targets or chosen is None) and chosen is not None:
+    changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, ui.annotator(ws))
     ui.request_refresh()
-    st.success(f"{changed} images labeled {ui.plain(chosen.name)} (one undo on the Label page reverts them).")
-if col_review.button("Send to review", key="map_review"):
-    ui.send_to_review(selected)
-    st.success(f"{len(selected)} images added to the top of the review queue.")
+    # A toast outlives the rerun that redraws the map once the new labels have propagated.
+    st.toast(f"{changed} images labeled {ui.plain(chosen.name)} (one undo on the Label page reverts them).")
+if col_review.button("Send to review", key="map_review", disabled=not targets):
+    ui.send_to_review(targets)
+    st.toast(f"{len(targets)} images put at the top of the review queue.")
+    st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")

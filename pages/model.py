@@ -14,8 +14,8 @@ job_runner = ui.runner()
 st.subheader("Self-supervised training (SimCLR)")
 st.caption("Trains an encoder on your own images, without labels. When it finishes, embeddings, the graph, the "
            "map and propagation follow by themselves, and the encoder is used only if it scores better.")
-col_minutes, col_start, col_stop = st.columns([2, 1, 1], vertical_alignment="bottom")
-minutes = col_minutes.number_input("Minutes", min_value=0.5, max_value=240.0, value=float(ws.settings.ssl_minutes),
+col_minutes, col_start, col_stop, _ = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
+minutes = col_minutes.number_input("Minutes", min_value=0.1, max_value=240.0, value=float(ws.settings.ssl_minutes),
                                    step=0.5, key="train_minutes")
 training = ui.active_job(ws, "train")
 resume = ui.training_info(ws) is not None
@@ -40,7 +40,7 @@ def training_status() -> None:
     info = ui.training_info(ws)
     if info and info.get("loss_history"):
         losses = info["loss_history"]
-        st.plotly_chart(figures.line_figure(range(1, len(losses) + 1), {"NT-Xent loss": losses}, "report", "loss"),
+        st.plotly_chart(figures.line_figure(range(1, len(losses) + 1), {"NT-Xent loss": losses}, "epoch", "loss"),
                         key="loss_curve")
         st.caption(f"{info.get('epoch', 0)} epochs · {info.get('elapsed_s', 0.0) / 60:.1f} minutes trained")
 
@@ -71,8 +71,25 @@ else:
     teaching = ui.teaching(ws, state)
     if teaching:
         st.subheader("Teaching mode")
-        st.metric("True accuracy of propagated labels", ui.percent(teaching.get("accuracy")))
-        curve = teaching.get("curve")
-        if curve:
-            st.plotly_chart(figures.line_figure(curve["n_labels"], {"true accuracy": curve["accuracy"]},
-                                                "human labels", "accuracy"), key="learning_curve")
+        st.caption("The ground-truth CSV is only compared with, never used as labels. The blind audit estimates the "
+                   "same number without it: the two should agree within the interval.")
+        col_true, col_audit, col_coverage = st.columns(3)
+        col_true.metric("True accuracy of propagated labels", ui.percent(teaching["accuracy"]),
+                        help=f"compared on {teaching['n']} propagated images")
+        estimate = teaching["estimate"]
+        col_audit.metric(
+            "Blind-audit estimate", ui.percent(estimate["accuracy"] if estimate else None),
+            help=(f"95% interval {estimate['low']:.1%}–{estimate['high']:.1%} from {estimate['n']} audits"
+                  if estimate else "Audit a few images on the Review page."),
+        )
+        col_coverage.metric("Reached by propagation", ui.percent(teaching["coverage"]))
+        curve = teaching["curve"]
+        if len(curve["n_labels"]) >= 2:
+            lines = {"true accuracy": curve["accuracy"]}
+            if any(value is not None for value in curve["audit"]):
+                lines["audit estimate"] = curve["audit"]
+            st.plotly_chart(figures.line_figure(curve["n_labels"], lines, "human labels", "accuracy"),
+                            key="learning_curve")
+        else:
+            st.caption("The learning curve (true accuracy against the number of labels) grows with each "
+                       "propagation.")

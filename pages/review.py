@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeler import queue, report
 from pages import figures, ui
 
 ws = ui.require_images()
@@ -73,7 +74,7 @@ with tab_suspects:
 with tab_new:
     st.caption("Images far from every labeled example in the graph: they may belong to a class you have not "
                "defined. They are flagged rather than forced into a class.")
-    flagged = ui.new_class_rows(state, 24)
+    flagged = queue.new_class_rows(state, 24)
     if not flagged:
         st.caption("None flagged.")
     else:
@@ -102,15 +103,17 @@ with tab_audit:
             for info in classes:
                 st.button(ui.plain(info.name), key=f"audit_{info.id}", on_click=ui.record_audit,
                           args=(ws, state, row, info.id))
-    estimate = ui.accuracy_estimate(ws)
+    estimate = report.accuracy_estimate(ws)
     if estimate is None:
         st.metric("Estimated accuracy of propagated labels", "—", help="Audit a few images to estimate it.")
     else:
         st.metric("Estimated accuracy of propagated labels", f"{estimate['accuracy']:.1%}",
                   help=f"95% Wilson interval from {estimate['n']} audits")
         st.caption(f"95% interval {estimate['low']:.1%} – {estimate['high']:.1%} from {estimate['n']} blind audits")
-        if estimate.get("true") is not None:
-            st.caption(f"Teaching mode: true accuracy {estimate['true']:.1%}")
+        truth = ui.teaching(ws, state)
+        if truth is not None and truth["accuracy"] is not None:
+            st.caption(f"Teaching mode: true accuracy {truth['accuracy']:.1%} (from the ground truth, never shown "
+                       "as labels)")
         if estimate.get("per_class"):
             st.dataframe(estimate["per_class"], hide_index=True)
         table = estimate.get("reliability")
@@ -119,7 +122,7 @@ with tab_audit:
                                                        table.get("low"), table.get("high")), key="reliability")
         target = st.slider("Target precision", 0.5, 0.999, value=float(ws.settings.target_precision), step=0.005,
                            key="target_precision")
-        threshold = ui.threshold_for(ws, state, target)
+        threshold = report.threshold_for(ws, target)
         if threshold is None:
             st.caption("Not enough audits to reach that precision with confidence yet.")
         else:

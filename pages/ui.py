@@ -14,15 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
-from labeler import pipeline
+from labeler import folders, learning_curve, pipeline, report, uploads
+from labeler import queue as label_queue_rules
 from labeler.config import Settings
 from labeler.jobs import JobRunner
 from labeler.store import DEFAULT_COLOURS, ClassInfo, Job
 from labeler.workspace import Workspace
-from pages import uploads
 
 APP_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = APP_DIR / "sample_data"
@@ -68,31 +67,13 @@ def startup_options(argv: list[str] | None = None) -> dict[str, Path | None]:
 
 
 def allowed_roots() -> list[Path]:
-    """Folders under which the home page may open a dataset: home, the bundled sample, the start folder's parent,
-    and any listed in ``LABELER_ALLOWED_ROOTS`` (separated by the OS path separator)."""
-    start = startup_options()["data_dir"]
-    roots = [Path.home(), SAMPLE_DIR, Path(str(start)).parent]
-    extra = os.environ.get("LABELER_ALLOWED_ROOTS", "")
-    roots += [Path(p) for p in extra.split(os.pathsep) if p.strip()]
-    return [root.expanduser().resolve() for root in roots]
+    """Folders under which the home page may open a dataset (see ``labeler.folders.allowed_roots``)."""
+    return folders.allowed_roots(Path(str(startup_options()["data_dir"])), SAMPLE_DIR)
 
 
 def check_folder(text: str) -> tuple[Path | None, str | None]:
     """(resolved folder, None) when ``text`` names a readable folder under an allowed root, else (None, why)."""
-    if not text.strip():
-        return None, "Type the path of a folder."
-    folder = Path(text.strip()).expanduser().resolve()
-    roots = allowed_roots()
-    if not any(folder == root or root in folder.parents for root in roots):
-        listed = ", ".join(str(root) for root in roots)
-        return None, f"{folder} is outside the folders this app may open ({listed})."
-    if not folder.exists():
-        return None, f"{folder} does not exist."
-    if not folder.is_dir():
-        return None, f"{folder} is a file, not a folder."
-    if not os.access(folder, os.R_OK | os.X_OK):
-        return None, f"{folder} is not readable by this user."
-    return folder, None
+    return folders.check_folder(text, allowed_roots())
 
 
 def settings() -> Settings:
@@ -123,8 +104,14 @@ def _runner(settings: Settings) -> JobRunner:
 
 def runner() -> JobRunner:
     """The background job runner of the open workspace (shared by every browser session on it)."""
-    # One runner per workspace: teaching mode changes the settings but must not start a second runner.
-    return _runner(settings().with_(ground_truth_path=None))
+    # One runner per workspace, whether this session shows teaching mode or not. It knows the ground truth
+    # whenever one exists (the --ground-truth option, else ground_truth.csv in the folder) only to record the
+    # learning curve; nothing is shown unless teaching mode is on.
+    current = settings()
+    truth = startup_options()["ground_truth"]
+    if truth is None and (current.data_dir / GROUND_TRUTH_NAME).is_file():
+        truth = current.data_dir / GROUND_TRUTH_NAME
+    return _runner(current.with_(ground_truth_path=truth))
 
 
 def has_images(ws: Workspace) -> bool:
@@ -199,18 +186,7 @@ def render_jobs(ws: Workspace, limit: int = 6) -> bool:
 
 def label_counts(ws: Workspace) -> dict[str, int]:
     """Readable images, human labels (live from the store), propagated and unreached (from the last propagation)."""
-    records = ws.records()
-    labeled = set(ws.store.human_labels())
-    human = sum(r.id in labeled for r in records)
-    current = state(ws)
-    propagated = 0
-    if current is not None:
-        propagated = sum(
-            1 for s, record_id in zip(current.source, current.image_ids, strict=True)
-            if s == "propagated" and int(record_id) not in labeled
-        )
-    return {"images": len(records), "human": human, "propagated": propagated,
-            "none": max(len(records) - human - propagated, 0)}
+    return report.label_counts(ws, state(ws))
 
 
 @st.fragment(run_every=POLL_ACTIVE_S)
@@ -232,49 +208,6 @@ def sidebar_status() -> None:
     for job in jobs(ws)[:3]:
         if job.status in {"queued", "running"}:
             st.progress(min(max(float(job.progress), 0.0), 1.0), text=plain(f"{job.kind}: {job.message}"))
-
-
-def dataset_summary(ws: Workspace) -> dict[str, Any]:
-    """{"images": readable count, "unreadable": [(path, reason)], "duplicates": [(path, original)]}."""
-    records = ws.store.images()
-    return {
-        "images": sum(r.status == "ok" for r in records),
-        "unreadable": [(r.path, r.reason or "unreadable") for r in records if r.status == "unreadable"],
-        "duplicates": [(r.path, r.duplicate_of) for r in records if r.duplicate_of and r.status == "ok"],
-    }
-
-
-def _audit_pairs(ws: Workspace) -> tuple[list[int], list[int], list[float]]:
-    """(answers, propagated labels, confidences) of the blind audits, as class ids."""
-    rows = [a for a in ws.store.audits() if a["predicted_class_id"] is not None]
-    return ([a["class_id"] for a in rows], [a["predicted_class_id"] for a in rows],
-            [float(a["confidence"] or 0.0) for a in rows])
-
-
-def accuracy_estimate(ws: Workspace) -> dict[str, Any] | None:
-    """The blind-audit accuracy estimate with its 95% Wilson interval, per class and by confidence; None before
-    any audit."""
-    from labeler import audit
-
-    true, predicted, confidence = _audit_pairs(ws)
-    if not true:
-        return None
-    classes = ws.store.classes()
-    estimate = audit.audit_estimate(true, predicted, [c.id for c in classes])
-    correct = [t == p for t, p in zip(true, predicted, strict=True)]
-    table = audit.reliability_table(np.asarray(confidence), np.asarray(correct))
-    per_class = [
-        {"class": c.name, "audited": estimate.per_class[c.id][3], "precision": estimate.per_class[c.id][0],
-         "95% low": estimate.per_class[c.id][1], "95% high": estimate.per_class[c.id][2]}
-        for c in classes if estimate.per_class[c.id][3] > 0
-    ]
-    return {
-        "accuracy": estimate.accuracy, "low": estimate.interval[0], "high": estimate.interval[1], "n": estimate.n,
-        "per_class": per_class,
-        "reliability": {"confidence": [r.mean_confidence for r in table], "accuracy": [r.accuracy for r in table],
-                        "count": [r.n for r in table], "low": [r.lo for r in table], "high": [r.hi for r in table]},
-        "true": None,
-    }
 
 
 # ----------------------------------------------------------------------------------------------- classes
@@ -317,98 +250,37 @@ def save_uploads(current: Settings, files: list[Any]) -> Path:
 
 def state(ws: Workspace) -> pipeline.PipelineState | None:
     """The latest propagation if it matches the images on record (row i is image i), else None."""
-    current = pipeline.load_state(ws)
-    if current is None:
-        return None
-    ids = [r.id for r in ws.records()]
-    if len(ids) != len(current.image_ids) or any(int(a) != b for a, b in zip(current.image_ids, ids, strict=False)):
-        return None
-    return current
+    return pipeline.current_state(ws)
 
 
 # ----------------------------------------------------------------------------------------------- label queue
 
-STRATEGIES = ["Suggested", "Random", "In order"]
-
-
-def _as_result(current: pipeline.PipelineState) -> Any:
-    """The saved propagation as the ``PropagationResult`` the review functions take."""
-    from labeler.propagate import PropagationResult, Source
-
-    codes = {"human": Source.HUMAN, "propagated": Source.PROPAGATED, "none": Source.NONE}
-    return PropagationResult(
-        label=current.label, source=np.array([codes[str(s)] for s in current.source], dtype=np.int8),
-        confidence=current.confidence, margin=current.margin, entropy=current.entropy,
-        stability=current.stability, proba=current.proba, scores=current.proba,
-    )
+STRATEGIES = list(label_queue_rules.STRATEGIES)
 
 
 @st.cache_data(show_spinner="Choosing typical, diverse images to label first…", max_entries=8)
 def _cold_start(_ws: Workspace, key: str, n: int) -> list[int]:
-    from labeler import review
-
-    reps = pipeline.representations(_ws)
-    X = reps["simclr"].X if "simclr" in reps else reps["pixels-pca"].X
-    return [int(i) for i in review.cold_start(X, n, random_state=_ws.settings.random_state)]
+    return label_queue_rules.cold_start_rows(_ws, n)
 
 
-def candidate_rows(
-    ws: Workspace, current: pipeline.PipelineState | None, strategy: str, n: int, exclude: set[int]
-) -> list[tuple[int, str]]:
-    """Up to ``n`` (row, why it was picked) of images without a human label, chosen by ``strategy``.
-
-    Suggested: before any propagation, typical and diverse images (k-means centres); then the review queue (least
-    certain first, a share of random ones). Random: uniform. In order: file order.
-    """
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
-    free = [i for i, r in enumerate(records) if r.id not in labeled and i not in exclude]
-    if not free or n <= 0:
-        return []
-    if strategy == "Suggested":
-        from labeler import review
-
-        if current is None or not labeled:
-            picks = _cold_start(ws, f"{ws.workspace_dir}:{ws.fingerprint(records)}", max(n, 12))
-            free_set = set(free)
-            chosen = [(row, "typical of a cluster") for row in picks if row in free_set]
-            if chosen:
-                return chosen[:n]
-        if current is not None:
-            taken = sorted(set(range(len(records))) - set(free))
-            try:
-                W = pipeline.graph_for_state(ws, current)
-            except LookupError:
-                W = None
-            items = review.review_queue(None, _as_result(current), n_items=n, exclude=np.asarray(taken, dtype=np.int64),
-                                        W=W, random_state=ws.store.labels_version())
-            if items:
-                return [(item.index, item.rule) for item in items]
-    if strategy in {"Suggested", "Random"}:
-        import random
-
-        picker = random.Random(ws.store.labels_version())
-        return [(row, "random") for row in picker.sample(free, min(n, len(free)))]
-    return [(row, "") for row in free[:n]]
+def cold_start(ws: Workspace, n: int) -> list[int]:
+    """The cold-start rows, cached per workspace and image set (k-means takes a moment on large folders)."""
+    return _cold_start(ws, f"{ws.workspace_dir}:{ws.fingerprint()}", n)
 
 
 def label_queue(ws: Workspace, current: pipeline.PipelineState | None, strategy: str, n: int) -> list[int]:
     """The rows the Label page shows, kept stable across reruns (UI state), refilled when half are labeled."""
     key = (str(ws.workspace_dir), strategy)
     saved = st.session_state.get("label_queue")
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
-    skipped: set[int] = set(st.session_state.get("skipped_rows", set()))
     if saved is None or saved["key"] != key:
         saved = {"key": key, "rows": [], "reasons": {}}
-    rows = [r for r in saved["rows"] if r < len(records) and records[r].id not in labeled and r not in skipped]
-    if len(rows) <= n // 2:
-        fresh = candidate_rows(ws, current, strategy, n - len(rows), set(rows) | skipped)
-        if not fresh and skipped:  # everything left was skipped once: show those again
-            st.session_state["skipped_rows"] = set()
-            fresh = candidate_rows(ws, current, strategy, n - len(rows), set(rows))
-        rows += [row for row, _ in fresh]
-        saved["reasons"].update({row: why for row, why in fresh})
+    skipped: set[int] = set(st.session_state.get("skipped_rows", set()))
+    rows, reasons, skips_reset = label_queue_rules.refill(
+        ws, current, strategy, n, saved["rows"], skipped, cold_start=cold_start
+    )
+    if skips_reset:
+        st.session_state["skipped_rows"] = set()
+    saved["reasons"].update(reasons)
     saved["rows"] = rows
     st.session_state["label_queue"] = saved
     return rows
@@ -429,11 +301,7 @@ def skip_row(row: int) -> None:
 
 def undo_last(ws: Workspace) -> int | None:
     """Undo this annotator's last label action; the image it touched goes back to the front of the queue."""
-    if not ws.store.undo(ws.settings.annotator):
-        return None
-    last = ws.store.history(limit=1)
-    rows = {r.id: i for i, r in enumerate(ws.records())}
-    row = rows.get(int(last[0]["image_id"])) if last else None
+    row = label_queue_rules.undo_last(ws)
     saved = st.session_state.get("label_queue")
     if row is not None and saved is not None:
         saved["rows"] = [row, *[r for r in saved["rows"] if r != row]]
@@ -457,12 +325,6 @@ def full_image(ws: Workspace, row: int) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- map helpers
-
-
-def needs_review(ws: Workspace, current: pipeline.PipelineState) -> Any:
-    """(N,) bool: images the review tools would show (possible new class, or in the review queue)."""
-    flagged = current.new_class.copy()
-    return flagged
 
 
 def _state_key(current: pipeline.PipelineState | None) -> float | None:
@@ -503,11 +365,8 @@ def send_to_review(rows: list[int]) -> None:
 
 def review_rows(ws: Workspace, current: pipeline.PipelineState, n: int) -> list[tuple[int, str]]:
     """(row, why) for the review queue: rows sent from the map first, then the review queue of ``labeler.review``."""
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
-    first = [(r, "sent from the map") for r in st.session_state.get("review_first", []) if records[r].id not in labeled]
-    taken = {row for row, _ in first} | {i for i, r in enumerate(records) if r.id in labeled}
-    return [*first, *candidate_rows(ws, current, "Suggested", n - len(first), taken)][:n]
+    return label_queue_rules.review_rows(ws, current, n, st.session_state.get("review_first", []),
+                                         cold_start=cold_start)
 
 
 def suspects(ws: Workspace, current: pipeline.PipelineState) -> list[Any]:
@@ -526,10 +385,6 @@ def dismiss_suspect(row: int) -> None:
     st.session_state["dismissed_suspects"] = dismissed
 
 
-def new_class_rows(current: pipeline.PipelineState, n: int) -> list[int]:
-    return [i for i, flagged in enumerate(current.new_class) if flagged and current.source[i] != "human"][:n]
-
-
 def create_class_and_label(ws: Workspace, name: str, image_ids: list[int]) -> str | None:
     """Create a class and label images with it; returns an error message or None."""
     from labeler.store import InvalidClassName
@@ -544,54 +399,19 @@ def create_class_and_label(ws: Workspace, name: str, image_ids: list[int]) -> st
 
 
 def audit_row(ws: Workspace, current: pipeline.PipelineState) -> int | None:
-    """The image being audited now (kept in UI state until answered): a uniform draw among unaudited propagated."""
-    saved = st.session_state.get("audit_row")
-    audited = {a["image_id"] for a in ws.store.audits()}
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
-
-    def eligible(row: int) -> bool:
-        record_id = records[row].id
-        return current.source[row] == "propagated" and record_id not in audited and record_id not in labeled
-
-    if saved is not None and saved < len(records) and eligible(saved):
-        return int(saved)
-    from labeler import audit
-
-    pool = [i for i in range(len(records)) if eligible(i)]
-    seed = ws.settings.random_state * 7919 + len(audited)
-    drawn = audit.audit_sample(np.asarray(pool, dtype=np.int64), 1, random_state=seed)
-    if len(drawn) == 0:
-        return None
-    st.session_state["audit_row"] = int(drawn[0])
-    return int(drawn[0])
+    """The image being audited now, kept in UI state until answered (see ``labeler.queue.next_audit_row``)."""
+    row = label_queue_rules.next_audit_row(ws, current, st.session_state.get("audit_row"))
+    if row is None:
+        st.session_state.pop("audit_row", None)
+    else:
+        st.session_state["audit_row"] = row
+    return row
 
 
 def record_audit(ws: Workspace, current: pipeline.PipelineState, row: int, class_id: int) -> None:
-    """Store a blind audit answer with the label propagation had given (never a seed)."""
-    predicted = int(current.label[row])
-    ws.store.record_audit(
-        ws.records()[row].id, class_id,
-        current.class_ids[predicted] if predicted >= 0 else None,
-        float(current.confidence[row]), ws.settings.annotator,
-    )
+    """Store a blind audit answer (never a seed) and draw the next image."""
+    label_queue_rules.record_audit(ws, current, row, class_id)
     st.session_state.pop("audit_row", None)
-
-
-def threshold_for(ws: Workspace, current: pipeline.PipelineState, target: float) -> float | None:
-    """The confidence threshold whose audited precision reaches ``target`` (lower Wilson bound), or None."""
-    from labeler import audit
-
-    true, predicted, confidence = _audit_pairs(ws)
-    if not true:
-        return None
-    correct = [t == p for t, p in zip(true, predicted, strict=True)]
-    return audit.threshold_for_precision(np.asarray(confidence), np.asarray(correct), target)
-
-
-def suggested_threshold(ws: Workspace) -> float | None:
-    current = state(ws)
-    return None if current is None else threshold_for(ws, current, ws.settings.target_precision)
 
 
 # ----------------------------------------------------------------------------------------------- model helpers
@@ -626,43 +446,20 @@ def training_info(ws: Workspace) -> dict[str, Any] | None:
 
 
 @st.cache_data(show_spinner="Measuring leave-one-out accuracy…", max_entries=16)
-def _diagnostics(_ws: Workspace, _state: pipeline.PipelineState, key: str) -> dict[str, float]:
-    from labeler import diagnostics as diag
-
-    y = np.where(_state.source == "human", _state.label, -1)
-    W = pipeline.graph_for_state(_ws, _state)
-    X = pipeline.representations(_ws)[_state.representation].X
-    return {
-        "propagation": diag.loo_accuracy(W, y, len(_state.class_ids), alpha=_ws.settings.alpha),
-        "supervised": diag.supervised_baseline_loo(X, y, random_state=_ws.settings.random_state),
-    }
+def _diagnostics(_ws: Workspace, _state: pipeline.PipelineState, key: str) -> dict[str, float] | None:
+    return report.diagnostics(_ws, _state)
 
 
 def diagnostics(ws: Workspace, current: pipeline.PipelineState) -> dict[str, float] | None:
     """Leave-one-out accuracy of propagation and of the supervised-only baseline, None when not measurable."""
-    if current.counts["human"] < 2 or len(current.class_ids) < 2:
+    if not report.can_diagnose(current):
         return None
-    try:
-        return _diagnostics(ws, current, f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}")
-    except LookupError:
-        return None
+    return _diagnostics(ws, current, f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}")
 
 
 def teaching(ws: Workspace, current: pipeline.PipelineState) -> dict[str, Any] | None:
-    """Teaching mode: true accuracy of the propagated labels (and the learning curve when recorded), else None."""
-    from labeler import diagnostics as diag
-
-    truth = ws.ground_truth()
-    if truth is None:
-        return None
-    accuracy, n = diag.accuracy_against_truth(current.label, truth, current.source == "propagated")
-    result: dict[str, Any] = {"accuracy": None if n == 0 else accuracy, "n": n, "curve": None}
-    curve = getattr(pipeline, "learning_curve", None)
-    if curve is not None:
-        points = curve(ws)
-        if points:
-            result["curve"] = {"n_labels": [p["n_labels"] for p in points], "accuracy": [p["accuracy"] for p in points]}
-    return result
+    """Teaching mode: true accuracy of the propagated labels, the audit estimate and the learning curve."""
+    return learning_curve.teaching_report(ws, current)
 
 
 def percent(value: float | None) -> str:

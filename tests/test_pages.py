@@ -6,10 +6,9 @@ background runner (waited for) or synchronously, as each test needs.
 
 from __future__ import annotations
 
-import io
+import csv
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ if str(ROOT) not in sys.path:  # `pages` is not installed with the package; the 
 from labeler import export, pipeline  # noqa: E402
 from labeler.config import Settings  # noqa: E402
 from labeler.workspace import Workspace  # noqa: E402
-from pages import figures, uploads  # noqa: E402
+from pages import figures  # noqa: E402
 
 APP = str(ROOT / "app.py")
 PAGES = ["home", "label", "map", "review", "model", "export"]
@@ -260,6 +259,36 @@ def test_review_audit_records_a_blind_answer(colour_folder: tuple[Path, dict[str
     assert ws.store.human_labels().get(ws.records()[row].id) is None  # an audit is never a seed
 
 
+# ----------------------------------------------------------------------------------------------- model
+
+
+def test_model_page_shows_true_accuracy_and_the_learning_curve(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    truth = colour_folder[1]
+    truth_path = tmp_path / "truth.csv"
+    with truth_path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("path", "label"), *sorted(truth.items())])
+    monkeypatch.setenv("LABELER_GROUND_TRUTH", str(truth_path))
+    ws = Workspace.open(Settings(data_dir=data_dir, ground_truth_path=truth_path))
+    ws.import_folder()
+    ids = {info.name: info.id for info in (ws.store.add_class(name) for name in CLASSES)}
+    for per_class in (1, 2):  # two propagations: two points of the learning curve
+        for name in CLASSES:
+            rows = [r for r in ws.records() if truth[r.path] == name][:per_class]
+            ws.store.set_labels([r.id for r in rows], ids[name], "tester")
+        pipeline.refresh(ws, compute_map=False)
+    at = run_page("model")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["True accuracy of propagated labels"] == "100.0%"
+    assert metrics["Blind-audit estimate"] == "—"
+    curve = [c for c in at.get("plotly_chart") if "learning_curve" in c.proto.id]
+    assert len(curve) == 1
+    spec = json.loads(curve[0].proto.spec)
+    assert spec["data"][0]["x"] == [3, 6]
+    assert spec["data"][0]["y"] == [1.0, 1.0]
+
+
 # ----------------------------------------------------------------------------------------------- export
 
 
@@ -273,29 +302,7 @@ def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[st
     assert at.get("download_button")
 
 
-# ----------------------------------------------------------------------------------------------- uploads
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def test_uploads_refuse_zip_slip_and_non_images(tmp_path: Path) -> None:
-    target = tmp_path / "ws" / "uploads"
-    archive = _zip({"cats/a.png": b"png", "../evil.png": b"x", "/abs.png": b"x", "notes.txt": b"t",
-                    ".hidden/b.png": b"x"})
-    saved, problems = uploads.save_files(target, [("pets.zip", archive), ("c.JPG", b"jpg"), ("run.sh", b"#!")])
-    assert saved == 2
-    assert (target / "pets" / "cats" / "a.png").read_bytes() == b"png"
-    assert (target / "c.JPG").read_bytes() == b"jpg"
-    assert not (tmp_path / "ws" / "evil.png").exists()
-    assert not Path("/abs.png").exists()
-    refused = {name for name, _ in problems}
-    assert refused == {"pets.zip: ../evil.png", "pets.zip: /abs.png", "pets.zip: .hidden/b.png", "run.sh"}
+# ----------------------------------------------------------------------------------------------- text
 
 
 def test_plain_escapes_markdown_and_html() -> None:

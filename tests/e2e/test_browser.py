@@ -16,12 +16,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from labeler import pipeline
+from labeler.config import Settings
 from labeler.store import LabelStore
+from labeler.workspace import Workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,6 +40,9 @@ CHROMIUM_ARGS = [
 # Three well separated Fashion-MNIST classes keep the run short; the colour folder stands in without sample_data.
 SAMPLE_CLASSES = ["Trouser", "Bag", "Sneaker"]
 PER_CLASS = 25
+LABELS_PER_CLASS = 2
+# Share of propagated labels that must match the ground truth (the three classes separate well in pixel space).
+MIN_ACCURACY = 0.8
 
 
 def _free_port() -> int:
@@ -120,12 +128,13 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         log.close()
 
 
-def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[str, str]]) -> None:
+def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str, Path, dict[str, str]]) -> None:
     from playwright.sync_api import sync_playwright
 
     url, data, truth = app_url
     classes = sorted(set(truth.values()), key=lambda name: list(truth.values()).index(name))
     store = LabelStore(data / ".labeler" / "labeler.db")
+    ws = Workspace.open(Settings(data_dir=data))  # the app's workspace, read from the test
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
@@ -163,16 +172,16 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
             match = re.search(r"[\w\-]+\.png", text)
             return match.group(0) if match else ""
 
-        done: dict[str, str] = {}
+        done: dict[str, int] = dict.fromkeys(classes, 0)
         by_key = by_click = 0
         for _ in range(4 * len(truth)):
-            if len(done) == len(classes) and by_key >= 2 and by_click >= 2:
+            if min(done.values()) >= LABELS_PER_CLASS and by_key >= 2 and by_click >= 2:
                 break
             path = _wait(focused, 20, "a focused image")
             assert isinstance(path, str)
             name = truth[path]
             before = len(store.human_labels())
-            if name in done and by_key >= 2 and by_click >= 2:
+            if done[name] >= LABELS_PER_CLASS and by_key >= 2 and by_click >= 2:
                 page.keyboard.press("s")  # skip, by key too
                 _wait(lambda path=path: focused() not in {"", path}, 20, "the next image after a skip")
                 continue
@@ -183,7 +192,7 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
                 page.keyboard.press(hotkeys[name] or "")
                 by_key += 1
             _wait(lambda before=before: len(store.human_labels()) > before, 20, f"the label of {path} to be stored")
-            done[name] = path
+            done[name] += 1
             _wait(lambda path=path: focused() not in {"", path}, 20, "the next image")
         no_exception()
         labels = store.human_labels()
@@ -213,9 +222,76 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
         # Map: WebGL scatter once the UMAP layout exists (computed in the background).
         goto("map", "Map")
         _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 180, "the map", every=1.0)
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(1000)
         no_exception()
+        state = pipeline.load_state(ws)
+        assert state is not None
+        assert state.umap is not None
+        rows_of = {path: i for i, path in enumerate(state.paths)}
+        unlabeled = [p for p in truth if state.source[rows_of[p]] != "human"]
+        target = max(classes, key=lambda name: sum(truth[p] == name for p in unlabeled))
+        inside = _box_around(state.umap, [rows_of[p] for p in unlabeled if truth[p] == target],
+                             [i for i, p in enumerate(state.paths) if truth[p] != target])
+
+        def select_box() -> int:
+            """Drag a box over the map (box tool from the modebar); returns the selected count shown."""
+            plot = page.locator(".js-plotly-plot").first
+            plot.hover()
+            page.locator(".modebar-btn[data-title='Box Select']").first.click()
+            corners = plot.evaluate(
+                """(gd, box) => {
+                    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+                    return [r.left + xa._offset + xa.d2p(box[0]), r.top + ya._offset + ya.d2p(box[1]),
+                            r.left + xa._offset + xa.d2p(box[2]), r.top + ya._offset + ya.d2p(box[3])];
+                }""",
+                inside,
+            )
+            page.mouse.move(corners[0], corners[1])
+            page.mouse.down()
+            page.mouse.move((corners[0] + corners[2]) / 2, (corners[1] + corners[3]) / 2, steps=4)
+            page.mouse.move(corners[2], corners[3], steps=4)
+            page.mouse.up()
+            heading = main.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected$"))
+            heading.first.wait_for()
+            return int(heading.first.inner_text().split()[0])
+
+        selected = select_box()
+        expected = [p for p in truth if _in_box(state.umap[rows_of[p]], inside)]
+        assert selected == len(expected) >= 3
+        assert {truth[p] for p in expected} == {target}
+        _wait(lambda: main.locator("[data-testid='stImage'] img").count() >= min(selected, 48), 20, "their thumbnails")
         page.screenshot(path=str(SCREENSHOTS / "map.png"))
+
+        # Send them to review: the review queue (same browser session, so follow the link) starts with them.
+        main.get_by_role("button", name="Send to review").click()
+        main.get_by_role("link", name="Open the review queue").click()
+        main.get_by_text("sent from the map").first.wait_for()
+        assert main.get_by_text("sent from the map").count() == min(
+            sum(state.source[rows_of[p]] != "human" for p in expected), 12
+        )
+        no_exception()
+
+        # Back on the map: the same box, labeled all at once as the class it holds.
+        page.get_by_role("link", name="Map").first.click()
+        _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 60, "the map again")
+        page.wait_for_timeout(1000)
+        select_box()
+        chooser = main.locator("[data-testid='stSelectbox']").filter(has_text="Label all selected as").first
+        chooser.locator("input").click()
+        page.keyboard.type(target)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(800)  # the choice reruns the page; the labels stored below show it was taken
+        labeled_before = dict(store.human_labels())
+        main.get_by_role("button", name=re.compile(r"^Label \d+ images$")).first.click()
+        _wait(lambda: len(store.human_labels()) > len(labeled_before), 20, "the bulk labels to be stored")
+        added = {i: class_id for i, class_id in store.human_labels().items() if i not in labeled_before}
+        records = {r.id: r.path for r in store.images()}
+        records_by_path = {path: image_id for image_id, path in records.items()}
+        assert set(added.values()) == {ids[target]}
+        newly = sorted(p for p in expected if records_by_path[p] not in labeled_before)
+        assert sorted(records[i] for i in added) == newly
+        labels = store.human_labels()
+        no_exception()
 
         for path, ready, shot in (("review", "Review & audit", "review.png"), ("model", "Model", "model.png")):
             goto(path, ready)
@@ -233,6 +309,19 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
         saved = download_info.value.path()
         with open(saved, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
+
+        # Model: start self-supervised training, see it run, stop it; the job ends and says so.
+        goto("model", "Self-supervised training")
+        main.get_by_label("Minutes").first.fill("0.1")
+        main.get_by_role("button", name="Start").first.click()
+        _wait(lambda: [j for j in store.jobs(kind="train", limit=1) if j.status == "running"], 30, "training to run")
+        main.get_by_text(re.compile(r"epoch|loading|training|queued|running")).first.wait_for()
+        main.get_by_role("button", name="Stop").first.click()
+        _wait(lambda: [j for j in store.jobs(kind="train", limit=1) if not j.active], 60, "training to stop")
+        (job,) = store.jobs(kind="train", limit=1)
+        assert job.status in {"cancelled", "done"}, job.error
+        main.get_by_text("last run:").first.wait_for()
+        no_exception()
         browser.close()
 
     assert len(rows) == len(truth)
@@ -244,3 +333,26 @@ def test_label_propagate_map_export_in_a_browser(app_url: tuple[str, Path, dict[
         assert row["source"] == "human"
         assert row["label"] == [n for n, i in ids.items() if i == class_id][0]
     assert all(row["source"] in {"human", "propagated"} for row in rows)
+    propagated_rows = [row for row in rows if row["source"] == "propagated"]
+    right = sum(row["label"] == truth[row["path"]] for row in propagated_rows)
+    assert right >= MIN_ACCURACY * len(propagated_rows), f"{right} of {len(propagated_rows)} propagated labels right"
+
+
+def _in_box(point: Sequence[float], box: Sequence[float]) -> bool:
+    return bool(box[0] <= point[0] <= box[2] and box[3] <= point[1] <= box[1])
+
+
+def _box_around(coords: Any, rows: Sequence[int], others: Sequence[int]) -> list[float]:
+    """A box (x0, y_top, x1, y_bottom in data units) holding several of ``rows`` and none of ``others``: the
+    smallest square around the median point of ``rows`` that holds a few of them, grown while it stays clean."""
+    points = np.asarray(coords, dtype=float)
+    centre = np.median(points[list(rows)], axis=0)
+    span = float(np.ptp(points, axis=0).max()) or 1.0
+    best = None
+    for half in span * np.linspace(0.01, 0.25, 25):
+        box = [centre[0] - half, centre[1] + half, centre[0] + half, centre[1] - half]
+        if any(_in_box(points[i], box) for i in others):
+            break
+        best = box
+    assert best is not None, "no clean box around the class on the map"
+    return [float(v) for v in best]
