@@ -29,6 +29,7 @@ PAGES = [
     st.Page("pages/review.py", title="Review & audit", icon=":material/fact_check:"),
     st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("pages/teaching.py", title="Teaching", icon=":material/school:"),
 ]
 
 page = st.navigation(PAGES)

@@ -379,6 +379,9 @@ def train(
         preset=settings.ssl_preset, device=settings.device, random_state=settings.random_state,
         progress=report, should_stop=should_stop,
     )
+    if should_stop is not None and should_stop():
+        # Stopped by the user: keep the checkpoint for "Resume", but do not swap a half-trained encoder in.
+        return f"training stopped; resume continues from {checkpoint.name}"
     # Freeze a copy under its digest: training may resume and rewrite the live checkpoint, and embeddings,
     # graph and map must stay keyed to the encoder that produced them.
     frozen = checkpoint_dir(ws) / f"encoder-{ssl_train.file_digest(checkpoint)}.pt"

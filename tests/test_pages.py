@@ -25,7 +25,7 @@ from labeler.workspace import Workspace  # noqa: E402
 from pages import figures  # noqa: E402
 
 APP = str(ROOT / "app.py")
-PAGES = ["home", "label", "map", "review", "model", "export"]
+PAGES = ["home", "label", "map", "review", "model", "export", "teaching"]
 CLASSES = ["red", "green", "blue"]
 
 
@@ -310,3 +310,18 @@ def test_plain_escapes_markdown_and_html() -> None:
 
     assert ui.plain("**a** <b>") == r"\*\*a\*\* \<b\>"
     assert ui.plain("cat_1 [x](y)") == r"cat\_1 \[x\]\(y\)"
+
+
+# ----------------------------------------------------------------------------------------------- teaching
+
+
+def test_teaching_page_recomputes_demos_from_its_controls(data_dir: Path) -> None:
+    at = run_page("teaching")
+    # The first tab: label spreading vs a supervised classifier on the same two seeds.
+    spreading, supervised = at.metric[0], at.metric[1]
+    assert spreading.label == "accuracy on unlabeled · label spreading"
+    assert int(spreading.value.rstrip("%")) > int(supervised.value.rstrip("%"))  # moons: the assumption holds
+    assert "accuracy on unlabeled · self-training" in [m.label for m in at.metric]
+    at.segmented_control(key="teach_shape").set_value("blobs").run()
+    assert not at.exception
+    assert at.metric[0].value != spreading.value

@@ -111,3 +111,30 @@ def test_teaching_mode_reads_ground_truth(colour_folder: tuple[Path, dict[str, s
     gt = ws.ground_truth()
     assert gt is not None
     assert [ws.classes()[i].name for i in gt] == [truth[r.path] for r in ws.records()]
+
+
+def test_training_installs_the_encoder_and_propagation_can_use_it(
+    colour_folder: tuple[Path, dict[str, str]],
+) -> None:
+    root, _ = colour_folder
+    ws = Workspace.open(Settings(root, ssl_width=8, ssl_batch_size=32, n_bootstrap=0))
+    ws.import_folder()
+    message = pipeline.train(ws, epochs=1)
+    assert "encoder trained" in message
+    checkpoint = pipeline.trained_checkpoint(ws)
+    assert checkpoint is not None
+    assert checkpoint.name.startswith("encoder-")
+    reps = pipeline.representations(ws)
+    assert set(reps) == {"pixels-pca", "simclr"}
+    assert reps["simclr"].X.shape[0] == len(ws.records())
+    np.testing.assert_allclose(np.linalg.norm(reps["simclr"].X, axis=1), 1.0, atol=1e-3)
+
+
+def test_stopped_training_keeps_the_old_encoder(colour_folder: tuple[Path, dict[str, str]]) -> None:
+    root, _ = colour_folder
+    ws = Workspace.open(Settings(root, ssl_width=8, ssl_batch_size=32))
+    ws.import_folder()
+    message = pipeline.train(ws, epochs=3, should_stop=lambda: True)
+    assert "stopped" in message
+    assert pipeline.trained_checkpoint(ws) is None
+    assert set(pipeline.representations(ws)) == {"pixels-pca"}
