@@ -180,3 +180,44 @@ def learning_curve_point(
     unlabeled = y < 0 if mask is None else (y < 0) & np.asarray(mask, dtype=bool)
     accuracy, n = accuracy_against_truth(pred, truth, unlabeled)
     return {"n_labels": float(np.sum(y >= 0)), "accuracy": accuracy, "n_evaluated": float(n)}
+
+
+def loo_measurable(y: NDArray[Any], n_classes: int) -> bool:
+    """Leave-one-out says something only when at least two classes have two or more human labels each."""
+    y = np.asarray(y)
+    per_class = np.bincount(y[y >= 0], minlength=max(n_classes, 1))
+    return int(np.sum(per_class >= 2)) >= 2
+
+
+def choose_representation(
+    reps: dict[str, NDArray[Any]],
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    baseline: str,
+    n_neighbors: int = 15,
+    alpha: float = 0.99,
+) -> tuple[str, dict[str, float], str]:
+    """The representation to propagate on: ``(name, leave-one-out scores, reason)``.
+
+    Chosen by leave-one-out propagation accuracy on the human labels (ties go to ``baseline``, the simplest).
+    Where that cannot be measured yet (fewer than two classes with two labels each) the ``baseline`` is kept:
+    a trained encoder is not trusted on faith, since on small sets self-supervised features can be worse than
+    pixels (``benchmarks/results/quality.md``).
+    """
+    if baseline not in reps:
+        raise ValueError(f"baseline {baseline!r} is not among the representations {sorted(reps)}")
+    if len(reps) == 1:
+        return baseline, {}, "the only representation available (no trained encoder yet)"
+    if not loo_measurable(y, n_classes):
+        return baseline, {}, (
+            "too few labels to compare representations (needs two classes with two labels each), "
+            f"so the simple baseline {baseline} is used"
+        )
+    scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha)
+    best = max(scores, key=lambda name: (scores[name], name == baseline))
+    n_labels = int(np.sum(np.asarray(y) >= 0))
+    reason = f"highest leave-one-out propagation accuracy on {n_labels} human labels: " + ", ".join(
+        f"{name} {score:.3f}" for name, score in sorted(scores.items())
+    )
+    return best, scores, reason

@@ -132,8 +132,8 @@ def choose_representation(
 ) -> tuple[str, dict[str, float], str]:
     """Pick the representation by leave-one-out propagation accuracy on the human labels; record why.
 
-    The choice is remeasured when the set of representations changes or the human labels grew by a quarter
-    (measuring costs one propagation per label, too much to repeat on every click).
+    The choice is remeasured when the set of representations changes, when it becomes measurable, or when the
+    number of human labels moved by a quarter (or four); not on every click.
     """
     from labeler import diagnostics
 
@@ -141,33 +141,21 @@ def choose_representation(
     previous: dict[str, Any] = load_json(record_path) if record_path.exists() else {}
     n_labels = int(np.sum(y >= 0))
     keys = sorted(rep.key for rep in reps.values())
+    measurable = diagnostics.loo_measurable(y, n_classes)
+    before = int(previous.get("n_labels", -1))
     if (
         previous.get("keys") == keys
         and previous.get("name") in reps
-        and n_labels <= max(previous.get("n_labels", 0) * 1.25, previous.get("n_labels", 0) + 4)
+        and previous.get("measurable") == measurable
+        and abs(n_labels - before) <= max(0.25 * before, 4)
     ):
         return previous["name"], previous.get("scores", {}), previous.get("reason", "")
-    per_class = np.bincount(y[y >= 0], minlength=max(n_classes, 1))
-    measurable = int(np.sum(per_class >= 2)) >= 2
-    default = "simclr" if "simclr" in reps else "pixels-pca"
-    scores: dict[str, float] = {}
-    if measurable and len(reps) > 1:
-        scores = diagnostics.compare_representations(
-            {name: rep.X for name, rep in reps.items()}, y, n_classes,
-            n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
-        )
-        best = max(scores, key=lambda name: (scores[name], name == default))
-        reason = (
-            f"highest leave-one-out propagation accuracy on {n_labels} human labels: "
-            + ", ".join(f"{name} {score:.3f}" for name, score in sorted(scores.items()))
-        )
-    elif len(reps) == 1:
-        best, reason = default, "the only representation available (no trained encoder yet)"
-    else:
-        best = default
-        reason = "too few labels to measure (need two classes with two labels each); trained encoder preferred"
+    best, scores, reason = diagnostics.choose_representation(
+        {name: rep.X for name, rep in reps.items()}, y, n_classes, baseline="pixels-pca",
+        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
+    )
     save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,
-                                   "n_labels": n_labels, "at": time.time()})
+                                   "n_labels": n_labels, "measurable": measurable, "at": time.time()})
     return best, scores, reason
 
 

@@ -4,6 +4,7 @@ from sklearn.datasets import make_blobs, make_moons
 
 from labeler.diagnostics import (
     accuracy_against_truth,
+    choose_representation,
     compare_representations,
     learning_curve_point,
     loo_accuracy,
@@ -94,3 +95,26 @@ def test_loo_scores_equal_brute_force():
         F = _closed_form(W, y_drop, 3, 0.9, balanced_seeds)  # propagate() balances class mass
         np.testing.assert_allclose(loo_proba[j], F[i] / F[i].sum(), atol=1e-6)
         assert loo_label[j] == np.argmax(F[i])
+
+
+def test_choose_representation_keeps_the_baseline_until_it_can_measure():
+    rng = np.random.default_rng(0)
+    X, truth = make_blobs(120, centers=3, cluster_std=0.5, random_state=0)
+    reps = {"baseline": X, "noise": rng.normal(size=(120, 5))}
+    y = np.full(120, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[0]] = c
+    name, scores, reason = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    assert (name, scores) == ("baseline", {})
+    assert "too few labels" in reason
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[1:4]] = c
+    name, scores, reason = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    assert name == "baseline"
+    assert scores["baseline"] == 1.0
+    assert scores["noise"] < 0.8
+    assert "leave-one-out" in reason
+    # A better representation wins once measured.
+    reps = {"baseline": rng.normal(size=(120, 5)), "good": X}
+    name, _, _ = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    assert name == "good"
