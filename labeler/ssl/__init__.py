@@ -7,9 +7,10 @@ Compose: :class:`~labeler.ssl.model.Encoder` + :class:`~labeler.ssl.model.Projec
 """
 
 from labeler.ssl.augment import BatchAugment, choose_preset
+from labeler.ssl.device import select_device
 from labeler.ssl.loss import nt_xent
 from labeler.ssl.model import Encoder, ProjectionHead, SimCLR, load_pretrained_encoder
-from labeler.ssl.train import TrainProgress, embed, load_or_embed, select_device, train_simclr
+from labeler.ssl.train import TrainProgress, embed, load_or_embed, train_simclr
 
 __all__ = [
     "BatchAugment",

@@ -8,15 +8,13 @@ drops to float32 for the rest of the call, so bf16 can only cost speed, never th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import math
-import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from numpy.typing import NDArray
 
 from labeler.artifacts import load_npy, save_npy_atomic, write_bytes_atomic
 from labeler.ssl.augment import BatchAugment, choose_preset
+from labeler.ssl.device import ThreadChooser, autocast, autocast_dtype, cpu_threads, select_device, thread_candidates
 from labeler.ssl.loss import nt_xent
 from labeler.ssl.model import Encoder, SimCLR, load_pretrained_encoder
 
@@ -48,88 +47,6 @@ class TrainProgress:
     images_per_s: float
     seconds_left: float
     fraction: float
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """``cuda`` when a GPU is available and ``preference`` is "auto" or "cuda", else ``cpu``."""
-    if preference not in {"auto", "cpu", "cuda"}:
-        raise ValueError(f"device must be auto, cpu or cuda, got {preference!r}")
-    if preference != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda")
-    if preference == "cuda":
-        warnings.warn("device='cuda' asked for but no GPU is available; using the CPU", RuntimeWarning, stacklevel=2)
-    return torch.device("cpu")
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware runs it natively (CUDA with bf16, CPUs with AVX-512 bf16/AMX), else fp16 on older
-    GPUs, else None (float32)."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device) -> Iterator[None]:
-    """Use every core this process may run on (torch's default can be fewer under cgroups); restore afterwards."""
-    before = torch.get_num_threads()
-    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class _ThreadChooser:
-    """Keeps the fastest CPU thread count, re-measured now and then.
-
-    When other processes keep the cores busy (the app's own UI, tests, a browser), fewer torch threads can be
-    several times faster: measured here on 2 busy cores, 1 thread ran 331 views/s and 2 threads 94, because OpenMP
-    workers wait at every barrier for a sibling the OS has descheduled. So each candidate count is timed for a few
-    steps (after one warm-up step) every ``every_s`` seconds and the fastest is kept.
-    """
-
-    def __init__(self, candidates: Sequence[int], probe_steps: int = 3, every_s: float = 60.0) -> None:
-        self.candidates = list(dict.fromkeys(candidates))
-        self.probe_steps = probe_steps
-        self.every_s = every_s
-        self.best = self.candidates[0]
-        self.queue = list(self.candidates) if len(self.candidates) > 1 else []
-        self.samples: list[float] = []
-        self.seconds: dict[int, float] = {}
-        self.next_probe = math.inf
-
-    def threads(self) -> int:
-        return self.queue[0] if self.queue else self.best
-
-    def record(self, step_seconds: float, now: float) -> None:
-        if not self.queue:
-            if now >= self.next_probe:
-                self.queue, self.samples = list(self.candidates), []
-            return
-        self.samples.append(step_seconds)
-        if len(self.samples) > self.probe_steps:
-            self.seconds[self.queue.pop(0)] = float(np.median(self.samples[1:]))
-            self.samples = []
-            if not self.queue:
-                self.best = min(self.seconds, key=lambda n: self.seconds[n])
-                self.next_probe = now + self.every_s
-
-
-def _thread_candidates(device: torch.device) -> list[int]:
-    if device.type != "cpu":
-        return [torch.get_num_threads()]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return sorted({cores, max(1, cores // 2), 1}, reverse=True)
 
 
 def _check_images(images: NDArray[np.uint8]) -> None:
@@ -161,9 +78,9 @@ def train_simclr(
     *,
     minutes: float | None = None,
     epochs: int | None = None,
-    width: int = 32,
-    batch_size: int = 256,
-    temperature: float = 0.2,
+    width: int = 16,
+    batch_size: int = 64,
+    temperature: float = 0.1,
     preset: str = "auto",
     device: str = "auto",
     random_state: int = 0,
@@ -188,8 +105,10 @@ def train_simclr(
         Budget of *this call*: train this many more minutes and/or epochs, whichever ends first (5 minutes if
         neither is given). The learning rate warms up and then follows a cosine over this budget.
     width, blocks : int, sequence of int
-        Encoder size (see :class:`labeler.ssl.model.Encoder`); ignored when resuming (the checkpoint's
-        architecture and view size win) or starting from ``init_checkpoint`` (its architecture wins).
+        Encoder size (see :class:`labeler.ssl.model.Encoder`). These defaults, like those of ``batch_size`` and
+        ``temperature``, measured best for a 5-minute CPU budget (``benchmarks/results/quality.md``). Ignored
+        when resuming (the checkpoint's architecture and view size win) or starting from ``init_checkpoint``
+        (its architecture wins).
     batch_size : int
         Images per step (two views each); capped at N.
     temperature : float
@@ -267,7 +186,7 @@ def train_simclr(
     steps_per_epoch = max(1, n // batch)  # drop the ragged last batch: BatchNorm and NT-Xent like full batches
     budget_s = None if minutes is None else minutes * 60.0
     budget_steps = None if epochs is None else epochs * steps_per_epoch
-    amp_dtype = _autocast_dtype(dev)
+    amp_dtype = autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     generator = torch.Generator(device=dev).manual_seed(random_state * 1_000_003 + step)
     augment = BatchAugment(preset, generator=generator)
@@ -293,8 +212,8 @@ def train_simclr(
         torch.save(payload, buffer)
         write_bytes_atomic(path, buffer.getvalue())
 
-    chooser = _ThreadChooser(_thread_candidates(dev))
-    with _cpu_threads(dev):
+    chooser = ThreadChooser(thread_candidates(dev))
+    with cpu_threads(dev):
         start = time.perf_counter()
         last_save = last_report = start
         steps_done, images_seen, losses_since = 0, 0, []
@@ -321,7 +240,7 @@ def train_simclr(
                 group["lr"] = _lr_at(fraction, lr, warmup=0.05)
             x = _to_float(source[idx], config["view_size"])
             views = torch.cat([augment(x), augment(x)]).contiguous(memory_format=torch.channels_last)
-            with _autocast(dev, amp_dtype):
+            with autocast(dev, amp_dtype):
                 z = model(views)
             loss = nt_xent(z[:batch], z[batch:], temperature)
             if not torch.isfinite(loss):
@@ -392,7 +311,12 @@ def load_checkpoint_info(path: Path) -> dict[str, Any]:
 
 
 def embed(
-    images: NDArray[np.uint8], checkpoint_path: Path, *, batch_size: int = 512, device: str = "auto"
+    images: NDArray[np.uint8],
+    checkpoint_path: Path,
+    *,
+    batch_size: int = 512,
+    device: str = "auto",
+    projection: bool = False,
 ) -> NDArray[np.float32]:
     """L2-normalised encoder features of ``images`` (the projection head is dropped, as in SimCLR).
 
@@ -401,29 +325,36 @@ def embed(
     images : ndarray of uint8, shape (N, S, S, 3)
     checkpoint_path : Path
         A checkpoint written by :func:`train_simclr`.
+    batch_size : int
+    device : "auto", "cpu" or "cuda"
+    projection : bool
+        Return the projection head's output (128-d) instead. The paper drops the head for linear probes, but
+        for label spreading after short runs the projections cluster tighter (``benchmarks/results/quality.md``),
+        so they are offered as a second representation for the leave-one-out choice.
 
     Returns
     -------
-    ndarray of float32, shape (N, F)
+    ndarray of float32, shape (N, F), or (N, 128) with ``projection``
         Unit-length rows.
     """
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
     state = _load_checkpoint(checkpoint_path)
     config = state["config"]
-    encoder = Encoder(width=config["width"], blocks=config["blocks"])
-    prefix = "encoder."
-    encoder.load_state_dict({k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)})
+    model = SimCLR(Encoder(width=config["width"], blocks=config["blocks"]), projection_dim=config["projection_dim"])
+    model.load_state_dict(state["model"])
     dev = select_device(device)
-    encoder = encoder.to(dev).to(memory_format=torch.channels_last).eval()
-    amp_dtype = _autocast_dtype(dev)
-    out = np.empty((len(images), encoder.feature_dim), dtype=np.float32)
-    with _cpu_threads(dev), torch.inference_mode():
+    network: torch.nn.Module = model if projection else model.encoder
+    network = network.to(dev).to(memory_format=torch.channels_last).eval()
+    amp_dtype = autocast_dtype(dev)
+    dim = config["projection_dim"] if projection else model.encoder.feature_dim
+    out = np.empty((len(images), dim), dtype=np.float32)
+    with cpu_threads(dev), torch.inference_mode():
         for lo in range(0, len(images), batch_size):
             chunk = torch.from_numpy(images[lo : lo + batch_size]).to(dev)
             x = _to_float(chunk, config["view_size"]).contiguous(memory_format=torch.channels_last)
-            with _autocast(dev, amp_dtype):
-                h = encoder(x)
+            with autocast(dev, amp_dtype):
+                h = network(x)
             out[lo : lo + len(chunk)] = F.normalize(h.float(), dim=1).cpu().numpy()
     return out
 
@@ -445,8 +376,11 @@ def load_or_embed(
     *,
     batch_size: int = 512,
     device: str = "auto",
+    projection: bool = False,
 ) -> NDArray[np.float32]:
     """:func:`embed`, cached as ``cache_dir/embeddings-{fingerprint}-{checkpoint hash}.npy``.
+
+    (``embeddings-{fingerprint}-{checkpoint hash}-projection.npy`` for the projections.)
 
     Recomputed only when the dataset fingerprint or the checkpoint's bytes change.
 
@@ -456,11 +390,12 @@ def load_or_embed(
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", dataset_fingerprint):
         raise ValueError(f"dataset_fingerprint must be a file-name-safe token, got {dataset_fingerprint!r}")
-    cache_path = Path(cache_dir) / f"embeddings-{dataset_fingerprint}-{file_digest(checkpoint_path)}.npy"
+    suffix = "-projection" if projection else ""
+    cache_path = Path(cache_dir) / f"embeddings-{dataset_fingerprint}-{file_digest(checkpoint_path)}{suffix}.npy"
     if cache_path.exists():
         cached = load_npy(cache_path)
         if cached.shape[0] == len(images):
             return cached.astype(np.float32, copy=False)
-    features = embed(images, checkpoint_path, batch_size=batch_size, device=device)
+    features = embed(images, checkpoint_path, batch_size=batch_size, device=device, projection=projection)
     save_npy_atomic(cache_path, features)
     return features

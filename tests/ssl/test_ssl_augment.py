@@ -45,20 +45,27 @@ def test_same_generator_seed_gives_same_views():
     assert torch.equal(a, b)
 
 
-def test_glyph_keeps_channels_equal_but_photo_changes_colour():
+def test_glyph_keeps_grey_grey_and_hue_but_photo_changes_colour():
     x = gray_batch(64)
     glyph = BatchAugment("glyph", generator=torch.Generator().manual_seed(0))(x)
     assert torch.allclose(glyph[:, 0], glyph[:, 1])
     assert torch.allclose(glyph[:, 0], glyph[:, 2])
-    # Solid-colour images: geometry and blur leave them as they are, so any change is a colour change.
+    # Solid-colour images: geometry and blur leave them as they are, so any change is an intensity or colour change.
     colours = torch.rand(200, 3, 1, 1, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
     solid = colours.expand(200, 3, 16, 16).contiguous()
-    assert torch.allclose(BatchAugment("glyph", generator=torch.Generator().manual_seed(0))(solid), solid, atol=1e-5)
+    glyph = BatchAugment("glyph", generator=torch.Generator().manual_seed(0))(solid)
+    # Glyph changes brightness and contrast only: the order of the channels (the hue family) never flips.
+    for a, b in [(0, 1), (1, 2), (0, 2)]:
+        before = torch.sign(solid[:, a] - solid[:, b])
+        after = torch.sign(glyph[:, a] - glyph[:, b])
+        assert bool(((after == before) | (after == 0)).all())
     photo = BatchAugment("photo", generator=torch.Generator().manual_seed(0))(solid)
     changed = (photo - solid).abs().amax(dim=(1, 2, 3)) > 0.01
     assert 0.7 < float(changed.float().mean()) < 0.95  # jitter with p = 0.8, grayscale with p = 0.2
     grey = (photo.amax(dim=1) - photo.amin(dim=1)).amax(dim=(1, 2)) < 1e-5
     assert 20 <= int(grey.sum()) <= 60
+    hue_flipped = torch.sign(photo[:, 0] - photo[:, 1]) * torch.sign(solid[:, 0] - solid[:, 1]) < 0
+    assert bool(hue_flipped.any())
 
 
 def test_glyph_never_mirrors_but_photo_does():
@@ -75,7 +82,8 @@ def test_glyph_never_mirrors_but_photo_does():
 
 def test_presets_follow_the_issue():
     assert PRESETS["glyph"].flip_p == 0
-    assert PRESETS["glyph"].jitter_p == 0
+    assert PRESETS["glyph"].saturation == 0
+    assert PRESETS["glyph"].hue == 0
     assert PRESETS["glyph"].grayscale_p == 0
     assert PRESETS["photo"].flip_p > 0
     assert PRESETS["photo"].jitter_p > 0

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from labeler.ssl import train as ssl_train
+from labeler.ssl.device import ThreadChooser
 from labeler.ssl.model import Encoder, encoder_state
 from labeler.ssl.train import TrainProgress, embed, load_checkpoint_info, load_or_embed, select_device, train_simclr
 
@@ -94,6 +95,9 @@ def test_embed_gives_unit_rows_deterministically(tmp_path):
     assert a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(a, b, atol=2e-2)  # batching does not matter in eval mode (bf16 rounding aside)
+    z = embed(images, path, projection=True)
+    assert z.shape == (64, 128)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
 
 
 def test_embeddings_are_cached_and_reused(tmp_path, monkeypatch):
@@ -114,9 +118,12 @@ def test_embeddings_are_cached_and_reused(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("embeddings-abc123-*.npy"))) == 1
     load_or_embed(tmp_path / "cache", images, ckpt, "def456")  # new dataset fingerprint
     assert len(calls) == 2
+    projected = load_or_embed(tmp_path / "cache", images, ckpt, "abc123", projection=True)  # its own file
+    assert len(calls) == 3
+    assert projected.shape == (64, 128)
     train_simclr(images, tmp_path / "ssl", epochs=1, **TINY)  # new checkpoint bytes
     load_or_embed(tmp_path / "cache", images, ckpt, "abc123")
-    assert len(calls) == 3
+    assert len(calls) == 4
     with pytest.raises(ValueError, match="fingerprint"):
         load_or_embed(tmp_path / "cache", images, ckpt, "../escape")
 
@@ -145,7 +152,7 @@ def test_rejects_bad_arguments(tmp_path):
 
 
 def test_thread_chooser_keeps_the_fastest_and_remeasures():
-    chooser = ssl_train._ThreadChooser([2, 1], probe_steps=2, every_s=10.0)
+    chooser = ThreadChooser([2, 1], probe_steps=2, every_s=10.0)
     seconds = {2: 0.9, 1: 0.3}  # a busy machine: one thread is faster
     now = 0.0
     for _ in range(6):  # (1 warm-up + 2 timed steps) per candidate
