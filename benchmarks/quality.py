@@ -74,15 +74,13 @@ def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neig
 
 
 def chosen_spreading(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], info: dict) -> NDArray[np.int64]:
-    """What the app does: pick the representation by leave-one-out propagation accuracy on the human labels
-    (needs two labels per class; with one, the trained encoder), then spread on it."""
-    n_classes = int(y_seen.max()) + 1
-    name = "simclr"
-    if np.min(np.bincount(y_seen[y_seen >= 0], minlength=n_classes)) >= 2:
-        from labeler.diagnostics import compare_representations
+    """What the app does (``labeler.diagnostics.choose_representation``): leave-one-out accuracy on the human labels
+    picks the representation, the trained encoder kept unless beaten by more than a standard error (and kept
+    outright with one label per class, where nothing can be measured); then spread on it."""
+    from labeler.diagnostics import choose_representation
 
-        scores = compare_representations(reps, y_seen, n_classes, n_neighbors=15, alpha=0.99)
-        name = max(scores, key=lambda key: scores[key])
+    n_classes = int(y_seen.max()) + 1
+    name, _, _ = choose_representation(reps, y_seen, n_classes, preferred="simclr", n_neighbors=15, alpha=0.99)
     info.setdefault("chosen", []).append(name)
     return labeler_spreading(reps[name], y_seen)
 
@@ -162,7 +160,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
         )
         rows["(c') SimCLR projection-head output, spreading"] = score(labeler_spreading, Z, y, args.seeds)
         reps = {"pixels-pca": P, "simclr": E, "simclr-projection": Z}
-        rows["labeler's choice by leave-one-out (k=1: trained encoder)"] = score(
+        rows["labeler's choice (leave-one-out; trained encoder kept unless beaten by > 1 s.e.)"] = score(
             lambda X, y_seen: chosen_spreading(reps, y_seen, info), P, y, args.seeds
         )
         if args.variants:
@@ -177,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--datasets", default="mnist_a,fashion_1000")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-dir", default="/work/shared/datasets")
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     parser.add_argument("--size", type=int, default=32, help="training cache size (Settings.train_size)")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--blocks", type=int, nargs="+", default=[1, 1, 1, 1])

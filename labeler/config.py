@@ -39,9 +39,10 @@ class Settings:
     bootstrap_drop: float = 0.2
     # Self-supervised training
     ssl_minutes: float = 5.0
-    ssl_width: int = 32
-    ssl_batch_size: int = 256
-    ssl_temperature: float = 0.2
+    # Measured best for 5 minutes on 2 CPU cores (benchmarks/results/quality.md).
+    ssl_width: int = 16
+    ssl_batch_size: int = 64
+    ssl_temperature: float = 0.1
     ssl_preset: str = "auto"  # "auto", "photo" or "glyph"
     device: str = "auto"  # "auto", "cpu" or "cuda"
     # Review

@@ -194,30 +194,34 @@ def choose_representation(
     y: NDArray[Any],
     n_classes: int,
     *,
-    baseline: str,
+    preferred: str,
     n_neighbors: int = 15,
     alpha: float = 0.99,
 ) -> tuple[str, dict[str, float], str]:
     """The representation to propagate on: ``(name, leave-one-out scores, reason)``.
 
-    Chosen by leave-one-out propagation accuracy on the human labels (ties go to ``baseline``, the simplest).
-    Where that cannot be measured yet (fewer than two classes with two labels each) the ``baseline`` is kept:
-    a trained encoder is not trusted on faith, since on small sets self-supervised features can be worse than
-    pixels (``benchmarks/results/quality.md``).
+    Chosen by leave-one-out propagation accuracy on the human labels. ``preferred`` (the trained encoder once
+    there is one, else the instant baseline) is kept where that cannot be measured yet (fewer than two classes
+    with two labels each), and unless another representation beats it by more than one standard error of its
+    score: with a few dozen labels, smaller differences are noise (``benchmarks/results/quality.md``).
     """
-    if baseline not in reps:
-        raise ValueError(f"baseline {baseline!r} is not among the representations {sorted(reps)}")
+    if preferred not in reps:
+        raise ValueError(f"preferred representation {preferred!r} is not among {sorted(reps)}")
     if len(reps) == 1:
-        return baseline, {}, "the only representation available (no trained encoder yet)"
+        return preferred, {}, "the only representation available (no trained encoder yet)"
     if not loo_measurable(y, n_classes):
-        return baseline, {}, (
-            "too few labels to compare representations (needs two classes with two labels each), "
-            f"so the simple baseline {baseline} is used"
+        return preferred, {}, (
+            f"{preferred}: too few labels to compare representations yet (needs two classes with two labels each)"
         )
     scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha)
-    best = max(scores, key=lambda name: (scores[name], name == baseline))
     n_labels = int(np.sum(np.asarray(y) >= 0))
-    reason = f"highest leave-one-out propagation accuracy on {n_labels} human labels: " + ", ".join(
-        f"{name} {score:.3f}" for name, score in sorted(scores.items())
-    )
-    return best, scores, reason
+    p = scores[preferred]
+    standard_error = float(np.sqrt(max(p * (1 - p), 0.25 / n_labels) / n_labels))
+    best = max(scores, key=lambda name: (scores[name], name == preferred))
+    listed = ", ".join(f"{name} {score:.3f}" for name, score in sorted(scores.items()))
+    if best != preferred and scores[best] - p <= standard_error:
+        return preferred, scores, (
+            f"{preferred} kept: no representation beats it by more than one standard error ({standard_error:.3f}) "
+            f"of leave-one-out accuracy on {n_labels} human labels: {listed}"
+        )
+    return best, scores, f"highest leave-one-out propagation accuracy on {n_labels} human labels: {listed}"

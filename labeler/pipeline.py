@@ -121,9 +121,13 @@ def representations(
         from labeler.ssl import train as ssl_train
 
         progress(0.1, "embedding images with the trained encoder")
-        X = ssl_train.load_or_embed(cache, train_images, checkpoint, fingerprint, device=ws.settings.device)
-        key = f"simclr-{fingerprint}-{ssl_train.file_digest(checkpoint)}"
-        found["simclr"] = Representation("simclr", key, X.astype(np.float32, copy=False))
+        digest = ssl_train.file_digest(checkpoint)
+        # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
+        for name, projection in (("simclr", False), ("simclr-projection", True)):
+            X = ssl_train.load_or_embed(
+                cache, train_images, checkpoint, fingerprint, device=ws.settings.device, projection=projection
+            )
+            found[name] = Representation(name, f"{name}-{fingerprint}-{digest}", X.astype(np.float32, copy=False))
     return found
 
 
@@ -151,7 +155,8 @@ def choose_representation(
     ):
         return previous["name"], previous.get("scores", {}), previous.get("reason", "")
     best, scores, reason = diagnostics.choose_representation(
-        {name: rep.X for name, rep in reps.items()}, y, n_classes, baseline="pixels-pca",
+        {name: rep.X for name, rep in reps.items()}, y, n_classes,
+        preferred="simclr" if "simclr" in reps else "pixels-pca",
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
     )
     save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,

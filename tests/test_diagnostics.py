@@ -97,24 +97,36 @@ def test_loo_scores_equal_brute_force():
         assert loo_label[j] == np.argmax(F[i])
 
 
-def test_choose_representation_keeps_the_baseline_until_it_can_measure():
+def test_choose_representation_keeps_the_preferred_one_until_it_can_measure():
     rng = np.random.default_rng(0)
     X, truth = make_blobs(120, centers=3, cluster_std=0.5, random_state=0)
     reps = {"baseline": X, "noise": rng.normal(size=(120, 5))}
     y = np.full(120, -1)
     for c in range(3):
         y[np.flatnonzero(truth == c)[0]] = c
-    name, scores, reason = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
     assert (name, scores) == ("baseline", {})
     assert "too few labels" in reason
     for c in range(3):
         y[np.flatnonzero(truth == c)[1:4]] = c
-    name, scores, reason = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
     assert name == "baseline"
     assert scores["baseline"] == 1.0
     assert scores["noise"] < 0.8
     assert "leave-one-out" in reason
     # A better representation wins once measured.
     reps = {"baseline": rng.normal(size=(120, 5)), "good": X}
-    name, _, _ = choose_representation(reps, y, 3, baseline="baseline", n_neighbors=10)
+    name, _, _ = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
     assert name == "good"
+
+
+def test_choose_representation_needs_more_than_noise_to_switch():
+    X, truth = make_blobs(120, centers=3, cluster_std=0.5, random_state=0)
+    y = np.full(120, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:3]] = c
+    # Two equally good representations: the preferred one is kept.
+    shifted = X + 100.0
+    name, scores, reason = choose_representation({"a": X, "b": shifted}, y, 3, preferred="b", n_neighbors=10)
+    assert name == "b"
+    assert scores["a"] == scores["b"]
