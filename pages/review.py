@@ -50,7 +50,9 @@ tab_queue, tab_suspects, tab_new, tab_audit = st.tabs(
 with tab_queue:
     st.caption("Propagated labels the model is least sure of, spread over the map, with a share of random ones "
                "to keep the queue honest. Picking a class makes it a human label.")
-    image_grid(ui.review_rows(ws, state, 12), "review")
+    proposals = state.label_names()
+    image_grid([(row, f"{why} · now {proposals[row] or 'none'} {state.confidence[row]:.0%}")
+                for row, why in ui.review_rows(ws, state, 12)], "review")
 
 with tab_suspects:
     suspects = ui.suspects(ws, state)
