@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -157,9 +156,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     if args.ground_truth:
         command += ["--ground-truth", str(Path(args.ground_truth).resolve())]
     print(f"labeler: serving {data_dir} at http://{args.host}:{args.port}", flush=True)
-    env = dict(os.environ)
     try:
-        return subprocess.call(command, env=env, cwd=str(REPO_ROOT))
+        return subprocess.call(command, cwd=str(REPO_ROOT))
     except KeyboardInterrupt:
         return 0
 

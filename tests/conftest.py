@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labeler.config import Settings
+from labeler.workspace import Workspace
+
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
@@ -32,3 +35,14 @@ def colour_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "data"
     truth = make_colour_folder(root)
     return root, truth
+
+
+@pytest.fixture
+def ws(colour_folder: tuple[Path, dict[str, str]]) -> Workspace:
+    """The colour folder imported, with the classes red, green and blue defined (no labels yet)."""
+    root, _ = colour_folder
+    workspace = Workspace.open(Settings(root, n_bootstrap=3))
+    workspace.import_folder()
+    for name in COLOURS:
+        workspace.store.add_class(name)
+    return workspace

@@ -8,21 +8,10 @@ import numpy as np
 import pytest
 
 from labeler import pipeline, queue
-from labeler.config import Settings
 from labeler.propagate import Source
 from labeler.workspace import Workspace
 
 CLASSES = ["red", "green", "blue"]
-
-
-@pytest.fixture
-def ws(colour_folder: tuple[Path, dict[str, str]]) -> Workspace:
-    root, _ = colour_folder
-    workspace = Workspace.open(Settings(root, n_bootstrap=3))
-    workspace.import_folder()
-    for name in CLASSES:
-        workspace.store.add_class(name)
-    return workspace
 
 
 def label_rows(ws: Workspace, rows: list[int], name: str) -> None:

@@ -14,16 +14,6 @@ from labeler.workspace import Workspace
 CLASSES = ["red", "green", "blue"]
 
 
-@pytest.fixture
-def ws(colour_folder: tuple[Path, dict[str, str]]) -> Workspace:
-    root, _ = colour_folder
-    workspace = Workspace.open(Settings(root, n_bootstrap=3))
-    workspace.import_folder()
-    for name in CLASSES:
-        workspace.store.add_class(name)
-    return workspace
-
-
 def class_id(ws: Workspace, name: str) -> int:
     return next(c.id for c in ws.store.classes() if c.name == name)
 
