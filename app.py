@@ -18,7 +18,8 @@ _APP_DIR = str(Path(__file__).resolve().parent)
 if _APP_DIR not in sys.path:
     sys.path.insert(0, _APP_DIR)
 
-from pages import ui  # noqa: E402
+
+from pages.shared import jobs_panel  # noqa: E402
 
 st.set_page_config(page_title="labeler", page_icon=":material/label:", layout="wide")
 
@@ -34,5 +35,5 @@ PAGES = [
 
 page = st.navigation(PAGES)
 with st.sidebar:
-    ui.sidebar_status()
+    jobs_panel.sidebar_status()
 page.run()

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from labeler import data
+from labeler.io.caches import build_image_caches
+from labeler.io.scan import scan_images
 
 FASHION = Path("/work/shared/datasets/fashion_1000.npz")
 RESULTS = Path(__file__).parent / "results" / "data_decode.md"
@@ -57,11 +58,11 @@ def main() -> None:
             folder = Path(tmp) / name.replace(" ", "_")
             folder.mkdir()
             maker(folder)
-            rels = [s.path for s in data.scan_images(folder)]
+            rels = [s.path for s in scan_images(folder)]
             for workers_label, threshold in [("loop", 1 << 62), ("2 threads", -1)]:
-                data._THREADS_ABOVE_BYTES = threshold  # benchmark only: force one strategy
-                scan = best_of(partial(data.scan_images, folder))
-                build = best_of(partial(data.build_image_caches, folder, rels, 96, 32))
+                _THREADS_ABOVE_BYTES = threshold  # benchmark only: force one strategy
+                scan = best_of(partial(scan_images, folder))
+                build = best_of(partial(build_image_caches, folder, rels, 96, 32))
                 rows.append(f"| {name} | {workers_label} | {scan:.2f} | {build:.2f} |")
     text = "\n".join(
         [

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler.graph import affinity_from_knn, knn_indices
-from labeler.propagate import label_spreading, make_solver, normalized_affinity, one_hot, propagate
+from labeler.core.graph import affinity_from_knn, knn_indices
+from labeler.core.propagate import label_spreading, make_solver, normalized_affinity, one_hot, propagate
 
 RESULTS = Path(__file__).parent / "results" / "propagation.md"
 

@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 
-from labeler.representation import pca_representation, pixel_features, umap_representation
-from labeler.ssl.train import TrainProgress, embed, train_simclr
+from labeler.embed.instant import pca_representation, pixel_features, umap_representation
+from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "quality.md"
@@ -37,7 +37,7 @@ RESULTS = Path(__file__).parent / "results" / "quality.md"
 
 def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
     """Raw (N, 28, 28) images, the (N, size, size, 3) training cache as the app builds it, and labels."""
-    from labeler.data import make_training_image
+    from labeler.io.caches import make_training_image
 
     with np.load(path, allow_pickle=False) as data:
         raw, labels = data["images"], data["labels"].astype(np.int64)
@@ -64,7 +64,7 @@ def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neig
                       alpha: float = 0.99) -> NDArray[np.int64]:
     """labeler's kNN graph + label spreading (Zhou et al. 2004); scikit-learn's LabelSpreading if those are absent."""
     try:
-        from labeler import graph, propagate
+        from labeler.core import graph, propagate
     except ImportError:
         model = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, alpha=alpha, max_iter=1000).fit(X, y_seen)
         return np.asarray(model.transduction_)
@@ -74,10 +74,10 @@ def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neig
 
 
 def chosen_spreading(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], info: dict) -> NDArray[np.int64]:
-    """What the app does (``labeler.diagnostics.choose_representation``): leave-one-out accuracy on the human labels
+    """What the app does (``core.diagnostics.choose_representation``): leave-one-out accuracy on the human labels
     picks the representation, the trained encoder kept unless beaten by more than a standard error (and kept
     outright with one label per class, where nothing can be measured); then spread on it."""
-    from labeler.diagnostics import choose_representation
+    from labeler.core.diagnostics import choose_representation
 
     n_classes = int(y_seen.max()) + 1
     name, _, _ = choose_representation(reps, y_seen, n_classes, preferred="simclr", n_neighbors=15, alpha=0.99)

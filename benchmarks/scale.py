@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from labeler import export, pipeline
 from labeler.config import Settings
-from labeler.workspace import Workspace
+from labeler.workflow import export
+from labeler.workflow.refresh import refresh
+from labeler.workflow.workspace import Workspace
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist_a.npz"
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.md"
@@ -43,7 +44,7 @@ def _write_images(root: Path, n: int) -> dict[str, str]:
     return truth
 
 
-def _timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _timed(function, *args, **kwargs):
     start = time.perf_counter()
     value = function(*args, **kwargs)
     return value, time.perf_counter() - start
@@ -65,12 +66,12 @@ def main() -> None:
             if len(seeds[name]) < 10:
                 seeds[name].append(path)
         ws.store.label_paths([(p, name) for name, paths in seeds.items() for p in paths], "bench")
-        _, t_first = _timed(pipeline.refresh, ws, compute_map=True)
+        _, t_first = _timed(refresh, ws, compute_map=True)
         # The steps one click triggers.
         record = ws.records()[123]
         _, t_label = _timed(ws.store.label, record.id, ws.classes()[0].id, "bench")
-        state, t_refresh = _timed(pipeline.refresh, ws, compute_map=True)
-        _, t_refresh2 = _timed(pipeline.refresh, ws, compute_map=True)
+        state, t_refresh = _timed(refresh, ws, compute_map=True)
+        _, t_refresh2 = _timed(refresh, ws, compute_map=True)
         frame, t_export = _timed(export.export_frame, ws, state=state)
         correct = np.mean([state.label_names()[i] == truth[p] for i, p in enumerate(state.paths)
                            if state.source[i] == "propagated"])

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labeler.config import Settings
-from labeler.workspace import Workspace
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO_ROOT / "sample_data"
+from labeler.install_paths import app_script, sample_data_dir
+from labeler.workflow import export
+from labeler.workflow.refresh import refresh
+from labeler.workflow.report import describe, status_lines
+from labeler.workflow.training import train
+from labeler.workflow.workspace import Workspace
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -88,17 +90,13 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from labeler import pipeline
-
     ws = _open(args)
-    for line in pipeline.status_lines(ws):
+    for line in status_lines(ws):
         print(line)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from labeler import export
-
     ws = _open(args)
     _ensure_imported(ws)
     frame = export.export_frame(ws, min_confidence=args.min_confidence)
@@ -109,44 +107,39 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from labeler import pipeline
-
     ws = _open(args)
     _ensure_imported(ws)
     minutes = args.minutes if args.epochs is None else None
-    result = pipeline.train(ws, minutes=minutes, epochs=args.epochs, progress=_ProgressPrinter())
+    result = train(ws, minutes=minutes, epochs=args.epochs, progress=_ProgressPrinter())
     print(result)
     return 0
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from labeler import pipeline
-
     ws = _open(args)
     _ensure_imported(ws)
-    state = pipeline.refresh(ws, progress=_ProgressPrinter(), compute_map=False)
-    for line in pipeline.describe(state):
+    state = refresh(ws, progress=_ProgressPrinter(), compute_map=False)
+    for line in describe(state):
         print(line)
     return 0
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from labeler import pipeline
-
     ws = _open(args)
     _ensure_imported(ws)
-    state = pipeline.refresh(ws, progress=_ProgressPrinter(), compute_map=True)
+    state = refresh(ws, progress=_ProgressPrinter(), compute_map=True)
     print(f"map computed for {len(state.label)} images with representation {state.representation}")
     return 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir) if args.data_dir else SAMPLE_DATA
+    data_dir = Path(args.data_dir) if args.data_dir else sample_data_dir()
     if not data_dir.is_dir():
         print(f"labeler: data folder {data_dir} does not exist or is not a folder", file=sys.stderr)
         return 2
+    app = app_script()
     command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", args.host, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--", "--data-dir", str(data_dir.resolve()),
@@ -157,7 +150,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         command += ["--ground-truth", str(Path(args.ground_truth).resolve())]
     print(f"labeler: serving {data_dir} at http://{args.host}:{args.port}", flush=True)
     try:
-        return subprocess.call(command, cwd=str(REPO_ROOT))
+        return subprocess.call(command, cwd=str(app.parent))
     except KeyboardInterrupt:
         return 0
 

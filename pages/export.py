@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeler import export, report
-from pages import ui
+from labeler.workflow import export, report
+from pages.shared import session
 
-ws = ui.require_images()
+ws = session.require_images()
 st.title("Export")
 st.caption(
     "One row per image: path, label, source (human / propagated / audited / none / unreadable), confidence and "

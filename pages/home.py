@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeler import report
 from labeler.store import InvalidClassName
-from pages import ui
+from labeler.workflow import report
+from pages.shared import class_keys, jobs_panel, session, text
 
 st.title("labeler")
 st.caption("Label a few images; the rest are labeled for you, with an honest estimate of how far to trust them.")
 
-settings = ui.settings()
+settings = session.settings()
 
 # ----------------------------------------------------------------------------------------------- dataset
-with st.expander(f"Dataset: {ui.plain(settings.data_dir)}", expanded=not settings.data_dir.is_dir()):
+with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not settings.data_dir.is_dir()):
     col_path, col_open, col_sample = st.columns([4, 1, 1], vertical_alignment="bottom")
     folder_text = col_path.text_input("Folder of images", placeholder="/home/me/photos", key="folder_text")
     if col_open.button("Open folder", key="open_folder"):
-        folder, problem = ui.check_folder(folder_text)
+        folder, problem = session.check_folder(folder_text)
         if problem:
             st.error(problem)
         else:
             st.session_state["data_dir"] = str(folder)
             st.rerun()
     if col_sample.button("Open sample", key="open_sample"):
-        st.session_state["data_dir"] = str(ui.SAMPLE_DIR)
+        st.session_state["data_dir"] = str(session.SAMPLE_DIR)
         st.rerun()
-    if (settings.data_dir / ui.GROUND_TRUTH_NAME).is_file() or settings.ground_truth_path is not None:
+    if (settings.data_dir / session.GROUND_TRUTH_NAME).is_file() or settings.ground_truth_path is not None:
         st.toggle(
             "Teaching mode (show the true accuracy from ground_truth.csv; never used as labels)",
             key="teaching",
@@ -40,21 +40,21 @@ with st.expander(f"Dataset: {ui.plain(settings.data_dir)}", expanded=not setting
         key="uploads",
     )
     if uploads and st.button("Add the uploaded files to a new upload dataset", key="save_uploads"):
-        st.session_state["data_dir"] = str(ui.save_uploads(settings, uploads))
+        st.session_state["data_dir"] = str(session.save_uploads(settings, uploads))
         st.rerun()
 
 if not settings.data_dir.is_dir():
     st.error(f"The data folder {settings.data_dir} does not exist or is not a folder. Open another one above.")
     st.stop()
 
-ws = ui.require_images()
+ws = session.require_images()
 col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
 from_folders = col_folders.checkbox("Take labels from sub-folder names", key="labels_from_folders")
 if col_rescan.button("Re-scan folder", key="rescan"):
-    ui.import_with_progress(ws, labels_from_folders=from_folders)
-    ui.request_refresh()
+    session.import_with_progress(ws, labels_from_folders=from_folders)
+    session.request_refresh()
 for line in st.session_state.get("import_lines", [])[:1]:
-    st.caption(ui.plain(line))
+    st.caption(text.plain(line))
 
 # ----------------------------------------------------------------------------------------------- classes
 st.subheader("Classes")
@@ -72,12 +72,12 @@ with st.form("add_class", clear_on_submit=True, border=True):
     col_name, col_colour, col_key, col_add = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
     name = col_name.text_input("New class", placeholder="e.g. cat", key="new_class_name")
     # Keys change with the number of classes so each new class starts from a fresh colour and free key.
-    colour = col_colour.color_picker("Colour", value=ui.next_colour(len(classes)),
+    colour = col_colour.color_picker("Colour", value=class_keys.next_colour(len(classes)),
                                      key=f"new_class_colour_{len(classes)}")
-    hotkey = col_key.selectbox("Key", ui.HOTKEYS, index=ui.default_hotkey_index(classes),
+    hotkey = col_key.selectbox("Key", class_keys.HOTKEYS, index=class_keys.default_hotkey_index(classes),
                                key=f"new_class_key_{len(classes)}")
     if col_add.form_submit_button("Add class"):
-        taken = ui.hotkey_owner(classes, hotkey)
+        taken = class_keys.hotkey_owner(classes, hotkey)
         try:
             if taken:
                 raise ValueError(f"key {hotkey} already labels {taken}; pick another key")
@@ -93,12 +93,12 @@ if classes:
         col_name, col_colour, col_key = st.columns([4, 1, 1], vertical_alignment="bottom")
         new_name = col_name.text_input("Name", value=chosen.name, key=f"edit_name_{chosen.id}")
         new_colour = col_colour.color_picker("Colour", value=chosen.colour, key=f"edit_colour_{chosen.id}")
-        keys = ui.HOTKEYS
+        keys = class_keys.HOTKEYS
         current_key = chosen.hotkey if chosen.hotkey in keys else ""
         new_key = col_key.selectbox("Key", keys, index=keys.index(current_key), key=f"edit_key_{chosen.id}")
         if st.button("Save class", key="save_class"):
             try:
-                taken = ui.hotkey_owner([c for c in classes if c.id != chosen.id], new_key)
+                taken = class_keys.hotkey_owner([c for c in classes if c.id != chosen.id], new_key)
                 if taken:
                     raise ValueError(f"key {new_key} already labels {taken}; pick another key")
                 ws.store.update_class(chosen.id, name=new_name, colour=new_colour, hotkey=new_key)
@@ -123,10 +123,10 @@ if summary["duplicates"]:
 
 
 # ----------------------------------------------------------------------------------------------- live status
-@st.fragment(run_every=ui.POLL_ACTIVE_S)
+@st.fragment(run_every=jobs_panel.POLL_ACTIVE_S)
 def live_status() -> None:
     st.subheader("Labels")
-    counts = ui.label_counts(ws)
+    counts = jobs_panel.live_counts(ws)
     col_h, col_p, col_n, col_a = st.columns(4)
     col_h.metric("Human", counts["human"])
     col_p.metric("Propagated", counts["propagated"])
@@ -141,7 +141,7 @@ def live_status() -> None:
             help=f"95% interval {estimate['low']:.0%}–{estimate['high']:.0%} from {estimate['n']} blind audits",
         )
     st.subheader("Background jobs")
-    ui.render_jobs(ws)
+    jobs_panel.render_jobs(ws)
 
 
 live_status()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import ui
+from pages.shared import queues, session, text
 
 GRID_COLUMNS = 4
 GRID_ROWS = 3
 
-ws = ui.require_images()
+ws = session.require_images()
 classes = ws.store.classes()
 st.title("Label")
 if not classes:
@@ -19,16 +19,16 @@ if not classes:
 
 names = {c.id: c.name for c in classes}
 records = ws.records()
-state = ui.state(ws)
+state = session.state(ws)
 
 col_strategy, col_size = st.columns([3, 1], vertical_alignment="bottom")
 strategy = col_strategy.segmented_control(
-    "Show", ui.STRATEGIES, default=ui.STRATEGIES[0], key="strategy", required=True,
+    "Show", queues.STRATEGIES, default=queues.STRATEGIES[0], key="strategy", required=True,
     help="Suggested: typical, diverse images before the first labels, then the least certain ones. "
     "Random: a uniform sample of unlabeled images.",
 )
 large = col_size.toggle("Large view", key="large_view")
-queue = ui.label_queue(ws, state, strategy or ui.STRATEGIES[0], GRID_COLUMNS * GRID_ROWS + 1)
+queue = queues.label_queue(ws, state, strategy or queues.STRATEGIES[0], GRID_COLUMNS * GRID_ROWS + 1)
 if not queue:
     st.success("Every image has a human label.")
     st.stop()
@@ -38,10 +38,10 @@ def label(row: int, class_id: int | None) -> None:
     """Store the label now (one undoable action), move on, and ask for propagation in the background."""
     if class_id is None:
         return
-    ws.store.set_labels([records[row].id], class_id, ui.annotator(ws))
-    ui.forget_row(row)
+    ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
+    queues.forget_row(row)
     st.session_state["last_action"] = f"{records[row].path} → {names[class_id]}"
-    ui.request_refresh()
+    session.request_refresh()
 
 
 def label_from_pills(row: int) -> None:
@@ -49,9 +49,9 @@ def label_from_pills(row: int) -> None:
 
 
 def undo() -> None:
-    row = ui.undo_last(ws)
+    row = queues.undo_last(ws)
     st.session_state["last_action"] = "undone" if row is not None else "nothing to undo"
-    ui.request_refresh()
+    session.request_refresh()
 
 
 # ----------------------------------------------------------------------------------------------- focused image
@@ -59,10 +59,10 @@ focus = queue[0]
 col_image, col_buttons = st.columns([2, 3])
 with col_image:
     if large:
-        st.image(ui.full_image(ws, focus), width=480)
+        st.image(queues.full_image(ws, focus), width=480)
     else:
         st.image(ws.thumbnails()[focus], width=240)
-    st.caption(ui.plain(records[focus].path) + ui.reason_caption(focus))
+    st.caption(text.plain(records[focus].path) + queues.reason_caption(focus))
 with col_buttons:
     st.markdown("**Which class is this?** Click, or press its key.")
     per_row = 3
@@ -70,7 +70,7 @@ with col_buttons:
         cols = st.columns(per_row)
         for col, info in zip(cols, classes[start : start + per_row], strict=False):
             col.button(
-                ui.plain(info.name),
+                text.plain(info.name),
                 key=f"label_{info.id}",
                 shortcut=info.hotkey or None,
                 on_click=label,
@@ -78,10 +78,10 @@ with col_buttons:
                 width="stretch",
             )
     col_skip, col_undo = st.columns(2)
-    col_skip.button("Skip", key="skip", shortcut="S", on_click=ui.skip_row, args=(focus,), width="stretch")
+    col_skip.button("Skip", key="skip", shortcut="S", on_click=queues.skip_row, args=(focus,), width="stretch")
     col_undo.button("Undo", key="undo", shortcut="U", on_click=undo, width="stretch")
     if "last_action" in st.session_state:
-        st.caption(f"Last: {ui.plain(st.session_state['last_action'])}")
+        st.caption(f"Last: {text.plain(st.session_state['last_action'])}")
 
 # ----------------------------------------------------------------------------------------------- grid
 st.divider()
@@ -94,11 +94,11 @@ for start in range(0, len(grid), GRID_COLUMNS):
     for col, row in zip(cols, grid[start : start + GRID_COLUMNS], strict=False):
         with col:
             st.image(thumbs[row], width=96)
-            st.caption(ui.plain(records[row].path) + ui.reason_caption(row))
+            st.caption(text.plain(records[row].path) + queues.reason_caption(row))
             st.pills(
                 "Class",
                 class_ids,
-                format_func=lambda class_id: ui.plain(names[class_id]),
+                format_func=lambda class_id: text.plain(names[class_id]),
                 key=f"pick_{records[row].id}",
                 on_change=label_from_pills,
                 args=(row,),

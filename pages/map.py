@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeler import queue
-from pages import figures, ui
+from labeler.workflow import label_queue as queue
+from pages.shared import figures, map_view, queues, session, text
 
-ws = ui.require_images()
+ws = session.require_images()
 st.title("Map")
-state = ui.state(ws)
+state = session.state(ws)
 if state is None or state.umap is None:
     st.info("The map appears once the images have been embedded and laid out (a background job, seconds to a "
             "minute). It refreshes on its own.")
     if st.button("Compute now", key="compute_map"):
-        ui.request_refresh()
-    ui.rerun_when_state_changes(ws, None)
+        session.request_refresh()
+    map_view.rerun_when_state_changes(ws, None)
     st.stop()
 
 records = ws.records()
@@ -33,13 +33,13 @@ fig = figures.map_figure(
 counts = state.counts
 st.caption(
     f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
-    f"{counts['none']} unreached · representation: {ui.plain(state.representation)}"
+    f"{counts['none']} unreached · representation: {text.plain(state.representation)}"
 )
 event = st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("lasso", "box"))
 if live:
-    ui.rerun_when_state_changes(ws, state.computed_at)
+    map_view.rerun_when_state_changes(ws, state.computed_at)
 
-selected = ui.selected_rows(event)
+selected = map_view.selected_rows(event)
 if not selected:
     st.caption("Draw a lasso or a box around points to see those images here.")
     st.stop()
@@ -59,11 +59,11 @@ col_class, col_apply, col_review = st.columns([2, 1, 1], vertical_alignment="bot
 chosen = col_class.selectbox("Label all selected as", classes, format_func=lambda c: c.name, key="map_class")
 if col_apply.button(f"Label {len(targets)} images", key="map_label", type="primary",
                     disabled=not targets or chosen is None) and chosen is not None:
-    changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, ui.annotator(ws))
-    ui.request_refresh()
+    changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, session.annotator(ws))
+    session.request_refresh()
     # A toast outlives the rerun that redraws the map once the new labels have propagated.
-    st.toast(f"{changed} images labeled {ui.plain(chosen.name)} (one undo on the Label page reverts them).")
+    st.toast(f"{changed} images labeled {text.plain(chosen.name)} (one undo on the Label page reverts them).")
 if col_review.button("Send to review", key="map_review", disabled=not targets):
-    ui.send_to_review(targets)
+    queues.send_to_review(targets)
     st.toast(f"{len(targets)} images put at the top of the review queue.")
     st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")

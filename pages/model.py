@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import figures, ui
+from pages.shared import figures, jobs_panel, model_view, session, text
 
-ws = ui.require_images()
+ws = session.require_images()
 st.title("Model")
-job_runner = ui.runner()
+job_runner = session.runner()
 
 # ----------------------------------------------------------------------------------------------- training
 st.subheader("Self-supervised training (SimCLR)")
@@ -17,8 +17,8 @@ st.caption("Trains an encoder on your own images, without labels. When it finish
 col_minutes, col_start, col_stop, _ = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
 minutes = col_minutes.number_input("Minutes", min_value=0.1, max_value=240.0, value=float(ws.settings.ssl_minutes),
                                    step=0.5, key="train_minutes")
-training = ui.active_job(ws, "train")
-resume = ui.training_info(ws) is not None
+training = jobs_panel.active_job(ws, "train")
+resume = model_view.training_info(ws) is not None
 if col_start.button("Resume" if resume else "Start", key="train_start", disabled=training is not None,
                     type="primary"):
     job_runner.start_training(minutes=float(minutes))
@@ -27,17 +27,17 @@ if col_stop.button("Stop", key="train_stop", disabled=training is None):
     job_runner.cancel("train")
 
 
-@st.fragment(run_every=ui.POLL_ACTIVE_S)
+@st.fragment(run_every=jobs_panel.POLL_ACTIVE_S)
 def training_status() -> None:
-    job = ui.latest_job(ws, "train")
+    job = jobs_panel.latest_job(ws, "train")
     if job is not None:
-        if job.status in {"queued", "running"}:
-            st.progress(min(max(float(job.progress), 0.0), 1.0), text=ui.plain(job.message or job.status))
+        if job.active:
+            st.progress(min(max(float(job.progress), 0.0), 1.0), text=text.plain(job.message or job.status))
         elif job.status == "failed":
             st.error(f"Training failed: {job.error}. Labels are untouched; start it again to retry.")
         else:
-            st.caption(ui.plain(f"last run: {job.status} · {job.message}"))
-    info = ui.training_info(ws)
+            st.caption(text.plain(f"last run: {job.status} · {job.message}"))
+    info = model_view.training_info(ws)
     if info and info.get("loss_history"):
         losses = info["loss_history"]
         st.plotly_chart(figures.line_figure(range(1, len(losses) + 1), {"NT-Xent loss": losses}, "epoch", "loss"),
@@ -49,40 +49,40 @@ training_status()
 
 # ----------------------------------------------------------------------------------------------- representation
 st.subheader("Representation in use")
-state = ui.state(ws)
+state = session.state(ws)
 if state is None:
     st.caption("No propagation yet: label a few images first.")
 else:
-    st.markdown(f"**{ui.plain(state.representation)}** — {ui.plain(state.representation_reason)}")
+    st.markdown(f"**{text.plain(state.representation)}** — {text.plain(state.representation_reason)}")
     if state.representation_scores:
         st.dataframe(
             [{"representation": k, "leave-one-out accuracy": v} for k, v in state.representation_scores.items()],
             hide_index=True,
         )
-    diagnostics = ui.diagnostics(ws, state)
+    diagnostics = model_view.cached_loo_diagnostics(ws, state)
     if diagnostics:
         st.subheader("Propagation against a supervised-only baseline")
         st.caption("Leave-one-out accuracy on your human labels: label spreading over the graph versus logistic "
                    "regression on the same embeddings and labels. Propagation pays off only when the classes "
                    "follow the structure of the data (the manifold assumption).")
         col_prop, col_base = st.columns(2)
-        col_prop.metric("Propagation (LOO)", ui.percent(diagnostics.get("propagation")))
-        col_base.metric("Supervised only (LOO)", ui.percent(diagnostics.get("supervised")))
-    teaching = ui.teaching(ws, state)
+        col_prop.metric("Propagation (LOO)", text.percent(diagnostics.get("propagation")))
+        col_base.metric("Supervised only (LOO)", text.percent(diagnostics.get("supervised")))
+    teaching = model_view.teaching(ws, state)
     if teaching:
         st.subheader("Teaching mode")
         st.caption("The ground-truth CSV is only compared with, never used as labels. The blind audit estimates the "
                    "same number without it: the two should agree within the interval.")
         col_true, col_audit, col_coverage = st.columns(3)
-        col_true.metric("True accuracy of propagated labels", ui.percent(teaching["accuracy"]),
+        col_true.metric("True accuracy of propagated labels", text.percent(teaching["accuracy"]),
                         help=f"compared on {teaching['n']} propagated images")
         estimate = teaching["estimate"]
         col_audit.metric(
-            "Blind-audit estimate", ui.percent(estimate["accuracy"] if estimate else None),
+            "Blind-audit estimate", text.percent(estimate["accuracy"] if estimate else None),
             help=(f"95% interval {estimate['low']:.1%}–{estimate['high']:.1%} from {estimate['n']} audits"
                   if estimate else "Audit a few images on the Review page."),
         )
-        col_coverage.metric("Reached by propagation", ui.percent(teaching["coverage"]))
+        col_coverage.metric("Reached by propagation", text.percent(teaching["coverage"]))
         curve = teaching["curve"]
         if len(curve["n_labels"]) >= 2:
             lines = {"true accuracy": curve["accuracy"]}

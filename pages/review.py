@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeler import queue, report
-from pages import figures, ui
+from labeler.workflow import label_queue as queue
+from labeler.workflow import report
+from pages.shared import class_keys, figures, map_view, model_view, queues, session, text
 
-ws = ui.require_images()
+ws = session.require_images()
 st.title("Review & audit")
-state = ui.state(ws)
+state = session.state(ws)
 classes = ws.store.classes()
 if state is None or not classes:
     st.info("Review starts once there are classes, a few human labels and a first propagation.")
-    ui.rerun_when_state_changes(ws, None)
+    map_view.rerun_when_state_changes(ws, None)
     st.stop()
 
 records = ws.records()
@@ -26,8 +27,8 @@ def confirm(row: int, key: str) -> None:
     """A reviewed image becomes a human label (a seed), as one undoable action."""
     class_id = st.session_state.get(key)
     if class_id is not None:
-        ws.store.set_labels([records[row].id], class_id, ui.annotator(ws))
-        ui.request_refresh()
+        ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
+        session.request_refresh()
 
 
 def image_grid(rows: list[tuple[int, str]], prefix: str, columns: int = 4) -> None:
@@ -37,9 +38,9 @@ def image_grid(rows: list[tuple[int, str]], prefix: str, columns: int = 4) -> No
         for col, (row, why) in zip(cols, rows[start : start + columns], strict=False):
             with col:
                 st.image(thumbs[row], width=96)
-                st.caption(ui.plain(records[row].path) + (f" · {ui.plain(why)}" if why else ""))
+                st.caption(text.plain(records[row].path) + (f" · {text.plain(why)}" if why else ""))
                 key = f"{prefix}_{records[row].id}"
-                st.pills("Class", class_ids, format_func=lambda c: ui.plain(names[c]), key=key,
+                st.pills("Class", class_ids, format_func=lambda c: text.plain(names[c]), key=key,
                          on_change=confirm, args=(row, key), label_visibility="collapsed", wrap=True)
 
 
@@ -52,10 +53,10 @@ with tab_queue:
                "to keep the queue honest. Picking a class makes it a human label.")
     proposals = state.label_names()
     image_grid([(row, f"{why} · now {proposals[row] or 'none'} {state.confidence[row]:.0%}")
-                for row, why in ui.review_rows(ws, state, 12)], "review")
+                for row, why in queues.review_rows(ws, state, 12)], "review")
 
 with tab_suspects:
-    suspects = ui.suspects(ws, state)
+    suspects = queues.suspects(ws, state)
     if not suspects:
         st.caption("No human label is contradicted by its neighbourhood.")
     for suspect in suspects[:12]:
@@ -63,14 +64,14 @@ with tab_suspects:
         col_image.image(thumbs[suspect.index], width=72)
         human, other = state.class_names[suspect.human_label], state.class_names[suspect.neighbourhood_label]
         col_text.markdown(
-            f"{ui.plain(records[suspect.index].path)}: labeled **{ui.plain(human)}**, its neighbours say "
-            f"**{ui.plain(other)}** ({suspect.support:.0%})"
+            f"{text.plain(records[suspect.index].path)}: labeled **{text.plain(human)}**, its neighbours say "
+            f"**{text.plain(other)}** ({suspect.support:.0%})"
         )
-        col_keep.button("Keep", key=f"keep_{suspect.index}", on_click=ui.dismiss_suspect, args=(suspect.index,))
-        if col_change.button(f"→ {ui.plain(other)}", key=f"change_{suspect.index}"):
+        col_keep.button("Keep", key=f"keep_{suspect.index}", on_click=queues.dismiss_suspect, args=(suspect.index,))
+        if col_change.button(f"→ {text.plain(other)}", key=f"change_{suspect.index}"):
             ws.store.set_labels([records[suspect.index].id], state.class_ids[suspect.neighbourhood_label],
-                                ui.annotator(ws))
-            ui.request_refresh()
+                                session.annotator(ws))
+            session.request_refresh()
             st.rerun()
 
 with tab_new:
@@ -85,16 +86,16 @@ with tab_new:
             new_name = st.text_input("Name a new class for some of these", key="new_class_from_review")
             chosen = st.multiselect("Images", flagged, format_func=lambda r: records[r].path, key="new_class_rows")
             if st.form_submit_button("Create class and label them"):
-                error = ui.create_class_and_label(ws, new_name, [records[r].id for r in chosen])
+                error = class_keys.create_class_and_label(ws, new_name, [records[r].id for r in chosen])
                 if error:
                     st.error(error)
                 else:
-                    ui.request_refresh()
+                    session.request_refresh()
 
 with tab_audit:
     st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Your answers "
                "are kept apart from the seeds and estimate how accurate the propagated labels are.")
-    row = ui.audit_row(ws, state)
+    row = queues.audit_row(ws, state)
     col_image, col_answer = st.columns([1, 2])
     if row is None:
         col_image.caption("No propagated image left to audit.")
@@ -103,7 +104,7 @@ with tab_audit:
         with col_answer:
             st.markdown("**What is this?**")
             for info in classes:
-                st.button(ui.plain(info.name), key=f"audit_{info.id}", on_click=ui.record_audit,
+                st.button(text.plain(info.name), key=f"audit_{info.id}", on_click=queues.submit_audit,
                           args=(ws, state, row, info.id))
     estimate = report.accuracy_estimate(ws)
     if estimate is None:
@@ -112,7 +113,7 @@ with tab_audit:
         st.metric("Estimated accuracy of propagated labels", f"{estimate['accuracy']:.1%}",
                   help=f"95% Wilson interval from {estimate['n']} audits")
         st.caption(f"95% interval {estimate['low']:.1%} – {estimate['high']:.1%} from {estimate['n']} blind audits")
-        truth = ui.teaching(ws, state)
+        truth = model_view.teaching(ws, state)
         if truth is not None and truth["accuracy"] is not None:
             st.caption(f"Teaching mode: true accuracy {truth['accuracy']:.1%} (from the ground truth, never shown "
                        "as labels)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from labeler import teaching
-from pages import figures
+from labeler.core import teaching
+from pages.shared import figures
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c")
 NONE_COLOUR = "#b0b0b0"

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from labeler.config import Settings
-from labeler.workspace import Workspace
+from labeler.workflow.workspace import Workspace
 
+ROOT = Path(__file__).resolve().parent.parent
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
@@ -46,3 +47,19 @@ def ws(colour_folder: tuple[Path, dict[str, str]]) -> Workspace:
     for name in COLOURS:
         workspace.store.add_class(name)
     return workspace
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots", action="store_true",
+        help="write the browser tests' screenshots into docs/screenshots/ (by default they go to a temporary folder)",
+    )
+
+
+@pytest.fixture
+def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Where browser tests save screenshots: docs/screenshots/ with --screenshots, else a temporary folder, so
+    a plain test run never writes into the checkout. Look at them there after a run."""
+    folder = ROOT / "docs" / "screenshots" if request.config.getoption("--screenshots") else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

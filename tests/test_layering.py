@@ -38,3 +38,37 @@ def test_ruff_is_clean() -> None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Which labeler packages each layer may import (besides itself): the tree follows the data, and nothing looks up.
+ALLOWED_IMPORTS = {
+    "core": {"config"},
+    "io": {"config", "progress"},
+    "store": set(),
+    "embed": {"config", "progress", "io"},
+    "workflow": {"config", "progress", "io", "store", "embed", "core"},
+}
+
+
+def _labeler_imports(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("labeler"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("labeler."))
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED_IMPORTS))
+def test_layers_import_only_downwards(layer: str) -> None:
+    package = ROOT / "labeler" / layer
+    for path in sorted(package.rglob("*.py")):
+        imported = _labeler_imports(path) - {layer}
+        assert imported <= ALLOWED_IMPORTS[layer], f"{path.relative_to(ROOT)} imports {imported - ALLOWED_IMPORTS[layer]}"

@@ -1,5 +1,5 @@
 """The whole flow in a real browser: start ``labeler app``, define classes, label by click and by key, watch labels
-propagate, open the map, download the CSV. Saves a screenshot of every page into docs/screenshots/.
+propagate, open the map, download the CSV. Saves a screenshot of every page (into docs/screenshots/ with ``pytest --screenshots``).
 
 Debian's chromium (``/usr/bin/chromium``) driven by the Python ``playwright`` package; no browser is downloaded.
 """
@@ -23,16 +23,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labeler import pipeline
 from labeler.config import Settings
 from labeler.store import LabelStore
-from labeler.workspace import Workspace
+from labeler.workflow.state import load_state
+from labeler.workflow.workspace import Workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
@@ -128,14 +127,15 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         log.close()
 
 
-def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str, Path, dict[str, str]]) -> None:
+def test_label_propagate_map_review_export_train_in_a_browser(
+    app_url: tuple[str, Path, dict[str, str]], screenshot_dir: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     url, data, truth = app_url
     classes = sorted(set(truth.values()), key=lambda name: list(truth.values()).index(name))
     store = LabelStore(data / ".labeler" / "labeler.db")
     ws = Workspace.open(Settings(data_dir=data))  # the app's workspace, read from the test
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -202,7 +202,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str
                    for image_id, class_id in labels.items())
         assert by_key >= 2
         assert by_click >= 2
-        page.screenshot(path=str(SCREENSHOTS / "label.png"))
+        page.screenshot(path=str(screenshot_dir / "label.png"))
 
         # Home: the propagated count rises on its own (background job + 1 s polling).
         goto("", "Readable images")
@@ -217,14 +217,14 @@ def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str
         _wait(propagated, 120, "the propagated count to rise", every=0.5)
         assert propagated() + len(labels) == len(truth)  # three separated classes: every image reached
         no_exception()
-        page.screenshot(path=str(SCREENSHOTS / "home.png"))
+        page.screenshot(path=str(screenshot_dir / "home.png"))
 
         # Map: WebGL scatter once the UMAP layout exists (computed in the background).
         goto("map", "Map")
         _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 180, "the map", every=1.0)
         page.wait_for_timeout(1000)
         no_exception()
-        state = pipeline.load_state(ws)
+        state = load_state(ws)
         assert state is not None
         assert state.umap is not None
         rows_of = {path: i for i, path in enumerate(state.paths)}
@@ -260,7 +260,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str
         assert selected == len(expected) >= 3
         assert {truth[p] for p in expected} == {target}
         _wait(lambda: main.locator("[data-testid='stImage'] img").count() >= min(selected, 48), 20, "their thumbnails")
-        page.screenshot(path=str(SCREENSHOTS / "map.png"))
+        page.screenshot(path=str(screenshot_dir / "map.png"))
 
         # Send them to review: the review queue (same browser session, so follow the link) starts with them.
         main.get_by_role("button", name="Send to review").click()
@@ -297,13 +297,13 @@ def test_label_propagate_map_review_export_train_in_a_browser(app_url: tuple[str
             goto(path, ready)
             page.wait_for_timeout(2000)
             no_exception()
-            page.screenshot(path=str(SCREENSHOTS / shot))
+            page.screenshot(path=str(screenshot_dir / shot))
 
         # Export: download the CSV and check it has one row per image, human rows included.
         goto("export", "Download CSV")
         page.wait_for_timeout(1000)
         no_exception()
-        page.screenshot(path=str(SCREENSHOTS / "export.png"))
+        page.screenshot(path=str(screenshot_dir / "export.png"))
         with page.expect_download() as download_info:
             main.get_by_role("button", name="Download CSV").click()
         saved = download_info.value.path()

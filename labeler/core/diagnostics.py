@@ -1,0 +1,227 @@
+"""Diagnostics that make the pitfalls of semi-supervised learning visible.
+
+Label spreading only helps when the manifold assumption holds (images of one class are connected in the graph).
+Leave-one-out accuracy on the human labels measures that directly, and a supervised-only baseline on the same
+embeddings shows whether the graph earns its complexity. The same score ranks candidate representations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+from sklearn.preprocessing import normalize
+
+from labeler.core.graph import knn_graph
+from labeler.core.propagate import check_labels, make_solver, normalized_affinity, one_hot
+
+# Up to this many labels the supervised baseline is exact leave-one-out; above, stratified 10-fold.
+LOO_MAX_LABELS = 100
+
+
+def loo_scores(
+    W: sp.spmatrix | NDArray[Any],
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    alpha: float = 0.99,
+    tol: float = 1e-8,
+    max_iter: int = 2000,
+    batch_size: int = 64,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Leave-one-out label spreading at every seed, exactly and without one run per seed.
+
+    With ``G = (I - alpha S)^-1`` the scores are ``F = (1 - alpha) G Y``; removing seed ``i`` changes only column
+    ``y_i`` at node ``i`` by ``(1 - alpha) G_ii``. So one spreading run plus the diagonal entries ``G_ii`` (solves
+    with unit right-hand sides, ``batch_size`` seeds at a time) give every leave-one-out prediction.
+
+    Returns
+    -------
+    seeds : int64 (n_seeds,), indices of the human-labeled images
+    loo_label : int64 (n_seeds,), label propagated to each seed from the others, -1 if no other seed reaches it
+    loo_proba : float64 (n_seeds, n_classes), normalised leave-one-out mass (zero rows where -1)
+    """
+    S = normalized_affinity(W, dtype=np.float64)  # the subtraction below needs float64
+    n = S.shape[0]
+    y = check_labels(y, n, n_classes)
+    seeds = np.flatnonzero(y >= 0)
+    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol)
+    F, _ = solve(one_hot(y, n_classes))
+    G_diag = np.empty(seeds.size)
+    for start in range(0, seeds.size, batch_size):
+        batch = seeds[start : start + batch_size]
+        E = np.zeros((n, batch.size))
+        E[batch, np.arange(batch.size)] = 1.0
+        # spread solves (I - aS) Z = (1 - a) E, so Z = (1 - a) G E: exactly the seed's self-contribution.
+        Z, _ = solve(E)
+        G_diag[start : start + batch.size] = Z[batch, np.arange(batch.size)]
+    F_loo = F[seeds].copy()
+    own = F_loo[np.arange(seeds.size), y[seeds]] - G_diag
+    F_loo[np.arange(seeds.size), y[seeds]] = own
+    F_loo = np.maximum(F_loo, 0.0)
+    # Class-balanced seeds, as in propagate(): divide each column by its seed count, which for the left-out
+    # seed's own class is one fewer (a class left with no seed gets no mass).
+    counts = np.bincount(y[seeds], minlength=n_classes).astype(np.float64)
+    denominators = np.tile(counts, (seeds.size, 1))
+    denominators[np.arange(seeds.size), y[seeds]] -= 1.0
+    F_loo = np.divide(F_loo, denominators, out=np.zeros_like(F_loo), where=denominators > 0)
+    # Rounding leaves ~tol-sized mass when no other seed is connected; treat that as unreached.
+    _, component = connected_components(S, directed=False)
+    others = np.bincount(component[seeds], minlength=component.size)[component[seeds]] > 1
+    totals = F_loo.sum(axis=1)
+    reached = others & (totals > 0)
+    loo_label = np.full(seeds.size, -1, dtype=np.int64)
+    loo_label[reached] = np.argmax(F_loo[reached], axis=1)
+    loo_proba = np.zeros_like(F_loo)
+    loo_proba[reached] = F_loo[reached] / totals[reached, None]
+    return seeds, loo_label, loo_proba
+
+
+def loo_accuracy(W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int, *, alpha: float = 0.99) -> float:
+    """Share of human labels that label spreading from the other human labels reproduces.
+
+    A seed no other seed reaches counts as wrong. NaN when there are no labels.
+    """
+    _, loo_label, _ = loo_scores(W, y, n_classes, alpha=alpha)
+    y = np.asarray(y)
+    if loo_label.size == 0:
+        return float("nan")
+    return float(np.mean(loo_label == y[y >= 0]))
+
+
+def supervised_baseline_loo(X: NDArray[Any], y: NDArray[Any], *, random_state: int = 0) -> float:
+    """Accuracy of logistic regression on the labeled rows of ``X`` (unit-normalised), held out.
+
+    Leave-one-out up to ``LOO_MAX_LABELS`` labels, else stratified 10-fold. A fold whose training part holds one
+    class predicts that class. NaN when there are no labels.
+
+    Parameters
+    ----------
+    X : (n, d) embeddings; y : (n,) int, -1 unlabeled
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, LeaveOneOut, StratifiedKFold
+
+    y = np.asarray(y)
+    mask = y >= 0
+    Xl = normalize(np.asarray(X, dtype=np.float64)[mask])
+    yl = y[mask]
+    if yl.size == 0:
+        return float("nan")
+    if yl.size == 1:
+        return 0.0  # nothing left to train on
+    splitter: Any
+    if yl.size <= LOO_MAX_LABELS:
+        splitter = LeaveOneOut()
+    elif np.all(np.bincount(yl)[np.unique(yl)] >= 10):  # stratifying needs every class in every fold
+        splitter = StratifiedKFold(n_splits=10, shuffle=True, random_state=random_state)
+    else:
+        splitter = KFold(n_splits=10, shuffle=True, random_state=random_state)
+    correct = 0
+    for train, test in splitter.split(Xl, yl):
+        classes = np.unique(yl[train])
+        if classes.size == 1:
+            pred = np.full(test.size, classes[0])
+        else:
+            model = LogisticRegression(max_iter=1000)
+            pred = model.fit(Xl[train], yl[train]).predict(Xl[test])
+        correct += int(np.sum(pred == yl[test]))
+    return correct / yl.size
+
+
+def compare_representations(
+    reps: dict[str, NDArray[Any]],
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    n_neighbors: int = 15,
+    alpha: float = 0.99,
+) -> dict[str, float]:
+    """Leave-one-out propagation accuracy of the same human labels on each representation's own kNN graph.
+
+    The representation with the highest score is the one whose graph best agrees with the person's labels.
+    """
+    return {
+        name: loo_accuracy(knn_graph(X, n_neighbors), y, n_classes, alpha=alpha) for name, X in reps.items()
+    }
+
+
+def accuracy_against_truth(
+    pred: NDArray[Any], truth: NDArray[Any], mask: NDArray[Any] | None = None
+) -> tuple[float, int]:
+    """Teaching mode: true accuracy of ``pred`` where ground truth is known (``truth >= 0``) and ``mask`` holds.
+
+    Returns (accuracy, number of images compared); accuracy is NaN when none are compared. Images with
+    ``pred == -1`` count as wrong.
+    """
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    keep = truth >= 0
+    if mask is not None:
+        keep &= np.asarray(mask, dtype=bool)
+    n = int(keep.sum())
+    if n == 0:
+        return float("nan"), 0
+    return float(np.mean(pred[keep] == truth[keep])), n
+
+
+def learning_curve_point(
+    y: NDArray[Any], pred: NDArray[Any], truth: NDArray[Any], mask: NDArray[Any] | None = None
+) -> dict[str, float]:
+    """One point of the teaching-mode learning curve: number of human labels and true accuracy of the rest.
+
+    Accuracy is measured on the unlabeled images (``y == -1``, intersected with ``mask``), so the human labels do
+    not inflate it.
+    """
+    y = np.asarray(y)
+    unlabeled = y < 0 if mask is None else (y < 0) & np.asarray(mask, dtype=bool)
+    accuracy, n = accuracy_against_truth(pred, truth, unlabeled)
+    return {"n_labels": float(np.sum(y >= 0)), "accuracy": accuracy, "n_evaluated": float(n)}
+
+
+def loo_measurable(y: NDArray[Any], n_classes: int) -> bool:
+    """Leave-one-out says something only when at least two classes have two or more human labels each."""
+    y = np.asarray(y)
+    per_class = np.bincount(y[y >= 0], minlength=max(n_classes, 1))
+    return int(np.sum(per_class >= 2)) >= 2
+
+
+def choose_representation(
+    reps: dict[str, NDArray[Any]],
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    preferred: str,
+    n_neighbors: int = 15,
+    alpha: float = 0.99,
+) -> tuple[str, dict[str, float], str]:
+    """The representation to propagate on: ``(name, leave-one-out scores, reason)``.
+
+    Chosen by leave-one-out propagation accuracy on the human labels. ``preferred`` (the trained encoder once
+    there is one, else the instant baseline) is kept where that cannot be measured yet (fewer than two classes
+    with two labels each), and unless another representation beats it by more than one standard error of its
+    score: with a few dozen labels, smaller differences are noise (``benchmarks/results/quality.md``).
+    """
+    if preferred not in reps:
+        raise ValueError(f"preferred representation {preferred!r} is not among {sorted(reps)}")
+    if len(reps) == 1:
+        return preferred, {}, "the only representation available (no trained encoder yet)"
+    if not loo_measurable(y, n_classes):
+        return preferred, {}, (
+            f"{preferred}: too few labels to compare representations yet (needs two classes with two labels each)"
+        )
+    scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha)
+    n_labels = int(np.sum(np.asarray(y) >= 0))
+    p = scores[preferred]
+    standard_error = float(np.sqrt(max(p * (1 - p), 0.25 / n_labels) / n_labels))
+    best = max(scores, key=lambda name: (scores[name], name == preferred))
+    listed = ", ".join(f"{name} {score:.3f}" for name, score in sorted(scores.items()))
+    if best != preferred and scores[best] - p <= standard_error:
+        return preferred, scores, (
+            f"{preferred} kept: no representation beats it by more than one standard error ({standard_error:.3f}) "
+            f"of leave-one-out accuracy on {n_labels} human labels: {listed}"
+        )
+    return best, scores, f"highest leave-one-out propagation accuracy on {n_labels} human labels: {listed}"

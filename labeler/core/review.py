@@ -1,0 +1,230 @@
+"""What to show the person next: the review queue, suspect human labels, possible new classes, cold start.
+
+All of these work against confirmation bias: they point the person at the images where the propagated labels are
+least trustworthy (or where their own labels disagree with the data), never only at the comfortable ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sklearn.preprocessing import normalize
+
+from labeler.core.diagnostics import loo_scores
+from labeler.core.propagate import PropagationResult, Source, normalized_affinity, seeded_components, spread
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One image in the review queue and why it is there."""
+
+    index: int
+    rule: str  # "no seed reached", "low margin", "high entropy", "unstable" or "random"
+    score: float  # uncertainty in [0, 1] (higher = less certain); 0 for random picks
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A human label that its neighbourhood contradicts in leave-one-out propagation."""
+
+    index: int
+    human_label: int
+    neighbourhood_label: int
+    support: float  # normalised leave-one-out mass of ``neighbourhood_label`` at the image, in (0, 1]
+
+
+_RULES = ("low margin", "high entropy", "unstable")
+
+
+def _uncertainty(result: PropagationResult) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Score in [0, 1] = mean of (1 - margin, entropy, 1 - stability), and which of the three is largest."""
+    stability = np.nan_to_num(result.stability, nan=1.0)  # not measured: no evidence of instability
+    parts = np.stack([1.0 - result.margin, result.entropy, 1.0 - stability], axis=1)
+    return parts.mean(axis=1), np.argmax(parts, axis=1)
+
+
+def review_queue(
+    X: NDArray[Any] | None,
+    result: PropagationResult,
+    *,
+    n_items: int = 24,
+    random_share: float = 0.2,
+    random_state: int = 0,
+    exclude: NDArray[Any] | None = None,
+    W: sp.spmatrix | None = None,
+    max_similarity: float = 0.95,
+) -> list[ReviewItem]:
+    """The images a person should look at next, least certain first, with a share of random ones.
+
+    Candidates are the non-human images not in ``exclude``. Images no seed reaches come first (rule
+    "no seed reached"), then propagated ones by uncertainty ``mean(1 - margin, entropy, 1 - stability)``; the rule
+    names the largest of the three terms. Diversity: a candidate is skipped when it is a graph neighbour of an image
+    already picked (``W`` given) or, without ``W``, when its cosine similarity in ``X`` to a picked image exceeds
+    ``max_similarity``. ``round(random_share * n_items)`` items are drawn uniformly from all candidates (rule
+    "random") and spread evenly through the queue, so the queue also shows what "certain" images look like.
+
+    Parameters
+    ----------
+    X : array of shape (n, d) or None, embeddings (used for diversity when ``W`` is None)
+    result : PropagationResult of the current labels
+    exclude : int indices already audited or labeled in this round
+    W : (n, n) affinity matrix of the shared kNN graph, optional
+
+    Returns
+    -------
+    list of ReviewItem, at most ``n_items`` long
+    """
+    n = result.label.shape[0]
+    candidate = result.source != Source.HUMAN
+    if exclude is not None:
+        candidate[np.asarray(exclude, dtype=np.int64)] = False
+    pool = np.flatnonzero(candidate)
+    if n_items <= 0 or pool.size == 0:
+        return []
+    rng = np.random.default_rng(random_state)
+    n_random = min(int(round(random_share * n_items)), pool.size)
+    n_uncertain = n_items - n_random
+
+    score, rule_index = _uncertainty(result)
+    unreached = result.source == Source.NONE
+    score = np.where(unreached, 1.0, score)
+    # Unreached first, then by score; ties broken randomly so equal scores do not favour low indices.
+    order = pool[np.lexsort((rng.random(pool.size), -score[pool], ~unreached[pool]))]
+
+    Z = None
+    if W is None and X is not None:
+        Z = normalize(np.asarray(X, dtype=np.float64))
+    W_csr = sp.csr_matrix(W) if W is not None else None
+    blocked = np.zeros(n, dtype=bool)
+    picked: list[int] = []
+    for i in order:
+        if len(picked) >= n_uncertain:
+            break
+        if blocked[i]:
+            continue
+        if Z is not None and picked and float(np.max(Z[picked] @ Z[i])) > max_similarity:
+            continue
+        picked.append(int(i))
+        blocked[i] = True
+        if W_csr is not None:
+            blocked[W_csr.indices[W_csr.indptr[i] : W_csr.indptr[i + 1]]] = True
+    items = [
+        ReviewItem(i, "no seed reached" if unreached[i] else _RULES[rule_index[i]], float(score[i])) for i in picked
+    ]
+
+    rest = np.setdiff1d(pool, picked)
+    n_random = min(n_random + (n_uncertain - len(picked)), rest.size)  # fill up if diversity left gaps
+    randoms = [ReviewItem(int(i), "random", 0.0) for i in rng.choice(rest, n_random, replace=False)]
+    if not randoms:
+        return items
+    # Spread random items evenly through the queue so they are visible on every screen. Positions
+    # floor((j + 0.5) * total / n_random) are distinct because total >= n_random.
+    total = len(items) + len(randoms)
+    positions = set(np.floor((np.arange(len(randoms)) + 0.5) * total / len(randoms)).astype(int).tolist())
+    it_items, it_random = iter(items), iter(randoms)
+    return [next(it_random) if position in positions else next(it_items) for position in range(total)]
+
+
+def suspect_human_labels(
+    W: sp.spmatrix | NDArray[Any],
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    alpha: float = 0.99,
+    min_support: float = 0.5,
+) -> list[Suspect]:
+    """Human labels that leave-one-out propagation from the other seeds contradicts.
+
+    Each seed is left out in turn (exactly, see :func:`labeler.core.diagnostics.loo_scores`); it is a suspect when the
+    label the others give it differs from the human one with normalised mass at least ``min_support``.
+    Sorted by support, strongest contradiction first.
+    """
+    y = np.asarray(y)
+    seeds, loo_label, loo_proba = loo_scores(W, y, n_classes, alpha=alpha)
+    out = []
+    for j, i in enumerate(seeds):
+        if loo_label[j] < 0 or loo_label[j] == y[i]:
+            continue
+        support = float(loo_proba[j, loo_label[j]])
+        if support >= min_support:
+            out.append(Suspect(int(i), int(y[i]), int(loo_label[j]), support))
+    return sorted(out, key=lambda s: -s.support)
+
+
+def possible_new_class(
+    W: sp.spmatrix | NDArray[Any],
+    y: NDArray[Any],
+    *,
+    alpha: float = 0.9,
+    ratio: float = 0.1,
+) -> NDArray[np.bool_]:
+    """Images far from every seed in the graph: candidates for a class nobody has labeled yet.
+
+    Rule: spread all seeds as one class with a short-range ``alpha`` (0.9: mass decays ~10x per few hops, so it
+    measures graph closeness to the nearest seeds; the long-range 0.99 used for labels equalises mass across touching
+    clusters). The mass reaching image ``i``, divided by ``sqrt(degree_i)`` (the stationary scale of
+    ``D^-1/2 W D^-1/2``, so hubs are not favoured), is compared with the median over the unlabeled images a seed
+    reaches; below ``ratio`` times that median the image is flagged. Images in a component without seeds are always
+    flagged; human-labeled images never are.
+
+    Parameters
+    ----------
+    W : (n, n) affinity; y : (n,) int with -1 unlabeled
+
+    Returns
+    -------
+    bool array of shape (n,)
+    """
+    y = np.asarray(y)
+    S = normalized_affinity(W, dtype=np.float64)
+    unlabeled = y < 0
+    seeds_as_one = (~unlabeled).astype(np.float64)[:, None]
+    F, _ = spread(S, seeds_as_one, alpha=alpha, tol=1e-6)
+    degree = np.asarray(sp.csr_matrix(W).sum(axis=1)).ravel()
+    mass = F[:, 0] / np.sqrt(np.maximum(degree, 1e-12))
+    reached = seeded_components(W, y) & (mass > 0)
+    reference = mass[reached & unlabeled]
+    flagged = unlabeled & ~reached
+    if reference.size:
+        flagged |= unlabeled & (mass < ratio * float(np.median(reference)))
+    return flagged
+
+
+def cold_start(X: NDArray[Any], n_items: int, *, random_state: int = 0) -> NDArray[np.int64]:
+    """Images to label first, before any label exists: typical and diverse.
+
+    k-means with ``n_items`` clusters on the unit-normalised embeddings (cosine geometry, like the graph); for each
+    centre the nearest real image, largest cluster first. MiniBatchKMeans above 20,000 images.
+
+    Returns
+    -------
+    int64 array of at most ``n_items`` distinct indices
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    k = min(n_items, n)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    Z = normalize(X)
+    if n > 20_000:
+        model: Any = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=3, batch_size=2048)
+    else:
+        model = KMeans(n_clusters=k, random_state=random_state, n_init=3)
+    assignment = model.fit_predict(Z)
+    sizes = np.bincount(assignment, minlength=k)
+    chosen: list[int] = []
+    taken = np.zeros(n, dtype=bool)
+    for c in np.argsort(-sizes, kind="stable"):
+        d = np.linalg.norm(Z - model.cluster_centers_[c], axis=1)
+        d[taken] = np.inf  # two centres never map to the same image
+        i = int(np.argmin(d))
+        if np.isfinite(d[i]):
+            chosen.append(i)
+            taken[i] = True
+    return np.array(chosen, dtype=np.int64)

@@ -1,0 +1,149 @@
+"""The workspace database: SQLite in WAL mode, one connection per operation, the schema and its version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- relative POSIX path inside the data folder
+    sha256 TEXT,
+    width INTEGER,
+    height INTEGER,
+    status TEXT NOT NULL,               -- ok / unreadable / missing
+    reason TEXT,                        -- why unreadable
+    duplicate_of TEXT,                  -- path of the first image with identical content
+    row INTEGER                         -- index into the image caches and embeddings (ok images only)
+);
+CREATE TABLE IF NOT EXISTS classes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    colour TEXT,
+    hotkey TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    annotator TEXT NOT NULL,
+    labeled_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch INTEGER NOT NULL,             -- events made by one action share a batch, and undo reverts a whole batch
+    kind TEXT NOT NULL,                 -- label / unlabel / undo
+    image_id INTEGER NOT NULL,
+    class_id INTEGER,                   -- the label after the event (NULL: no label)
+    prev_class_id INTEGER,              -- the label before the event
+    undoes_batch INTEGER,               -- for undo events
+    annotator TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_batch ON events(batch);
+CREATE TABLE IF NOT EXISTS audits (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    predicted_class_id INTEGER,
+    confidence REAL,
+    annotator TEXT NOT NULL,
+    audited_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,               -- queued / running / done / failed / cancelled
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+"""
+
+
+class Database:
+    """One workspace's SQLite database: connections, schema migration and the meta table.
+
+    Cheap to create; opens a connection per operation, which keeps the store safe to use from Streamlit's script
+    threads, background job threads and other processes at once.
+    """
+
+    def __init__(self, db_path: Path, busy_timeout_s: float = 30.0) -> None:
+        self.db_path = Path(db_path)
+        self.busy_timeout_s = busy_timeout_s
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the database lock up front so concurrent writers queue."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+        with self._write() as conn:
+            version = 0
+            if self._has_meta(conn):
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row["value"]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"workspace {self.db_path} has schema version {version}, newer than this labeler "
+                    f"({SCHEMA_VERSION}); upgrade labeler"
+                )
+            if version < SCHEMA_VERSION:
+                # Version 0 -> 1 creates everything; later versions add their steps here, in order.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+
+    @staticmethod
+    def _has_meta(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))

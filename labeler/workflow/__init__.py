@@ -1,0 +1,1 @@
+"""The workflow over a workspace: representations, refresh, one state, queues, reports, export, training, jobs."""

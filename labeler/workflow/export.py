@@ -1,0 +1,99 @@
+"""The fully labeled CSV: one row per image with its label, where the label came from and how far to trust it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from labeler.io.artifacts import write_bytes_atomic
+from labeler.workflow.refresh import refresh, suspect_labels
+from labeler.workflow.state import PipelineState, is_stale, load_state
+from labeler.workflow.workspace import Workspace
+
+COLUMNS = [
+    "path", "label", "source", "confidence", "margin", "entropy", "stability", "flagged",
+    "annotator", "labeled_at", "umap_x", "umap_y", "embedding",
+]
+
+
+def _iso(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def export_frame(
+    ws: Workspace, min_confidence: float | None = None, state: PipelineState | None = None
+) -> pd.DataFrame:
+    """Every image on record, readable or not, as a DataFrame with :data:`COLUMNS`.
+
+    ``source`` is human (labeled by a person), audited (answered blind in the random audit), propagated, none
+    (no seed reaches it) or unreadable. Below ``min_confidence`` propagated rows keep their label and are flagged
+    ``below-threshold``. Propagation is brought up to date first when labels changed since it last ran.
+    """
+    if state is None:
+        state = load_state(ws)
+    if ws.classes() and ws.store.human_labels() and is_stale(ws, state):
+        state = refresh(ws, compute_map=False)
+    classes = {c.id: c.name for c in ws.classes()}
+    details = ws.store.label_details()
+    audits = {a["image_id"]: a for a in ws.store.audits()}
+    by_id: dict[int, int] = {}
+    if state is not None:
+        by_id = {int(image_id): i for i, image_id in enumerate(state.image_ids)}
+    suspects = _suspect_rows(ws, state)
+    rows = []
+    for record in ws.store.images():
+        if record.status == "missing":
+            continue
+        row: dict[str, object] = dict.fromkeys(COLUMNS, "")
+        row["path"] = record.path
+        flags: list[str] = []
+        i = by_id.get(record.id)
+        if record.status != "ok":
+            row["source"] = "unreadable"
+        elif record.id in details:
+            class_id, annotator, labeled_at = details[record.id]
+            row.update(label=classes[class_id], source="human", confidence=1.0, annotator=annotator,
+                       labeled_at=_iso(labeled_at))
+            if i is not None and i in suspects:
+                flags.append("suspect")
+        elif record.id in audits:
+            audit = audits[record.id]
+            row.update(label=classes.get(audit["class_id"], ""), source="audited", confidence=1.0,
+                       annotator=audit["annotator"], labeled_at=_iso(audit["audited_at"]))
+        elif state is not None and i is not None and state.label[i] >= 0 and state.source[i] == "propagated":
+            confidence = float(state.confidence[i])
+            row.update(label=state.class_names[int(state.label[i])], source="propagated",
+                       confidence=round(confidence, 6))
+            if min_confidence is not None and confidence < min_confidence:
+                flags.append("below-threshold")
+        else:
+            row["source"] = "none"
+        if state is not None and i is not None:
+            row.update(margin=round(float(state.margin[i]), 6), entropy=round(float(state.entropy[i]), 6),
+                       stability=round(float(state.stability[i]), 6), embedding=state.representation)
+            if bool(state.new_class[i]) and row["source"] != "human":
+                flags.append("new-class")
+            if state.umap is not None:
+                row.update(umap_x=round(float(state.umap[i, 0]), 5), umap_y=round(float(state.umap[i, 1]), 5))
+        row["flagged"] = ";".join(flags)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _suspect_rows(ws: Workspace, state: PipelineState | None) -> set[int]:
+    if state is None:
+        return set()
+    return {suspect.index for suspect in suspect_labels(ws, state)}
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    write_bytes_atomic(Path(path), to_csv_bytes(frame))
+

@@ -1,0 +1,132 @@
+"""The representations images can be compared in, the choice among them, and the kNN graph and map of each.
+
+Each is cached in the workspace, keyed by what it depends on: a new encoder re-embeds and rebuilds the graph,
+and the UMAP map is computed once per embedding.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from labeler.core import diagnostics, graph, umap_map
+from labeler.embed import instant as representation
+from labeler.io.artifacts import (
+    load_json,
+    load_npy,
+    load_npz,
+    save_json_atomic,
+    save_npy_atomic,
+    save_npz_atomic,
+)
+from labeler.progress import Progress, quiet
+from labeler.store import ImageRecord
+from labeler.workflow.state import PipelineState, state_dir
+from labeler.workflow.training import trained_checkpoint
+from labeler.workflow.workspace import Workspace
+
+
+@dataclass
+class Representation:
+    name: str  # "pixels-pca" or "simclr"
+    key: str  # changes whenever the vectors change
+    X: NDArray[np.float32]
+
+
+def representations(
+    ws: Workspace, progress: Progress = quiet, records: list[ImageRecord] | None = None
+) -> dict[str, Representation]:
+    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained."""
+    records = ws.records() if records is None else records
+    fingerprint = ws.fingerprint(records)
+    train_images = ws.training_images()
+    cache = ws.settings.cache_dir
+    found: dict[str, Representation] = {}
+    pca_key = f"pixels-pca-{fingerprint}"
+    pca_path = cache / f"embedding-{pca_key}.npy"
+    if pca_path.exists():
+        X = load_npy(pca_path)
+    else:
+        progress(0.0, "computing the instant representation (pixels -> PCA)")
+        X = representation.pca_representation(train_images, random_state=ws.settings.random_state)
+        save_npy_atomic(pca_path, X)
+    found["pixels-pca"] = Representation("pixels-pca", pca_key, X.astype(np.float32, copy=False))
+    checkpoint = trained_checkpoint(ws)
+    if checkpoint is not None and len(records) > 0:
+        from labeler.embed.ssl import train as ssl_train
+
+        progress(0.1, "embedding images with the trained encoder")
+        digest = ssl_train.file_digest(checkpoint)
+        # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
+        for name, projection in (("simclr", False), ("simclr-projection", True)):
+            X = ssl_train.load_or_embed(
+                cache, train_images, checkpoint, fingerprint, device=ws.settings.device, projection=projection
+            )
+            found[name] = Representation(name, f"{name}-{fingerprint}-{digest}", X.astype(np.float32, copy=False))
+    return found
+
+
+def select_representation(
+    ws: Workspace, reps: dict[str, Representation], y: NDArray[np.int64], n_classes: int
+) -> tuple[str, dict[str, float], str]:
+    """Pick the representation by leave-one-out propagation accuracy on the human labels; record why.
+
+    The choice is remeasured when the set of representations changes, when it becomes measurable, or when the
+    number of human labels moved by a quarter (or four); not on every click.
+    """
+    record_path = state_dir(ws) / "representation.json"
+    previous: dict[str, Any] = load_json(record_path) if record_path.exists() else {}
+    n_labels = int(np.sum(y >= 0))
+    keys = sorted(rep.key for rep in reps.values())
+    measurable = diagnostics.loo_measurable(y, n_classes)
+    before = int(previous.get("n_labels", -1))
+    if (
+        previous.get("keys") == keys
+        and previous.get("name") in reps
+        and previous.get("measurable") == measurable
+        and abs(n_labels - before) <= max(0.25 * before, 4)
+    ):
+        return previous["name"], previous.get("scores", {}), previous.get("reason", "")
+    best, scores, reason = diagnostics.choose_representation(
+        {name: rep.X for name, rep in reps.items()}, y, n_classes,
+        preferred="simclr" if "simclr" in reps else "pixels-pca",
+        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
+    )
+    save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,
+                                   "n_labels": n_labels, "measurable": measurable, "at": time.time()})
+    return best, scores, reason
+
+
+def knn_for(ws: Workspace, rep: Representation) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The kNN lists of one representation, computed once and shared by propagation and the map."""
+    path = ws.settings.cache_dir / f"knn-{rep.key}-k{ws.settings.n_neighbors}.npz"
+    if path.exists():
+        stored = load_npz(path)
+        return stored["indices"], stored["distances"]
+    indices, distances = graph.knn_indices(rep.X, ws.settings.n_neighbors, random_state=ws.settings.random_state)
+    save_npz_atomic(path, {"indices": indices, "distances": distances})
+    return indices, distances
+
+
+def map_for(ws: Workspace, rep: Representation, progress: Progress = quiet) -> NDArray[np.float32]:
+    path = ws.settings.cache_dir / f"map-{rep.key}-k{ws.settings.n_neighbors}.npy"
+    if path.exists():
+        return load_npy(path)
+    indices, distances = knn_for(ws, rep)
+    progress(0.8, "computing the UMAP map")
+    coords = umap_map.umap_coordinates(indices, distances, rep.X, random_state=ws.settings.random_state)
+    save_npy_atomic(path, coords.astype(np.float32))
+    return coords
+
+
+def graph_for_state(ws: Workspace, state: PipelineState) -> Any:
+    """The sparse affinity W the state was propagated on."""
+    reps = representations(ws)
+    rep = reps.get(state.representation)
+    if rep is None or rep.key != state.embedding_key:
+        raise LookupError("the representation of this state is no longer available; refresh first")
+    return graph.affinity_from_knn(*knn_for(ws, rep))

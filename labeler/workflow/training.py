@@ -1,0 +1,68 @@
+"""SimCLR training of the workspace's encoder, and the checkpoint propagation uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labeler.io.artifacts import (
+    write_bytes_atomic,
+)
+from labeler.progress import Progress, StopCheck, quiet
+from labeler.workflow.workspace import Workspace
+
+
+def checkpoint_dir(ws: Workspace) -> Path:
+    return ws.workspace_dir / "ssl"
+
+
+def trained_checkpoint(ws: Workspace) -> Path | None:
+    """The encoder checkpoint of the last finished training run, if any."""
+    name = ws.store.get_meta("ssl_checkpoint")
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.is_file() else None
+
+
+def train(
+    ws: Workspace,
+    minutes: float | None = None,
+    epochs: int | None = None,
+    progress: Progress | None = None,
+    should_stop: StopCheck | None = None,
+) -> str:
+    """Train (or resume) the SimCLR encoder on the workspace's images, then make it available to propagation."""
+    from labeler.embed.ssl import train as ssl_train
+
+    progress = progress or quiet
+    settings = ws.settings
+    images = ws.training_images()
+    if len(images) < 2:
+        raise ValueError("training needs at least two readable images")
+
+    def report(p: Any) -> None:
+        progress(
+            float(p.fraction),
+            f"epoch {p.epoch} · loss {p.loss:.3f} · {p.images_per_s:.0f} images/s · {p.seconds_left:.0f} s left",
+        )
+
+    checkpoint = ssl_train.train_simclr(
+        images, checkpoint_dir(ws),
+        minutes=minutes if epochs is None else None, epochs=epochs,
+        width=settings.ssl_width, batch_size=settings.ssl_batch_size, temperature=settings.ssl_temperature,
+        preset=settings.ssl_preset, device=settings.device, random_state=settings.random_state,
+        progress=report, should_stop=should_stop,
+    )
+    if should_stop is not None and should_stop():
+        # Stopped by the user: keep the checkpoint for "Resume", but do not swap a half-trained encoder in.
+        return f"training stopped; resume continues from {checkpoint.name}"
+    # Freeze a copy under its digest: training may resume and rewrite the live checkpoint, and embeddings,
+    # graph and map must stay keyed to the encoder that produced them.
+    frozen = checkpoint_dir(ws) / f"encoder-{ssl_train.file_digest(checkpoint)}.pt"
+    if not frozen.exists():
+        write_bytes_atomic(frozen, checkpoint.read_bytes())
+    ws.store.set_meta("ssl_checkpoint", str(frozen))
+    info = ssl_train.load_checkpoint_info(frozen)
+    return f"encoder trained for {info.get('epoch', '?')} epochs: {frozen.name}"

@@ -1,0 +1,49 @@
+"""What the Model page shows about the encoder and the leave-one-out diagnostics, cached per state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from labeler.workflow import learning_curve, report
+from labeler.workflow.state import PipelineState
+from labeler.workflow.training import checkpoint_dir
+from labeler.workflow.workspace import Workspace
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _checkpoint_info(path: str, mtime: float) -> dict[str, Any] | None:
+    from labeler.embed.ssl.train import load_checkpoint_info
+
+    try:
+        return load_checkpoint_info(Path(path))
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def training_info(ws: Workspace) -> dict[str, Any] | None:
+    """Bookkeeping of the encoder checkpoint (loss history, epochs, minutes), None before any training."""
+    path = checkpoint_dir(ws) / "simclr.pt"
+    if not path.is_file():
+        return None
+    return _checkpoint_info(str(path), path.stat().st_mtime)
+
+
+@st.cache_data(show_spinner="Measuring leave-one-out accuracy…", max_entries=16)
+def _loo_diagnostics(_ws: Workspace, _state: PipelineState, key: str) -> dict[str, float] | None:
+    return report.loo_diagnostics(_ws, _state)
+
+
+def cached_loo_diagnostics(ws: Workspace, current: PipelineState) -> dict[str, float] | None:
+    """Leave-one-out accuracy of propagation and of the supervised-only baseline, None when not measurable."""
+    if not report.can_diagnose(current):
+        return None
+    return _loo_diagnostics(ws, current, f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}")
+
+
+def teaching(ws: Workspace, current: PipelineState) -> dict[str, Any] | None:
+    """Teaching mode: true accuracy of the propagated labels, the audit estimate and the learning curve."""
+    return learning_curve.teaching_report(ws, current)

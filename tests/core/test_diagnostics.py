@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs, make_moons
+
+from labeler.core.diagnostics import (
+    accuracy_against_truth,
+    choose_representation,
+    compare_representations,
+    learning_curve_point,
+    loo_accuracy,
+    loo_scores,
+    supervised_baseline_loo,
+)
+from labeler.core.graph import knn_graph
+from labeler.core.propagate import balanced_seeds, one_hot
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, truth = make_blobs(300, centers=[[0, 0, 5], [5, 0, 0], [0, 5, 0]], cluster_std=0.5, random_state=0)
+    y = np.full(300, -1)
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        y[rng.choice(np.flatnonzero(truth == c), 6, replace=False)] = c
+    return X, truth, y
+
+
+def test_loo_accuracy_clean_and_with_one_wrong_label(blobs):
+    X, _, y = blobs
+    W = knn_graph(X, 10)
+    assert loo_accuracy(W, y, 3) == 1.0
+    y_bad = y.copy()
+    y_bad[np.flatnonzero(y == 0)[0]] = 1
+    # The wrong label is contradicted by its neighbours: exactly one of 18 is not reproduced.
+    assert loo_accuracy(W, y_bad, 3) == pytest.approx(17 / 18)
+    assert np.isnan(loo_accuracy(W, np.full(300, -1), 3))
+
+
+def test_supervised_baseline(blobs):
+    X, truth, y = blobs
+    assert supervised_baseline_loo(X, y) == 1.0
+    # Many labels: 10-fold instead of leave-one-out, still perfect on separable data.
+    assert supervised_baseline_loo(X, truth) == 1.0
+    assert supervised_baseline_loo(X, np.r_[0, np.full(299, -1)]) == 0.0
+
+
+def test_propagation_beats_linear_baseline_on_moons():
+    # The manifold assumption holds on two moons: the graph wins with few labels, a linear model cannot.
+    X, truth = make_moons(300, noise=0.05, random_state=0)
+    y = np.full(300, -1)
+    rng = np.random.default_rng(2)
+    for c in (0, 1):
+        y[rng.choice(np.flatnonzero(truth == c), 8, replace=False)] = c
+    W = knn_graph(X, 10, metric="euclidean")
+    assert loo_accuracy(W, y, 2) == 1.0
+    assert supervised_baseline_loo(X, y) < 1.0
+
+
+def test_compare_representations_prefers_informative_one(blobs):
+    X, _, y = blobs
+    noise = np.random.default_rng(0).normal(size=X.shape)
+    scores = compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10)
+    assert scores["good"] == 1.0
+    assert scores["noise"] < 0.7
+
+
+def test_accuracy_against_truth_and_learning_curve():
+    pred = np.array([0, 1, 1, -1, 2])
+    truth = np.array([0, 1, 0, 1, -1])
+    assert accuracy_against_truth(pred, truth) == (0.5, 4)
+    assert accuracy_against_truth(pred, truth, np.array([1, 1, 0, 0, 0], bool)) == (1.0, 2)
+    assert np.isnan(accuracy_against_truth(pred, np.full(5, -1))[0])
+    y = np.array([0, -1, -1, -1, -1])
+    point = learning_curve_point(y, pred, truth)
+    assert point == {"n_labels": 1.0, "accuracy": pytest.approx(1 / 3), "n_evaluated": 3.0}
+
+
+def _closed_form(W, y, n_classes, alpha, seed_matrix=one_hot):
+    """Zhou et al. 2004: F* = (1 - alpha) (I - alpha S)^-1 Y."""
+    W = W.toarray()
+    d = W.sum(axis=1)
+    S = W / np.sqrt(np.outer(d, d))
+    return (1 - alpha) * np.linalg.solve(np.eye(len(d)) - alpha * S, seed_matrix(y, n_classes))
+
+
+def test_loo_scores_equal_brute_force():
+    W = knn_graph(np.random.default_rng(4).normal(size=(25, 4)), 5)
+    y = np.full(25, -1)
+    y[[0, 3, 7, 11, 15, 19]] = [0, 0, 1, 1, 2, 2]
+    seeds, loo_label, loo_proba = loo_scores(W, y, 3, alpha=0.9)
+    np.testing.assert_array_equal(seeds, [0, 3, 7, 11, 15, 19])
+    for j, i in enumerate(seeds):
+        y_drop = y.copy()
+        y_drop[i] = -1
+        F = _closed_form(W, y_drop, 3, 0.9, balanced_seeds)  # propagate() balances class mass
+        np.testing.assert_allclose(loo_proba[j], F[i] / F[i].sum(), atol=1e-6)
+        assert loo_label[j] == np.argmax(F[i])
+
+
+def test_choose_representation_keeps_the_preferred_one_until_it_can_measure():
+    rng = np.random.default_rng(0)
+    X, truth = make_blobs(120, centers=3, cluster_std=0.5, random_state=0)
+    reps = {"baseline": X, "noise": rng.normal(size=(120, 5))}
+    y = np.full(120, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[0]] = c
+    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
+    assert (name, scores) == ("baseline", {})
+    assert "too few labels" in reason
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[1:4]] = c
+    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
+    assert name == "baseline"
+    assert scores["baseline"] == 1.0
+    assert scores["noise"] < 0.8
+    assert "leave-one-out" in reason
+    # A better representation wins once measured.
+    reps = {"baseline": rng.normal(size=(120, 5)), "good": X}
+    name, _, _ = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
+    assert name == "good"
+
+
+def test_choose_representation_needs_more_than_noise_to_switch():
+    X, truth = make_blobs(120, centers=3, cluster_std=0.5, random_state=0)
+    y = np.full(120, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:3]] = c
+    # Two equally good representations: the preferred one is kept.
+    shifted = X + 100.0
+    name, scores, reason = choose_representation({"a": X, "b": shifted}, y, 3, preferred="b", n_neighbors=10)
+    assert name == "b"
+    assert scores["a"] == scores["b"]

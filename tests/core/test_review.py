@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs, make_moons
+
+from labeler.core.graph import knn_graph
+from labeler.core.propagate import Source, propagate
+from labeler.core.review import cold_start, possible_new_class, review_queue, suspect_human_labels
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, truth = make_moons(200, noise=0.12, random_state=0)
+    W = knn_graph(X, 10, metric="euclidean")
+    y = np.full(200, -1)
+    rng = np.random.default_rng(0)
+    for c in (0, 1):
+        y[rng.choice(np.flatnonzero(truth == c), 3, replace=False)] = c
+    return X, W, y, propagate(W, y, 2, n_bootstrap=10)
+
+
+def test_queue_least_certain_first_with_random_share(moons):
+    X, W, y, result = moons
+    queue = review_queue(X, result, n_items=20, random_share=0.2, W=W)
+    assert len(queue) == 20
+    indices = [item.index for item in queue]
+    assert len(set(indices)) == 20
+    assert all(y[i] < 0 for i in indices)  # never a human label
+    rules = [item.rule for item in queue]
+    assert rules.count("random") == 4
+    assert set(rules) <= {"random", "low margin", "high entropy", "unstable", "no seed reached"}
+    uncertain = [item for item in queue if item.rule != "random"]
+    scores = [item.score for item in uncertain]
+    assert scores == sorted(scores, reverse=True)
+    # The picked uncertain images are far less certain than the typical propagated image.
+    assert np.mean(result.margin[[item.index for item in uncertain]]) < np.median(result.margin[y < 0])
+    # Random items are spread through the queue, not all at its end.
+    assert rules[:10].count("random") >= 1
+
+
+def test_queue_is_diverse_and_respects_exclude(moons):
+    X, W, y, result = moons
+    queue = review_queue(None, result, n_items=15, random_share=0.0, W=W, exclude=np.arange(50))
+    picked = np.array([item.index for item in queue])
+    assert np.all(picked >= 50)
+    # No two uncertain picks are graph neighbours.
+    assert W[picked][:, picked].nnz == 0
+
+
+def test_queue_diversity_from_embeddings():
+    # 30 near-duplicate pairs: without a graph, cosine similarity keeps both members of a pair out.
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(30, 6))
+    X = np.vstack([base, base + 1e-4])
+    W = knn_graph(X, 3)
+    y = np.full(60, -1)
+    y[[0, 1]] = [0, 1]
+    result = propagate(W, y, 2, n_bootstrap=0)
+    queue = review_queue(X, result, n_items=20, random_share=0.0)
+    picked = {item.index % 30 for item in queue}
+    assert len(picked) == len(queue)
+
+
+def test_unreached_images_come_first():
+    X = np.vstack([np.eye(3)[[0] * 5], np.eye(3)[[1] * 5]]) + np.random.default_rng(0).normal(0, 0.01, (10, 3))
+    W = knn_graph(X, 3)
+    y = np.array([0] + [-1] * 9)
+    result = propagate(W, y, 1)
+    assert np.sum(result.source == Source.NONE) == 5
+    queue = review_queue(X, result, n_items=3, random_share=0.0, W=W)
+    assert queue[0].rule == "no seed reached"
+
+
+def test_flipped_human_label_is_suspect():
+    X, truth = make_blobs(150, centers=[[0, 0], [10, 0], [0, 10]], cluster_std=1.0, random_state=0)
+    W = knn_graph(X, 8, metric="euclidean")
+    y = np.full(150, -1)
+    rng = np.random.default_rng(1)
+    for c in range(3):
+        y[rng.choice(np.flatnonzero(truth == c), 5, replace=False)] = c
+    wrong = np.flatnonzero(y == 0)[0]
+    y[wrong] = 2
+    suspects = suspect_human_labels(W, y, 3, alpha=0.99)
+    assert [s.index for s in suspects] == [wrong]
+    assert suspects[0].human_label == 2
+    assert suspects[0].neighbourhood_label == 0
+    assert suspects[0].support > 0.9
+
+
+def test_possible_new_class_flags_unseeded_cluster():
+    X, truth = make_blobs(600, n_features=8, centers=3, random_state=0, cluster_std=2.0)
+    W = knn_graph(X, 10, metric="euclidean")
+    y = np.full(600, -1)
+    for c in (0, 1):
+        y[np.flatnonzero(truth == c)[0]] = c
+    flagged = possible_new_class(W, y)
+    assert flagged[truth == 2].mean() == 1.0
+    assert flagged[truth != 2].sum() == 0
+
+
+def test_cold_start_one_per_cluster():
+    centers = np.array([[5, 0, 0], [0, 5, 0], [0, 0, 5], [-5, 0, 0]])
+    X, truth = make_blobs(400, centers=centers, cluster_std=0.5, random_state=0)
+    picked = cold_start(X, 4, random_state=0)
+    assert len(set(picked.tolist())) == 4
+    assert sorted(truth[picked].tolist()) == [0, 1, 2, 3]
+    assert cold_start(X[:2], 5).size == 2

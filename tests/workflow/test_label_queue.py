@@ -1,0 +1,155 @@
+"""What to show next: file order, uniform random, cold start, the review queue, the blind audit draw, undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeler.core.propagate import Source
+from labeler.workflow import label_queue as queue
+from labeler.workflow.refresh import refresh
+from labeler.workflow.state import PipelineState
+from labeler.workflow.workspace import Workspace
+
+CLASSES = ["red", "green", "blue"]
+
+
+def label_rows(ws: Workspace, rows: list[int], name: str) -> None:
+    class_id = next(c.id for c in ws.store.classes() if c.name == name)
+    ws.store.set_labels([ws.records()[r].id for r in rows], class_id, ws.settings.annotator)
+
+
+def true_rows(ws: Workspace, truth: dict[str, str], name: str, n: int) -> list[int]:
+    return [i for i, r in enumerate(ws.records()) if truth[r.path] == name][:n]
+
+
+@pytest.fixture
+def propagated(ws: Workspace, colour_folder: tuple[Path, dict[str, str]]) -> PipelineState:
+    """Two true human labels per class and a propagation (no map)."""
+    for name in CLASSES:
+        label_rows(ws, true_rows(ws, colour_folder[1], name, 2), name)
+    return refresh(ws, compute_map=False)
+
+
+def test_in_order_skips_labeled_and_excluded_rows(ws: Workspace) -> None:
+    label_rows(ws, [0, 2], "red")
+    assert queue.candidate_rows(ws, None, "In order", 4, exclude={3}) == [(1, ""), (4, ""), (5, ""), (6, "")]
+    assert queue.candidate_rows(ws, None, "In order", 0) == []
+
+
+def test_random_is_uniform_over_unlabeled_and_reproducible(ws: Workspace) -> None:
+    label_rows(ws, list(range(10)), "red")
+    first = queue.candidate_rows(ws, None, "Random", 20)
+    assert first == queue.candidate_rows(ws, None, "Random", 20)  # same labels, same draw
+    rows = [row for row, why in first]
+    assert len(set(rows)) == 20
+    assert min(rows) >= 10
+    assert {why for _, why in first} == {"random"}
+
+
+def test_unknown_strategy_is_refused(ws: Workspace) -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        queue.candidate_rows(ws, None, "Best", 3)
+
+
+def test_suggested_starts_with_the_cold_start_minus_labeled_rows(ws: Workspace) -> None:
+    label_rows(ws, [2], "red")
+    asked: list[int] = []
+
+    def cold_start(_: Workspace, n: int) -> list[int]:
+        asked.append(n)
+        return [5, 2, 7]
+
+    picked = queue.candidate_rows(ws, None, "Suggested", 4, cold_start=cold_start)
+    assert picked == [(5, "typical of a cluster"), (7, "typical of a cluster")]
+    assert asked == [queue.MIN_COLD_START]
+
+
+def test_cold_start_rows_cover_the_three_colours(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
+) -> None:
+    rows = queue.cold_start_rows(ws, 3)
+    assert {colour_folder[1][ws.records()[r].path] for r in rows} == set(CLASSES)
+
+
+def test_suggested_after_propagation_is_the_review_queue(ws: Workspace, propagated: PipelineState) -> None:
+    picked = queue.candidate_rows(ws, propagated, "Suggested", 10)
+    rows = [row for row, _ in picked]
+    assert len(rows) == len(set(rows)) == 10
+    assert all(propagated.source[r] != "human" for r in rows)
+    assert {why for _, why in picked} <= {"no seed reached", "low margin", "high entropy", "unstable", "random"}
+
+
+def test_as_result_keeps_every_array(propagated: PipelineState) -> None:
+    result = queue.as_result(propagated)
+    assert (result.source == Source.HUMAN).sum() == 6
+    assert (result.source == Source.PROPAGATED).sum() == len(propagated.label) - 6
+    np.testing.assert_array_equal(result.label, propagated.label)
+    np.testing.assert_array_equal(result.scores, propagated.scores)
+
+
+def test_refill_keeps_order_until_half_are_labeled(ws: Workspace) -> None:
+    rows, reasons, reset = queue.refill(ws, None, "In order", 4, [])
+    assert (rows, reset) == ([0, 1, 2, 3], False)
+    assert reasons == {0: "", 1: "", 2: "", 3: ""}
+    label_rows(ws, [0], "red")
+    assert queue.refill(ws, None, "In order", 4, rows)[0] == [1, 2, 3]  # three left of four: no refill yet
+    label_rows(ws, [1], "red")
+    assert queue.refill(ws, None, "In order", 4, [1, 2, 3])[0] == [2, 3, 4, 5]
+    assert queue.refill(ws, None, "In order", 4, [2, 3, 4, 5], skipped={2})[0] == [3, 4, 5]
+
+
+def test_refill_offers_skipped_images_again_when_nothing_else_is_left(ws: Workspace) -> None:
+    n = len(ws.records())
+    label_rows(ws, list(range(n - 2)), "red")
+    rows, _, reset = queue.refill(ws, None, "In order", 4, [], skipped={n - 2, n - 1})
+    assert (rows, reset) == ([n - 2, n - 1], True)
+
+
+def test_review_rows_put_map_rows_first_once(ws: Workspace, propagated: PipelineState) -> None:
+    human = int(np.flatnonzero(propagated.source == "human")[0])
+    rows = queue.review_rows(ws, propagated, 5, first=[40, human, 40, 41])
+    assert rows[:2] == [(40, "sent from the map"), (41, "sent from the map")]
+    assert len(rows) == 5
+    assert len({r for r, _ in rows}) == 5
+    assert human not in {r for r, _ in rows}
+
+
+def test_new_class_rows_leave_human_labels_out() -> None:
+    state = type("S", (), {"new_class": np.array([True, True, False, True]),
+                           "source": np.array(["human", "none", "propagated", "propagated"])})()
+    assert queue.new_class_rows(state, 5) == [1, 3]
+    assert queue.new_class_rows(state, 1) == [1]
+
+
+def test_audit_draw_is_stable_blind_and_never_repeats(ws: Workspace, propagated: PipelineState) -> None:
+    row = queue.next_audit_row(ws, propagated)
+    assert row is not None
+    assert propagated.source[row] == "propagated"
+    assert queue.next_audit_row(ws, propagated) == row  # same draw on a rerun
+    assert queue.next_audit_row(ws, propagated, current=row) == row
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    queue.answer_audit(ws, propagated, row, green)
+    (stored,) = ws.store.audits()
+    assert stored["image_id"] == ws.records()[row].id
+    assert stored["class_id"] == green
+    assert stored["predicted_class_id"] == propagated.class_ids[int(propagated.label[row])]
+    assert stored["confidence"] == pytest.approx(float(propagated.confidence[row]))
+    assert ws.store.human_labels().get(ws.records()[row].id) is None  # an audit is never a seed
+    following = queue.next_audit_row(ws, propagated, current=row)
+    assert following is not None
+    assert following != row
+
+
+def test_no_audit_row_when_nothing_is_propagated(ws: Workspace) -> None:
+    state = refresh(ws, compute_map=False)  # classes but no label: nothing propagated
+    assert queue.next_audit_row(ws, state) is None
+
+
+def test_undo_returns_the_row_it_reverted(ws: Workspace) -> None:
+    assert queue.undo_last(ws) is None
+    label_rows(ws, [7], "blue")
+    assert queue.undo_last(ws) == 7
+    assert ws.store.human_labels() == {}

@@ -1,0 +1,144 @@
+"""Orchestration: caches keyed by what they depend on, representation choice recorded, stale state detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeler.config import Settings
+from labeler.core import umap_map
+from labeler.workflow.refresh import refresh
+from labeler.workflow.representations import Representation, representations, select_representation
+from labeler.workflow.state import is_stale, load_state
+from labeler.workflow.training import train, trained_checkpoint
+from labeler.workflow.workspace import Workspace
+
+
+@pytest.fixture
+def labeled(colour_folder: tuple[Path, dict[str, str]]) -> tuple[Workspace, dict[str, str]]:
+    root, truth = colour_folder
+    ws = Workspace.open(Settings(root, n_bootstrap=3))
+    ws.import_folder()
+    first: dict[str, str] = {}
+    for path, name in truth.items():
+        first.setdefault(name, path)
+    ws.store.label_paths([(path, name) for name, path in first.items()], "ann")
+    return ws, truth
+
+
+def test_refresh_labels_every_image_and_saves_state(labeled: tuple[Workspace, dict[str, str]]) -> None:
+    ws, truth = labeled
+    state = refresh(ws, compute_map=True)
+    assert state.counts == {"human": 3, "propagated": len(truth) - 3, "none": 0}
+    names = state.label_names()
+    assert all(names[i] == truth[path] for i, path in enumerate(state.paths))
+    assert state.umap is not None
+    assert state.umap.shape == (len(truth), 2)
+    assert state.representation == "pixels-pca"
+    assert "only representation" in state.representation_reason
+    loaded = load_state(ws)
+    assert loaded is not None
+    assert loaded.paths == state.paths
+    np.testing.assert_array_equal(loaded.label, state.label)
+    np.testing.assert_allclose(loaded.confidence, state.confidence)
+    assert loaded.umap is not None
+
+
+def test_state_goes_stale_when_labels_change(labeled: tuple[Workspace, dict[str, str]]) -> None:
+    ws, _ = labeled
+    state = refresh(ws, compute_map=False)
+    assert not is_stale(ws, state)
+    image = ws.records()[5]
+    ws.store.label(image.id, ws.classes()[0].id, "ann")
+    assert is_stale(ws, state)
+    fresh = refresh(ws, compute_map=False)
+    assert fresh.source[5] == "human"
+    assert not is_stale(ws, fresh)
+
+
+def test_map_is_not_recomputed_when_only_labels_change(labeled: tuple[Workspace, dict[str, str]],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ws, _ = labeled
+    first = refresh(ws, compute_map=True)
+    image = ws.records()[7]
+    ws.store.label(image.id, ws.classes()[0].id, "ann")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("UMAP recomputed although only labels changed")
+
+    monkeypatch.setattr(umap_map, "umap_coordinates", fail)
+    second = refresh(ws, compute_map=True)
+    assert second.umap is not None
+    assert first.umap is not None
+    np.testing.assert_array_equal(first.umap, second.umap)
+
+
+def test_no_labels_means_source_none(colour_folder: tuple[Path, dict[str, str]]) -> None:
+    root, truth = colour_folder
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    state = refresh(ws, compute_map=False)
+    assert state.counts == {"human": 0, "propagated": 0, "none": len(truth)}
+
+
+def test_representation_choice_is_measured_and_recorded(labeled: tuple[Workspace, dict[str, str]]) -> None:
+    ws, truth = labeled
+    # Two labels per class make leave-one-out measurable; give a second, useless representation to choose against.
+    extra = {name: [p for p, n in truth.items() if n == name][1] for name in ("red", "green", "blue")}
+    ws.store.label_paths([(path, name) for name, path in extra.items()], "ann")
+    reps = representations(ws)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=reps["pixels-pca"].X.shape).astype(np.float32)
+    reps["noise"] = Representation("noise", "noise-key", noise)
+    y = ws.human_label_vector()
+    name, scores, reason = select_representation(ws, reps, y, 3)
+    assert name == "pixels-pca"
+    assert scores["pixels-pca"] == 1.0
+    assert scores["pixels-pca"] > scores["noise"]
+    assert "leave-one-out" in reason
+    recorded = (ws.workspace_dir / "state" / "representation.json").read_text()
+    assert "pixels-pca" in recorded
+
+
+def test_teaching_mode_reads_ground_truth(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, truth = colour_folder
+    truth_csv = tmp_path / "truth.csv"
+    truth_csv.write_text("path,label\n" + "\n".join(f"{p},{n}" for p, n in truth.items()) + "\n")
+    ws = Workspace.open(Settings(root, ground_truth_path=truth_csv))
+    ws.import_folder()
+    assert ws.ground_truth() is not None  # no classes defined yet: every entry -1
+    assert set(ws.ground_truth().tolist()) == {-1}  # type: ignore[union-attr]
+    for name in ("red", "green", "blue"):
+        ws.store.add_class(name)
+    gt = ws.ground_truth()
+    assert gt is not None
+    assert [ws.classes()[i].name for i in gt] == [truth[r.path] for r in ws.records()]
+
+
+def test_training_installs_the_encoder_and_propagation_can_use_it(
+    colour_folder: tuple[Path, dict[str, str]],
+) -> None:
+    root, _ = colour_folder
+    ws = Workspace.open(Settings(root, ssl_width=8, ssl_batch_size=32, n_bootstrap=0))
+    ws.import_folder()
+    message = train(ws, epochs=1)
+    assert "encoder trained" in message
+    checkpoint = trained_checkpoint(ws)
+    assert checkpoint is not None
+    assert checkpoint.name.startswith("encoder-")
+    reps = representations(ws)
+    assert set(reps) == {"pixels-pca", "simclr", "simclr-projection"}
+    assert reps["simclr"].X.shape[0] == len(ws.records())
+    np.testing.assert_allclose(np.linalg.norm(reps["simclr"].X, axis=1), 1.0, atol=1e-3)
+
+
+def test_stopped_training_keeps_the_old_encoder(colour_folder: tuple[Path, dict[str, str]]) -> None:
+    root, _ = colour_folder
+    ws = Workspace.open(Settings(root, ssl_width=8, ssl_batch_size=32))
+    ws.import_folder()
+    message = train(ws, epochs=3, should_stop=lambda: True)
+    assert "stopped" in message
+    assert trained_checkpoint(ws) is None
+    assert set(representations(ws)) == {"pixels-pca"}
