@@ -1,5 +1,6 @@
 """The whole flow in a real browser: start ``labeler app``, define classes, label by click and by key, watch labels
-propagate, open the map, download the CSV. Saves a screenshot of every page (into docs/screenshots/ with ``pytest --screenshots``).
+propagate, open the map, download the CSV. Saves a screenshot of every page (into docs/screenshots/ with
+``pytest --screenshots``).
 
 Debian's chromium (``/usr/bin/chromium``) driven by the Python ``playwright`` package; no browser is downloaded.
 """
