@@ -223,7 +223,10 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         # Map: WebGL scatter once the UMAP layout exists (computed in the background).
         goto("map", "Map")
         _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 180, "the map", every=1.0)
-        page.wait_for_timeout(1000)
+        # A propagation still finishing would redraw the map (Follow updates) and drop the selection: select once
+        # the background jobs are idle and the page shows their last state.
+        _wait(lambda: not any(job.active for job in store.jobs()), 180, "the background jobs to finish", every=0.5)
+        page.wait_for_timeout(2500)
         no_exception()
         state = load_state(ws)
         assert state is not None
@@ -345,9 +348,11 @@ def _in_box(point: Sequence[float], box: Sequence[float]) -> bool:
 
 def _box_around(coords: Any, rows: Sequence[int], others: Sequence[int]) -> list[float]:
     """A box (x0, y_top, x1, y_bottom in data units) holding several of ``rows`` and none of ``others``: the
-    smallest square around the median point of ``rows`` that holds a few of them, grown while it stays clean."""
+    smallest square around the point of ``rows`` nearest their median (a median of a curved cluster can lie in
+    empty space), grown while it stays clean."""
     points = np.asarray(coords, dtype=float)
-    centre = np.median(points[list(rows)], axis=0)
+    members = points[list(rows)]
+    centre = members[np.argmin(np.linalg.norm(members - np.median(members, axis=0), axis=1))]
     span = float(np.ptp(points, axis=0).max()) or 1.0
     best = None
     for half in span * np.linspace(0.01, 0.25, 25):
@@ -356,4 +361,7 @@ def _box_around(coords: Any, rows: Sequence[int], others: Sequence[int]) -> list
             break
         best = box
     assert best is not None, "no clean box around the class on the map"
-    return [float(v) for v in best]
+    # Keep the box inside the points' extent: a drag that starts outside the plot area selects nothing.
+    low, high = points.min(axis=0), points.max(axis=0)
+    x0, y_top, x1, y_bottom = best
+    return [float(max(x0, low[0])), float(min(y_top, high[1])), float(min(x1, high[0])), float(max(y_bottom, low[1]))]
