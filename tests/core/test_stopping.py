@@ -1,0 +1,65 @@
+"""The stopping rule: stop only when the audit is precise and new labels no longer change the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeler.core.stopping import audits_for_width, changed_fraction, stopping_verdict
+
+
+def test_changed_fraction_counts_only_propagated_images() -> None:
+    before = np.array([0, 1, 1, -1, 2, 0])
+    now = np.array([0, 2, 1, 1, 2, 1])
+    propagated = np.array([True, True, True, True, False, False])  # the last two were labeled by a person since
+    assert changed_fraction(before, now, propagated) == pytest.approx(2 / 4)  # 1 -> 2 and none -> 1
+    assert np.isnan(changed_fraction(before, now, np.zeros(6, dtype=bool)))
+    with pytest.raises(ValueError, match="shapes"):
+        changed_fraction(before[:3], now, propagated)
+
+
+def test_audits_for_width() -> None:
+    # 2 * 1.96 * sqrt(0.8 * 0.2 / n) = 0.1  ->  n = 245.9
+    assert audits_for_width(0.8, 0.1) == 246
+    assert audits_for_width(1.0, 0.1) == audits_for_width(0.95, 0.1)  # no zero-width promise at 100 %
+
+
+def test_stop_when_both_conditions_hold() -> None:
+    verdict = stopping_verdict((0.90, 0.97), 120, [0.004, 0.002, 0.001], n_recent_labels=20)
+    assert verdict.stop
+    assert verdict.audits_needed == 0
+    assert verdict.reason.startswith("You can stop labeling.")
+    assert "the last 20 labels" in verdict.reason
+
+
+def test_keep_going_while_the_interval_is_wide() -> None:
+    verdict = stopping_verdict((0.70, 0.88), 60, [0.001, 0.001])
+    assert not verdict.stop
+    assert "0.18 wide" in verdict.reason
+    assert verdict.audits_needed == audits_for_width(0.79, 0.1) - 60
+
+
+def test_keep_going_with_too_few_audits() -> None:
+    verdict = stopping_verdict((0.95, 1.0), 8, [0.0, 0.0])
+    assert not verdict.stop
+    assert "Not enough audits yet (8 of at least 30)" in verdict.reason
+    assert verdict.audits_needed >= 22
+
+
+def test_keep_going_while_labels_still_move_the_others() -> None:
+    verdict = stopping_verdict((0.92, 0.97), 200, [0.002, 0.03])
+    assert not verdict.stop
+    assert "3.0%" in verdict.reason
+    # Unmet conditions come first, the met one after.
+    assert verdict.reason.index("still change") < verdict.reason.index("The audit puts")
+
+
+def test_one_quiet_batch_is_not_a_trend() -> None:
+    verdict = stopping_verdict((0.92, 0.97), 200, [0.0, float("nan")])
+    assert not verdict.stop
+    assert "Too few label batches" in verdict.reason
+
+
+def test_rejects_a_malformed_interval() -> None:
+    with pytest.raises(ValueError, match="audit_interval"):
+        stopping_verdict((0.9, 0.8), 50, [0.0, 0.0])
