@@ -16,6 +16,7 @@ from labeler.io.artifacts import (
 )
 from labeler.progress import Progress, quiet
 from labeler.workflow import learning_curve
+from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.representations import graph_for_state, knn_for, map_for, representations, select_representation
 from labeler.workflow.state import PipelineState, cached_map, load_state, save_state, state_dir
 from labeler.workflow.workspace import Workspace
@@ -79,6 +80,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     else:
         state.umap = cached_map(ws, rep.key)
     save_state(ws, state)
+    collect_garbage(ws)  # caches of older images or encoders can never be read again
     if settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
         learning_curve.record_point(ws, state)
     progress(1.0, "labels propagated")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 
 from labeler.core import diagnostics, graph, umap_map
 from labeler.embed import instant as representation
+from labeler.embed.chunked_embed import embed_in_chunks, load_embedding
 from labeler.io.artifacts import (
     load_json,
     load_npy,
@@ -37,36 +39,49 @@ class Representation:
     X: NDArray[np.float32]
 
 
+def pca_path(ws: Workspace, fingerprint: str) -> Path:
+    return ws.settings.cache_dir / f"embedding-pixels-pca-{fingerprint}.npy"
+
+
+def encoder_embedding_path(ws: Workspace, fingerprint: str, checkpoint_digest: str, projection: bool) -> Path:
+    """The file of the trained encoder's embedding (the same name :func:`ssl_train.load_or_embed` uses)."""
+    suffix = "-projection" if projection else ""
+    return ws.settings.cache_dir / f"embeddings-{fingerprint}-{checkpoint_digest}{suffix}.npy"
+
+
 def representations(
     ws: Workspace, progress: Progress = quiet, records: list[ImageRecord] | None = None
 ) -> dict[str, Representation]:
-    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained."""
+    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained.
+
+    Vectors are computed once per dataset version (and encoder) and memory-mapped from the cache afterwards.
+    """
     records = ws.records() if records is None else records
     fingerprint = ws.fingerprint(records)
-    train_images = ws.training_images()
-    cache = ws.settings.cache_dir
     found: dict[str, Representation] = {}
     pca_key = f"pixels-pca-{fingerprint}"
-    pca_path = cache / f"embedding-{pca_key}.npy"
-    if pca_path.exists():
-        X = load_npy(pca_path)
-    else:
+    X = load_embedding(pca_path(ws, fingerprint), len(records))
+    if X is None:
         progress(0.0, "computing the instant representation (pixels -> PCA)")
-        X = representation.pca_representation(train_images, random_state=ws.settings.random_state)
-        save_npy_atomic(pca_path, X)
-    found["pixels-pca"] = Representation("pixels-pca", pca_key, X.astype(np.float32, copy=False))
+        X = representation.pca_representation(ws.training_images(), random_state=ws.settings.random_state)
+        save_npy_atomic(pca_path(ws, fingerprint), X)
+    found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
     checkpoint = trained_checkpoint(ws)
     if checkpoint is not None and len(records) > 0:
         from labeler.embed.ssl import train as ssl_train
 
-        progress(0.1, "embedding images with the trained encoder")
         digest = ssl_train.file_digest(checkpoint)
         # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
         for name, projection in (("simclr", False), ("simclr-projection", True)):
-            X = ssl_train.load_or_embed(
-                cache, train_images, checkpoint, fingerprint, device=ws.settings.device, projection=projection
-            )
-            found[name] = Representation(name, f"{name}-{fingerprint}-{digest}", X.astype(np.float32, copy=False))
+            path = encoder_embedding_path(ws, fingerprint, digest, projection)
+            X = load_embedding(path, len(records))
+            if X is None:
+                progress(0.1, f"embedding images with the trained encoder ({name})")
+                batches = ssl_train.EncoderBatches(checkpoint.read_bytes(), device=ws.settings.device,
+                                                   projection=projection)
+                X = embed_in_chunks(ws.training_images(), batches, path, [r.sha256 or "" for r in records])
+                assert X is not None  # no should_stop: runs to the end
+            found[name] = Representation(name, f"{name}-{fingerprint}-{digest}", X)
     return found
 
 
@@ -91,10 +106,12 @@ def select_representation(
         and abs(n_labels - before) <= max(0.25 * before, 4)
     ):
         return previous["name"], previous.get("scores", {}), previous.get("reason", "")
+    # The kNN lists propagation and the map use (cached on disk) serve the comparison too: not searched twice.
+    graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
     best, scores, reason = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
         preferred="simclr" if "simclr" in reps else "pixels-pca",
-        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
+        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
     save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})
@@ -113,9 +130,10 @@ def knn_for(ws: Workspace, rep: Representation) -> tuple[NDArray[np.int64], NDAr
 
 
 def map_for(ws: Workspace, rep: Representation, progress: Progress = quiet) -> NDArray[np.float32]:
+    """The 2-D UMAP map of one representation (N, 2), computed once from its kNN lists, memory-mapped after."""
     path = ws.settings.cache_dir / f"map-{rep.key}-k{ws.settings.n_neighbors}.npy"
     if path.exists():
-        return load_npy(path)
+        return load_npy(path, mmap=True)
     indices, distances = knn_for(ws, rep)
     progress(0.8, "computing the UMAP map")
     coords = umap_map.umap_coordinates(indices, distances, rep.X, random_state=ws.settings.random_state)

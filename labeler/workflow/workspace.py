@@ -155,6 +155,11 @@ class Workspace:
     ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         s = self.settings
         with cache_lock(s.cache_dir):
+            # An import may have written them while this thread waited for the lock.
+            records = self.records()
+            opened = self._open_caches(self.fingerprint(records), len(records))
+            if opened is not None:
+                return opened
             fingerprint = self.fingerprint(records)
             thumbs_path, train_path = caches.cache_paths(s.cache_dir, f"building-{fingerprint}", s.thumb_size,
                                                          s.train_size)
