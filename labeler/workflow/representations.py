@@ -28,6 +28,7 @@ from labeler.io.artifacts import (
     save_npz_atomic,
 )
 from labeler.io.caches import read_training_image
+from labeler.io.scan import file_sha256
 from labeler.progress import Progress, quiet
 from labeler.store import ImageRecord
 from labeler.workflow.state import PipelineState, state_dir
@@ -68,14 +69,12 @@ def model_embeddings(ws: Workspace, fingerprint: str) -> list[ModelEmbedding]:
     checkpoint = trained_checkpoint(ws)
     if checkpoint is None:
         return []
-    from labeler.embed.ssl import train as ssl_train
-
     s = ws.settings
-    digest = ssl_train.file_digest(checkpoint)
+    digest = file_sha256(checkpoint)[:16]  # ssl_train.file_digest, without importing torch for a name
     decode = functools.partial(read_training_image, thumb_size=s.thumb_size, train_size=s.train_size,
                                max_pixels=s.max_image_pixels)
     # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
-    # File names as :func:`ssl_train.load_or_embed` writes them.
+    # File names as :func:`labeler.embed.ssl.train.load_or_embed` writes them.
     return [
         ModelEmbedding(
             name, f"{name}-{fingerprint}-{digest}",
