@@ -39,7 +39,7 @@ def _open(args: argparse.Namespace, **extra: object) -> Workspace:
 
 
 def _ensure_imported(ws: Workspace) -> None:
-    if not ws.store.images():
+    if not ws.has_images():
         print(f"no images recorded yet: importing {ws.data_dir}", file=sys.stderr)
         for line in ws.import_folder().lines():
             print(line)
@@ -149,7 +149,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             return 2
         try:
             written = embed_on_ray(ws, None if args.ray == "local" else args.ray, actors=args.actors,
-                                   batch_size=args.batch_size, progress=_ProgressPrinter())
+                                   gpus_per_actor=args.gpus_per_actor, batch_size=args.batch_size,
+                                   progress=_ProgressPrinter())
         except ImagesChanged as error:
             print(f"labeler: {error}", file=sys.stderr)
             return 1
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='Ray cluster address ("auto", "ray://head:10001"; "local" starts one here); '
                         'needs pip install "labeler[ray]"')
     p.add_argument("--actors", type=int, default=1, help="model replicas on the cluster (default 1)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs each replica reserves (default 0)")
     p.add_argument("--batch-size", type=int, default=256, help="images per model call (default 256)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.set_defaults(func=cmd_embed)

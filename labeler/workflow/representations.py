@@ -123,7 +123,8 @@ def representations(
 
 
 def embed_on_ray(
-    ws: Workspace, address: str | None, *, actors: int = 1, batch_size: int = 256, progress: Progress = quiet
+    ws: Workspace, address: str | None, *, actors: int = 1, gpus_per_actor: float = 0.0, batch_size: int = 256,
+    progress: Progress = quiet,
 ) -> list[Path]:
     """Compute every model representation on a Ray cluster into the workspace's cache; returns the files.
 
@@ -145,7 +146,7 @@ def embed_on_ray(
             progress((i + fraction) / len(models), f"{name}: {message}")
 
         embed_with_ray(paths, digests, model.batch_function(), model.path, decode=model.decode, address=address,
-                       actors=actors, batch_size=batch_size, progress=report)
+                       actors=actors, gpus_per_actor=gpus_per_actor, batch_size=batch_size, progress=report)
     return [model.path for model in models]
 
 
