@@ -39,7 +39,7 @@ def _open(args: argparse.Namespace, **extra: object) -> Workspace:
 
 
 def _ensure_imported(ws: Workspace) -> None:
-    if not ws.store.images():
+    if not ws.has_images():
         print(f"no images recorded yet: importing {ws.data_dir}", file=sys.stderr)
         for line in ws.import_folder().lines():
             print(line)
@@ -132,6 +132,34 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from labeler.workflow.garbage import collect_garbage
+    from labeler.workflow.representations import embed_on_ray, representations
+
+    ws = _open(args)
+    _ensure_imported(ws)
+    if args.ray is None:
+        for name, rep in representations(ws, progress=_ProgressPrinter()).items():
+            print(f"{name}: {rep.X.shape[0]} images x {rep.X.shape[1]} dimensions")
+    else:
+        from labeler.embed.ray_embed import ImagesChanged, ray_available
+
+        if not ray_available():
+            print('labeler: --ray needs Ray: pip install "labeler[ray]"', file=sys.stderr)
+            return 2
+        try:
+            written = embed_on_ray(ws, None if args.ray == "local" else args.ray, actors=args.actors,
+                                   gpus_per_actor=args.gpus_per_actor, batch_size=args.batch_size,
+                                   progress=_ProgressPrinter())
+        except ImagesChanged as error:
+            print(f"labeler: {error}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path}")
+    collect_garbage(ws)
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else sample_data_dir()
     if not data_dir.is_dir():
@@ -199,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("map", "compute the 2-D UMAP map from the shared kNN graph")
     p.set_defaults(func=cmd_map)
+
+    p = add("embed", "compute the representations (the trained encoder's on a Ray cluster with --ray)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help='Ray cluster address ("auto", "ray://head:10001"; "local" starts one here); '
+                        'needs pip install "labeler[ray]"')
+    p.add_argument("--actors", type=int, default=1, help="model replicas on the cluster (default 1)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs each replica reserves (default 0)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per model call (default 256)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.set_defaults(func=cmd_embed)
 
     p = add("app", "start the browser app (default: the bundled sample data)", data_required=False)
     p.add_argument("data_dir", nargs="?", default=None)

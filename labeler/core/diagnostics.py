@@ -7,6 +7,7 @@ embeddings shows whether the graph earns its complexity. The same score ranks ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 from sklearn.preprocessing import normalize
 
-from labeler.core.graph import knn_graph
+from labeler.core.graph import affinity_from_knn, knn_graph
 from labeler.core.propagate import check_labels, make_solver, normalized_affinity, one_hot
 
 # Up to this many labels the supervised baseline is exact leave-one-out; above, stratified 10-fold.
@@ -139,14 +140,29 @@ def compare_representations(
     *,
     n_neighbors: int = 15,
     alpha: float = 0.99,
+    graphs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Leave-one-out propagation accuracy of the same human labels on each representation's own kNN graph.
 
     The representation with the highest score is the one whose graph best agrees with the person's labels.
+
+    Parameters
+    ----------
+    graphs : optional ``{name: W or (indices, distances)}``
+        Graphs already built for some representations (an affinity matrix, or the kNN lists of
+        :func:`labeler.core.graph.knn_indices`); reused instead of searching the neighbours again, which at
+        100,000 images is most of the cost. Representations not in it get a new kNN graph.
     """
-    return {
-        name: loo_accuracy(knn_graph(X, n_neighbors), y, n_classes, alpha=alpha) for name, X in reps.items()
-    }
+    graphs = graphs or {}
+    scores = {}
+    for name, X in reps.items():
+        W = graphs.get(name)
+        if W is None:
+            W = knn_graph(X, n_neighbors)
+        elif isinstance(W, tuple):
+            W = affinity_from_knn(*W)
+        scores[name] = loo_accuracy(W, y, n_classes, alpha=alpha)
+    return scores
 
 
 def accuracy_against_truth(
@@ -197,6 +213,7 @@ def choose_representation(
     preferred: str,
     n_neighbors: int = 15,
     alpha: float = 0.99,
+    graphs: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, float], str]:
     """The representation to propagate on: ``(name, leave-one-out scores, reason)``.
 
@@ -204,6 +221,7 @@ def choose_representation(
     there is one, else the instant baseline) is kept where that cannot be measured yet (fewer than two classes
     with two labels each), and unless another representation beats it by more than one standard error of its
     score: with a few dozen labels, smaller differences are noise (``benchmarks/results/quality.md``).
+    ``graphs`` passes prebuilt graphs on to :func:`compare_representations`.
     """
     if preferred not in reps:
         raise ValueError(f"preferred representation {preferred!r} is not among {sorted(reps)}")
@@ -213,7 +231,7 @@ def choose_representation(
         return preferred, {}, (
             f"{preferred}: too few labels to compare representations yet (needs two classes with two labels each)"
         )
-    scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha)
+    scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha, graphs=graphs)
     n_labels = int(np.sum(np.asarray(y) >= 0))
     p = scores[preferred]
     standard_error = float(np.sqrt(max(p * (1 - p), 0.25 / n_labels) / n_labels))

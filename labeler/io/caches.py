@@ -1,19 +1,35 @@
-"""Thumbnails and training-resolution pixels of every readable image, built once and cached on disk.
+"""Thumbnails and training-resolution pixels of every readable image, cached on disk and memory-mapped.
+
+Each file is read once, hashed and decoded once (:func:`decode_changed`), and its thumbnail and training image
+are streamed to disk chunk by chunk; caches are assembled row range by row range (:mod:`labeler.io.chunked`), so
+memory does not grow with the folder. A re-import decodes only new or changed files and copies every other row
+from the previous cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+import io
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from labeler.io.artifacts import load_npy, save_npy_atomic
+from labeler.io.artifacts import load_npy
+from labeler.io.chunked import NpyReader, NpyWriter
 from labeler.io.decode import UnreadableImage, decode_source
-from labeler.io.scan import for_each_file
-from labeler.progress import Progress
+from labeler.io.scan import map_files
+from labeler.progress import Progress, StopCheck, quiet
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 # Letterbox colour of thumbnails: mid grey reads as "no picture here" on light and dark themes alike.
 THUMB_BACKGROUND = (128, 128, 128)
@@ -21,6 +37,9 @@ THUMB_BACKGROUND = (128, 128, 128)
 
 # Training images wider (or taller) than this are centre-cropped to it before being squashed to a square.
 MAX_TRAIN_ASPECT = 1.5
+
+# Images decoded, or rows copied, per step: bounds working memory (512 x (96^2 + 32^2) x 3 bytes = 15 MB).
+CHUNK_ROWS = 512
 
 
 def make_thumbnail(image: Image.Image, size: int) -> NDArray[np.uint8]:
@@ -64,77 +83,259 @@ def make_training_image(image: Image.Image, size: int) -> NDArray[np.uint8]:
     return np.asarray(resized, dtype=np.uint8)
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """One file's content digest and, if it decoded, its upright size and the two cached pictures."""
+
+    sha256: str | None  # None when the file could not even be read
+    width: int | None = None
+    height: int | None = None
+    thumb: NDArray[np.uint8] | None = None
+    train: NDArray[np.uint8] | None = None
+    error: str | None = None  # why the file is unreadable, else None
+
+
+def decode_for_caches(
+    content: bytes, thumb_size: int, train_size: int, max_pixels: int = 64_000_000
+) -> DecodedImage:
+    """Hash and fully decode one file's bytes into its thumbnail and training image (never raises)."""
+    sha = hashlib.sha256(content).hexdigest()
+    try:
+        if not content:
+            raise UnreadableImage("empty file")
+        # Draft mode still decodes the whole JPEG stream, so it proves the file whole at a fraction of the cost.
+        image, (width, height) = decode_source(io.BytesIO(content), max_pixels, draft_size=max(thumb_size, train_size))
+    except UnreadableImage as error:
+        return DecodedImage(sha, error=error.reason)
+    return DecodedImage(
+        sha, width, height, make_thumbnail(image, thumb_size), make_training_image(image, train_size)
+    )
+
+
+def read_training_image(
+    path: Path, thumb_size: int, train_size: int, max_pixels: int = 64_000_000
+) -> NDArray[np.uint8]:
+    """The training image of one file, pixel for pixel as the cache holds it (for workers that decode themselves).
+
+    Raises
+    ------
+    UnreadableImage
+    """
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise UnreadableImage(f"cannot read file: {error.strerror}") from error
+    decoded = decode_for_caches(content, thumb_size, train_size, max_pixels)
+    if decoded.train is None:
+        raise UnreadableImage(decoded.error or "unreadable")
+    return decoded.train
+
+
+# ------------------------------------------------------------------------------------------ files of a cache
+def cache_paths(cache_dir: Path, fingerprint: str, thumb_size: int, train_size: int) -> tuple[Path, Path]:
+    """``thumbs-{thumb_size}-{fingerprint}.npy`` and ``train-{train_size}-{fingerprint}.npy`` in ``cache_dir``."""
+    cache_dir = Path(cache_dir)
+    return cache_dir / f"thumbs-{thumb_size}-{fingerprint}.npy", cache_dir / f"train-{train_size}-{fingerprint}.npy"
+
+
+def open_caches(
+    cache_dir: Path, fingerprint: str, thumb_size: int, train_size: int, n: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
+    """The cached thumbnails (N, T, T, 3) and training images (N, S, S, 3) as ``np.memmap``; None if absent or wrong.
+
+    Thumbnails are read-only; training images are copy-on-write, so a consumer that wants a writable array (torch)
+    gets one without a copy and without ever changing the file.
+    """
+    thumbs_path, train_path = cache_paths(cache_dir, fingerprint, thumb_size, train_size)
+    try:
+        thumbs = load_npy(thumbs_path, mmap=True)
+        train = np.load(train_path, mmap_mode="c", allow_pickle=False)
+    except (OSError, ValueError):  # absent, foreign or damaged: the caller builds it again
+        return None
+    if (
+        thumbs.shape != (n, thumb_size, thumb_size, 3) or train.shape != (n, train_size, train_size, 3)
+        or thumbs.dtype != np.uint8 or train.dtype != np.uint8
+    ):
+        return None
+    return thumbs, train
+
+
+class CacheWriter:
+    """Thumbnail and training-image rows streamed into two ``.npy`` files, committed together."""
+
+    def __init__(self, thumbs_path: Path, train_path: Path, n: int, thumb_size: int, train_size: int) -> None:
+        self.thumbs = NpyWriter(thumbs_path, (n, thumb_size, thumb_size, 3), np.uint8)
+        try:
+            self.train = NpyWriter(train_path, (n, train_size, train_size, 3), np.uint8)
+        except BaseException:
+            self.thumbs.abort()
+            raise
+
+    def write(self, lo: int, thumbs: NDArray[np.uint8], train: NDArray[np.uint8]) -> None:
+        self.thumbs.write(lo, thumbs)
+        self.train.write(lo, train)
+
+    def commit(self) -> None:
+        self.thumbs.commit()
+        self.train.commit()
+
+    def abort(self) -> None:
+        self.thumbs.abort()
+        self.train.abort()
+
+
+# ------------------------------------------------------------------------------------------ decoding
+@dataclass(frozen=True)
+class DecodeOutcome:
+    """What :func:`decode_changed` learned: one entry per file asked about, and how many it decoded."""
+
+    files: list[DecodedImage]  # thumb and train are not kept here (they went to disk); see ``pending_row``
+    pending_row: list[int]  # row of each file in the pending caches, -1 where not decoded (unreadable or reused)
+    n_decoded: int
+    cancelled: bool
+
+
+def decode_changed(
+    paths: Sequence[Path],
+    reusable: Mapping[str, tuple[int, int]],
+    pending: CacheWriter | None,
+    *,
+    thumb_size: int,
+    train_size: int,
+    max_pixels: int = 64_000_000,
+    dense: bool = True,
+    progress: Progress = quiet,
+    should_stop: StopCheck | None = None,
+) -> DecodeOutcome:
+    """Read and hash each file once; decode it only if its content is not in ``reusable`` ({sha256: (w, h)}).
+
+    Decoded thumbnails and training images go to ``pending``, :data:`CHUNK_ROWS` files at a time: one after the
+    other in the order decoded (``dense``), or each at its own position in ``paths`` with zeros elsewhere.
+    ``pending`` needs room for ``len(paths)`` rows; it may be None when nothing can need decoding. Stops between
+    chunks when ``should_stop()`` says so.
+    """
+    files: list[DecodedImage] = []
+    pending_row: list[int] = []
+    n_decoded = 0
+    n = len(paths)
+    last = 0.0
+
+    def work(path: Path) -> DecodedImage:
+        try:
+            content = path.read_bytes()  # read once: the same bytes are hashed and decoded
+        except OSError as error:
+            return DecodedImage(None, error=f"cannot read file: {error.strerror}")
+        sha = hashlib.sha256(content).hexdigest()
+        if sha in reusable:
+            width, height = reusable[sha]
+            return DecodedImage(sha, width, height)
+        return decode_for_caches(content, thumb_size, train_size, max_pixels)
+
+    for lo in range(0, n, CHUNK_ROWS):
+        if should_stop is not None and should_stop():
+            return DecodeOutcome(files, pending_row, n_decoded, cancelled=True)
+        if time.monotonic() - last > 0.2:
+            last = time.monotonic()
+            progress(lo / max(n, 1), f"read {lo}/{n} new or changed images")
+        results = map_files(work, paths[lo : lo + CHUNK_ROWS])
+        decoded = [(i, r.thumb, r.train) for i, r in enumerate(results) if r.thumb is not None and r.train is not None]
+        if decoded:
+            if pending is None:
+                raise ValueError("files need decoding but no pending cache was given")
+            if dense:
+                pending.write(n_decoded, np.stack([d[1] for d in decoded]), np.stack([d[2] for d in decoded]))
+            else:
+                thumbs = np.zeros((len(results), thumb_size, thumb_size, 3), dtype=np.uint8)
+                train = np.zeros((len(results), train_size, train_size, 3), dtype=np.uint8)
+                for i, thumb, picture in decoded:
+                    thumbs[i], train[i] = thumb, picture
+                pending.write(lo, thumbs, train)
+        for i, r in enumerate(results):
+            if r.thumb is not None:
+                pending_row.append(n_decoded if dense else lo + i)
+                n_decoded += 1
+            else:
+                pending_row.append(-1)
+            files.append(DecodedImage(r.sha256, r.width, r.height, error=r.error))
+    progress(1.0, f"read {n} new or changed images")
+    return DecodeOutcome(files, pending_row, n_decoded, cancelled=False)
+
+
+def write_gathered(
+    writer: CacheWriter,
+    sources: Sequence[tuple[NpyReader, NpyReader] | None],
+    which: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    progress: Progress = quiet,
+) -> None:
+    """Fill ``writer`` row range by row range: row i is row ``rows[i]`` of the cache pair ``sources[which[i]]``."""
+    n = len(which)
+    for lo in range(0, n, CHUNK_ROWS):
+        hi = min(n, lo + CHUNK_ROWS)
+        thumbs = np.empty((hi - lo, *writer.thumbs.shape[1:]), dtype=np.uint8)
+        train = np.empty((hi - lo, *writer.train.shape[1:]), dtype=np.uint8)
+        for s, pair in enumerate(sources):
+            mask = which[lo:hi] == s
+            if pair is None:
+                if mask.any():
+                    raise ValueError(f"rows ask for source {s}, which is missing")
+                continue
+            thumb_reader, train_reader = pair
+            if mask.any():
+                thumbs[mask] = thumb_reader.take(rows[lo:hi][mask])
+                train[mask] = train_reader.take(rows[lo:hi][mask])
+        writer.write(lo, thumbs, train)
+        progress(hi / max(n, 1), f"cached {hi}/{n} images")
+
+
 def build_image_caches(
     root: Path,
     relative_paths: Sequence[str],
+    thumbs_path: Path,
+    train_path: Path,
     thumb_size: int,
     train_size: int,
     max_pixels: int = 64_000_000,
     progress: Progress | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[str | None]]:
-    """Decode each image once into a thumbnail and a training image.
+) -> list[str | None]:
+    """Decode each image once into ``thumbs_path`` (N, T, T, 3) and ``train_path`` (N, S, S, 3), streamed.
 
-    Returns
-    -------
-    thumbs : ndarray of shape (n, thumb_size, thumb_size, 3), uint8
-    train : ndarray of shape (n, train_size, train_size, 3), uint8
-    errors : list of n reasons, None where the image decoded; failed rows are all zeros.
+    Returns the reason each image failed (None where it decoded); failed rows hold zeros, so a caller marks
+    those images unreadable and compacts the cache (see ``Workspace.images``).
     """
     n = len(relative_paths)
-    thumbs = np.zeros((n, thumb_size, thumb_size, 3), dtype=np.uint8)
-    train = np.zeros((n, train_size, train_size, 3), dtype=np.uint8)
-    errors: list[str | None] = [None] * n
-    root = Path(root)
-    paths = [root / rel for rel in relative_paths]
-    draft = max(thumb_size, train_size)
-
-    def build(i: int) -> None:
-        try:
-            if paths[i].stat().st_size == 0:
-                raise UnreadableImage("empty file")
-            image, _ = decode_source(paths[i], max_pixels, draft_size=draft)
-        except OSError as error:
-            errors[i] = f"cannot read file: {error.strerror}"
-            return
-        except UnreadableImage as error:
-            errors[i] = error.reason
-            return
-        thumbs[i] = make_thumbnail(image, thumb_size)
-        train[i] = make_training_image(image, train_size)
-
-    for_each_file(build, paths, progress, "decoded")
-    return thumbs, train, errors
+    writer = CacheWriter(thumbs_path, train_path, n, thumb_size, train_size)
+    try:
+        outcome = decode_changed(
+            [Path(root) / rel for rel in relative_paths], {}, writer, thumb_size=thumb_size, train_size=train_size,
+            max_pixels=max_pixels, dense=False, progress=progress or quiet,
+        )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return [f.error for f in outcome.files]
 
 
-def load_or_build_caches(
-    cache_dir: Path,
-    root: Path,
-    relative_paths: Sequence[str],
-    fingerprint: str,
-    thumb_size: int,
-    train_size: int,
-    max_pixels: int = 64_000_000,
-    progress: Progress | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Thumbnails and training images, read from ``cache_dir`` or built once and saved there atomically.
+@contextlib.contextmanager
+def cache_lock(cache_dir: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold the cache folder's lock (an exclusive ``flock``, across threads and processes); yields whether held.
 
-    Files are ``thumbs-{thumb_size}-{fingerprint}.npy`` and ``train-{train_size}-{fingerprint}.npy``; a file
-    whose shape does not match ``relative_paths`` is rebuilt.
+    Imports and cache builds hold it while they write; garbage collection takes it with ``blocking=False`` and
+    skips its work when busy, so it never deletes a file an import is about to use. Locks do not nest.
     """
     cache_dir = Path(cache_dir)
-    thumbs_path = cache_dir / f"thumbs-{thumb_size}-{fingerprint}.npy"
-    train_path = cache_dir / f"train-{train_size}-{fingerprint}.npy"
-    n = len(relative_paths)
-    if thumbs_path.exists() and train_path.exists():
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "a") as handle:
+        if fcntl is None:  # no advisory locks (Windows): one writer at a time is the user's business
+            yield True
+            return
         try:
-            # Thumbnails are memory-mapped: pages read a screenful, not the whole (N, 96, 96, 3) array.
-            thumbs, train = load_npy(thumbs_path, mmap=True), load_npy(train_path)
-        except (OSError, ValueError):  # a foreign or damaged file: build it again
-            pass
-        else:
-            if thumbs.shape == (n, thumb_size, thumb_size, 3) and train.shape == (n, train_size, train_size, 3):
-                return thumbs.astype(np.uint8, copy=False), train.astype(np.uint8, copy=False)
-    thumbs, train, _ = build_image_caches(root, relative_paths, thumb_size, train_size, max_pixels, progress)
-    save_npy_atomic(thumbs_path, thumbs)
-    save_npy_atomic(train_path, train)
-    return thumbs, train
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

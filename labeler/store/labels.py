@@ -296,6 +296,58 @@ class LabelStore(JobTable):
     def audits(self) -> list[dict[str, Any]]:
         with self._connect() as conn:
             return [dict(r) for r in conn.execute("SELECT * FROM audits ORDER BY audited_at")]
+    # ------------------------------------------------------------------ cheap reads at scale; cache failures
+    def images_version(self) -> int:
+        """A number that changes whenever the set or order of readable images may have changed (one indexed read).
+
+        Bumped by :meth:`bump_images_version` (after every import) and by :meth:`mark_unreadable`.
+        """
+        return int(self.get_meta("images_version") or 0)
+
+    def bump_images_version(self) -> None:
+        with self._write() as conn:
+            _bump_images_version(conn)
+
+    def count_images(self, status: str | None = "ok") -> int:
+        """How many images have ``status`` (all images when None), without loading them."""
+        with self._connect() as conn:
+            if status is None:
+                return int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+            return int(conn.execute("SELECT COUNT(*) FROM images WHERE status = ?", (status,)).fetchone()[0])
+
+    def images_in_rows(self, lo: int, hi: int) -> list[ImageRecord]:
+        """Readable images with ``lo <= row < hi``, in row order (one page of a grid)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM images WHERE row >= ? AND row < ? AND status = 'ok' ORDER BY row", (lo, hi)
+            )
+            return [ImageRecord(**dict(row)) for row in rows]
+
+    def mark_unreadable(self, reasons: Mapping[str, str]) -> int:
+        """Mark readable images (``{path: reason}``) unreadable, e.g. when decoding fails while caches are built.
+
+        Their labels are kept; rows are renumbered. Returns how many images changed.
+        """
+        with self._write() as conn:
+            changed = 0
+            for path, reason in reasons.items():
+                cursor = conn.execute(
+                    "UPDATE images SET status='unreadable', reason=?, row=NULL WHERE path=? AND status='ok'",
+                    (reason, path),
+                )
+                changed += cursor.rowcount
+            if changed:
+                _renumber_rows(conn)
+                _bump_images_version(conn)
+            return changed
+
+
+def _bump_images_version(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('images_version', '1') "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
+
 
 def _renumber_rows(conn: sqlite3.Connection) -> None:
     """Readable images get rows 0..n-1 in path order: the row order of every cache and embedding."""

@@ -6,6 +6,7 @@ A new label re-runs only propagation (warm-started); everything else comes from 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from labeler.io.artifacts import (
 )
 from labeler.progress import Progress, quiet
 from labeler.workflow import learning_curve
+from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.representations import graph_for_state, knn_for, map_for, representations, select_representation
 from labeler.workflow.state import PipelineState, cached_map, load_state, save_state, state_dir
 from labeler.workflow.workspace import Workspace
@@ -46,11 +48,17 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         warm = previous.scores
     progress(0.5, "spreading labels")
     settings = ws.settings
-    # Before any class exists there is nothing to spread: one dummy class with no seed gives "none" everywhere.
-    result = propagate.propagate(
-        W, y, max(n_classes, 1), alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
-        n_bootstrap=settings.n_bootstrap, drop=settings.bootstrap_drop, random_state=settings.random_state, F0=warm,
-    )
+
+    def spread(n_bootstrap: int, F0: Any) -> propagate.PropagationResult:
+        # Before any class exists there is nothing to spread: one dummy class with no seed gives "none" everywhere.
+        return propagate.propagate(
+            W, y, max(n_classes, 1), alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
+            n_bootstrap=n_bootstrap, drop=settings.bootstrap_drop, random_state=settings.random_state, F0=F0,
+        )
+
+    # Labels and counts first (one warm-started solve), saved at once so pages show them; the bootstrap re-runs
+    # that measure stability (ten more solves, seconds at 100,000 images) follow and are saved after.
+    result = spread(0, warm)
     new_class = review.possible_new_class(W, y) if n_classes else np.zeros(len(records), dtype=bool)
     state = PipelineState(
         image_ids=np.array([r.id for r in records], dtype=np.int64),
@@ -74,11 +82,20 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         labels_version=labels_version,
         computed_at=time.time(),
     )
+    if previous is not None and np.array_equal(previous.image_ids, state.image_ids):
+        # Until the re-runs end, an image keeps its last measured stability (one label seldom moves it far).
+        state.stability = np.where(np.isnan(state.stability), previous.stability, state.stability)
     if compute_map:
         state.umap = map_for(ws, rep, progress)
     else:
         state.umap = cached_map(ws, rep.key)
+    if settings.n_bootstrap > 0:
+        save_state(ws, state)
+        progress(0.7, "measuring stability (bootstrap re-runs)")
+        # Warm-started from the solution just found, the full solve returns at once; only stability is new.
+        state.stability = np.asarray(spread(settings.n_bootstrap, result.scores).stability, dtype=np.float64)
     save_state(ws, state)
+    collect_garbage(ws)  # caches of older images or encoders can never be read again
     if settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
         learning_curve.record_point(ws, state)
     progress(1.0, "labels propagated")

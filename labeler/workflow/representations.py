@@ -6,8 +6,11 @@ and the UMAP map is computed once per embedding.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +18,7 @@ from numpy.typing import NDArray
 
 from labeler.core import diagnostics, graph, umap_map
 from labeler.embed import instant as representation
+from labeler.embed.chunked_embed import BatchFunction, embed_in_chunks, load_embedding
 from labeler.io.artifacts import (
     load_json,
     load_npy,
@@ -23,6 +27,8 @@ from labeler.io.artifacts import (
     save_npy_atomic,
     save_npz_atomic,
 )
+from labeler.io.caches import read_training_image
+from labeler.io.scan import file_sha256
 from labeler.progress import Progress, quiet
 from labeler.store import ImageRecord
 from labeler.workflow.state import PipelineState, state_dir
@@ -37,37 +43,111 @@ class Representation:
     X: NDArray[np.float32]
 
 
+def pca_path(ws: Workspace, fingerprint: str) -> Path:
+    return ws.settings.cache_dir / f"embedding-pixels-pca-{fingerprint}.npy"
+
+
+@dataclass(frozen=True)
+class ModelEmbedding:
+    """A representation computed by a model, batch by batch: what the local and the Ray path both need.
+
+    ``batch_function()`` loads the model as a function from uint8 images (B, S, S, 3) to vectors (B, D) that
+    pickles small (the weights travel as bytes); ``decode`` turns one file into the model's input exactly as the
+    local path sees it, for workers that read the files themselves. A pretrained backbone adds itself to
+    :func:`model_embeddings` the same way.
+    """
+
+    name: str
+    key: str
+    path: Path
+    batch_function: Callable[[], BatchFunction]
+    decode: Callable[[Path], NDArray[np.uint8]]
+
+
+def model_embeddings(ws: Workspace, fingerprint: str) -> list[ModelEmbedding]:
+    """The model-computed representations available now: the trained encoder's features and projections."""
+    checkpoint = trained_checkpoint(ws)
+    if checkpoint is None:
+        return []
+    s = ws.settings
+    digest = file_sha256(checkpoint)[:16]  # ssl_train.file_digest, without importing torch for a name
+    decode = functools.partial(read_training_image, thumb_size=s.thumb_size, train_size=s.train_size,
+                               max_pixels=s.max_image_pixels)
+    # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
+    # File names as :func:`labeler.embed.ssl.train.load_or_embed` writes them.
+    return [
+        ModelEmbedding(
+            name, f"{name}-{fingerprint}-{digest}",
+            s.cache_dir / f"embeddings-{fingerprint}-{digest}{'-projection' if projection else ''}.npy",
+            functools.partial(_encoder_batches, checkpoint, s.device, projection), decode,
+        )
+        for name, projection in (("simclr", False), ("simclr-projection", True))
+    ]
+
+
+def _encoder_batches(checkpoint: Path, device: str, projection: bool) -> BatchFunction:
+    from labeler.embed.ssl.train import EncoderBatches
+
+    return EncoderBatches(checkpoint.read_bytes(), device=device, projection=projection)
+
+
 def representations(
     ws: Workspace, progress: Progress = quiet, records: list[ImageRecord] | None = None
 ) -> dict[str, Representation]:
-    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained."""
+    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained.
+
+    Vectors are computed once per dataset version (and encoder) and memory-mapped from the cache afterwards;
+    a model's vectors may also come from a Ray cluster (:func:`embed_on_ray`), into the same file.
+    """
     records = ws.records() if records is None else records
     fingerprint = ws.fingerprint(records)
-    train_images = ws.training_images()
-    cache = ws.settings.cache_dir
     found: dict[str, Representation] = {}
     pca_key = f"pixels-pca-{fingerprint}"
-    pca_path = cache / f"embedding-{pca_key}.npy"
-    if pca_path.exists():
-        X = load_npy(pca_path)
-    else:
+    X = load_embedding(pca_path(ws, fingerprint), len(records))
+    if X is None:
         progress(0.0, "computing the instant representation (pixels -> PCA)")
-        X = representation.pca_representation(train_images, random_state=ws.settings.random_state)
-        save_npy_atomic(pca_path, X)
-    found["pixels-pca"] = Representation("pixels-pca", pca_key, X.astype(np.float32, copy=False))
-    checkpoint = trained_checkpoint(ws)
-    if checkpoint is not None and len(records) > 0:
-        from labeler.embed.ssl import train as ssl_train
-
-        progress(0.1, "embedding images with the trained encoder")
-        digest = ssl_train.file_digest(checkpoint)
-        # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
-        for name, projection in (("simclr", False), ("simclr-projection", True)):
-            X = ssl_train.load_or_embed(
-                cache, train_images, checkpoint, fingerprint, device=ws.settings.device, projection=projection
-            )
-            found[name] = Representation(name, f"{name}-{fingerprint}-{digest}", X.astype(np.float32, copy=False))
+        X = representation.pca_representation(ws.training_images(), random_state=ws.settings.random_state)
+        save_npy_atomic(pca_path(ws, fingerprint), X)
+    found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
+    if not records:
+        return found
+    for model in model_embeddings(ws, fingerprint):
+        X = load_embedding(model.path, len(records))
+        if X is None:
+            progress(0.1, f"embedding images ({model.name})")
+            X = embed_in_chunks(ws.training_images(), model.batch_function(), model.path,
+                                [r.sha256 or "" for r in records])
+            assert X is not None  # no should_stop: runs to the end
+        found[model.name] = Representation(model.name, model.key, X)
     return found
+
+
+def embed_on_ray(
+    ws: Workspace, address: str | None, *, actors: int = 1, gpus_per_actor: float = 0.0, batch_size: int = 256,
+    progress: Progress = quiet,
+) -> list[Path]:
+    """Compute every model representation on a Ray cluster into the workspace's cache; returns the files.
+
+    Raises ValueError when there is no model to run (nothing trained yet), ``ImagesChanged`` when files no
+    longer decode.
+    """
+    from labeler.embed.ray_embed import embed_with_ray
+
+    records = ws.records()
+    models = model_embeddings(ws, ws.fingerprint(records))
+    if not models:
+        raise ValueError("no trained encoder yet: run `labeler train` first (the instant representation needs no "
+                         "cluster)")
+    paths = [ws.data_dir / r.path for r in records]
+    digests = [r.sha256 or "" for r in records]
+    for i, model in enumerate(models):
+
+        def report(fraction: float, message: str, i: int = i, name: str = model.name) -> None:
+            progress((i + fraction) / len(models), f"{name}: {message}")
+
+        embed_with_ray(paths, digests, model.batch_function(), model.path, decode=model.decode, address=address,
+                       actors=actors, gpus_per_actor=gpus_per_actor, batch_size=batch_size, progress=report)
+    return [model.path for model in models]
 
 
 def select_representation(
@@ -91,10 +171,12 @@ def select_representation(
         and abs(n_labels - before) <= max(0.25 * before, 4)
     ):
         return previous["name"], previous.get("scores", {}), previous.get("reason", "")
+    # The kNN lists propagation and the map use (cached on disk) serve the comparison too: not searched twice.
+    graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
     best, scores, reason = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
         preferred="simclr" if "simclr" in reps else "pixels-pca",
-        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha,
+        n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
     save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})
@@ -113,9 +195,10 @@ def knn_for(ws: Workspace, rep: Representation) -> tuple[NDArray[np.int64], NDAr
 
 
 def map_for(ws: Workspace, rep: Representation, progress: Progress = quiet) -> NDArray[np.float32]:
+    """The 2-D UMAP map of one representation (N, 2), computed once from its kNN lists, memory-mapped after."""
     path = ws.settings.cache_dir / f"map-{rep.key}-k{ws.settings.n_neighbors}.npy"
     if path.exists():
-        return load_npy(path)
+        return load_npy(path, mmap=True)
     indices, distances = knn_for(ws, rep)
     progress(0.8, "computing the UMAP map")
     coords = umap_map.umap_coordinates(indices, distances, rep.X, random_state=ws.settings.random_state)

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from labeler.config import Settings
 from labeler.progress import Progress, StopCheck
 from labeler.store import Job
+from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.training import train
-from labeler.workflow.workspace import Workspace
+from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
 JobFunction = Callable[[Progress, StopCheck], object]
 
@@ -42,6 +43,7 @@ class JobRunner:
         self._threads: dict[str, threading.Thread] = {}
         self._refresh_wanted = threading.Event()
         self._map_wanted = False
+        self.last_import: ImportReport | None = None
 
     # ------------------------------------------------------------------ generic
     def _run(self, job_id: int, function: JobFunction) -> None:
@@ -139,6 +141,20 @@ class JobRunner:
                 refresh(self.workspace, progress, compute_map=True)
             runs += 1
         return f"propagated ({runs} run{'s' if runs != 1 else ''})"
+
+    def start_import(self, labels_from_folders: bool = False) -> int:
+        """Import the data folder in the job lane (progress, cancel); the report lands in ``last_import``."""
+
+        def job(progress: Progress, should_stop: StopCheck) -> str:
+            report = import_folder(self.workspace, progress, should_stop, labels_from_folders=labels_from_folders)
+            self.last_import = report
+            if report.cancelled:
+                return "import cancelled"
+            collect_garbage(self.workspace)
+            self.request_refresh(compute_map=True)
+            return report.lines()[0]
+
+        return self._start("import", job)
 
     def start_training(self, minutes: float | None = None, epochs: int | None = None) -> int:
         minutes = self.settings.ssl_minutes if minutes is None and epochs is None else minutes

@@ -7,6 +7,7 @@ data folder can be read-only.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.config import Settings
-from labeler.io import scan
-from labeler.io.caches import load_or_build_caches
-from labeler.io.scan import dataset_fingerprint, find_duplicates, scan_images
-from labeler.progress import Progress
+from labeler.io import caches, scan
+from labeler.io.caches import cache_lock
+from labeler.io.chunked import NpyReader
+from labeler.io.scan import ScannedImage, dataset_fingerprint, find_duplicates, find_images
+from labeler.progress import Progress, StopCheck, quiet
 from labeler.store import ClassInfo, ImageRecord, ImportedImage, LabelStore
+
+# Size, modification time and digest of every file at the last import (a re-import reads only what changed).
+STAMPS_NAME = "files.json"
 
 
 @dataclass
@@ -30,9 +35,13 @@ class ImportReport:
     duplicates: dict[str, str] = field(default_factory=dict)
     folder_labels: int = 0
     folder_label_problems: list[tuple[str, str]] = field(default_factory=list)
+    decoded: int = 0  # files decoded by this import (new or changed content); the rest came from the caches
+    cancelled: bool = False
 
     def lines(self) -> list[str]:
         """Human-readable report, one line each (CLI output)."""
+        if self.cancelled:
+            return ["import cancelled: nothing was changed"]
         c = self.counts
         out = [
             f"{c.get('ok', 0)} readable images ({c.get('added', 0)} new, {c.get('updated', 0)} changed, "
@@ -54,6 +63,8 @@ class Workspace:
         self.settings = settings
         self.store = LabelStore(settings.db_path)
         self._cached: dict[str, tuple[NDArray[np.uint8], NDArray[np.uint8]]] = {}
+        # Readable records and their fingerprint, for the images version they were read at.
+        self._records: tuple[int, list[ImageRecord], str] | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -68,61 +79,122 @@ class Workspace:
         return self.settings.workspace_dir
 
     # ------------------------------------------------------------------ import
-    def import_folder(self, labels_from_folders: bool = False, progress: Progress | None = None) -> ImportReport:
-        """Scan the data folder, record what was found, build the caches, optionally label from folder names."""
-        if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"data folder {self.data_dir} does not exist or is not a folder")
-        report_progress = progress or (lambda fraction, message: None)
-        scanned = scan_images(
-            self.data_dir,
-            exclude=[self.workspace_dir],
-            max_pixels=self.settings.max_image_pixels,
-            progress=lambda f, m: report_progress(0.6 * f, m),
-        )
-        duplicates = find_duplicates(scanned)
-        found = [ImportedImage(s.path, s.sha256, s.width, s.height, s.error) for s in scanned]
-        counts = self.store.sync_images(found, duplicates)
-        self.images(progress=lambda f, m: report_progress(0.6 + 0.4 * f, m))
-        report = ImportReport(
-            counts=counts,
-            unreadable=[(r.path, r.reason or "unreadable") for r in self.store.images(status="unreadable")],
-            duplicates=duplicates,
-        )
-        if labels_from_folders:
-            rows = list(scan.labels_from_folders([s.path for s in scanned if s.error is None]).items())
-            report.folder_labels, report.folder_label_problems = self.store.label_paths(
-                rows, annotator="folder-names"
-            )
-        report_progress(1.0, "import finished")
-        return report
+    def import_folder(
+        self, labels_from_folders: bool = False, progress: Progress | None = None, should_stop: StopCheck | None = None
+    ) -> ImportReport:
+        """Scan the data folder, record what was found, build the caches, optionally label from folder names.
+
+        See :func:`import_folder`, the same as a job function.
+        """
+        return import_folder(self, progress or quiet, should_stop, labels_from_folders=labels_from_folders)
 
     # ------------------------------------------------------------------ images in row order
     def records(self) -> list[ImageRecord]:
-        """Readable images in row order: index i of every cache, embedding and result array is record i."""
-        return self.store.readable_images()
+        """Readable images in row order: index i of every cache, embedding and result array is record i.
+
+        Read from the store once per images version (a one-row read per call), so polling pages and a refresh
+        after each label do not load 100,000 rows each time. The list is shared: do not modify it.
+        """
+        version = self.store.images_version()
+        if self._records is None or self._records[0] != version:
+            records = self.store.readable_images()
+            self._records = (version, records, _fingerprint(records))
+        return self._records[1]
+
+    def image_count(self) -> int:
+        """Number of readable images (one COUNT query; nothing is loaded)."""
+        return self.store.count_images("ok")
+
+    def has_images(self) -> bool:
+        """Whether anything (readable or not) was ever imported: True once the folder has been scanned."""
+        return self.store.count_images(None) > 0
+
+    def records_page(self, lo: int, hi: int) -> list[ImageRecord]:
+        """Records of rows ``lo .. hi - 1`` (one page of a grid), without reading the others."""
+        cached = self._records
+        if cached is not None and cached[0] == self.store.images_version():
+            return cached[1][max(lo, 0) : max(hi, 0)]
+        return self.store.images_in_rows(lo, hi)
 
     def fingerprint(self, records: list[ImageRecord] | None = None) -> str:
         """Identifies the ordered set of readable images (paths and contents)."""
-        records = self.records() if records is None else records
-        return dataset_fingerprint([f"{r.path}\t{r.sha256}" for r in records])
+        if records is None or (self._records is not None and records is self._records[1]):
+            self.records()
+            assert self._records is not None
+            return self._records[2]
+        return _fingerprint(records)
 
     def images(self, progress: Progress | None = None) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-        """(thumbnails (N, T, T, 3), training images (N, S, S, 3)), uint8, built once per dataset version."""
+        """(thumbnails (N, T, T, 3), training images (N, S, S, 3)), uint8 ``np.memmap``s, one pair per dataset version.
+
+        Normally written by the import. When missing (deleted, or the thumbnail size changed) they are built here
+        from the files, streamed to disk; an image that no longer decodes is marked unreadable in the store (with
+        the reason) rather than given a blank row, and the caches then hold the remaining images.
+        """
         records = self.records()
         key = self.fingerprint(records)
         if key not in self._cached:
-            thumbs, train = load_or_build_caches(
-                self.settings.cache_dir,
-                self.data_dir,
-                [r.path for r in records],
-                key,
-                self.settings.thumb_size,
-                self.settings.train_size,
-                self.settings.max_image_pixels,
-                progress,
-            )
-            self._cached = {key: (thumbs, train)}
+            found = self._open_caches(key, len(records))
+            if found is None:
+                found = self._build_caches(records, progress or quiet)
+            self._cached = {self.fingerprint(): found}
+            key = self.fingerprint()
         return self._cached[key]
+
+    def _open_caches(self, fingerprint: str, n: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
+        s = self.settings
+        return caches.open_caches(s.cache_dir, fingerprint, s.thumb_size, s.train_size, n)
+
+    def cache_paths(self, fingerprint: str | None = None) -> tuple[Path, Path]:
+        """Files of the thumbnail and training-image caches of ``fingerprint`` (default: the current images)."""
+        s = self.settings
+        return caches.cache_paths(s.cache_dir, fingerprint or self.fingerprint(), s.thumb_size, s.train_size)
+
+    def _build_caches(
+        self, records: list[ImageRecord], progress: Progress
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        s = self.settings
+        with cache_lock(s.cache_dir):
+            # An import may have written them while this thread waited for the lock.
+            records = self.records()
+            opened = self._open_caches(self.fingerprint(records), len(records))
+            if opened is not None:
+                return opened
+            fingerprint = self.fingerprint(records)
+            thumbs_path, train_path = caches.cache_paths(s.cache_dir, f"building-{fingerprint}", s.thumb_size,
+                                                         s.train_size)
+            errors = caches.build_image_caches(
+                self.data_dir, [r.path for r in records], thumbs_path, train_path, s.thumb_size, s.train_size,
+                s.max_image_pixels, progress,
+            )
+            try:
+                failed = {r.path: error for r, error in zip(records, errors, strict=True) if error is not None}
+                if failed:
+                    self.store.mark_unreadable(failed)
+                kept = np.array([i for i, error in enumerate(errors) if error is None], dtype=np.int64)
+                final = self.records()
+                if [r.id for r in final] != [records[i].id for i in kept]:
+                    raise RuntimeError("the images on record changed while their caches were built; try again")
+                final_thumbs, final_train = self.cache_paths(self.fingerprint(final))
+                if failed:
+                    writer = caches.CacheWriter(final_thumbs, final_train, len(kept), s.thumb_size, s.train_size)
+                    try:
+                        caches.write_gathered(writer, [(NpyReader(thumbs_path), NpyReader(train_path))],
+                                              np.zeros(len(kept), dtype=np.int64), kept)
+                    except BaseException:
+                        writer.abort()
+                        raise
+                    writer.commit()
+                else:
+                    os.replace(thumbs_path, final_thumbs)
+                    os.replace(train_path, final_train)
+            finally:
+                thumbs_path.unlink(missing_ok=True)
+                train_path.unlink(missing_ok=True)
+        opened = self._open_caches(self.fingerprint(final), len(final))
+        if opened is None:
+            raise RuntimeError(f"the image caches in {s.cache_dir} could not be read back")
+        return opened
 
     def thumbnails(self) -> NDArray[np.uint8]:
         return self.images()[0]
@@ -162,3 +234,147 @@ class Workspace:
         records = self.records() if records is None else records
         column = {info.name: i for i, info in enumerate(self.classes())}
         return np.array([column.get(truth.get(r.path, ""), -1) for r in records], dtype=np.int64)
+
+
+def _fingerprint(records: list[ImageRecord]) -> str:
+    return dataset_fingerprint([f"{r.path}\t{r.sha256}" for r in records])
+
+
+def import_folder(
+    ws: Workspace, progress: Progress = quiet, should_stop: StopCheck | None = None, *,
+    labels_from_folders: bool = False,
+) -> ImportReport:
+    """Scan the data folder and bring the store and the image caches up to date (a job function).
+
+    Each file is read, hashed and decoded at most once, and only when it is new or changed: a file whose size
+    and modification time match the last import is not even read, and one whose content is already cached (a
+    touched or renamed file) is read and hashed but not decoded. Unchanged rows are copied from the previous
+    cache chunk by chunk, so memory stays flat whatever the folder's size. ``should_stop()`` cancels before the
+    store is touched: a cancelled import changes nothing.
+    """
+    if not ws.data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {ws.data_dir} does not exist or is not a folder")
+    s = ws.settings
+    progress(0.0, "finding images")
+    paths = find_images(ws.data_dir, exclude=[ws.workspace_dir])
+    root = Path(ws.data_dir).absolute()
+    rels = [path.relative_to(root).as_posix() for path in paths]
+    with cache_lock(s.cache_dir):
+        previous = ws.records()
+        previous_fingerprint = ws.fingerprint(previous)
+        old_thumbs, old_train = ws.cache_paths(previous_fingerprint)
+        have_old = ws._open_caches(previous_fingerprint, len(previous)) is not None
+        reusable = {r.sha256: (r.width or 0, r.height or 0) for r in previous if r.sha256} if have_old else {}
+        old_row = {r.sha256: i for i, r in enumerate(previous) if r.sha256} if have_old else {}
+        stamps_path = s.cache_dir / STAMPS_NAME
+        old_stamps = scan.load_stamps(stamps_path)
+        known = {r.path: r for r in ws.store.images()}
+        found: list[ImportedImage | None] = [None] * len(paths)
+        stamps: dict[str, tuple[int, int]] = {}
+        to_read: list[int] = []
+        for i, (path, rel) in enumerate(zip(paths, rels, strict=True)):
+            stamp = scan.file_stamp(path)
+            if stamp is not None:
+                stamps[rel] = stamp
+            old, record = old_stamps.get(rel), known.get(rel)
+            if stamp is not None and old is not None and record is not None and stamp == old[:2] \
+                    and record.sha256 == old[2]:
+                if record.status == "unreadable":
+                    found[i] = ImportedImage(rel, record.sha256, None, None, record.reason)
+                    continue
+                if record.status == "ok" and record.sha256 in reusable:
+                    found[i] = ImportedImage(rel, record.sha256, record.width, record.height, None)
+                    continue
+            to_read.append(i)
+
+        pending_thumbs, pending_train = caches.cache_paths(s.cache_dir, "pending", s.thumb_size, s.train_size)
+        pending = caches.CacheWriter(pending_thumbs, pending_train, len(to_read), s.thumb_size, s.train_size)
+        try:
+            outcome = caches.decode_changed(
+                [paths[i] for i in to_read], reusable, pending, thumb_size=s.thumb_size, train_size=s.train_size,
+                max_pixels=s.max_image_pixels, progress=lambda f, m: progress(0.8 * f, m), should_stop=should_stop,
+            )
+        except BaseException:
+            pending.abort()
+            raise
+        if outcome.cancelled:
+            pending.abort()
+            return ImportReport(counts={}, cancelled=True)
+        pending.thumbs.commit(outcome.n_decoded)
+        pending.train.commit(outcome.n_decoded)
+        try:
+            pending_row: dict[str, int] = {}
+            for i, file, row in zip(to_read, outcome.files, outcome.pending_row, strict=True):
+                found[i] = ImportedImage(rels[i], file.sha256, file.width, file.height, file.error)
+                pending_row[rels[i]] = row
+            images = [item for item in found if item is not None]
+            duplicates = find_duplicates([ScannedImage(f.path, f.sha256, f.width, f.height, f.error) for f in images])
+            counts = ws.store.sync_images(images, duplicates)
+            ws.store.bump_images_version()
+            records = ws.records()
+            fingerprint = ws.fingerprint(records)
+            if fingerprint != previous_fingerprint or not have_old:
+                progress(0.8, "writing the image caches")
+                _assemble_caches(ws, records, pending_row, old_row, (old_thumbs, old_train),
+                                 (pending_thumbs, pending_train), lambda f, m: progress(0.8 + 0.15 * f, m))
+                if have_old:  # superseded: every row it held was copied into the new caches
+                    old_thumbs.unlink(missing_ok=True)
+                    old_train.unlink(missing_ok=True)
+            scan.save_stamps(stamps_path, {
+                item.path: (*stamps[item.path], item.sha256)
+                for item in images if item.sha256 is not None and item.path in stamps
+            })
+        finally:
+            pending_thumbs.unlink(missing_ok=True)
+            pending_train.unlink(missing_ok=True)
+    report = ImportReport(
+        counts=counts,
+        unreadable=[(r.path, r.reason or "unreadable") for r in ws.store.images(status="unreadable")],
+        duplicates=duplicates,
+        decoded=outcome.n_decoded,
+    )
+    if labels_from_folders:
+        readable = [f.path for f in images if f.error is None]
+        report.folder_labels, report.folder_label_problems = ws.store.label_paths(
+            list(scan.labels_from_folders(readable).items()), annotator="folder-names"
+        )
+    progress(1.0, "import finished")
+    return report
+
+
+def _assemble_caches(
+    ws: Workspace,
+    records: list[ImageRecord],
+    pending_row: dict[str, int],
+    old_row: dict[str, int],
+    old_paths: tuple[Path, Path],
+    pending_paths: tuple[Path, Path],
+    progress: Progress,
+) -> None:
+    """Write the caches of ``records``: rows decoded now from the pending files, the others from the old caches."""
+    n = len(records)
+    which = np.empty(n, dtype=np.int64)
+    rows = np.empty(n, dtype=np.int64)
+    for i, record in enumerate(records):
+        row = pending_row.get(record.path, -1)
+        if row >= 0:
+            which[i], rows[i] = 1, row
+        elif record.sha256 in old_row:
+            which[i], rows[i] = 0, old_row[record.sha256]
+        else:
+            raise RuntimeError(f"no cached pixels for {record.path}: the store changed during the import")
+    final_thumbs, final_train = ws.cache_paths(ws.fingerprint(records))
+    if n and np.all(which == 1) and np.array_equal(rows, np.arange(n)) and len(NpyReader(pending_paths[0])) == n:
+        os.replace(pending_paths[0], final_thumbs)  # a first import: the decoded rows are the caches already
+        os.replace(pending_paths[1], final_train)
+        return
+    s = ws.settings
+    readers = [(NpyReader(old_paths[0]), NpyReader(old_paths[1])) if np.any(which == 0) else None,
+               (NpyReader(pending_paths[0]), NpyReader(pending_paths[1]))]
+    writer = caches.CacheWriter(final_thumbs, final_train, n, s.thumb_size, s.train_size)
+    try:
+        caches.write_gathered(writer, readers, which, rows, progress)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()

@@ -64,6 +64,22 @@ def test_compare_representations_prefers_informative_one(blobs):
     assert scores["noise"] < 0.7
 
 
+def test_compare_representations_reuses_given_graphs(blobs, monkeypatch):
+    from labeler.core import diagnostics
+    from labeler.core.graph import knn_indices
+
+    X, _, y = blobs
+    noise = np.random.default_rng(0).normal(size=X.shape)
+    built = compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10)
+    given = {"good": knn_indices(X, 10), "noise": knn_graph(noise, 10)}  # kNN lists, or an affinity matrix
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a kNN graph was searched again although it was given")
+
+    monkeypatch.setattr(diagnostics, "knn_graph", no_search)
+    assert compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10, graphs=given) == built
+
+
 def test_accuracy_against_truth_and_learning_curve():
     pred = np.array([0, 1, 1, -1, 2])
     truth = np.array([0, 1, 0, 1, -1])

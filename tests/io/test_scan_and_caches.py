@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeler.io import caches, scan
+from labeler.io import scan
 from labeler.io.caches import (
     THUMB_BACKGROUND,
     build_image_caches,
-    load_or_build_caches,
+    cache_paths,
     make_thumbnail,
     make_training_image,
+    open_caches,
 )
 from labeler.io.decode import UnreadableImage, decode_image, to_rgb
 from labeler.io.scan import (
@@ -309,35 +310,38 @@ def test_training_image_squashes_or_crops() -> None:
     assert np.all(square == (1, 2, 3))
 
 
-def test_build_and_reuse_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def build(root: Path, rels: list[str], out: Path, **kwargs: object) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    thumbs_path, train_path = out / "thumbs.npy", out / "train.npy"
+    errors = build_image_caches(root, rels, thumbs_path, train_path, 16, 8, **kwargs)  # type: ignore[arg-type]
+    return np.load(thumbs_path), np.load(train_path), errors
+
+
+def test_build_and_open_caches(tmp_path: Path) -> None:
     root = tmp_path / "images"
     save(Image.new("RGB", (40, 20), (200, 0, 0)), root / "a.png")
     save(Image.new("RGB", (64, 64), (0, 200, 0)), root / "b.jpg", quality=95)
     (root / "bad.png").write_bytes(b"junk")
     rels = ["a.png", "b.jpg", "bad.png"]
-    thumbs, train, errors = build_image_caches(root, rels, 16, 8)
+    cache = tmp_path / "cache"
+    thumbs_path, train_path = cache_paths(cache, "fp", 16, 8)
+    calls: list[float] = []
+    errors = build_image_caches(root, rels, thumbs_path, train_path, 16, 8, progress=lambda f, m: calls.append(f))
+    assert errors == [None, None, "not an image"]
+    assert calls[-1] == 1.0
+    assert sorted(p.name for p in cache.iterdir()) == ["thumbs-16-fp.npy", "train-8-fp.npy"]  # no .tmp left
+    opened = open_caches(cache, "fp", 16, 8, 3)
+    assert opened is not None
+    thumbs, train = opened
+    assert isinstance(thumbs, np.memmap)
+    assert isinstance(train, np.memmap)
     assert thumbs.shape == (3, 16, 16, 3)
     assert train.shape == (3, 8, 8, 3)
-    assert errors == [None, None, "not an image"]
     assert not thumbs[2].any()
     assert not train[2].any()
     assert np.abs(train[1].astype(int) - (0, 200, 0)).max() < 10
-
-    cache = tmp_path / "cache"
-    calls: list[float] = []
-    first = load_or_build_caches(cache, root, rels, "fp", 16, 8, progress=lambda f, m: calls.append(f))
-    assert calls[-1] == 1.0
-    assert sorted(p.name for p in cache.iterdir()) == ["thumbs-16-fp.npy", "train-8-fp.npy"]  # no .tmp left
-    np.testing.assert_array_equal(first[0], thumbs)
-    np.testing.assert_array_equal(first[1], train)
-
-    def boom(*args: object, **kwargs: object) -> None:
-        raise AssertionError("cache should have been reused")
-
-    monkeypatch.setattr(caches, "build_image_caches", boom)
-    again = load_or_build_caches(cache, root, rels, "fp", 16, 8)
-    np.testing.assert_array_equal(again[0], thumbs)
-    np.testing.assert_array_equal(again[1], train)
+    assert tuple(thumbs[0, 0, 0]) == THUMB_BACKGROUND
+    assert open_caches(cache, "fp", 16, 8, 4) is None  # wrong number of rows: rebuild
+    assert open_caches(cache, "other", 16, 8, 3) is None
 
 
 def test_scan_reports_full_upright_size_of_big_jpeg(tmp_path: Path) -> None:
@@ -349,18 +353,19 @@ def test_scan_reports_full_upright_size_of_big_jpeg(tmp_path: Path) -> None:
 
 
 def test_two_threads_give_the_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_bad_folder(tmp_path)
-    save(noise((50, 30)), tmp_path / "n.png")
-    rels = [s.path for s in scan_images(tmp_path)]
-    loop_scan = scan_images(tmp_path, max_pixels=1_000_000)
-    loop_caches = build_image_caches(tmp_path, rels, 16, 8, max_pixels=1_000_000)
+    make_bad_folder(tmp_path / "data")
+    save(noise((50, 30)), tmp_path / "data" / "n.png")
+    data = tmp_path / "data"
+    rels = [s.path for s in scan_images(data)]
+    loop_scan = scan_images(data, max_pixels=1_000_000)
+    loop_caches = build(data, rels, tmp_path / "loop", max_pixels=1_000_000)
     monkeypatch.setattr(scan, "_THREADS_ABOVE_BYTES", -1)
-    assert _n_workers(find_images(tmp_path)) == 2
+    assert _n_workers(find_images(data)) == 2
     fractions: list[float] = []
-    assert scan_images(tmp_path, max_pixels=1_000_000, progress=lambda f, m: fractions.append(f)) == loop_scan
+    assert scan_images(data, max_pixels=1_000_000, progress=lambda f, m: fractions.append(f)) == loop_scan
     assert fractions[0] == 0.0
     assert fractions[-1] == 1.0
-    threaded = build_image_caches(tmp_path, rels, 16, 8, max_pixels=1_000_000)
+    threaded = build(data, rels, tmp_path / "threads", max_pixels=1_000_000)
     np.testing.assert_array_equal(threaded[0], loop_caches[0])
     np.testing.assert_array_equal(threaded[1], loop_caches[1])
     assert threaded[2] == loop_caches[2]

@@ -142,3 +142,31 @@ def test_stopped_training_keeps_the_old_encoder(colour_folder: tuple[Path, dict[
     assert "stopped" in message
     assert trained_checkpoint(ws) is None
     assert set(representations(ws)) == {"pixels-pca"}
+
+
+def test_counts_are_saved_before_the_stability_re_runs(labeled: tuple[Workspace, dict[str, str]],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from labeler.workflow import refresh as refresh_module
+
+    ws, truth = labeled
+    saved: list[tuple[int, np.ndarray]] = []
+    real_save = refresh_module.save_state
+
+    def recording(ws_: Workspace, state: object) -> None:
+        saved.append((state.labels_version, np.array(state.stability)))  # type: ignore[attr-defined]
+        real_save(ws_, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(refresh_module, "save_state", recording)
+    state = refresh(ws, compute_map=False)
+    assert len(saved) == 2
+    (first_version, interim), (second_version, final) = saved
+    assert first_version == second_version == ws.store.labels_version()
+    propagated = state.source == "propagated"
+    assert np.isnan(interim[propagated]).all()  # first run: no stability measured yet, and none made up
+    assert not np.isnan(final).any()
+    np.testing.assert_array_equal(final, state.stability)
+    saved.clear()
+    ws.store.label(ws.records()[5].id, ws.classes()[0].id, "ann")
+    refresh(ws, compute_map=False)
+    # Later runs show the last measured stability until the re-runs end.
+    assert not np.isnan(saved[0][1]).any()

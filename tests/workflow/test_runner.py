@@ -75,3 +75,21 @@ def test_a_new_runner_marks_jobs_of_a_dead_process_failed(runner: JobRunner) -> 
     job = again.store.job(job_id)
     assert job is not None
     assert job.status == "failed"
+
+
+def test_import_runs_in_the_job_lane_then_refreshes(tmp_path: Path) -> None:
+    from conftest import make_colour_folder
+
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=3)
+    job_runner = JobRunner(Settings(root, n_bootstrap=2))
+    job_runner.start_import()
+    job_runner.wait("import", timeout=60)
+    job_runner.wait("refresh", timeout=60)
+    kinds = {job.kind: job for job in job_runner.status()}
+    assert kinds["import"].status == "done"
+    assert kinds["import"].message.startswith("9 readable images")
+    assert job_runner.last_import is not None
+    assert job_runner.last_import.counts["added"] == 9
+    assert kinds["refresh"].status == "done"
+    assert job_runner.workspace.image_count() == 9

@@ -317,6 +317,62 @@ def load_checkpoint_info(path: Path) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in {"model", "optimizer"}}
 
 
+class EncoderBatches:
+    """A trained encoder as a batch function: uint8 images (B, S, S, 3) -> unit-length float32 rows (B, F).
+
+    Holds the checkpoint's bytes rather than a path or a network, so it pickles small to another process or
+    machine (a Ray worker) and builds the network there on first use.
+
+    Parameters
+    ----------
+    checkpoint : bytes
+        A checkpoint written by :func:`train_simclr`.
+    device : "auto", "cpu" or "cuda"
+    projection : bool
+        The projection head's output (128-d) instead of the encoder features (see :func:`embed`).
+    """
+
+    def __init__(self, checkpoint: bytes, *, device: str = "auto", projection: bool = False) -> None:
+        self.checkpoint = checkpoint
+        self.device = device
+        self.projection = projection
+        state = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a labeler SimCLR checkpoint")
+        self._state: dict[str, Any] | None = state
+        self._network: torch.nn.Module | None = None
+        config = state["config"]
+        self.view_size = int(config["view_size"])
+        # Encoder.feature_dim, read from the config without building a network.
+        features = int(config["width"]) * 2 ** (len(config["blocks"]) - 1)
+        self.dim = int(config["projection_dim"]) if projection else features
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "device": self.device, "projection": self.projection,
+                "view_size": self.view_size, "dim": self.dim, "_state": None, "_network": None}
+
+    def _load(self) -> torch.nn.Module:
+        state = self._state or torch.load(io.BytesIO(self.checkpoint), map_location="cpu", weights_only=True)
+        config = state["config"]
+        model = SimCLR(Encoder(width=config["width"], blocks=config["blocks"]),
+                       projection_dim=config["projection_dim"])
+        model.load_state_dict(state["model"])
+        self._dev = select_device(self.device)
+        self._amp = autocast_dtype(self._dev)
+        network: torch.nn.Module = model if self.projection else model.encoder
+        self._state = None
+        return network.to(self._dev).to(memory_format=torch.channels_last).eval()
+
+    def __call__(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
+        if self._network is None:
+            self._network = self._load()
+        with cpu_threads(self._dev), torch.inference_mode():
+            x = _to_float(torch.from_numpy(np.ascontiguousarray(images)).to(self._dev), self.view_size)
+            with autocast(self._dev, self._amp):
+                h = self._network(x.contiguous(memory_format=torch.channels_last))
+            return F.normalize(h.float(), dim=1).cpu().numpy()
+
+
 def embed(
     images: NDArray[np.uint8],
     checkpoint_path: Path,
@@ -346,23 +402,10 @@ def embed(
     """
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
-    state = _load_checkpoint(checkpoint_path)
-    config = state["config"]
-    model = SimCLR(Encoder(width=config["width"], blocks=config["blocks"]), projection_dim=config["projection_dim"])
-    model.load_state_dict(state["model"])
-    dev = select_device(device)
-    network: torch.nn.Module = model if projection else model.encoder
-    network = network.to(dev).to(memory_format=torch.channels_last).eval()
-    amp_dtype = autocast_dtype(dev)
-    dim = config["projection_dim"] if projection else model.encoder.feature_dim
-    out = np.empty((len(images), dim), dtype=np.float32)
-    with cpu_threads(dev), torch.inference_mode():
-        for lo in range(0, len(images), batch_size):
-            chunk = torch.from_numpy(images[lo : lo + batch_size]).to(dev)
-            x = _to_float(chunk, config["view_size"]).contiguous(memory_format=torch.channels_last)
-            with autocast(dev, amp_dtype):
-                h = network(x)
-            out[lo : lo + len(chunk)] = F.normalize(h.float(), dim=1).cpu().numpy()
+    network = EncoderBatches(Path(checkpoint_path).read_bytes(), device=device, projection=projection)
+    out = np.empty((len(images), network.dim), dtype=np.float32)
+    for lo in range(0, len(images), batch_size):
+        out[lo : lo + batch_size] = network(images[lo : lo + batch_size])
     return out
 
 

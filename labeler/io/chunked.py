@@ -1,0 +1,196 @@
+"""Arrays too big for memory, written and read chunk by chunk as ``.npy`` files.
+
+A cache of N thumbnails is written row range by row range into a temporary ``.npy`` (its header and size laid out
+by ``numpy.lib.format.open_memmap``) and renamed into place when complete, so a crash leaves the old file or none.
+Rows are written and read with plain file I/O rather than through a memory map: pages a process touched through a
+map count in its resident memory until unmapped, so sweeping a 3 GB cache through one would make the process look
+3 GB big; file reads go through the page cache instead, and the process holds only the current chunk.
+
+:class:`ChunkedRun` adds resumption: each chunk of a long computation (embedding a million photos) is saved as its
+own small file as soon as it is done, named by what it was computed from, and the parts are joined at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from labeler.io.artifacts import load_npy, save_npy_atomic
+
+
+class NpyWriter:
+    """Write an array of ``shape`` and ``dtype`` to ``path`` by row ranges, atomically.
+
+    Use as a context manager: on a clean exit the file is renamed into place (``commit``), on an exception the
+    temporary file is removed (``abort``). Rows never written read as zeros.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: DTypeLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.temp_path = Path(name)
+        # open_memmap writes a valid header and sizes the (sparse) file; the map itself is dropped at once.
+        mapped = np.lib.format.open_memmap(self.temp_path, mode="w+", dtype=self.dtype, shape=self.shape)
+        self._offset = int(mapped.offset)
+        del mapped
+        self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+        self._file = open(self.temp_path, "r+b")  # noqa: SIM115 (closed by commit or abort)
+
+    def write(self, lo: int, rows: NDArray[Any]) -> None:
+        """Store ``rows`` (shape (m, *shape[1:])) as rows ``lo .. lo + m - 1``."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or lo < 0 or lo + len(rows) > self.shape[0]:
+            raise ValueError(f"rows of shape {rows.shape} at {lo} do not fit an array of shape {self.shape}")
+        self._file.seek(self._offset + lo * self._row_bytes)
+        self._file.write(rows.tobytes())
+
+    def commit(self, rows: int | None = None) -> Path:
+        """Rename the file into place; ``rows`` keeps only the first rows (fewer than were reserved)."""
+        if rows is not None and rows != self.shape[0]:
+            self._shrink(rows)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.temp_path, self.path)
+        return self.path
+
+    def _shrink(self, rows: int) -> None:
+        if not 0 <= rows < self.shape[0]:
+            raise ValueError(f"cannot shrink {self.shape[0]} rows to {rows}")
+        # Rewrite the version 1.0 header in the same number of bytes (padding absorbs the shorter shape).
+        self._file.seek(0)
+        if self._file.read(8) != b"\x93NUMPY\x01\x00":
+            raise ValueError(f"{self.temp_path}: only version 1.0 headers can be shrunk")
+        shape = (rows, *self.shape[1:])
+        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
+        room = self._offset - 10
+        encoded = header.encode("latin1")
+        encoded += b" " * (room - len(encoded) - 1) + b"\n"
+        self._file.seek(8)
+        self._file.write(struct.pack("<H", room) + encoded)
+        self._file.truncate(self._offset + rows * self._row_bytes)
+        self.shape = shape
+
+    def abort(self) -> None:
+        self._file.close()
+        self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class NpyReader:
+    """Rows of a ``.npy`` file read with file I/O (see the module docstring for why not a memory map)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        # Mapping the file reads its header and touches no row: the map gives the layout and is dropped at once.
+        mapped = load_npy(self.path, mmap=True)
+        if not mapped.flags.c_contiguous:
+            raise ValueError(f"{self.path}: Fortran-ordered arrays are not supported")
+        self.shape: tuple[int, ...] = tuple(mapped.shape)
+        self.dtype = np.dtype(mapped.dtype)
+        self._offset = int(mapped.offset)  # type: ignore[attr-defined]
+        del mapped
+        self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, lo: int, hi: int) -> NDArray[Any]:
+        """Rows ``lo .. hi - 1`` as a new array."""
+        out = np.empty((hi - lo, *self.shape[1:]), dtype=self.dtype)
+        with open(self.path, "rb") as handle:
+            handle.seek(self._offset + lo * self._row_bytes)
+            handle.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]
+        return out
+
+    def take(self, indices: Sequence[int] | NDArray[np.integer[Any]]) -> NDArray[Any]:
+        """Rows at ``indices`` (any order), one read per run of consecutive indices."""
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        if len(indices) == 0:
+            return out
+        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+        with open(self.path, "rb") as handle:
+            for run in np.split(np.arange(len(indices)), breaks):
+                first = int(indices[run[0]])
+                handle.seek(self._offset + first * self._row_bytes)
+                handle.readinto(memoryview(out[run[0] : run[-1] + 1]).cast("B"))  # type: ignore[arg-type]
+        return out
+
+
+def chunk_key(items: Sequence[str]) -> str:
+    """A short name for what a chunk is computed from (e.g. the content digests of its images)."""
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()[:16]
+
+
+class ChunkedRun:
+    """A computation of ``n`` rows done ``chunk_rows`` at a time, each finished chunk saved, resumable.
+
+    Chunk ``i`` covers rows ``i * chunk_rows`` up to the next chunk; ``keys[i]`` says what it was computed from,
+    and a saved part is reused only under the same key, so a run interrupted and restarted on changed inputs
+    recomputes exactly the chunks whose inputs changed. Parts live in ``{path}.parts/`` until :meth:`assemble`
+    streams them into ``path`` and removes the folder.
+    """
+
+    def __init__(self, path: Path, n: int, chunk_rows: int, keys: Sequence[str]) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        self.path = Path(path)
+        self.n = n
+        self.chunk_rows = chunk_rows
+        self.n_chunks = (n + chunk_rows - 1) // chunk_rows
+        if len(keys) != self.n_chunks:
+            raise ValueError(f"need one key per chunk ({self.n_chunks}), got {len(keys)}")
+        self.keys = list(keys)
+        self.parts_dir = self.path.with_name(self.path.name + ".parts")
+
+    def bounds(self, i: int) -> tuple[int, int]:
+        return i * self.chunk_rows, min(self.n, (i + 1) * self.chunk_rows)
+
+    def part_path(self, i: int) -> Path:
+        return self.parts_dir / f"{i:06d}-{self.keys[i]}.npy"
+
+    def missing(self) -> list[int]:
+        """Chunks with no saved part under their current key."""
+        return [i for i in range(self.n_chunks) if not self.part_path(i).exists()]
+
+    def save(self, i: int, rows: NDArray[Any]) -> None:
+        lo, hi = self.bounds(i)
+        if len(rows) != hi - lo:
+            raise ValueError(f"chunk {i} needs {hi - lo} rows, got {len(rows)}")
+        save_npy_atomic(self.part_path(i), rows)
+
+    def assemble(self, row_shape: tuple[int, ...], dtype: DTypeLike) -> Path:
+        """Join the parts into ``path`` (every chunk must be saved), then drop the parts."""
+        missing = self.missing()
+        if missing:
+            raise RuntimeError(f"{len(missing)} of {self.n_chunks} chunks are not computed yet")
+        with NpyWriter(self.path, (self.n, *row_shape), dtype) as writer:
+            for i in range(self.n_chunks):
+                writer.write(self.bounds(i)[0], load_npy(self.part_path(i)))
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        return self.path

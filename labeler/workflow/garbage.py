@@ -1,0 +1,79 @@
+"""Garbage collection of the workspace: caches and encoder copies that nothing current refers to.
+
+Every cache file is named by what it was computed from: the dataset fingerprint (the ordered paths and contents of
+the readable images) and, for the trained encoder's vectors, the encoder's digest. After an import or a refresh,
+files of another fingerprint or another encoder can never be read again, and at 100,000 images each generation of
+thumbnails alone is 2.8 GB, so they are deleted. Frozen encoder copies (``ssl/encoder-*.pt``) other than the one
+the store names are deleted too, except newer ones: training writes its copy before naming it in the store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from labeler.io.caches import cache_lock
+from labeler.io.scan import file_sha256
+from labeler.workflow.training import checkpoint_dir, trained_checkpoint
+from labeler.workflow.workspace import Workspace
+
+# Files of these kinds are named after the fingerprint they belong to; anything else in the cache is left alone.
+CACHE_PREFIXES = ("thumbs-", "train-", "embedding-", "embeddings-", "knn-", "map-")
+# Temporary files older than this belong to a run that died: a live writer renames its file within minutes.
+STALE_TEMP_S = 6 * 3600.0
+
+
+def _encoder_derived(name: str) -> bool:
+    return name.startswith("embeddings-") or "simclr" in name
+
+
+def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
+    """Delete unreferenced cache files and encoder copies; return what was deleted.
+
+    A file is kept when its name holds the current fingerprint and, if it derives from the trained encoder, the
+    current encoder's digest. Skipped (returns ``[]``) while an import holds the cache lock, unless ``wait``.
+    """
+    cache = ws.settings.cache_dir
+    if not cache.is_dir():
+        return []
+    deleted: list[Path] = []
+    with cache_lock(cache, blocking=wait) as held:
+        if not held:
+            return []
+        fingerprint = ws.fingerprint()
+        checkpoint = trained_checkpoint(ws)
+        digest = file_sha256(checkpoint)[:16] if checkpoint is not None else None
+        now = time.time()
+        for entry in sorted(cache.iterdir()):
+            name = entry.name
+            if name.startswith(CACHE_PREFIXES):
+                derived = _encoder_derived(name)
+                if fingerprint in name and (not derived or (digest is not None and digest in name)):
+                    continue
+            elif not (name.startswith(".") and name.endswith(".tmp") and now - _mtime(entry) > STALE_TEMP_S):
+                continue  # not ours (e.g. another representation's feature store), the lock, or files.json
+            _remove(entry)
+            deleted.append(entry)
+        if checkpoint is not None:
+            newest_kept = _mtime(checkpoint)
+            for encoder in sorted(checkpoint_dir(ws).glob("encoder-*.pt")):
+                if encoder.resolve() != checkpoint.resolve() and _mtime(encoder) <= newest_kept:
+                    _remove(encoder)
+                    deleted.append(encoder)
+    return deleted
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+

@@ -1,0 +1,78 @@
+"""Garbage collection deletes exactly the cache files and encoder copies nothing current refers to."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from labeler.io.caches import cache_lock
+from labeler.workflow.garbage import collect_garbage
+from labeler.workflow.refresh import refresh
+from labeler.workflow.workspace import Workspace
+
+
+def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
+    cache = ws.settings.cache_dir
+    ssl = ws.workspace_dir / "ssl"
+    ssl.mkdir()
+    old_time = time.time() - 3600
+    older = ssl / "encoder-aaaa.pt"
+    older.write_bytes(b"an older encoder")
+    os.utime(older, (old_time, old_time))
+    current = ssl / "encoder-bbbb.pt"
+    current.write_bytes(b"the current encoder")
+    os.utime(current, (old_time + 60, old_time + 60))
+    newer = ssl / "encoder-cccc.pt"  # written by a training run that has not named it in the store yet
+    newer.write_bytes(b"a newer encoder")
+    (ssl / "simclr.pt").write_bytes(b"the live checkpoint that training resumes from")
+    ws.store.set_meta("ssl_checkpoint", str(current))
+    digest = hashlib.sha256(b"the current encoder").hexdigest()[:16]
+    fp = ws.fingerprint()
+    keep = {
+        *(p.name for p in ws.cache_paths()),
+        f"embedding-pixels-pca-{fp}.npy",
+        f"knn-pixels-pca-{fp}-k15.npz",
+        f"map-pixels-pca-{fp}-k15.npy",
+        f"embeddings-{fp}-{digest}.npy",
+        f"embeddings-{fp}-{digest}-projection.npy",
+        f"embeddings-{fp}-{digest}.npy.parts",  # an interrupted run of the current encoder: resumable
+        f"knn-simclr-{fp}-{digest}-k15.npz",
+        "files.json",
+        "pretrained-resnet18-0123456789ab",  # another representation's feature store: not ours to judge
+        ".fresh.npy.1234.tmp",  # a writer may be about to rename it
+    }
+    drop = {
+        "thumbs-96-0000000000000000.npy",
+        "train-32-0000000000000000.npy",
+        "embedding-pixels-pca-0000000000000000.npy",
+        "knn-pixels-pca-0000000000000000-k15.npz",
+        "map-pixels-pca-0000000000000000-k15.npy",
+        f"embeddings-{fp}-ffffffffffffffff.npy",  # this dataset, an older encoder
+        f"map-simclr-{fp}-ffffffffffffffff-k15.npy",
+        "embeddings-0000000000000000-ffffffffffffffff.npy.parts",
+        ".stale.npy.99.tmp",
+    }
+    for name in (keep | drop) - {p.name for p in cache.iterdir()}:
+        if name.endswith((".parts", "0123456789ab")):
+            (cache / name).mkdir()
+            (cache / name / "part.npy").write_bytes(b"x")
+        else:
+            (cache / name).write_bytes(b"x")
+    os.utime(cache / ".stale.npy.99.tmp", (0, 0))
+
+    with cache_lock(cache):  # an import is writing: nothing is touched
+        assert collect_garbage(ws) == []
+
+    deleted = collect_garbage(ws)
+    assert {p.name for p in deleted} == drop | {"encoder-aaaa.pt"}
+    assert {p.name for p in cache.iterdir()} == keep | {".lock"}
+    assert sorted(p.name for p in ssl.iterdir()) == ["encoder-bbbb.pt", "encoder-cccc.pt", "simclr.pt"]
+
+
+def test_refresh_collects_garbage_of_older_images(ws: Workspace) -> None:
+    stale = ws.settings.cache_dir / "embedding-pixels-pca-0000000000000000.npy"
+    stale.write_bytes(b"x")
+    state = refresh(ws, compute_map=False)
+    assert not stale.exists()
+    assert (ws.settings.cache_dir / f"knn-{state.embedding_key}-k15.npz").exists()

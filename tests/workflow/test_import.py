@@ -1,0 +1,153 @@
+"""Import at scale: each file decoded once and only when changed, caches on disk and memory-mapped, cheap reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_colour_folder
+from PIL import Image
+
+from labeler.config import Settings
+from labeler.io import caches
+from labeler.io.caches import DecodedImage
+from labeler.workflow.workspace import Workspace, import_folder
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of the one function that decodes an image's bytes into its cached pictures."""
+    calls: list[int] = []
+    real = caches.decode_for_caches
+
+    def counting(content: bytes, *args: object, **kwargs: object) -> DecodedImage:
+        calls.append(len(content))
+        return real(content, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(caches, "decode_for_caches", counting)
+    return calls
+
+
+def fresh_caches(root: Path, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Caches built by a first import into another workspace: what an incremental import must reproduce."""
+    other = Workspace.open(Settings(root, workspace_dir=tmp_path / "fresh"))
+    other.import_folder()
+    thumbs, train = other.images()
+    return np.array(thumbs), np.array(train)
+
+
+def test_reimport_decodes_only_new_and_changed_files(tmp_path: Path, decodes: list[int]) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=4)  # 12 files
+    ws = Workspace.open(Settings(root))
+    report = ws.import_folder()
+    assert len(decodes) == 12
+    assert report.decoded == 12
+
+    decodes.clear()
+    assert ws.import_folder().decoded == 0  # nothing changed: not a file is decoded (nor even read)
+    assert decodes == []
+
+    # One file's content changes, one file is only touched, one is added, one is removed.
+    Image.new("RGB", (20, 20), (250, 250, 0)).save(root / "img_003.png")
+    os.utime(root / "img_005.png", ns=(1, 1))
+    Image.new("RGB", (20, 20), (0, 250, 250)).save(root / "new.png")
+    (root / "img_007.png").unlink()
+    report = ws.import_folder()
+    assert len(decodes) == 2  # img_003 and new.png; the touched file is hashed, found unchanged, not decoded
+    assert report.counts["added"] == 1
+    assert report.counts["updated"] == 1
+    assert report.counts["missing"] == 1
+    thumbs, train = ws.images()
+    expected_thumbs, expected_train = fresh_caches(root, tmp_path)
+    np.testing.assert_array_equal(thumbs, expected_thumbs)
+    np.testing.assert_array_equal(train, expected_train)
+    paths = [r.path for r in ws.records()]
+    assert len(paths) == 12
+    assert tuple(train[paths.index("img_003.png")][0, 0]) == (250, 250, 0)
+
+
+def test_caches_are_memory_mapped_and_superseded_ones_removed(ws: Workspace, colour_folder: tuple[Path, dict]) -> None:
+    root, _ = colour_folder
+    thumbs, train = ws.images()
+    assert isinstance(thumbs, np.memmap)
+    assert isinstance(train, np.memmap)
+    assert not thumbs.flags.writeable  # the thumbnails file can never be changed through the map
+    first = {p.name for p in ws.settings.cache_dir.glob("t*-*.npy")}
+    assert len(first) == 2
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(root / "zz.png")
+    ws.import_folder()
+    second = {p.name for p in ws.settings.cache_dir.glob("t*-*.npy")}
+    assert len(second) == 2
+    assert not first & second  # the old pair was copied from, then deleted
+    assert not list(ws.settings.cache_dir.glob(".*.tmp"))
+    assert not list(ws.settings.cache_dir.glob("*pending*"))
+
+
+def test_decode_failure_while_building_caches_marks_the_image_unreadable(
+    ws: Workspace, colour_folder: tuple[Path, dict]
+) -> None:
+    root, _ = colour_folder
+    n = ws.image_count()
+    label_target = ws.records()[3]
+    ws.store.label(label_target.id, ws.classes()[0].id, "ann")
+    for path in ws.cache_paths():
+        path.unlink()  # caches lost (or the thumbnail size changed): the next read rebuilds them from the files
+    (root / label_target.path).write_bytes(b"not a picture any more")
+    survivor = ws.records()[4].path
+    fresh = Workspace.open(ws.settings)
+    thumbs, train = fresh.images()
+    record = fresh.store.image_by_path(label_target.path)
+    assert record is not None
+    assert (record.status, record.reason) == ("unreadable", "not an image")
+    assert fresh.store.human_labels()[label_target.id] == ws.classes()[0].id  # the label is kept
+    assert len(thumbs) == len(train) == n - 1 == fresh.image_count()
+    rows = [r.path for r in fresh.records()]
+    assert label_target.path not in rows
+    assert np.all(train.reshape(len(train), -1).any(axis=1))  # no blank row stands in for the failed image
+    expected = np.asarray(Image.open(root / survivor).convert("RGB").resize((32, 32)))
+    assert np.abs(train[rows.index(survivor)].astype(int) - expected).mean() < 30
+
+
+def test_cancelled_import_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=4)
+    ws = Workspace.open(Settings(root))
+    report = import_folder(ws, should_stop=lambda: True)
+    assert report.cancelled
+    assert report.lines() == ["import cancelled: nothing was changed"]
+    assert not ws.has_images()
+    assert not [p for p in ws.settings.cache_dir.iterdir() if p.name != ".lock"]
+
+
+def test_import_job_reports_progress(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=2)
+    ws = Workspace.open(Settings(root))
+    fractions: list[float] = []
+    report = import_folder(ws, lambda f, m: fractions.append(f))
+    assert report.counts["ok"] == 6
+    assert fractions[0] == 0.0
+    assert fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+
+
+def test_cheap_reads(ws: Workspace, colour_folder: tuple[Path, dict]) -> None:
+    root, truth = colour_folder
+    assert ws.has_images()
+    assert ws.image_count() == len(truth)
+    records = ws.records()
+    assert ws.records() is records  # read once per images version, not once per call
+    assert ws.records_page(10, 13) == records[10:13]
+    fresh = Workspace.open(ws.settings)  # nothing cached yet: the page comes from the store by row
+    assert fresh.records_page(10, 13) == records[10:13]
+    assert fresh.records_page(len(truth) - 1, len(truth) + 5) == records[-1:]
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(root / "aaa.png")
+    ws.import_folder()
+    again = ws.records()
+    assert again is not records
+    assert again[0].path == "aaa.png"
+    assert ws.image_count() == len(truth) + 1
+    assert fresh.records()[0].path == "aaa.png"  # another Workspace (another process) sees the new version
