@@ -65,6 +65,8 @@ def _no_readable_images(ws: Workspace) -> bool:
         return False
     unreadable = len(ws.store.images(status="unreadable"))
     detail = f" ({unreadable} unreadable files: see `labeler import`)" if unreadable else ""
+    if not ws.store.images():
+        detail = f" (nothing imported yet: run `labeler import {ws.data_dir}`)"
     print(f"labeler: no readable images in {ws.data_dir}{detail}", file=sys.stderr)
     return True
 
@@ -240,7 +242,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         return 2
     app = app_script()
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
+        sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(app),
         "--server.address", args.host, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--", "--data-dir", str(data_dir.resolve()),
@@ -262,6 +264,22 @@ def cmd_app(args: argparse.Namespace) -> int:
     if not token and not is_loopback(args.host):
         print("labeler: --no-auth: anyone who can reach this address can read and change the labels", flush=True)
     return _run_forwarding_signals(command, cwd=str(app.parent), env=env)
+
+
+# `python -m streamlit`, except that app.py's st.navigation picks every page from the first request on. Until some
+# run has called st.navigation, Streamlit treats a pages/ folder beside the entry script as old-style pages and runs
+# a page asked for by URL (/label) without app.py, and so without its access gate. (The attribute is Streamlit's;
+# if it ever goes, the gate in pages/shared/session.py still keeps the labels closed.)
+_STREAMLIT_LAUNCHER = """
+import sys
+try:
+    from streamlit.runtime.pages_manager import PagesManager
+    PagesManager.uses_pages_directory = False
+except ImportError:
+    pass
+from streamlit.web.cli import main
+main(prog_name="streamlit")
+"""
 
 
 def _app_urls(host: str, port: int, token: str | None) -> list[str]:
