@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from labeler.auth import TOKEN_ENV, is_loopback, new_token
 from labeler.config import Settings
 from labeler.install_paths import app_script, sample_data_dir
+from labeler.store import UndoConflict
 from labeler.workflow import export
-from labeler.workflow.refresh import refresh
+from labeler.workflow.refresh import NoReadableImages, refresh
 from labeler.workflow.report import describe, status_lines
+from labeler.workflow.runner import JobRunner
+from labeler.workflow.state import PipelineState
 from labeler.workflow.training import train
 from labeler.workflow.workspace import Workspace
+
+# Exit codes: 0 done; 1 the work failed or nothing to do it on (no readable image, undo refused); 2 bad input
+# (missing folder, unreadable CSV, read-only workspace).
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -45,16 +59,40 @@ def _ensure_imported(ws: Workspace) -> None:
             print(line)
 
 
+def _no_readable_images(ws: Workspace) -> bool:
+    """Print why and return True when the workspace has no readable image to work on."""
+    if ws.records():
+        return False
+    unreadable = len(ws.store.images(status="unreadable"))
+    detail = f" ({unreadable} unreadable files: see `labeler import`)" if unreadable else ""
+    if not ws.store.images():
+        detail = f" (nothing imported yet: run `labeler import {ws.data_dir}`)"
+    print(f"labeler: no readable images in {ws.data_dir}{detail}", file=sys.stderr)
+    return True
+
+
+def _run_job(ws: Workspace, kind: str, function: Any) -> bool:
+    """Run ``function(progress, should_stop)`` here, recorded as a job the app shows (and as interrupted if this
+    process is killed). Prints the error and returns False when it fails."""
+    job = JobRunner(ws.settings).run_here(kind, function)
+    if job.status != "done":
+        print(f"labeler: {kind} {job.status}: {job.error or job.message}", file=sys.stderr)
+        return False
+    return True
+
+
 class _ProgressPrinter:
-    """Prints progress at most twice a second (to stderr, so stdout stays scriptable)."""
+    """Prints progress at most twice a second, and every new step (to stderr, so stdout stays scriptable)."""
 
     def __init__(self) -> None:
         self._last = 0.0
+        self._step = ""
 
     def __call__(self, fraction: float, message: str) -> None:
         now = time.monotonic()
-        if now - self._last > 0.5 or fraction >= 1.0:
-            self._last = now
+        step = re.sub(r"[\d.,:]+", "", message)  # "epoch 3 · loss 4.1" and "epoch 4 · loss 3.9" are one step
+        if now - self._last > 0.5 or fraction >= 1.0 or step != self._step:
+            self._last, self._step = now, step
             print(f"[{fraction:6.1%}] {message}", file=sys.stderr, flush=True)
 
 
@@ -78,27 +116,50 @@ def cmd_label(args: argparse.Namespace) -> int:
             if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
                 print(f"labeler: {csv_path} needs the columns path,label", file=sys.stderr)
                 return 2
-            rows = [((row["path"] or "").strip().replace("\\", "/"), row["label"] or "") for row in reader]
+            rows = [
+                (export.restore_formula((row["path"] or "").strip().replace("\\", "/")),
+                 export.restore_formula(row["label"] or ""))
+                for row in reader
+            ]
     except OSError as error:
         print(f"labeler: cannot read {csv_path}: {error.strerror}", file=sys.stderr)
         return 2
-    changed, problems = ws.store.label_paths(rows, annotator=args.annotator or ws.settings.annotator)
+    changed, problems = ws.store.label_paths(rows, annotator=_cli_annotator(args, ws))
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"{changed} labels stored, {len(rows) - len(problems) - changed} unchanged, {len(problems)} rows skipped")
     return 1 if problems and not changed and len(problems) == len(rows) else 0
 
 
+def _cli_annotator(args: argparse.Namespace, ws: Workspace) -> str:
+    """The CLI's own annotator (``USER#cli``), so undo in a browser tab never reverts a CLI batch."""
+    return str(args.annotator or f"{ws.settings.annotator}#cli")
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    annotator = _cli_annotator(args, ws)
+    try:
+        reverted = ws.store.undo(annotator)
+    except UndoConflict as conflict:
+        print(f"labeler: {conflict}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"reverted {reverted} labels of {annotator}'s last action" if reverted else f"nothing to undo: {annotator}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     ws = _open(args)
     for line in status_lines(ws):
         print(line)
-    return 0
+    return EXIT_FAILED if _no_readable_images(ws) else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     ws = _open(args)
     _ensure_imported(ws)
+    if _no_readable_images(ws):
+        return EXIT_FAILED
     frame = export.export_frame(ws, min_confidence=args.min_confidence)
     export.write_csv(frame, Path(args.output))
     counts = frame["source"].value_counts().to_dict()
@@ -109,16 +170,54 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     ws = _open(args)
     _ensure_imported(ws)
+    if _no_readable_images(ws):
+        return EXIT_FAILED
+    running = [job for job in ws.store.jobs(kind="train", limit=5) if job.active]
+    if running:
+        print(f"labeler: training is already running (job {running[0].id}, process {running[0].owner_pid} on "
+              f"{running[0].owner_host}); wait for it or cancel it in the app", file=sys.stderr)
+        return EXIT_FAILED
     minutes = args.minutes if args.epochs is None else None
-    result = train(ws, minutes=minutes, epochs=args.epochs, progress=_ProgressPrinter())
-    print(result)
+    printer = _ProgressPrinter()
+    result: list[str] = []
+
+    def job(progress: Any, should_stop: Any) -> str:
+        def both(fraction: float, message: str) -> None:
+            printer(fraction, message)
+            progress(fraction, message)
+
+        result.append(train(ws, minutes=minutes, epochs=args.epochs, progress=both, should_stop=should_stop))
+        return result[-1]
+
+    if not _run_job(ws, "train", job):
+        return EXIT_FAILED
+    print(result[-1])
     return 0
+
+
+def _refresh_job(ws: Workspace, compute_map: bool) -> PipelineState | None:
+    printer = _ProgressPrinter()
+    states: list[PipelineState] = []
+
+    def job(progress: Any, should_stop: Any) -> str:
+        def both(fraction: float, message: str) -> None:
+            printer(fraction, message)
+            progress(fraction, message)
+
+        states.append(refresh(ws, progress=both, compute_map=compute_map))
+        return "labels propagated" + (" and map computed" if compute_map else "")
+
+    return states[-1] if _run_job(ws, "refresh", job) else None
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     ws = _open(args)
     _ensure_imported(ws)
-    state = refresh(ws, progress=_ProgressPrinter(), compute_map=False)
+    if _no_readable_images(ws):
+        return EXIT_FAILED
+    state = _refresh_job(ws, compute_map=False)
+    if state is None:
+        return EXIT_FAILED
     for line in describe(state):
         print(line)
     return 0
@@ -127,7 +226,11 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     ws = _open(args)
     _ensure_imported(ws)
-    state = refresh(ws, progress=_ProgressPrinter(), compute_map=True)
+    if _no_readable_images(ws):
+        return EXIT_FAILED
+    state = _refresh_job(ws, compute_map=True)
+    if state is None:
+        return EXIT_FAILED
     print(f"map computed for {len(state.label)} images with representation {state.representation}")
     return 0
 
@@ -167,7 +270,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         return 2
     app = app_script()
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
+        sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(app),
         "--server.address", args.host, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--", "--data-dir", str(data_dir.resolve()),
@@ -176,11 +279,62 @@ def cmd_app(args: argparse.Namespace) -> int:
         command += ["--workspace", str(Path(args.workspace).resolve())]
     if args.ground_truth:
         command += ["--ground-truth", str(Path(args.ground_truth).resolve())]
-    print(f"labeler: serving {data_dir} at http://{args.host}:{args.port}", flush=True)
+    env = dict(os.environ)
+    # Beyond loopback anyone on the network could reach the labels: a token is required unless --no-auth. A token
+    # already in the environment is kept (a stable URL across restarts), also on loopback.
+    token = None if args.no_auth else env.get(TOKEN_ENV) or (None if is_loopback(args.host) else new_token())
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
+    print(f"labeler: serving {data_dir}", flush=True)
+    for url in _app_urls(args.host, args.port, token):
+        print(f"    {url}", flush=True)
+    if not token and not is_loopback(args.host):
+        print("labeler: --no-auth: anyone who can reach this address can read and change the labels", flush=True)
+    return _run_forwarding_signals(command, cwd=str(app.parent), env=env)
+
+
+# `python -m streamlit`, except that app.py's st.navigation picks every page from the first request on. Until some
+# run has called st.navigation, Streamlit treats a pages/ folder beside the entry script as old-style pages and runs
+# a page asked for by URL (/label) without app.py, and so without its access gate. (The attribute is Streamlit's;
+# if it ever goes, the gate in pages/shared/session.py still keeps the labels closed.)
+_STREAMLIT_LAUNCHER = """
+import sys
+try:
+    from streamlit.runtime.pages_manager import PagesManager
+    PagesManager.uses_pages_directory = False
+except ImportError:
+    pass
+from streamlit.web.cli import main
+main(prog_name="streamlit")
+"""
+
+
+def _app_urls(host: str, port: int, token: str | None) -> list[str]:
+    query = f"/?token={token}" if token else ""
+    hosts = [host] if host not in {"0.0.0.0", "::", ""} else [socket.gethostname(), "127.0.0.1"]
+    return [f"http://{name}:{port}{query}" for name in hosts]
+
+
+def _run_forwarding_signals(command: list[str], cwd: str, env: dict[str, str]) -> int:
+    """Run the server as a child and pass SIGINT/SIGTERM on to it, so `kill PID` (or Ctrl-C) on `labeler app`
+    stops the server too instead of orphaning it."""
+    child = subprocess.Popen(command, cwd=cwd, env=env)
+
+    def forward(signum: int, frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.call(command, cwd=str(app.parent))
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # a second Ctrl-C while waiting: keep waiting for the child to stop
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # ---------------------------------------------------------------------------- parser
@@ -201,8 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("label", "add human labels from a CSV (columns path,label; paths relative to DATA_DIR)")
     p.add_argument("--csv", required=True)
-    p.add_argument("--annotator", default=None)
+    p.add_argument("--annotator", default=None, help="recorded with each label (default: USER#cli)")
     p.set_defaults(func=cmd_label)
+
+    p = add("undo", "revert the last label action of an annotator (default: this user's CLI batches)")
+    p.add_argument("--annotator", default=None, help="whose action to revert (default: USER#cli)")
+    p.set_defaults(func=cmd_undo)
 
     p = add("status", "images, labels, propagation and jobs of a workspace")
     p.set_defaults(func=cmd_status)
@@ -241,7 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("app", "start the browser app (default: the bundled sample data)", data_required=False)
     p.add_argument("data_dir", nargs="?", default=None)
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: loopback only); beyond loopback a token is required")
+    p.add_argument("--no-auth", action="store_true",
+                   help=f"serve without an access token even beyond loopback (else one is generated, or taken "
+                        f"from {TOKEN_ENV}, and printed in the URL)")
     p.add_argument("--ground-truth", help="teaching mode: CSV path,label with the true classes")
     p.set_defaults(func=cmd_app)
     return parser
@@ -251,9 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, PermissionError, ValueError) as error:
+    except (NoReadableImages, LookupError) as error:
         print(f"labeler: {error}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
+    except (OSError, ValueError) as error:  # missing or read-only folders, disk full, bad values: said in words
+        print(f"labeler: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

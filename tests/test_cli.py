@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from labeler.cli import main
+from labeler.config import Settings
+from labeler.workflow import export
+from labeler.workflow.workspace import Workspace
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -99,3 +102,103 @@ def test_workspace_option_keeps_data_folder_untouched(colour_folder: tuple[Path,
 def test_missing_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="does not exist"):
         main(["import", str(tmp_path / "nope")])
+
+
+# ----------------------------------------------------------------------------------------------- clear failures
+
+
+@pytest.mark.parametrize("command", ["propagate", "export", "status", "map", "train"])
+def test_a_folder_without_readable_images_is_a_clear_message(tmp_path: Path, command: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    extra = ["-o", str(tmp_path / "out.csv")] if command == "export" else []
+    assert main([command, str(root), *extra]) == 1
+    err = capsys.readouterr().err
+    assert f"no readable images in {root}" in err
+    assert ("nothing imported yet" if command == "status" else "1 unreadable files") in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_empty_folder_is_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    assert main(["propagate", str(root)]) == 1
+    assert "no readable images" in capsys.readouterr().err
+
+
+def test_a_lookup_error_is_a_message_not_a_traceback(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = colour_folder
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise LookupError("the representation of this state is no longer available; refresh first")
+
+    monkeypatch.setattr(export, "export_frame", gone)
+    assert main(["export", str(root), "-o", str(tmp_path / "x.csv")]) == 1
+    assert "labeler: the representation of this state is no longer available" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- CLI annotator, undo
+
+
+def test_a_cli_batch_has_its_own_annotator_and_its_own_undo(colour_folder: tuple[Path, dict[str, str]],
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = colour_folder
+    assert main(["import", str(root)]) == 0
+    ws = Workspace.open(Settings(root))
+    red = ws.store.add_class("red")
+    tab = f"{ws.settings.annotator}#tab-1"
+    ws.store.label(ws.store.image_by_path("img_001.png").id, red.id, tab)  # type: ignore[union-attr]
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    details = ws.store.label_details()
+    assert {details[ws.store.image_by_path(p).id][1] for p in ("img_000.png", "img_030.png")} == {  # type: ignore[union-attr]
+        f"{ws.settings.annotator}#cli"
+    }
+    assert ws.store.undo(tab) == 1  # the tab's undo takes back the tab's label, not the CLI batch
+    assert len(ws.store.human_labels()) == 2
+    capsys.readouterr()
+    assert main(["undo", str(root)]) == 0
+    assert "reverted 2 labels" in capsys.readouterr().out
+    assert ws.store.human_labels() == {}
+    assert main(["undo", str(root)]) == 0
+    assert "nothing to undo" in capsys.readouterr().out
+
+
+def test_undo_of_a_batch_someone_changed_since_is_refused(colour_folder: tuple[Path, dict[str, str]],
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    ws = Workspace.open(Settings(root))
+    green = [c for c in ws.classes() if c.name == "green"][0]
+    ws.store.label(ws.store.image_by_path("img_000.png").id, green.id, "bob#tab-2")  # type: ignore[union-attr]
+    assert main(["undo", str(root)]) == 1
+    assert "relabeled since by bob#tab-2" in capsys.readouterr().err
+    assert len(ws.store.human_labels()) == 2
+
+
+def test_an_exported_csv_labels_back_in(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """Formula-like cells come out with a leading quote; `labeler label` takes them back as they were."""
+    root, _ = colour_folder
+    (root / "-2.png").write_bytes((root / "img_000.png").read_bytes())
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\n-2.png,-1\nimg_030.png,green\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    out = tmp_path / "labels.csv"
+    assert main(["export", str(root), "-o", str(out)]) == 0
+    rows = {row["path"]: row for row in _read_csv(out)}
+    assert rows["'-2.png"]["label"] == "'-1"
+    fresh = tmp_path / "fresh"
+    assert main(["import", str(root), "--workspace", str(fresh)]) == 0
+    assert main(["label", str(root), "--workspace", str(fresh), "--csv", str(out)]) == 0
+    ws = Workspace.open(Settings(root, workspace_dir=fresh))
+    names = {c.id: c.name for c in ws.classes()}
+    labels = {r.path: names[ws.store.human_labels()[r.id]] for r in ws.records() if r.id in ws.store.human_labels()}
+    assert labels["-2.png"] == "-1"
+    assert "'-1" not in names.values()

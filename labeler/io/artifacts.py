@@ -5,6 +5,7 @@ A crash mid-write therefore leaves the old file or no file, never a half-written
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -17,20 +18,108 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class ArtifactWriteError(OSError):
+    """An artifact could not be written (disk full, read-only workspace); the previous version is kept."""
+
+
+_TEMP_SUFFIX = ".tmp"
+# Errors that mean "this workspace cannot take the write", said in words instead of an errno.
+_WHY = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the workspace is on a read-only file system",
+    errno.EACCES: "the workspace folder is not writable",
+    errno.EPERM: "the workspace folder is not writable",
+}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (the one place artifact bytes reach the disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a power cut after it keeps the new name)."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; the rename itself is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and ``os.replace``.
+
+    A reader sees the old file or the new one, never a part. When the write fails (disk full, read-only
+    workspace) the temporary file is removed, the old file stays as it was, and :class:`ArtifactWriteError`
+    says why in words. The temporary name carries this process's id so a later run can remove what a killed
+    process left (:func:`remove_orphan_temp_files`).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX)
+    except OSError as error:
+        raise _clear(error, path) from error
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, ArtifactWriteError):
+            raise _clear(error, path) from error
         raise
+    _fsync_folder(path.parent)
+
+
+def _clear(error: OSError, path: Path) -> OSError:
+    why = _WHY.get(error.errno or 0)
+    if why is None:
+        return error
+    return ArtifactWriteError(
+        error.errno, f"cannot write {path}: {why} ({error.strerror}); the previous version is kept, and no label "
+        "is affected. Free some space or choose a writable workspace (--workspace)."
+    )
+
+
+def remove_orphan_temp_files(folder: Path) -> int:
+    """Remove temporary files under ``folder`` left by writers that were killed (their process is gone).
+
+    Files of live processes (a write in progress) are kept. Returns how many were removed.
+    """
+    removed = 0
+    for path in Path(folder).rglob(f".*{_TEMP_SUFFIX}"):
+        parts = path.name[: -len(_TEMP_SUFFIX)].rsplit(".", 2)
+        try:
+            pid = int(parts[-2])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save_npy_atomic(path: Path, array: NDArray[Any]) -> None:

@@ -1,11 +1,19 @@
 """The label store: SQLite is the source of truth for images, classes, human labels, audits and jobs."""
 
-from labeler.store.classes import DEFAULT_COLOURS, InvalidClassName, validate_class_name
-from labeler.store.database import SCHEMA_VERSION
+from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassName, validate_class_name
+from labeler.store.database import SCHEMA_VERSION, WorkspaceNotWritable
 from labeler.store.jobs import Job
-from labeler.store.labels import ClassInfo, ImageRecord, ImportedImage, LabelStore
+from labeler.store.labels import (
+    ClassInfo,
+    ImageRecord,
+    ImportedImage,
+    LabelStore,
+    UndoConflict,
+    validate_annotator,
+)
 
 __all__ = [
-    "DEFAULT_COLOURS", "SCHEMA_VERSION", "ClassInfo", "ImageRecord", "ImportedImage", "InvalidClassName", "Job",
-    "LabelStore", "validate_class_name",
+    "DEFAULT_COLOURS", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken", "ImageRecord", "ImportedImage",
+    "InvalidClassName", "Job", "LabelStore", "UndoConflict", "WorkspaceNotWritable", "validate_annotator",
+    "validate_class_name",
 ]

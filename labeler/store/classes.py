@@ -17,6 +17,10 @@ class InvalidClassName(ValueError):
     """A class name the store refuses, with a message saying why."""
 
 
+class ClassNameTaken(InvalidClassName):
+    """Renaming a class to the name another class already has."""
+
+
 def validate_class_name(name: str) -> str:
     """Return the cleaned class name, or raise :class:`InvalidClassName` saying why it is refused.
 

@@ -1,4 +1,9 @@
 """The workspace database: SQLite in WAL mode, one connection per operation, the schema and its version.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: every committed label is fsynced to the write-ahead
+log before the call returns, so it survives a killed process *and* a power cut. (``NORMAL`` would never corrupt
+the database either, but a power cut could lose the last commits; benchmarks/results/label_writes.md measures
+what FULL costs per label.)
 """
 
 from __future__ import annotations
@@ -8,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+DEFAULT_SYNCHRONOUS = "FULL"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +50,8 @@ CREATE TABLE IF NOT EXISTS events (
     image_id INTEGER NOT NULL,
     class_id INTEGER,                   -- the label after the event (NULL: no label)
     prev_class_id INTEGER,              -- the label before the event
+    prev_annotator TEXT,                -- who had set that label, and when: undo gives it back to them
+    prev_labeled_at REAL,
     undoes_batch INTEGER,               -- for undo events
     annotator TEXT NOT NULL,
     at REAL NOT NULL
@@ -66,9 +75,28 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    owner_host TEXT,                    -- the machine and process running it: a job whose process is gone is
+    owner_pid INTEGER,                  -- shown as interrupted, never as running
+    heartbeat_at REAL                   -- refreshed while it runs, stale once its process stopped
 );
 """
+
+# Steps from one schema version to the next, in order: _MIGRATIONS[v] takes version v to v + 1 (v >= 1; version 0,
+# an empty file, gets _SCHEMA at once).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE jobs ADD COLUMN owner_host TEXT",
+        "ALTER TABLE jobs ADD COLUMN owner_pid INTEGER",
+        "ALTER TABLE jobs ADD COLUMN heartbeat_at REAL",
+        "ALTER TABLE events ADD COLUMN prev_annotator TEXT",
+        "ALTER TABLE events ADD COLUMN prev_labeled_at REAL",
+    ),
+}
+
+
+class WorkspaceNotWritable(PermissionError):
+    """The workspace folder or its database cannot be written (read-only folder or disk, disk full)."""
 
 
 class Database:
@@ -78,10 +106,19 @@ class Database:
     threads, background job threads and other processes at once.
     """
 
-    def __init__(self, db_path: Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, db_path: Path, busy_timeout_s: float = 30.0, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self.db_path = Path(db_path)
         self.busy_timeout_s = busy_timeout_s
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceNotWritable(
+                f"cannot create the workspace folder {self.db_path.parent}: {error.strerror or error}. "
+                "If the data folder is read-only, put the workspace elsewhere (--workspace OTHER_DIR)."
+            ) from error
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -91,26 +128,43 @@ class Database:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             yield conn
         finally:
             conn.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with the database lock up front so concurrent writers queue."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+        """One write transaction, taken with the database lock up front so concurrent writers queue.
+
+        A database that cannot be written (read-only folder or file, disk full) raises
+        :class:`WorkspaceNotWritable` with a message saying so; the transaction is rolled back, and everything
+        committed before stays.
+        """
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            clear = _not_writable(self.db_path, error)
+            if clear is None:
                 raise
-            conn.execute("COMMIT")
+            raise clear from error
 
     def _migrate(self) -> None:
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            clear = _not_writable(self.db_path, error)
+            if clear is None:
+                raise
+            raise clear from error
         with self._write() as conn:
             version = 0
             if self._has_meta(conn):
@@ -121,11 +175,15 @@ class Database:
                     f"workspace {self.db_path} has schema version {version}, newer than this labeler "
                     f"({SCHEMA_VERSION}); upgrade labeler"
                 )
-            if version < SCHEMA_VERSION:
-                # Version 0 -> 1 creates everything; later versions add their steps here, in order.
+            if version == 0:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+            if version < SCHEMA_VERSION:
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -147,3 +205,17 @@ class Database:
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+_NOT_WRITABLE_MESSAGES = ("readonly", "read-only", "unable to open", "disk is full", "disk i/o error")
+
+
+def _not_writable(db_path: Path, error: sqlite3.OperationalError) -> WorkspaceNotWritable | None:
+    """A clear error for SQLite's ways of saying the workspace cannot be written; None for other errors."""
+    text = str(error).lower()
+    if not any(message in text for message in _NOT_WRITABLE_MESSAGES):
+        return None
+    return WorkspaceNotWritable(
+        f"cannot write the label database {db_path} ({error}): the workspace folder is read-only or the disk is "
+        "full. Every label stored before is kept; free space, or put the workspace elsewhere (--workspace)."
+    )

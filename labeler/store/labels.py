@@ -14,8 +14,36 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labeler.store.classes import DEFAULT_COLOURS, InvalidClassName, validate_class_name
+from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassName, validate_class_name
 from labeler.store.jobs import JobTable
+
+MAX_ANNOTATOR_LENGTH = 200
+
+
+class UndoConflict(Exception):
+    """Undo refused: images of the action were relabeled since by someone else (``changed``: (image id, by whom))."""
+
+    def __init__(self, batch: int, changed: Sequence[tuple[int, str | None]]) -> None:
+        self.batch = batch
+        self.changed = list(changed)
+        who = sorted({by for _, by in self.changed if by})
+        by = f" by {', '.join(who)}" if who else ""
+        count = len(self.changed)
+        super().__init__(
+            f"cannot undo: {count} image{'s' if count != 1 else ''} of that action "
+            f"{'were' if count != 1 else 'was'} relabeled since{by}; undo would overwrite "
+            f"{'their' if who else 'that'} work"
+        )
+
+
+def validate_annotator(annotator: str) -> str:
+    """An annotator is any non-empty text without control characters, e.g. ``"alice#tab-3f2a"`` for one browser
+    tab of alice, or ``"alice#cli"``; undo is scoped to the exact string."""
+    if not isinstance(annotator, str) or not annotator.strip():
+        raise ValueError("an annotator must be non-empty text")
+    if len(annotator) > MAX_ANNOTATOR_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in annotator):
+        raise ValueError(f"annotator {annotator[:40]!r} is too long or contains control characters")
+    return annotator
 
 
 @dataclass(frozen=True)
@@ -138,9 +166,15 @@ class LabelStore(JobTable):
 
     def update_class(self, class_id: int, *, name: str | None = None, colour: str | None = None,
                      hotkey: str | None = None) -> None:
+        """Rename or recolour a class, or change its key. Raises :class:`ClassNameTaken` when another class
+        already has the new name, :class:`InvalidClassName` when the name is refused."""
         with self._write() as conn:
             if name is not None:
-                conn.execute("UPDATE classes SET name=? WHERE id=?", (validate_class_name(name), class_id))
+                name = validate_class_name(name)
+                other = conn.execute("SELECT id FROM classes WHERE name=? AND id<>?", (name, class_id)).fetchone()
+                if other is not None:
+                    raise ClassNameTaken(f"another class is already called {name!r}; choose another name")
+                conn.execute("UPDATE classes SET name=? WHERE id=?", (name, class_id))
             if colour is not None:
                 conn.execute("UPDATE classes SET colour=? WHERE id=?", (colour, class_id))
             if hotkey is not None:
@@ -159,28 +193,35 @@ class LabelStore(JobTable):
         return int(conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM events").fetchone()[0])
 
     def _apply(self, conn: sqlite3.Connection, batch: int, kind: str, image_id: int, class_id: int | None,
-               annotator: str, now: float, undoes: int | None = None) -> bool:
-        row = conn.execute("SELECT class_id FROM labels WHERE image_id = ?", (image_id,)).fetchone()
+               annotator: str, now: float, undoes: int | None = None,
+               restore: tuple[str | None, float | None] | None = None) -> bool:
+        """Set one image's label and log the event; ``restore`` (undo): the (annotator, time) the label is given
+        back with. Returns whether anything changed."""
+        row = conn.execute("SELECT class_id, annotator, labeled_at FROM labels WHERE image_id = ?",
+                           (image_id,)).fetchone()
         previous = row["class_id"] if row else None
         if previous == class_id:
             return False  # idempotent: labeling an image with the label it has records nothing
         if class_id is None:
             conn.execute("DELETE FROM labels WHERE image_id = ?", (image_id,))
         else:
+            by, at = restore if restore is not None else (annotator, now)
             conn.execute(
                 "INSERT OR REPLACE INTO labels(image_id, class_id, annotator, labeled_at) VALUES (?, ?, ?, ?)",
-                (image_id, class_id, annotator, now),
+                (image_id, class_id, by or annotator, at if at is not None else now),
             )
         conn.execute(
-            "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, undoes_batch, annotator, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch, kind, image_id, class_id, previous, undoes, annotator, now),
+            "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, prev_annotator, prev_labeled_at, "
+            "undoes_batch, annotator, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch, kind, image_id, class_id, previous, row["annotator"] if row else None,
+             row["labeled_at"] if row else None, undoes, annotator, now),
         )
         return True
 
     def set_labels(self, image_ids: Iterable[int], class_id: int | None, annotator: str) -> int:
         """Label (or, with ``class_id=None``, unlabel) images as one undoable action. Returns how many changed."""
         image_ids = list(dict.fromkeys(int(i) for i in image_ids))
+        annotator = validate_annotator(annotator)
         now = time.time()
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM classes WHERE id=?", (class_id,)).fetchone()
@@ -200,6 +241,7 @@ class LabelStore(JobTable):
         the good rows still land. Returns (number of labels changed, [(path, reason), ...]).
         """
         problems: list[tuple[str, str]] = []
+        annotator = validate_annotator(annotator)
         now = time.time()
         changed = 0
         with self._write() as conn:
@@ -220,36 +262,61 @@ class LabelStore(JobTable):
                 changed += self._apply(conn, batch, "label", ids[path][0], info.id, annotator, now)
         return changed, problems
 
-    def undo(self, annotator: str | None = None) -> int:
-        """Revert the most recent label action not yet undone (of ``annotator`` if given). Returns images reverted."""
+    def undo(self, annotator: str) -> int:
+        """Revert ``annotator``'s most recent label action not yet undone; returns how many images it reverted.
+
+        See :meth:`undo_action`.
+        """
+        return len(self.undo_action(annotator))
+
+    def undo_action(self, annotator: str) -> list[int]:
+        """Revert ``annotator``'s most recent label action not yet undone; returns the ids of its images.
+
+        Undo only ever touches the annotator's own action (each browser tab and each CLI batch has its own
+        annotator string). When any of its images has been relabeled since by someone else, nothing is reverted
+        and :class:`UndoConflict` says which; the action stays undoable once those labels are back. Returns an
+        empty list when there is nothing to undo.
+        """
+        annotator = validate_annotator(annotator)
         now = time.time()
         with self._write() as conn:
-            query = (
-                "SELECT MAX(batch) FROM events WHERE kind IN ('label', 'unlabel') "
-                "AND batch NOT IN (SELECT undoes_batch FROM events WHERE kind = 'undo')"
-            )
-            params: tuple[Any, ...] = ()
-            if annotator is not None:
-                query += " AND annotator = ?"
-                params = (annotator,)
-            target = conn.execute(query, params).fetchone()[0]
+            target = conn.execute(
+                "SELECT MAX(batch) FROM events WHERE kind IN ('label', 'unlabel') AND annotator = ? "
+                "AND batch NOT IN (SELECT undoes_batch FROM events WHERE kind = 'undo' AND undoes_batch IS NOT NULL)",
+                (annotator,),
+            ).fetchone()[0]
             if target is None:
-                return 0
+                return []
+            # Newest first: applying each event's previous label in turn leaves every image as it was before the
+            # action, and the first event seen per image is the label the action left it with.
             events = conn.execute(
-                "SELECT image_id, prev_class_id FROM events WHERE batch = ? ORDER BY id DESC", (target,)
+                "SELECT e.image_id, e.class_id, e.prev_class_id, e.prev_annotator, e.prev_labeled_at, "
+                "l.class_id AS now, l.annotator AS now_by "
+                "FROM events e LEFT JOIN labels l ON l.image_id = e.image_id WHERE e.batch = ? ORDER BY e.id DESC",
+                (target,),
             ).fetchall()
-            batch = self._next_batch(conn)
-            who = annotator or "undo"
+            left: dict[int, Any] = {}
             for event in events:
-                self._apply(conn, batch, "undo", event["image_id"], event["prev_class_id"], who, now, undoes=target)
-            # Record the undo even when nothing changed, so the same batch is not undone twice.
+                left.setdefault(event["image_id"], event)
+            # Changed since: another label now, or the same label set again by someone else (theirs to keep).
+            changed = [
+                image_id for image_id, e in left.items()
+                if e["now"] != e["class_id"] or (e["now"] is not None and e["now_by"] != annotator)
+            ]
+            if changed:
+                raise UndoConflict(target, [(i, _last_other_author(conn, i, annotator)) for i in changed])
+            batch = self._next_batch(conn)
+            for event in events:
+                self._apply(conn, batch, "undo", event["image_id"], event["prev_class_id"], annotator, now,
+                            undoes=target, restore=(event["prev_annotator"], event["prev_labeled_at"]))
             if not conn.execute("SELECT 1 FROM events WHERE batch=?", (batch,)).fetchone():
+                # Nothing to change: still record the undo, so the same action is not undone twice.
                 conn.execute(
                     "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, undoes_batch, annotator, at) "
                     "VALUES (?, 'undo', ?, NULL, NULL, ?, ?, ?)",
-                    (batch, events[0]["image_id"], target, who, now),
+                    (batch, events[0]["image_id"], target, annotator, now),
                 )
-            return len(events)
+            return list(left)
 
     def human_labels(self) -> dict[int, int]:
         """{image id: class id} for every human label."""
@@ -286,6 +353,7 @@ class LabelStore(JobTable):
     def record_audit(self, image_id: int, class_id: int, predicted_class_id: int | None,
                      confidence: float | None, annotator: str) -> None:
         """A blind audit answer. Kept apart from human labels: audits are never propagation seeds."""
+        annotator = validate_annotator(annotator)
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO audits(image_id, class_id, predicted_class_id, confidence, annotator, "
@@ -347,6 +415,14 @@ def _bump_images_version(conn: sqlite3.Connection) -> None:
         "INSERT INTO meta(key, value) VALUES ('images_version', '1') "
         "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
     )
+
+
+def _last_other_author(conn: sqlite3.Connection, image_id: int, annotator: str) -> str | None:
+    """Who, other than ``annotator``, last changed the image's label."""
+    row = conn.execute(
+        "SELECT annotator FROM events WHERE image_id=? AND annotator<>? ORDER BY id DESC LIMIT 1", (image_id, annotator)
+    ).fetchone()
+    return row["annotator"] if row else None
 
 
 def _renumber_rows(conn: sqlite3.Connection) -> None:

@@ -12,6 +12,9 @@ from labeler.workflow.refresh import refresh, suspect_labels
 from labeler.workflow.state import PipelineState, is_stale, load_state
 from labeler.workflow.workspace import Workspace
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
 COLUMNS = [
     "path", "label", "source", "confidence", "margin", "entropy", "stability", "flagged",
     "annotator", "labeled_at", "umap_x", "umap_y", "embedding",
@@ -43,7 +46,12 @@ def export_frame(
     by_id: dict[int, int] = {}
     if state is not None:
         by_id = {int(image_id): i for i, image_id in enumerate(state.image_ids)}
-    suspects = _suspect_rows(ws, state)
+    try:
+        suspects = _suspect_rows(ws, state)
+    except LookupError:  # the state's representation is gone (a new encoder since): propagate on the current one
+        state = refresh(ws, compute_map=False)
+        by_id = {int(image_id): i for i, image_id in enumerate(state.image_ids)}
+        suspects = _suspect_rows(ws, state)
     rows = []
     for record in ws.store.images():
         if record.status == "missing":
@@ -90,8 +98,32 @@ def _suspect_rows(ws: Workspace, state: PipelineState | None) -> set[int]:
     return {suspect.index for suspect in suspect_labels(ws, state)}
 
 
+def neutralise_formula(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading ``'`` (shown, not run); others unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def restore_formula(value: str) -> str:
+    """Undo :func:`neutralise_formula` (reading an exported CSV back: ``labeler label --csv``)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
+def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text cell neutralised (numbers stay numbers); the store is not touched."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(neutralise_formula)
+    return safe
+
+
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    """The CSV of ``frame``, safe to open in a spreadsheet: formula-like text cells start with ``'``."""
+    return safe_for_spreadsheets(frame).to_csv(index=False).encode("utf-8")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

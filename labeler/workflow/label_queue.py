@@ -182,10 +182,11 @@ def answer_audit(ws: Workspace, state: PipelineState, row: int, class_id: int) -
     )
 
 
-def undo_last(ws: Workspace) -> int | None:
-    """Undo this annotator's last label action; returns the row of an image it touched (None if nothing undone)."""
-    if not ws.store.undo(ws.settings.annotator):
+def undo_last(ws: Workspace, annotator: str | None = None) -> int | None:
+    """Undo ``annotator``'s (default: the settings') last label action; returns the row of an image it touched
+    (None if nothing undone). Raises :class:`labeler.store.UndoConflict` when someone relabeled its images since."""
+    image_ids = ws.store.undo_action(annotator or ws.settings.annotator)
+    if not image_ids:
         return None
-    last = ws.store.history(limit=1)
     rows = {r.id: i for i, r in enumerate(ws.records())}
-    return rows.get(int(last[0]["image_id"])) if last else None
+    return rows.get(image_ids[0])  # the most recently labeled image of the action

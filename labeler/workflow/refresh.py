@@ -23,11 +23,17 @@ from labeler.workflow.state import PipelineState, cached_map, load_state, save_s
 from labeler.workflow.workspace import Workspace
 
 
+class NoReadableImages(ValueError):
+    """The workspace has no readable image (an empty folder, or every file unreadable)."""
+
+
 def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool = True) -> PipelineState:
     """Bring everything up to date with the current images, encoder and human labels; save and return it."""
     progress = progress or quiet
     labels_version = ws.store.labels_version()
     records = ws.records()
+    if not records:
+        raise NoReadableImages(f"no readable images in {ws.data_dir}: nothing to propagate")
     classes = ws.classes()
     y = ws.human_label_vector(records)
     n_classes = len(classes)

@@ -1,18 +1,23 @@
 """Background jobs: training, import and refresh (embed, graph, propagate, map) off the UI thread.
 
-Jobs are ordinary functions taking a ``progress(fraction, message)`` callback; the runner only adds a thread, a
-row in the store's jobs table (so status survives a browser reload and shows in every session) and cancellation.
-A job that raises is recorded as failed with its error; labels live in SQLite and are never touched by a failure.
+Jobs are ordinary functions taking a ``progress(fraction, message)`` callback; the runner adds a worker thread per
+lane, a row in the store's jobs table (so status survives a browser reload and shows in every session and
+process), a heartbeat while it runs, and cancellation. A job that raises is recorded as failed with its error;
+labels live in SQLite and are never touched by a failure. A job whose process dies is shown as interrupted (see
+:mod:`labeler.store.jobs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from labeler.config import Settings
+from labeler.io.artifacts import remove_orphan_temp_files
 from labeler.progress import Progress, StopCheck
 from labeler.store import Job
 from labeler.workflow.garbage import collect_garbage
@@ -21,31 +26,111 @@ from labeler.workflow.training import train
 from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
 JobFunction = Callable[[Progress, StopCheck], object]
+LANES = ("import", "train", "refresh")
+HEARTBEAT_S = 5.0  # well inside labeler.store.jobs.STALE_AFTER_S
 
 
 class JobCancelled(Exception):
     """Raised inside a job whose cancellation was requested."""
 
 
+@dataclass
+class _Lane:
+    """One worker thread and what it has to do. Every field is read and written under the runner's condition."""
+
+    name: str
+    queue: list[tuple[int, JobFunction]] = field(default_factory=list)  # train: jobs created, waiting to run
+    refresh_wanted: bool = False  # refresh: labels changed since the running pass started
+    map_wanted: bool = False
+    busy: bool = False  # a job is running on the worker now
+    thread: threading.Thread | None = None
+
+
 class JobRunner:
     """One per workspace and process (the app holds it with ``st.cache_resource``).
 
-    Two lanes run at once: ``train`` (long) and ``refresh`` (short, coalesced: many requests while one runs
-    produce one more run, not many).
+    Two lanes run at once, each with one worker thread: ``train`` (long jobs, in order) and ``refresh`` (short,
+    coalesced: any number of requests while a pass runs produce one more pass, and a request arriving at any
+    moment, even as the worker is about to go idle, is never lost). One condition variable guards all lane state.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.workspace = Workspace.open(settings)
         self.store = self.workspace.store
-        self.store.fail_stale_jobs()
-        self._lock = threading.Lock()
-        self._threads: dict[str, threading.Thread] = {}
-        self._refresh_wanted = threading.Event()
-        self._map_wanted = False
+        # Jobs whose process died show as interrupted; jobs of live processes (another app, a CLI run) are left.
+        self.store.mark_interrupted_jobs()
+        remove_orphan_temp_files(self.workspace.workspace_dir)  # pieces of artifacts a killed writer left
+        self._cond = threading.Condition()
+        self._lanes = {name: _Lane(name) for name in LANES}
+        self._running: set[int] = set()  # job ids of this runner, queued or running: the heartbeat keeps them alive
+        self._closed = False
+        self._heartbeat: threading.Thread | None = None
+        # Test hook: called on the refresh worker after its last look at the request flag and before it goes
+        # idle, the moment a request used to be lost.
+        self._before_idle: Callable[[], None] | None = None
         self.last_import: ImportReport | None = None
 
-    # ------------------------------------------------------------------ generic
+    # ------------------------------------------------------------------ workers
+    def _ensure_worker(self, lane: _Lane) -> None:
+        """Start the lane's worker and the heartbeat (under ``self._cond``)."""
+        if lane.thread is None or not lane.thread.is_alive():
+            lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"labeler-{lane.name}", daemon=True)
+            lane.thread.start()
+        self._ensure_heartbeat()
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = threading.Thread(target=self._beat, name="labeler-heartbeat", daemon=True)
+            self._heartbeat.start()
+
+    def _has_work(self, lane: _Lane) -> bool:
+        return bool(lane.queue) or lane.refresh_wanted
+
+    def _work(self, lane: _Lane) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._has_work(lane))
+                if self._closed:
+                    return
+                lane.busy = True
+                if lane.queue:
+                    job_id, function = lane.queue.pop(0)
+                else:  # a refresh pass: its job row is made now, so one row covers the requests it coalesces
+                    job_id, function = -1, self._refresh_loop
+            try:
+                if job_id < 0:
+                    job_id = self.store.create_job(lane.name)
+                    with self._cond:
+                        self._running.add(job_id)
+                self._run(job_id, function)
+            except Exception:  # the store itself failed (disk full, ...): the worker must survive to run the next
+                traceback.print_exc()
+            finally:
+                if lane.name == "refresh" and self._before_idle is not None:
+                    self._before_idle()
+                with self._cond:
+                    self._running.discard(job_id)
+                    lane.busy = False
+                    self._cond.notify_all()
+
+    def _beat(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait(timeout=HEARTBEAT_S)
+                if self._closed:
+                    return
+                ids = sorted(self._running)
+            with contextlib.suppress(Exception):  # a locked or full disk: try again next beat
+                self.store.heartbeat(ids)
+
+    def close(self) -> None:
+        """Stop the workers once their current job ends (tests; the app keeps its runner for the process)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ one job
     def _run(self, job_id: int, function: JobFunction) -> None:
         last_write = 0.0
 
@@ -80,37 +165,37 @@ class JobRunner:
             status = "cancelled" if should_stop() else "done"
             self.store.update_job(job_id, status=status, progress=1.0, message=str(result or "done"))
 
-    def _start(self, kind: str, function: JobFunction) -> int:
-        with self._lock:
-            thread = self._threads.get(kind)
-            if thread is not None and thread.is_alive():
-                active = [job for job in self.store.jobs(kind=kind, limit=1) if job.active]
-                if active:
-                    return active[0].id
-            job_id = self.store.create_job(kind)
-            thread = threading.Thread(target=self._run, args=(job_id, function), name=f"labeler-{kind}", daemon=True)
-            self._threads[kind] = thread
-            thread.start()
-            return job_id
+    def run_here(self, kind: str, function: JobFunction) -> Job:
+        """Run a job in this thread, recorded like a background one (the CLI: the app shows it, and a killed
+        CLI shows as interrupted). Returns the finished job."""
+        job_id = self.store.create_job(kind)
+        with self._cond:
+            self._running.add(job_id)
+            self._ensure_heartbeat()
+        try:
+            self._run(job_id, function)
+        finally:
+            with self._cond:
+                self._running.discard(job_id)
+        job = self.store.job(job_id)
+        assert job is not None
+        return job
 
+    # ------------------------------------------------------------------ waiting and status
     def is_running(self, kind: str) -> bool:
-        thread = self._threads.get(kind)
-        return thread is not None and thread.is_alive()
+        """Whether a job of ``kind`` is running or waiting to run in this process."""
+        lane = self._lanes[kind]
+        with self._cond:
+            return lane.busy or self._has_work(lane)
 
-    def wait(self, kind: str, timeout: float | None = None) -> None:
-        """Block until the job of ``kind`` finishes (tests and the CLI)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            thread = self._threads.get(kind)
-            if thread is None or not thread.is_alive():
-                if kind == "refresh" and self._refresh_wanted.is_set():
-                    time.sleep(0.05)
-                    continue
-                return
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(timeout=remaining if remaining is None else min(remaining, 0.2))
-            if deadline is not None and time.monotonic() >= deadline:
-                return
+    def wait(self, kind: str, timeout: float | None = None) -> bool:
+        """Block until the lane of ``kind`` is idle with nothing asked of it, or ``timeout`` seconds pass.
+
+        Returns True when idle, False on timeout (tests and the CLI).
+        """
+        lane = self._lanes[kind]
+        with self._cond:
+            return self._cond.wait_for(lambda: not lane.busy and not self._has_work(lane), timeout=timeout)
 
     def status(self, limit: int = 20) -> list[Job]:
         return self.store.jobs(limit=limit)
@@ -123,27 +208,42 @@ class JobRunner:
     # ------------------------------------------------------------------ the jobs
     def request_refresh(self, compute_map: bool = True) -> None:
         """Ask for propagation (and the map) to catch up with the labels; returns at once."""
-        with self._lock:
-            self._map_wanted = self._map_wanted or compute_map
-            self._refresh_wanted.set()
-        if not self.is_running("refresh"):
-            self._start("refresh", self._refresh_loop)
+        lane = self._lanes["refresh"]
+        with self._cond:
+            lane.refresh_wanted = True
+            lane.map_wanted = lane.map_wanted or compute_map
+            self._ensure_worker(lane)
+            self._cond.notify_all()
+
+    def _take_refresh_request(self) -> tuple[bool, bool]:
+        """(a pass is wanted, with the map), clearing the request: a request after this asks for another pass."""
+        lane = self._lanes["refresh"]
+        with self._cond:
+            wanted, compute_map = lane.refresh_wanted, lane.map_wanted
+            lane.refresh_wanted = lane.map_wanted = False
+            return wanted, compute_map
 
     def _refresh_loop(self, progress: Progress, should_stop: StopCheck) -> str:
         runs = 0
-        while self._refresh_wanted.is_set() and not should_stop():
-            with self._lock:
-                self._refresh_wanted.clear()
-                compute_map, self._map_wanted = self._map_wanted, False
+        while not should_stop():
+            wanted, compute_map = self._take_refresh_request()
+            if not wanted:
+                break
             # Propagate first without the map so counts refresh at once, then add the map if it is missing.
             state = refresh(self.workspace, progress, compute_map=False)
-            if compute_map and state.umap is None and not self._refresh_wanted.is_set():
-                refresh(self.workspace, progress, compute_map=True)
+            if compute_map and state.umap is None:
+                with self._cond:
+                    newer = self._lanes["refresh"].refresh_wanted
+                if newer:  # newer labels first; the map follows in the next pass
+                    with self._cond:
+                        self._lanes["refresh"].map_wanted = True
+                else:
+                    refresh(self.workspace, progress, compute_map=True)
             runs += 1
         return f"propagated ({runs} run{'s' if runs != 1 else ''})"
 
     def start_import(self, labels_from_folders: bool = False) -> int:
-        """Import the data folder in the job lane (progress, cancel); the report lands in ``last_import``."""
+        """Queue an import of the data folder (progress, cancel); the report lands in ``last_import``."""
 
         def job(progress: Progress, should_stop: StopCheck) -> str:
             report = import_folder(self.workspace, progress, should_stop, labels_from_folders=labels_from_folders)
@@ -154,16 +254,31 @@ class JobRunner:
             self.request_refresh(compute_map=True)
             return report.lines()[0]
 
-        return self._start("import", job)
+        return self._queue("import", job)
 
     def start_training(self, minutes: float | None = None, epochs: int | None = None) -> int:
+        """Queue a training run; returns its job id (the running or queued one if there is one already)."""
         minutes = self.settings.ssl_minutes if minutes is None and epochs is None else minutes
 
         def job(progress: Progress, should_stop: StopCheck) -> str:
             message = train(self.workspace, minutes=minutes, epochs=epochs, progress=progress,
-                                     should_stop=should_stop)
+                            should_stop=should_stop)
             self.request_refresh(compute_map=True)  # a new encoder: embed, graph, map and propagate follow
             return message
 
-        return self._start("train", job)
+        # One training at a time per workspace, in any process: they would write the same checkpoint.
+        return self._queue("train", job)
 
+    def _queue(self, kind: str, job: JobFunction) -> int:
+        """Queue ``job`` on its lane unless one of ``kind`` is already active (in any process); returns its id."""
+        lane = self._lanes[kind]
+        with self._cond:
+            for active in self.store.jobs(kind=kind, limit=5):
+                if active.active:
+                    return active.id
+            job_id = self.store.create_job(kind)
+            lane.queue.append((job_id, job))
+            self._running.add(job_id)
+            self._ensure_worker(lane)
+            self._cond.notify_all()
+            return job_id

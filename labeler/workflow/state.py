@@ -1,24 +1,22 @@
 """The one propagation state of a workspace: every image's label, source, confidence and map position.
 
-Saved after each refresh and read by the pages, the CLI and the export.
+Saved after each refresh (one file, replaced atomically) and read by the pages, the CLI and the export; a state
+that no longer fits the images on record is never returned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+import zipfile
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler.io.artifacts import (
-    load_json,
-    load_npy,
-    load_npz,
-    save_json_atomic,
-    save_npz_atomic,
-)
+from labeler.io.artifacts import load_npy, load_npz, save_npz_atomic
 from labeler.store import ImageRecord
 from labeler.workflow.workspace import Workspace
 
@@ -63,63 +61,136 @@ def state_dir(ws: Workspace) -> Path:
     return ws.workspace_dir / "state"
 
 
+def state_path(ws: Workspace) -> Path:
+    return state_dir(ws) / STATE_FILE
+
+
 def cached_map(ws: Workspace, embedding_key: str) -> NDArray[np.float32] | None:
     path = ws.settings.cache_dir / f"map-{embedding_key}-k{ws.settings.n_neighbors}.npy"
-    return load_npy(path) if path.exists() else None
+    try:
+        return load_npy(path) if path.exists() else None
+    except (OSError, ValueError):
+        return None  # unreadable (not written by us, or damaged): as if there were none; the map is recomputed
 
 
-_ARRAY_FIELDS = (
-    "image_ids", "label", "source", "confidence", "margin", "entropy", "stability", "proba", "scores", "new_class",
-)
+# The whole state is one file: every array field, and the other fields as JSON inside it (``_META``), written to a
+# temporary file and renamed into place. A reader therefore never sees the arrays of one run with the class names
+# of another. Fields are discovered from the dataclass, so a field added to PipelineState is saved with no change
+# here (arrays as arrays, anything else must be JSON-serialisable).
+STATE_FILE = "propagation.npz"
+STATE_FORMAT = 2
+_META = "__meta__"
+_NOT_SAVED = frozenset({"umap"})  # the map is cached per embedding (cached_map), not per propagation
+_LEGACY_FILES = ("propagation.json",)  # format 1 kept the metadata beside the arrays
 
 
 def save_state(ws: Workspace, state: PipelineState) -> None:
-    directory = state_dir(ws)
-    arrays = {name: getattr(state, name) for name in _ARRAY_FIELDS}
-    save_npz_atomic(directory / "propagation.npz", arrays)
-    meta = {
-        "paths": state.paths, "class_ids": state.class_ids, "class_names": state.class_names,
-        "class_colours": state.class_colours, "representation": state.representation,
-        "embedding_key": state.embedding_key, "representation_scores": state.representation_scores,
-        "representation_reason": state.representation_reason, "labels_version": state.labels_version,
-        "computed_at": state.computed_at,
-    }
-    save_json_atomic(directory / "propagation.json", meta)
+    """Write ``state`` atomically (one file, one rename)."""
+    arrays: dict[str, NDArray[Any]] = {}
+    meta: dict[str, Any] = {}
+    for item in fields(state):
+        if item.name in _NOT_SAVED:
+            continue
+        value = getattr(state, item.name)
+        if isinstance(value, np.ndarray):
+            arrays[item.name] = value
+        else:
+            meta[item.name] = value
+    arrays[_META] = np.frombuffer(
+        json.dumps({"format": STATE_FORMAT, "fields": meta}, sort_keys=True, default=_plain).encode("utf-8"),
+        dtype=np.uint8,
+    )
+    save_npz_atomic(state_path(ws), arrays)
+    for name in _LEGACY_FILES:
+        (state_dir(ws) / name).unlink(missing_ok=True)
 
 
-def load_state(ws: Workspace) -> PipelineState | None:
-    """The last saved propagation, with the map if it has been computed; None before the first one.
+def _plain(value: Any) -> Any:
+    """numpy scalars as the Python numbers JSON knows."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a PipelineState field of type {type(value).__name__} cannot be saved")
 
-    Saved state that no longer matches the images on record (a re-import since) is ignored.
+
+def state_version(ws: Workspace) -> tuple[int, int, int] | None:
+    """A cheap stamp that changes whenever a new state is saved (inode, mtime in ns, size); None before any.
+
+    For pages that poll: compare stamps and call :func:`load_state` only when it changed. One ``stat``, no
+    arrays read.
     """
-    directory = state_dir(ws)
     try:
-        meta = load_json(directory / "propagation.json")
-        arrays = load_npz(directory / "propagation.npz")
-    except (OSError, ValueError, KeyError):
+        info = os.stat(state_path(ws))
+    except OSError:
         return None
-    if len(arrays["image_ids"]) != len(meta["paths"]):
-        return None  # written by two different runs: the json and npz are replaced one after the other
-    fields: dict[str, Any] = {name: arrays[name] for name in _ARRAY_FIELDS}
-    state = PipelineState(**fields, **meta)
-    state.umap = cached_map(ws, state.embedding_key)
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def read_state(ws: Workspace) -> PipelineState | None:
+    """The saved state as written, or None when there is none or it cannot be read (damaged, older format,
+    fields missing). Not checked against the current images; see :func:`load_state`."""
+    try:
+        arrays = load_npz(state_path(ws))
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
+        return None
+    stored: dict[str, Any] = {**meta.get("fields", {}), **arrays}
+    known = {item.name: item for item in fields(PipelineState)}
+    values = {name: value for name, value in stored.items() if name in known and name not in _NOT_SAVED}
+    missing = [
+        name for name, item in known.items()
+        if name not in values and item.default is MISSING and item.default_factory is MISSING
+    ]
+    if missing:
+        return None
+    state = PipelineState(**values)
+    if len(state.image_ids) != len(state.label) or len(state.paths) != len(state.image_ids):
+        return None
     return state
 
 
-def current_state(ws: Workspace, records: list[ImageRecord] | None = None) -> PipelineState | None:
-    """The last saved propagation if it matches the images on record (row i is image i), else None."""
-    state = load_state(ws)
+def load_state(ws: Workspace, records: list[ImageRecord] | None = None) -> PipelineState | None:
+    """The last saved propagation, with the map if it has been computed; None before the first one.
+
+    None too when the saved state no longer fits the workspace: other images on record (a re-scan since), or a
+    class it refers to that no longer exists. (A class added since leaves it valid but stale: see
+    :func:`is_stale`.)
+    """
+    state = read_state(ws)
     if state is None:
         return None
     records = ws.records() if records is None else records
     ids = np.array([r.id for r in records], dtype=np.int64)
     if ids.shape != state.image_ids.shape or not np.array_equal(ids, state.image_ids):
         return None
+    if not set(state.class_ids) <= {c.id for c in ws.classes()}:
+        return None
+    if len(state.class_ids) != len(state.class_names) or (
+        state.proba.ndim != 2 or state.proba.shape[1] != len(state.class_ids)
+    ):
+        return None
+    state.umap = cached_map(ws, state.embedding_key)
+    if state.umap is not None and len(state.umap) != len(state.image_ids):
+        state.umap = None
     return state
 
 
-def is_stale(ws: Workspace, state: PipelineState | None) -> bool:
-    """True when labels, classes or images changed since ``state`` was computed."""
+def current_state(ws: Workspace, records: list[ImageRecord] | None = None) -> PipelineState | None:
+    """The last saved propagation if it matches the images on record (row i is image i), else None.
+
+    The same as :func:`load_state`, which checks this itself now; kept for the pages that call it.
+    """
+    return load_state(ws, records)
+
+
+def is_stale(ws: Workspace, state: PipelineState | None, records: list[ImageRecord] | None = None) -> bool:
+    """True when labels, classes or the images on record changed since ``state`` was computed."""
     if state is None:
         return True
-    return state.labels_version != ws.store.labels_version() or state.class_ids != [c.id for c in ws.classes()]
+    if state.labels_version != ws.store.labels_version() or state.class_ids != [c.id for c in ws.classes()]:
+        return True
+    records = ws.records() if records is None else records
+    return len(records) != len(state.image_ids) or any(
+        int(image_id) != r.id for image_id, r in zip(state.image_ids, records, strict=True)
+    )

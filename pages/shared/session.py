@@ -20,6 +20,7 @@ from labeler.io import folders, uploads
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState, current_state
 from labeler.workflow.workspace import Workspace
+from pages.shared import auth
 
 SAMPLE_DIR = sample_data_dir()
 
@@ -62,6 +63,7 @@ def check_folder(text: str) -> tuple[Path | None, str | None]:
 
 def settings() -> Settings:
     """The settings of the dataset open in this browser session."""
+    auth.require_token()  # every way to the labels passes here: without the token nothing is read or written
     options = startup_options()
     data_dir = Path(st.session_state.get("data_dir") or options["data_dir"] or SAMPLE_DIR)
     workspace = options["workspace"] if data_dir == options["data_dir"] else None

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from labeler.store import SCHEMA_VERSION, ImportedImage, InvalidClassName, LabelStore, validate_class_name
+from labeler.store import (
+    SCHEMA_VERSION,
+    ClassNameTaken,
+    ImportedImage,
+    InvalidClassName,
+    LabelStore,
+    UndoConflict,
+    WorkspaceNotWritable,
+    validate_class_name,
+)
 
 
 def _store_with_images(tmp_path: Path, n: int = 6) -> LabelStore:
@@ -159,7 +171,7 @@ def test_audits_are_kept_apart_from_human_labels(tmp_path: Path) -> None:
     assert store.labels_version() != before
 
 
-def test_jobs_lifecycle_and_stale_jobs(tmp_path: Path) -> None:
+def test_jobs_lifecycle(tmp_path: Path) -> None:
     store = _store_with_images(tmp_path)
     job_id = store.create_job("train")
     store.update_job(job_id, status="running", progress=0.5, message="half")
@@ -168,10 +180,150 @@ def test_jobs_lifecycle_and_stale_jobs(tmp_path: Path) -> None:
     assert job.active
     assert job.progress == 0.5
     assert job.started_at is not None
+    assert job.owner_pid == os.getpid()
     store.request_cancel(job_id)
     assert store.job(job_id).cancel_requested  # type: ignore[union-attr]
-    assert store.fail_stale_jobs() == 1
+    assert store.mark_interrupted_jobs() == 0  # this process is alive: its job is left alone
+    store.update_job(job_id, status="cancelled")
     job = store.job(job_id)
     assert job is not None
-    assert job.status == "failed"
-    assert "interrupted" in (job.error or "")
+    assert job.status == "cancelled"
+    assert job.finished_at is not None
+
+
+# ----------------------------------------------------------------------------------------------- undo, per author
+
+
+def test_undo_is_refused_when_someone_relabeled_since(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    cat, dog = store.add_class("cat"), store.add_class("dog")
+    ids = [r.id for r in store.readable_images()]
+    store.set_labels(ids[:3], cat.id, "alice#tab1")
+    store.label(ids[1], dog.id, "bob#tab7")  # bob corrects one of alice's images
+    with pytest.raises(UndoConflict, match=r"1 image of that action was relabeled since by bob#tab7") as refused:
+        store.undo("alice#tab1")
+    assert refused.value.changed == [(ids[1], "bob#tab7")]
+    assert store.human_labels() == {ids[0]: cat.id, ids[1]: dog.id, ids[2]: cat.id}  # nothing reverted
+    # Bob takes his label back; alice's action is undoable again, and reverts only her own labels.
+    assert store.undo("bob#tab7") == 1
+    assert store.label_details()[ids[1]][1] == "alice#tab1"  # her label given back to her, not to bob
+    assert store.undo("alice#tab1") == 3
+    assert store.human_labels() == {}
+
+
+def test_undo_in_one_tab_never_touches_another_tabs_labels(tmp_path: Path) -> None:
+    """Random interleavings of three annotators labeling and undoing: whatever happens, an annotator's undo only
+    ever changes images whose current label that annotator set, and the event log replays to the labels."""
+    store = _store_with_images(tmp_path, 12)
+    classes = [store.add_class(name).id for name in ("a", "b", "c")]
+    ids = [r.id for r in store.readable_images()]
+    rng = np.random.default_rng(0)
+    annotators = ["ann#tab1", "ann#tab2", "ann#cli"]
+    refused = 0
+    for _ in range(300):
+        who = annotators[int(rng.integers(3))]
+        if rng.random() < 0.35:
+            before = store.label_details()
+            try:
+                store.undo(who)
+            except UndoConflict:
+                refused += 1
+                assert store.label_details() == before
+                continue
+            after = store.label_details()
+            for image_id in set(before) | set(after):
+                if before.get(image_id) != after.get(image_id) and image_id in before:
+                    assert before[image_id][1] == who  # only labels this annotator had set were changed
+        else:
+            chosen = rng.choice(ids, size=int(rng.integers(1, 4)), replace=False)
+            store.set_labels([int(i) for i in chosen], classes[int(rng.integers(3))], who)
+    assert refused > 0  # the interleavings did produce conflicts
+    replayed: dict[int, int] = {}
+    for event in reversed(store.history(limit=100_000)):
+        if event["kind"] == "undo" and event["class_id"] is None and event["prev_class_id"] is None:
+            continue  # an undo marker of an action that changed nothing
+        if event["class_id"] is None:
+            replayed.pop(event["image_id"], None)
+        else:
+            replayed[event["image_id"]] = event["class_id"]
+    assert replayed == store.human_labels()
+
+
+def test_annotators_are_validated(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    cat = store.add_class("cat")
+    image = store.readable_images()[0].id
+    for bad in ("", "   ", "a\nb"):
+        with pytest.raises(ValueError, match="annotator"):
+            store.label(image, cat.id, bad)
+    assert store.label(image, cat.id, "alice#3f2a9c")
+    assert store.label_details()[image][1] == "alice#3f2a9c"
+
+
+def test_renaming_a_class_to_a_taken_name_is_a_clear_error(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    cat, dog = store.add_class("cat"), store.add_class("dog")
+    with pytest.raises(ClassNameTaken, match="already called 'cat'"):
+        store.update_class(dog.id, name=" cat ")
+    assert [c.name for c in store.classes()] == ["cat", "dog"]
+    store.update_class(cat.id, name="cat")  # its own name: fine
+    store.update_class(dog.id, name="puppy")
+    assert [c.name for c in store.classes()] == ["cat", "puppy"]
+
+
+# ----------------------------------------------------------------------------------------------- schema and disk
+
+
+def test_a_schema_1_workspace_is_migrated_and_keeps_its_labels(tmp_path: Path) -> None:
+    from labeler.store import database
+
+    db = tmp_path / "labeler.db"
+    with sqlite3.connect(db) as conn:  # what the first release wrote: no owner columns on jobs
+        jobs_1 = (
+            "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+            "status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', error TEXT, "
+            "cancel_requested INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL, "
+            "finished_at REAL);"
+        )
+        schema_1 = re.sub(r"CREATE TABLE IF NOT EXISTS jobs \(.*?\n\);", jobs_1, database._SCHEMA, flags=re.S)
+        schema_1 = re.sub(r"\n\s*prev_(annotator|labeled_at) [^\n]*", "", schema_1)
+        conn.executescript(schema_1)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO images(path, status, row) VALUES ('a.png', 'ok', 0)")
+        conn.execute("INSERT INTO classes(name, created_at) VALUES ('cat', 0)")
+        conn.execute("INSERT INTO labels VALUES (1, 1, 'ann', 0)")
+        conn.execute("INSERT INTO jobs(kind, status, created_at) VALUES ('train', 'running', 0)")
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+        assert "owner_pid" not in columns
+    store = LabelStore(db)
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.human_labels() == {1: 1}
+    assert [job.status for job in store.jobs()] == ["interrupted"]  # no owner: left by the old version
+
+
+def test_a_read_only_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    cat = store.add_class("cat")
+    ids = [r.id for r in store.readable_images()]
+    store.label(ids[0], cat.id, "ann")
+    read_only = LabelStore(store.db_path)
+    read_only.db_path = Path(f"file:{store.db_path}?mode=ro")  # the same file, opened read-only by SQLite
+
+    def connect_read_only(*args: object, **kwargs: object) -> sqlite3.Connection:
+        return _connect(str(read_only.db_path), timeout=1, isolation_level=None, uri=True)
+
+    _connect = sqlite3.connect
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", connect_read_only)
+        with pytest.raises(WorkspaceNotWritable, match="read-only or the disk is full"):
+            read_only.label(ids[1], cat.id, "ann")
+    assert store.human_labels() == {ids[0]: cat.id}
+
+
+def test_a_workspace_that_cannot_be_created_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(WorkspaceNotWritable, match=r"--workspace OTHER_DIR"):
+        LabelStore(tmp_path / "data" / ".labeler" / "labeler.db")

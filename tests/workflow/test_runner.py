@@ -1,23 +1,35 @@
-"""Background jobs: progress recorded, refresh coalesced, a crash leaves every label intact and can be retried."""
+"""Background jobs: progress recorded, refresh coalesced and never lost, a crash leaves every label intact and can
+be retried, and only jobs whose process is gone are shown as interrupted."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labeler.config import Settings
+from labeler.store import jobs as jobs_module
 from labeler.workflow import runner as runner_module
 from labeler.workflow.runner import JobRunner
-from labeler.workflow.state import load_state
+from labeler.workflow.state import is_stale, load_state
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def runner(colour_folder: tuple[Path, dict[str, str]]) -> JobRunner:
+def runner(colour_folder: tuple[Path, dict[str, str]]) -> Iterator[JobRunner]:
     root, _ = colour_folder
     job_runner = JobRunner(Settings(root, n_bootstrap=2))
     job_runner.workspace.import_folder()
-    return job_runner
+    yield job_runner
+    job_runner.close()
 
 
 def _seed(runner: JobRunner) -> None:
@@ -68,14 +80,129 @@ def test_a_crashing_job_leaves_labels_intact_and_can_be_retried(runner: JobRunne
     assert runner.status()[0].status == "done"
 
 
-def test_a_new_runner_marks_jobs_of_a_dead_process_failed(runner: JobRunner) -> None:
-    job_id = runner.store.create_job("train")
-    runner.store.update_job(job_id, status="running")
-    again = JobRunner(runner.settings)
-    job = again.store.job(job_id)
-    assert job is not None
-    assert job.status == "failed"
+def test_a_refresh_requested_as_the_worker_goes_idle_is_not_lost(runner: JobRunner) -> None:
+    """The old runner lost a request arriving after the loop's last check and before its thread ended."""
+    _seed(runner)
+    store = runner.workspace.store
+    late = runner.workspace.records()[10]
+    calls = []
 
+    def request_at_the_worst_moment() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the first pass is done and the worker is about to go idle: a new label arrives
+            store.label(late.id, runner.workspace.classes()[0].id, "ann")
+            runner.request_refresh(compute_map=False)
+
+    runner._before_idle = request_at_the_worst_moment
+    runner.request_refresh(compute_map=False)
+    assert runner.wait("refresh", timeout=60)
+    state = load_state(runner.workspace)
+    assert state is not None
+    assert not is_stale(runner.workspace, state)  # the late label was propagated without another click
+    assert state.source[10] == "human"
+    assert len(calls) == 2
+
+
+def test_wait_honours_its_timeout(runner: JobRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def slow_refresh(*args: object, **kwargs: object) -> None:
+        release.wait(30)
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(runner_module, "refresh", slow_refresh)
+    runner.request_refresh(compute_map=False)
+    started = time.monotonic()
+    assert runner.wait("refresh", timeout=0.3) is False
+    assert time.monotonic() - started < 2.0
+    assert runner.is_running("refresh")
+    release.set()
+    assert runner.wait("refresh", timeout=30)
+    assert runner.status()[0].status == "failed"
+
+
+def test_the_heartbeat_keeps_a_long_job_alive(runner: JobRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "HEARTBEAT_S", 0.05)
+    release = threading.Event()
+
+    def silent_refresh(*args: object, **kwargs: object) -> None:
+        release.wait(30)  # a long step that reports no progress
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(runner_module, "refresh", silent_refresh)
+    runner.request_refresh(compute_map=False)
+    time.sleep(0.3)
+    job = runner.status()[0]
+    first = job.heartbeat_at or 0.0
+    time.sleep(0.3)
+    assert (runner.status()[0].heartbeat_at or 0.0) > first
+    # Even a checker that considers a second of silence stale leaves it running: it beats every 0.05 s.
+    assert runner.store.mark_interrupted_jobs(stale_after_s=1.0) == 0
+    release.set()
+    runner.wait("refresh", timeout=30)
+
+
+_HOLD_A_JOB = """
+import sys, time
+from labeler.store import LabelStore
+store = LabelStore(sys.argv[1])
+job = store.create_job("train")
+store.update_job(job, status="running", message="training in another process")
+print(job, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_new_runner_leaves_live_jobs_of_another_process_alone(runner: JobRunner) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_A_JOB, str(runner.store.db_path)],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert other.stdout is not None
+        job_id = int(other.stdout.readline())
+        again = JobRunner(runner.settings)  # a second app process, or the cache evicting the runner
+        job = again.store.job(job_id)
+        assert job is not None
+        assert job.status == "running"  # live: left alone
+        assert job.owner_pid == other.pid
+        assert again.start_training(epochs=1) == job_id  # no second training beside it
+        other.send_signal(signal.SIGKILL)
+        other.wait(timeout=10)
+        job = again.store.job(job_id)  # read by anyone after the kill: interrupted, never running
+        assert job is not None
+        assert job.status == "interrupted"
+        assert "interrupted" in (job.error or "")
+        again.close()
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
+def test_jobs_with_a_stale_heartbeat_or_no_owner_are_interrupted(runner: JobRunner) -> None:
+    store = runner.store
+    stale = store.create_job("refresh")
+    store.update_job(stale, status="running")
+    legacy = store.create_job("train")
+    live = store.create_job("refresh")
+    with store._write() as conn:
+        old = time.time() - 2 * jobs_module.STALE_AFTER_S
+        conn.execute("UPDATE jobs SET heartbeat_at=?, owner_host='elsewhere' WHERE id=?", (old, stale))
+        conn.execute("UPDATE jobs SET owner_pid=NULL, owner_host=NULL WHERE id=?", (legacy,))
+    assert store.mark_interrupted_jobs() == 2
+    statuses = {job.id: job.status for job in store.jobs()}
+    assert statuses == {stale: "interrupted", legacy: "interrupted", live: "queued"}
+
+
+def test_process_alive_sees_dead_and_zombie_processes() -> None:
+    assert jobs_module.process_alive(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 20
+    while jobs_module.process_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # exited but not yet reaped: a zombie counts as dead
+    assert not jobs_module.process_alive(child.pid)
+    child.wait()
+    assert not jobs_module.process_alive(child.pid)
 
 def test_import_runs_in_the_job_lane_then_refreshes(tmp_path: Path) -> None:
     from conftest import make_colour_folder

@@ -1,0 +1,94 @@
+"""The exported CSV: safe to open in a spreadsheet (no cell runs as a formula) without changing what is stored, and
+correct after the folder changed or the state's representation went away."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from labeler.workflow import export
+from labeler.workflow.refresh import refresh
+from labeler.workflow.state import load_state, save_state
+from labeler.workflow.workspace import Workspace
+
+NASTY = ['=HYPERLINK("http:x").png', "+1.png", "-2.png", "@cmd.png"]
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_formula_like_cells_are_neutralised_in_every_text_column(ws: Workspace, tmp_path: Path) -> None:
+    for name in NASTY:
+        shutil.copy(ws.data_dir / "img_000.png", ws.data_dir / name)
+    ws.import_folder()
+    minus = ws.store.add_class("-1 (minus)")  # class names may start with '-'
+    by_path = {r.path: r.id for r in ws.records()}
+    ws.store.set_labels([by_path["-2.png"], by_path["img_001.png"]], minus.id, "=cmd|' /C calc'!A0")
+    ws.store.set_labels([by_path["img_030.png"]], ws.classes()[1].id, "ann")
+    out = tmp_path / "labels.csv"
+    frame = export.export_frame(ws)
+    export.write_csv(frame, out)
+    rows = {row["path"]: row for row in _read(out)}
+    for name in NASTY:
+        assert "'" + name in rows, name  # shown as text, starting with a quote
+        assert name not in rows
+    human = rows["'-2.png"]
+    assert human["label"] == "'-1 (minus)"
+    assert human["annotator"] == "'=cmd|' /C calc'!A0"
+    assert rows["img_001.png"]["label"] == "'-1 (minus)"
+    formula_start = ("=", "+", "-", "@", "\t", "\r")
+    for row in rows.values():
+        for column, value in row.items():
+            if column in {"confidence", "margin", "entropy", "stability", "umap_x", "umap_y"}:
+                continue  # numbers (a negative coordinate is a number, not a formula)
+            assert not value.startswith(formula_start), (column, value)
+    # Stored data and the frame the pages show are unchanged: only the CSV bytes are neutralised.
+    assert ws.store.image_by_path("-2.png") is not None
+    assert [c.name for c in ws.classes()][-1] == "-1 (minus)"
+    assert ws.store.label_details()[by_path["-2.png"]][1] == "=cmd|' /C calc'!A0"
+    assert "-2.png" in set(frame["path"])
+
+
+def test_numbers_stay_numbers_and_the_quote_round_trips() -> None:
+    frame = pd.DataFrame({"path": ["-2.png", "a.png"], "umap_x": [-1.5, 2.0], "label": ["", "+x"]})
+    text = export.to_csv_bytes(frame).decode()
+    assert text.splitlines() == ["path,umap_x,label", "'-2.png,-1.5,", "a.png,2.0,'+x"]
+    assert export.restore_formula("'-2.png") == "-2.png"
+    assert export.restore_formula("'quoted.png") == "'quoted.png"  # a real leading quote is kept
+    assert export.neutralise_formula(-3) == -3
+
+
+def test_export_after_a_rescan_uses_the_current_images(ws: Workspace, tmp_path: Path) -> None:
+    records = ws.records()
+    ws.store.set_labels([records[0].id], ws.classes()[0].id, "ann")
+    ws.store.set_labels([records[30].id], ws.classes()[1].id, "ann")
+    ws.store.set_labels([records[60].id], ws.classes()[2].id, "ann")
+    refresh(ws, compute_map=False)
+    shutil.copy(ws.data_dir / "img_031.png", ws.data_dir / "aaa_new.png")  # sorts first: every row moves
+    (ws.data_dir / "img_089.png").unlink()
+    ws.import_folder()
+    frame = export.export_frame(ws)
+    rows = frame.set_index("path")
+    assert "img_089.png" not in rows.index  # missing files are left out (their labels stay in the store)
+    assert rows.loc["aaa_new.png", "label"] == "green"  # propagated on the current images
+    assert rows.loc["img_000.png", "source"] == "human"
+    assert (frame["source"] == "propagated").sum() == len(ws.records()) - 3
+
+
+def test_export_when_the_states_representation_is_gone(ws: Workspace) -> None:
+    records = ws.records()
+    for i, info in zip((0, 1, 30, 31), (0, 0, 1, 1), strict=True):
+        ws.store.set_labels([records[i].id], ws.classes()[info].id, "ann")
+    state = refresh(ws, compute_map=False)
+    save_state(ws, dataclasses.replace(state, embedding_key="simclr-of-an-encoder-since-deleted"))
+    frame = export.export_frame(ws)  # graph_for_state raised LookupError here
+    assert (frame["source"] == "human").sum() == 4
+    reloaded = load_state(ws)
+    assert reloaded is not None
+    assert reloaded.embedding_key != "simclr-of-an-encoder-since-deleted"
