@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from labeler.io import scan as scan_module
 from labeler.io.caches import build_image_caches
 from labeler.io.scan import scan_images
 
@@ -60,13 +61,13 @@ def main() -> None:
             maker(folder)
             rels = [s.path for s in scan_images(folder)]
             for workers_label, threshold in [("loop", 1 << 62), ("2 threads", -1)]:
-                _THREADS_ABOVE_BYTES = threshold  # benchmark only: force one strategy
+                scan_module._THREADS_ABOVE_BYTES = threshold  # benchmark only: force one strategy
                 scan = best_of(partial(scan_images, folder))
-                build = best_of(partial(build_image_caches, folder, rels, 96, 32))
+                build = best_of(partial(build_image_caches, folder, rels, Path(tmp) / "thumbs.npy", Path(tmp) / "train.npy", 96, 32))
                 rows.append(f"| {name} | {workers_label} | {scan:.2f} | {build:.2f} |")
     text = "\n".join(
         [
-            "# Decoding speed (labeler.data)",
+            "# Decoding speed (labeler.io.scan, labeler.io.caches)",
             "",
             f"{date.today()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
             "best of 3; thumbnails 96 px, training images 32 px. The machine had 2 cores, shared with other work.",
