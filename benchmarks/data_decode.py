@@ -63,7 +63,8 @@ def main() -> None:
             for workers_label, threshold in [("loop", 1 << 62), ("2 threads", -1)]:
                 scan_module._THREADS_ABOVE_BYTES = threshold  # benchmark only: force one strategy
                 scan = best_of(partial(scan_images, folder))
-                build = best_of(partial(build_image_caches, folder, rels, Path(tmp) / "thumbs.npy", Path(tmp) / "train.npy", 96, 32))
+                caches = (Path(tmp) / "thumbs.npy", Path(tmp) / "train.npy")
+                build = best_of(partial(build_image_caches, folder, rels, *caches, 96, 32))
                 rows.append(f"| {name} | {workers_label} | {scan:.2f} | {build:.2f} |")
     text = "\n".join(
         [
