@@ -362,13 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotator", default=None, help="whose action to revert (default: USER#cli)")
     p.set_defaults(func=cmd_undo)
 
-    p = add("status", "images, labels, propagation and jobs of a workspace")
+    p = add("status", "images, labels, propagation, how good the labels are, whether to stop, and jobs")
     p.set_defaults(func=cmd_status)
 
     p = add("export", "write the fully labeled CSV")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--min-confidence", type=float, default=None,
-                   help="propagated rows below this keep their label but are flagged below-threshold")
+                   help="propagated rows whose confidence (calibrated probability that the label is right) is below "
+                   "this keep their label but are flagged below-threshold")
     p.add_argument("--ground-truth", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 

@@ -131,15 +131,11 @@ def live_status() -> None:
     col_h.metric("Human", counts["human"])
     col_p.metric("Propagated", counts["propagated"])
     col_n.metric("Unreached", counts["none"])
-    estimate = report.accuracy_estimate(ws)
-    if estimate is None:
-        col_a.metric("Estimated accuracy", "—", help="Audit a few propagated images on the Review page.")
-    else:
-        col_a.metric(
-            "Estimated accuracy",
-            f"{estimate['accuracy']:.0%}",
-            help=f"95% interval {estimate['low']:.0%}–{estimate['high']:.0%} from {estimate['n']} blind audits",
-        )
+    headline = report.headline(ws)
+    col_a.metric("Estimated accuracy", headline["value"], help=headline["detail"])
+    st.caption(headline["detail"])
+    verdict = report.stopping(ws)
+    (st.success if verdict["stop"] else st.info)(verdict["text"])
     st.subheader("Background jobs")
     jobs_panel.render_jobs(ws)
 

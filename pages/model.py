@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeler.workflow import report
 from pages.shared import figures, jobs_panel, model_view, session, text
 
 ws = session.require_images()
@@ -55,10 +56,11 @@ if state is None:
 else:
     st.markdown(f"**{text.plain(state.representation)}** — {text.plain(state.representation_reason)}")
     if state.representation_scores:
-        st.dataframe(
-            [{"representation": k, "leave-one-out accuracy": v} for k, v in state.representation_scores.items()],
-            hide_index=True,
-        )
+        st.dataframe(report.representation_rows(state), hide_index=True)
+    selection = report.selection_estimate(state)
+    if selection:
+        st.metric("Expected accuracy after choosing the representation", selection["value"], help=selection["detail"])
+        st.caption(text.plain(selection["detail"]))
     diagnostics = model_view.cached_loo_diagnostics(ws, state)
     if diagnostics:
         st.subheader("Propagation against a supervised-only baseline")
@@ -68,6 +70,8 @@ else:
         col_prop, col_base = st.columns(2)
         col_prop.metric("Propagation (LOO)", text.percent(diagnostics.get("propagation")))
         col_base.metric("Supervised only (LOO)", text.percent(diagnostics.get("supervised")))
+        col_prop.caption(diagnostics["propagation_detail"])
+        col_base.caption(diagnostics["supervised_detail"])
     teaching = model_view.teaching(ws, state)
     if teaching:
         st.subheader("Teaching mode")

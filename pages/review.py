@@ -106,28 +106,26 @@ with tab_audit:
             for info in classes:
                 st.button(text.plain(info.name), key=f"audit_{info.id}", on_click=queues.submit_audit,
                           args=(ws, state, row, info.id))
-    estimate = report.accuracy_estimate(ws)
-    if estimate is None:
-        st.metric("Estimated accuracy of propagated labels", "—", help="Audit a few images to estimate it.")
-    else:
-        st.metric("Estimated accuracy of propagated labels", f"{estimate['accuracy']:.1%}",
-                  help=f"95% Wilson interval from {estimate['n']} audits")
-        st.caption(f"95% interval {estimate['low']:.1%} – {estimate['high']:.1%} from {estimate['n']} blind audits")
+    headline = report.headline(ws, state)
+    estimate = headline["estimate"]
+    st.metric("Estimated accuracy of propagated labels", headline["value"], help=headline["detail"])
+    st.caption(headline["detail"])
+    if estimate is not None:
         truth = model_view.teaching(ws, state)
         if truth is not None and truth["accuracy"] is not None:
             st.caption(f"Teaching mode: true accuracy {truth['accuracy']:.1%} (from the ground truth, never shown "
                        "as labels)")
-        if estimate.get("per_class"):
+        if estimate["per_class"]:
             st.dataframe(estimate["per_class"], hide_index=True)
-        table = estimate.get("reliability")
+        if estimate["per_class_note"]:
+            st.caption(text.plain(estimate["per_class_note"]))
+        table = report.reliability(ws, state)
         if table:
             st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
                                                        table.get("low"), table.get("high")), key="reliability")
-        target = st.slider("Target precision", 0.5, 0.999, value=float(ws.settings.target_precision), step=0.005,
-                           key="target_precision")
-        threshold = report.threshold_for(ws, target)
-        if threshold is None:
-            st.caption("Not enough audits to reach that precision with confidence yet.")
-        else:
-            st.success(f"Keep propagated labels with confidence ≥ {threshold:.2f} to reach about {target:.1%} "
-                       "precision (use it on the Export page).")
+            st.caption(table["note"])
+    target = st.slider("Target precision", 0.5, 0.999, value=float(ws.settings.target_precision), step=0.005,
+                       key="target_precision")
+    choice = report.threshold_choice(ws, target, state)
+    if choice is not None:
+        (st.success if choice["threshold"] is not None else st.caption)(choice["text"])

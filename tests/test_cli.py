@@ -202,3 +202,31 @@ def test_an_exported_csv_labels_back_in(colour_folder: tuple[Path, dict[str, str
     labels = {r.path: names[ws.store.human_labels()[r.id]] for r in ws.records() if r.id in ws.store.human_labels()}
     assert labels["-2.png"] == "-1"
     assert "'-1" not in names.values()
+
+
+def test_status_shows_the_audit_interval_and_the_stopping_verdict(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labeler.config import Settings
+    from labeler.workflow.workspace import Workspace
+
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    assert main(["status", str(root)]) == 0
+    assert "accuracy: Not enough audits yet (0 of 10)" in capsys.readouterr().out
+    ws = Workspace.open(Settings(root))
+    classes = {c.name: c.id for c in ws.classes()}
+    for record in ws.records()[1:13]:  # twelve blind answers, all right
+        ws.store.record_audit(record.id, classes[truth[record.path]], None, None, "tester")
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy: 100% of propagated labels are right (95% interval 76%–100%, 12 blind audits)" in out
+    assert "stopping: Keep going. Not enough audits yet (12 of at least 30)" in out
+    assert "run `labeler propagate`" in out  # the answers are calibration evidence too
+    assert main(["propagate", str(root)]) == 0
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "confidence calibrated from 12 answers (0 leave-one-out predictions of human labels, 12 blind audits)" in out

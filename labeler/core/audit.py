@@ -1,4 +1,6 @@
-"""Random audit of propagated labels: sampling, accuracy estimate with Wilson intervals, reliability, threshold.
+"""Random audit of propagated labels: sampling and the accuracy estimate with Wilson intervals.
+
+The interval itself, the reliability curve and the threshold picker live in :mod:`labeler.core.calibrate`.
 
 The audit sample is drawn from propagated images only and labeled blind (the propagated label hidden), so it is
 an unbiased sample of the labels the tool produced; human seeds are never part of the estimate.
@@ -13,25 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-Z_95 = 1.959963984540054  # two-sided 95% normal quantile
-
-
-def wilson_interval(successes: float, n: float, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927).
-
-    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0/n and n/n, which is exactly where
-    small audits land. ``n == 0`` gives the uninformative (0, 1). Accepts non-integer counts (effective sample sizes).
-    """
-    if n < 0 or successes < 0 or successes > n:
-        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+from labeler.core.calibrate import wilson_interval
 
 
 def audit_sample(
@@ -127,64 +111,3 @@ def audit_estimate(
         c_rate, c_lo, c_hi = _weighted_rate(correct[mask], w[mask])
         per_class[c] = (c_rate, c_lo, c_hi, int(mask.sum()))
     return AuditEstimate(accuracy=rate, interval=(lo, hi), n=int(true.shape[0]), per_class=per_class)
-
-
-@dataclass(frozen=True)
-class ReliabilityRow:
-    """One confidence bin of a reliability table."""
-
-    bin_lo: float
-    bin_hi: float
-    n: int
-    accuracy: float
-    mean_confidence: float
-    lo: float  # Wilson 95% interval of the accuracy
-    hi: float
-
-
-def reliability_table(confidence: NDArray[Any], correct: NDArray[Any], n_bins: int = 10) -> list[ReliabilityRow]:
-    """Observed accuracy per equal-width confidence bin on [0, 1] (empty bins omitted).
-
-    A calibrated model has ``accuracy ~= mean_confidence`` in every row.
-    """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=bool)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        mask = which == b
-        m = int(mask.sum())
-        if m == 0:
-            continue
-        k = int(correct[mask].sum())
-        lo, hi = wilson_interval(k, m)
-        rows.append(ReliabilityRow(edges[b], edges[b + 1], m, k / m, float(confidence[mask].mean()), lo, hi))
-    return rows
-
-
-def threshold_for_precision(
-    confidence: NDArray[Any], correct: NDArray[Any], target: float = 0.95, *, conservative: bool = True
-) -> float | None:
-    """Smallest confidence threshold whose audited precision reaches ``target``.
-
-    Among audited images with confidence >= t, precision is the share correct. With ``conservative=True`` (default)
-    the lower 95% Wilson bound must reach the target, so a handful of lucky audits cannot promise 95%; with
-    ``False`` the point estimate must. Returns None when no threshold qualifies.
-    """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=bool)
-    order = np.argsort(-confidence, kind="stable")
-    conf_sorted, correct_sorted = confidence[order], correct[order]
-    n_above = np.arange(1, conf_sorted.size + 1)
-    k_above = np.cumsum(correct_sorted)
-    best = None
-    for j in range(conf_sorted.size):
-        # Only the last position of a run of equal confidences is a real threshold.
-        if j + 1 < conf_sorted.size and conf_sorted[j + 1] == conf_sorted[j]:
-            continue
-        k, m = int(k_above[j]), int(n_above[j])
-        value = wilson_interval(k, m)[0] if conservative else k / m
-        if value >= target:
-            best = float(conf_sorted[j])
-    return best

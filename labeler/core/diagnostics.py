@@ -8,6 +8,7 @@ embeddings shows whether the graph earns its complexity. The same score ranks ca
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 from sklearn.preprocessing import normalize
 
+from labeler.core.calibrate import SelectionEstimate, nested_selection_accuracy
 from labeler.core.graph import affinity_from_knn, knn_graph
 from labeler.core.propagate import check_labels, make_solver, normalized_affinity, one_hot
 
@@ -81,16 +83,24 @@ def loo_scores(
     return seeds, loo_label, loo_proba
 
 
-def loo_accuracy(W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int, *, alpha: float = 0.99) -> float:
-    """Share of human labels that label spreading from the other human labels reproduces.
+def loo_correct(W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int, *, alpha: float = 0.99
+                ) -> NDArray[np.bool_]:
+    """Whether label spreading from the other human labels reproduces each human label.
 
-    A seed no other seed reaches counts as wrong. NaN when there are no labels.
+    Returns a bool array of shape (n_seeds,), in the order of ``np.flatnonzero(y >= 0)``; a seed no other seed
+    reaches counts as wrong.
     """
-    _, loo_label, _ = loo_scores(W, y, n_classes, alpha=alpha)
-    y = np.asarray(y)
-    if loo_label.size == 0:
-        return float("nan")
-    return float(np.mean(loo_label == y[y >= 0]))
+    seeds, loo_label, _ = loo_scores(W, y, n_classes, alpha=alpha)
+    return np.asarray(loo_label == np.asarray(y)[seeds])
+
+
+def loo_accuracy(W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int, *, alpha: float = 0.99) -> float:
+    """Share of human labels that label spreading from the other human labels reproduces (:func:`loo_correct`).
+
+    NaN when there are no labels.
+    """
+    correct = loo_correct(W, y, n_classes, alpha=alpha)
+    return float(np.mean(correct)) if correct.size else float("nan")
 
 
 def supervised_baseline_loo(X: NDArray[Any], y: NDArray[Any], *, random_state: int = 0) -> float:
@@ -141,10 +151,12 @@ def compare_representations(
     n_neighbors: int = 15,
     alpha: float = 0.99,
     graphs: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
-    """Leave-one-out propagation accuracy of the same human labels on each representation's own kNN graph.
+) -> dict[str, NDArray[np.bool_]]:
+    """Leave-one-out propagation of the same human labels on each representation's own kNN graph.
 
-    The representation with the highest score is the one whose graph best agrees with the person's labels.
+    Returns, per representation, :func:`loo_correct` (bool array of shape (n_seeds,), the same labels in the same
+    order for every representation); its mean is the leave-one-out accuracy. The representation with the highest
+    accuracy is the one whose graph best agrees with the person's labels.
 
     Parameters
     ----------
@@ -154,15 +166,15 @@ def compare_representations(
         100,000 images is most of the cost. Representations not in it get a new kNN graph.
     """
     graphs = graphs or {}
-    scores = {}
+    correct = {}
     for name, X in reps.items():
         W = graphs.get(name)
         if W is None:
             W = knn_graph(X, n_neighbors)
         elif isinstance(W, tuple):
             W = affinity_from_knn(*W)
-        scores[name] = loo_accuracy(W, y, n_classes, alpha=alpha)
-    return scores
+        correct[name] = loo_correct(W, y, n_classes, alpha=alpha)
+    return correct
 
 
 def accuracy_against_truth(
@@ -205,6 +217,27 @@ def loo_measurable(y: NDArray[Any], n_classes: int) -> bool:
     return int(np.sum(per_class >= 2)) >= 2
 
 
+@dataclass(frozen=True)
+class RepresentationChoice:
+    """The representation to propagate on, and what the choice rests on.
+
+    Attributes
+    ----------
+    name : the chosen representation
+    scores : leave-one-out propagation accuracy of every candidate (empty when nothing was measured)
+    reason : why, in words
+    loo_correct : per candidate, whether leave-one-out reproduces each human label (empty when nothing was measured)
+    selection : the accuracy to expect from choosing this way, corrected for the choice (nested leave-one-out, see
+        :func:`labeler.core.calibrate.nested_selection_accuracy`); None when there was no choice to make
+    """
+
+    name: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    loo_correct: dict[str, NDArray[np.bool_]] = field(default_factory=dict)
+    selection: SelectionEstimate | None = None
+
+
 def choose_representation(
     reps: dict[str, NDArray[Any]],
     y: NDArray[Any],
@@ -214,32 +247,41 @@ def choose_representation(
     n_neighbors: int = 15,
     alpha: float = 0.99,
     graphs: Mapping[str, Any] | None = None,
-) -> tuple[str, dict[str, float], str]:
-    """The representation to propagate on: ``(name, leave-one-out scores, reason)``.
+) -> RepresentationChoice:
+    """The representation to propagate on, chosen by leave-one-out propagation accuracy on the human labels.
 
-    Chosen by leave-one-out propagation accuracy on the human labels. ``preferred`` (the trained encoder once
-    there is one, else the instant baseline) is kept where that cannot be measured yet (fewer than two classes
-    with two labels each), and unless another representation beats it by more than one standard error of its
-    score: with a few dozen labels, smaller differences are noise (``benchmarks/results/quality.md``).
-    ``graphs`` passes prebuilt graphs on to :func:`compare_representations`.
+    ``preferred`` (the trained encoder once there is one, else the instant baseline) is kept where that cannot be
+    measured yet (fewer than two classes with two labels each), and unless another representation beats it by more
+    than one standard error of its score: with a few dozen labels, smaller differences are noise
+    (``benchmarks/results/quality.md``). The winner's own score is optimistic (it is the best of several noisy
+    estimates); ``selection`` is the estimate corrected for the choice, by the same rule. ``graphs`` passes prebuilt
+    graphs on to :func:`compare_representations`.
     """
     if preferred not in reps:
         raise ValueError(f"preferred representation {preferred!r} is not among {sorted(reps)}")
     if len(reps) == 1:
-        return preferred, {}, "the only representation available (no trained encoder yet)"
+        return RepresentationChoice(preferred, reason="the only representation available (no trained encoder yet)")
     if not loo_measurable(y, n_classes):
-        return preferred, {}, (
+        return RepresentationChoice(preferred, reason=(
             f"{preferred}: too few labels to compare representations yet (needs two classes with two labels each)"
-        )
-    scores = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha, graphs=graphs)
+        ))
+    correct = compare_representations(reps, y, n_classes, n_neighbors=n_neighbors, alpha=alpha, graphs=graphs)
+    scores = {name: float(np.mean(v)) for name, v in correct.items()}
+    selection = nested_selection_accuracy(correct, preferred=preferred, min_gain_se=1.0)
     n_labels = int(np.sum(np.asarray(y) >= 0))
     p = scores[preferred]
     standard_error = float(np.sqrt(max(p * (1 - p), 0.25 / n_labels) / n_labels))
     best = max(scores, key=lambda name: (scores[name], name == preferred))
     listed = ", ".join(f"{name} {score:.3f}" for name, score in sorted(scores.items()))
+    corrected = (f"; expected accuracy after this choice {selection.accuracy:.3f} (95% interval "
+                 f"{selection.interval[0]:.3f}-{selection.interval[1]:.3f}, selection-corrected by nested "
+                 "leave-one-out)")
     if best != preferred and scores[best] - p <= standard_error:
-        return preferred, scores, (
+        return RepresentationChoice(preferred, scores, (
             f"{preferred} kept: no representation beats it by more than one standard error ({standard_error:.3f}) "
-            f"of leave-one-out accuracy on {n_labels} human labels: {listed}"
-        )
-    return best, scores, f"highest leave-one-out propagation accuracy on {n_labels} human labels: {listed}"
+            f"of leave-one-out accuracy on {n_labels} human labels: {listed}{corrected}"
+        ), correct, selection)
+    return RepresentationChoice(
+        best, scores, f"highest leave-one-out propagation accuracy on {n_labels} human labels: {listed}{corrected}",
+        correct, selection,
+    )

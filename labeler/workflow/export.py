@@ -16,7 +16,7 @@ from labeler.workflow.workspace import Workspace
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 COLUMNS = [
-    "path", "label", "source", "confidence", "margin", "entropy", "stability", "flagged",
+    "path", "label", "source", "confidence", "score", "margin", "entropy", "stability", "flagged",
     "annotator", "labeled_at", "umap_x", "umap_y", "embedding",
 ]
 
@@ -35,6 +35,8 @@ def export_frame(
     ``source`` is human (labeled by a person), audited (answered blind in the random audit), propagated, none
     (no seed reaches it) or unreadable. Below ``min_confidence`` propagated rows keep their label and are flagged
     ``below-threshold``. Propagation is brought up to date first when labels changed since it last ran.
+    ``confidence`` is the calibrated probability that the label is right (what ``min_confidence`` compares with);
+    ``score`` the raw spreading score, for ranking.
     """
     if state is None:
         state = load_state(ws)
@@ -81,6 +83,7 @@ def export_frame(
         else:
             row["source"] = "none"
         if state is not None and i is not None:
+            row["score"] = round(float(state.score[i]), 6)  # raw spreading score: ranks, is not a probability
             row.update(margin=round(float(state.margin[i]), 6), entropy=round(float(state.entropy[i]), 6),
                        stability=round(float(state.stability[i]), 6), embedding=state.representation)
             if bool(state.new_class[i]) and row["source"] != "human":

@@ -69,7 +69,7 @@ def curve_point(ws: Workspace, state: PipelineState) -> dict[str, Any] | None:
     if truth is None:
         return None
     point = true_accuracy(state, truth)
-    estimate = report.accuracy_estimate(ws)
+    estimate = report.accuracy_estimate(ws, state)
     point["audit"] = None if estimate is None else {k: estimate[k] for k in ("accuracy", "low", "high", "n")}
     point.update(labels_version=int(state.labels_version), embedding_key=state.embedding_key,
                  representation=state.representation, at=float(state.computed_at or time.time()))
@@ -136,4 +136,4 @@ def teaching_report(ws: Workspace, state: PipelineState) -> dict[str, Any] | Non
         return None
     now = true_accuracy(state, truth)
     return {"accuracy": now["accuracy"], "n": now["n_evaluated"], "coverage": now["coverage"],
-            "estimate": report.accuracy_estimate(ws), "curve": curve_series(load_curve(ws))}
+            "estimate": report.accuracy_estimate(ws, state), "curve": curve_series(load_curve(ws))}

@@ -1,24 +1,36 @@
-"""Refresh: representation -> shared kNN graph -> label spreading -> map, saved as the workspace's state.
+"""Refresh: representation -> shared kNN graph -> label spreading -> calibration -> map, saved as the workspace's
+state.
 
-A new label re-runs only propagation (warm-started); everything else comes from the caches.
+A new label re-runs only propagation (warm-started) and the calibration; everything else comes from the caches.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 import numpy as np
 
 from labeler.core import graph, propagate, review
+from labeler.core.stopping import changed_fraction
 from labeler.io.artifacts import (
     load_json,
+    load_npz,
     save_json_atomic,
+    save_npz_atomic,
 )
 from labeler.progress import Progress, quiet
-from labeler.workflow import learning_curve
+from labeler.workflow import calibration, learning_curve
 from labeler.workflow.garbage import collect_garbage
-from labeler.workflow.representations import graph_for_state, knn_for, map_for, representations, select_representation
+from labeler.workflow.representations import (
+    graph_for_state,
+    knn_for,
+    map_for,
+    representations,
+    select_representation,
+    selection_record,
+)
 from labeler.workflow.state import PipelineState, cached_map, load_state, save_state, state_dir
 from labeler.workflow.workspace import Workspace
 
@@ -38,7 +50,8 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     y = ws.human_label_vector(records)
     n_classes = len(classes)
     reps = representations(ws, progress, records)
-    name, scores, reason = select_representation(ws, reps, y, n_classes)
+    choice = select_representation(ws, reps, y, n_classes)
+    name = choice.name
     rep = reps[name]
     progress(0.3, f"kNN graph ({name})")
     indices, distances = knn_for(ws, rep)
@@ -66,6 +79,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     # that measure stability (ten more solves, seconds at 100,000 images) follow and are saved after.
     result = spread(0, warm)
     new_class = review.possible_new_class(W, y) if n_classes else np.zeros(len(records), dtype=bool)
+    score = np.asarray(result.confidence, dtype=np.float64)
     state = PipelineState(
         image_ids=np.array([r.id for r in records], dtype=np.int64),
         paths=[r.path for r in records],
@@ -74,7 +88,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         class_colours=[c.colour for c in classes],
         label=np.asarray(result.label, dtype=np.int64),
         source=result.source_names().astype(str),
-        confidence=np.asarray(result.confidence, dtype=np.float64),
+        confidence=score.copy(),
         margin=np.asarray(result.margin, dtype=np.float64),
         entropy=np.asarray(result.entropy, dtype=np.float64),
         stability=np.asarray(result.stability, dtype=np.float64),
@@ -83,23 +97,32 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         new_class=np.asarray(new_class, dtype=bool),
         representation=name,
         embedding_key=rep.key,
-        representation_scores=scores,
-        representation_reason=reason,
+        representation_scores=choice.scores,
+        representation_reason=choice.reason,
         labels_version=labels_version,
         computed_at=time.time(),
+        score=score,
+        representation_selection=selection_record(choice.selection),
     )
     if previous is not None and np.array_equal(previous.image_ids, state.image_ids):
         # Until the re-runs end, an image keeps its last measured stability (one label seldom moves it far).
         state.stability = np.where(np.isnan(state.stability), previous.stability, state.stability)
+    track_label_batches(ws, state)
     if compute_map:
         state.umap = map_for(ws, rep, progress)
     else:
         state.umap = cached_map(ws, rep.key)
+    same_graph = (previous is not None and previous.embedding_key == state.embedding_key
+                  and previous.class_ids == state.class_ids and np.array_equal(previous.image_ids, state.image_ids))
     if settings.n_bootstrap > 0:
+        # Saved at once with a provisional calibration, refitted on the last evidence (no solve).
+        calibration.calibrate_state(ws, state, W, previous if same_graph else None)
         save_state(ws, state)
         progress(0.7, "measuring stability (bootstrap re-runs)")
         # Warm-started from the solution just found, the full solve returns at once; only stability is new.
         state.stability = np.asarray(spread(settings.n_bootstrap, result.scores).stability, dtype=np.float64)
+    progress(0.9, "calibrating confidence")
+    calibration.calibrate_state(ws, state, W)  # on the new labels' leave-one-out predictions and every audit
     save_state(ws, state)
     collect_garbage(ws)  # caches of older images or encoders can never be read again
     if settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
@@ -123,3 +146,40 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
         found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
     save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
     return found
+
+
+# The stopping rule compares the labels before and after each batch of this many changed human labels (so the verdict
+# does not depend on how often the app happens to refresh), and looks at the last few batches.
+BATCH_LABELS = 10
+KEEP_BATCHES = 3
+
+
+def track_label_batches(ws: Workspace, state: PipelineState) -> None:
+    """Fill ``state.recent_changes`` and ``state.recent_batch_sizes`` for the stopping rule (in place).
+
+    The labels at the start of the current batch are kept in the workspace; once ``BATCH_LABELS`` human labels
+    differ from then, the share of propagated labels that changed is appended and a new batch starts. A new
+    representation, class list or image set starts the history afresh: earlier batches measured another graph.
+    """
+    path = state_dir(ws) / "label_batches.npz"
+    y = calibration.human_labels(state)
+    digest = hashlib.sha1(np.asarray(state.image_ids, dtype=np.int64).tobytes()).hexdigest()
+    key = f"{state.embedding_key}:{state.class_ids}:{digest}"
+    try:
+        start = load_npz(path)
+        if str(start["key"]) != key:
+            raise KeyError("another graph")
+        changes, sizes = start["changes"], start["sizes"]
+    except (OSError, ValueError, KeyError):
+        start = None
+        changes, sizes = np.zeros(0), np.zeros(0, dtype=np.int64)
+    n_changed = 0 if start is None else int(np.sum(start["y"] != y))
+    if start is None or n_changed >= BATCH_LABELS:
+        if start is not None:
+            moved = changed_fraction(start["label"], state.label, state.source == "propagated")
+            changes = np.append(changes, moved)[-KEEP_BATCHES:]
+            sizes = np.append(sizes, n_changed)[-KEEP_BATCHES:]
+        save_npz_atomic(path, {"key": np.array(key), "y": y, "label": state.label, "changes": changes,
+                               "sizes": sizes})
+    state.recent_changes = np.asarray(changes, dtype=np.float64)
+    state.recent_batch_sizes = np.asarray(sizes, dtype=np.int64)

@@ -1,8 +1,10 @@
-"""How good the labels are, in numbers: counts, the blind-audit accuracy estimate and the threshold it suggests,
-and the leave-one-out diagnostics of propagation against a supervised-only baseline.
+"""How good the labels are, in numbers, each with its uncertainty: counts, the blind audit's estimate of the
+propagated labels' accuracy (compared with their labels now), the reliability of the calibrated confidence, the
+threshold for a target precision, the stopping verdict, and the leave-one-out diagnostics of propagation against a
+supervised-only baseline and of the representation choice.
 
-Everything is read from the workspace (the store is the source of truth) and returned as plain values for the
-pages and the CLI to show.
+Everything is read from the workspace (the store is the source of truth) and returned as plain values and ready-made
+sentences for the pages and the CLI to show.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import numpy as np
 
 from labeler.core import audit
 from labeler.core import diagnostics as diag
+from labeler.core.calibrate import (
+    calibration_features,
+    expected_calibration_error,
+    pick_threshold,
+    reliability_curve,
+    wilson_interval,
+)
+from labeler.core.stopping import stopping_verdict
+from labeler.workflow import calibration
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState, current_state, is_stale, load_state
 from labeler.workflow.training import trained_checkpoint
@@ -45,60 +56,203 @@ def dataset_summary(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def audit_pairs(ws: Workspace) -> tuple[list[int], list[int], list[float]]:
-    """(answers, propagated labels, confidences) of the stored blind audits, as class ids, oldest first.
+# Fewest blind audits behind a headline accuracy, overall or for one class: fewer say too little (with 10, a 95 %
+# Wilson interval is still about +-0.15 wide around 80 %).
+MIN_AUDITS = 10
 
-    Audits of images that had no propagated label (``predicted_class_id`` NULL) say nothing about propagated
-    accuracy and are left out.
+
+def audit_pairs(ws: Workspace, state: PipelineState | None = None) -> tuple[list[int], list[int], list[float]]:
+    """(answers, current labels, calibrated confidences) of the stored blind audits, as class ids, oldest first.
+
+    Each answer is compared with the label its image has in ``state`` (default: the current propagation) now, not
+    with the label it had when audited. Audits of images not propagated now (labeled by a person since, or unreached)
+    say nothing about propagated labels and are left out.
     """
-    rows = [a for a in ws.store.audits() if a["predicted_class_id"] is not None]
-    return ([int(a["class_id"]) for a in rows], [int(a["predicted_class_id"]) for a in rows],
-            [float(a["confidence"] or 0.0) for a in rows])
+    state = current_state(ws) if state is None else state
+    if state is None:
+        return [], [], []
+    rows, answers = calibration.audited_rows(ws, state)
+    return ([state.class_ids[int(a)] for a in answers], [state.class_ids[int(state.label[r])] for r in rows],
+            [float(state.confidence[r]) for r in rows])
 
 
-def accuracy_estimate(ws: Workspace) -> dict[str, Any] | None:
-    """The blind-audit estimate of the propagated labels' accuracy; None before any audit.
+def _interval_text(low: float, high: float, n: int, what: str) -> str:
+    return f"95% interval {low:.0%}–{high:.0%}, {n} {what}"
+
+
+def accuracy_estimate(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:
+    """The blind-audit estimate of the propagated labels' accuracy now; None before any usable audit.
 
     Returns
     -------
-    {"accuracy", "low", "high" (95% Wilson interval), "n" (audits),
-     "per_class": [{"class", "audited", "precision", "95% low", "95% high"}] for classes with audits,
-     "reliability": {"confidence", "accuracy", "count", "low", "high"}: one entry per non-empty confidence bin}
+    {"accuracy", "low", "high" (95% Wilson interval), "n" (audits), "enough" (at least ``MIN_AUDITS``),
+     "per_class": [{"class", "audited", "precision", "95% low", "95% high"}] for classes (by current label) with at
+     least ``MIN_AUDITS`` audits, "per_class_note": which classes have too few for their own estimate}
     """
-    true, predicted, confidence = audit_pairs(ws)
-    if not true:
+    state = current_state(ws) if state is None else state
+    if state is None:
         return None
-    classes = ws.store.classes()
-    estimate = audit.audit_estimate(true, predicted, [c.id for c in classes])
-    correct = np.equal(true, predicted)
-    table = audit.reliability_table(np.asarray(confidence), correct)
-    per_class = [
-        {"class": c.name, "audited": estimate.per_class[c.id][3], "precision": estimate.per_class[c.id][0],
-         "95% low": estimate.per_class[c.id][1], "95% high": estimate.per_class[c.id][2]}
-        for c in classes if estimate.per_class[c.id][3] > 0
-    ]
+    rows, answers = calibration.audited_rows(ws, state)
+    if rows.size == 0:
+        return None
+    estimate = audit.audit_estimate(answers, state.label[rows], range(len(state.class_names)))
+    per_class = []
+    few = []
+    for k, name in enumerate(state.class_names):
+        precision, c_low, c_high, m = estimate.per_class[k]
+        if m >= MIN_AUDITS:
+            per_class.append({"class": name, "audited": m, "precision": precision, "95% low": c_low,
+                              "95% high": c_high})
+        elif m > 0:
+            few.append(f"{name} ({m})")
+    note = (f"Too few audits for a per-class estimate (fewer than {MIN_AUDITS}): {', '.join(few)}." if few else "")
+    low, high = estimate.interval
+    return {"accuracy": estimate.accuracy, "low": low, "high": high, "n": estimate.n,
+            "enough": bool(estimate.n >= MIN_AUDITS), "per_class": per_class, "per_class_note": note}
+
+
+def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any]:
+    """How good are my labels, ready to show: {"value": "92%" or "—", "detail": one sentence, "estimate":
+    :func:`accuracy_estimate`}. The value stays "—" ("not enough audits yet") below ``MIN_AUDITS`` audits."""
+    estimate = accuracy_estimate(ws, state)
+    n = 0 if estimate is None else estimate["n"]
+    if estimate is None or not estimate["enough"]:
+        return {"value": "—", "estimate": estimate,
+                "detail": f"Not enough audits yet ({n} of {MIN_AUDITS}): audit random propagated images on the "
+                          "Review page to estimate how many labels are right."}
+    return {"value": f"{estimate['accuracy']:.0%}", "estimate": estimate,
+            "detail": f"{estimate['accuracy']:.0%} of propagated labels are right "
+                      f"({_interval_text(estimate['low'], estimate['high'], n, 'blind audits')})."}
+
+
+def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:
+    """The reliability plot's data, out of sample; None before any usable audit.
+
+    Each audited image's calibrated confidence comes from a calibration fitted without its own answer, then is
+    binned (10 equal bins) against whether its current label matches the answer.
+
+    Returns
+    -------
+    {"confidence", "accuracy", "count", "low", "high": one entry per non-empty bin (Wilson 95% interval),
+     "ece": expected calibration error of those confidences, "n": audits, "note": what the plot shows}
+    """
+    state = current_state(ws) if state is None else state
+    if state is None:
+        return None
+    rows, answers = calibration.audited_rows(ws, state)
+    if rows.size == 0:
+        return None
+    confidence = calibration.held_out_audit_confidence(state, rows, answers)
+    correct = state.label[rows] == answers
+    curve = reliability_curve(confidence, correct)
+    used = curve.count > 0
     return {
-        "accuracy": estimate.accuracy, "low": estimate.interval[0], "high": estimate.interval[1], "n": estimate.n,
-        "per_class": per_class,
-        "reliability": {"confidence": [r.mean_confidence for r in table], "accuracy": [r.accuracy for r in table],
-                        "count": [r.n for r in table], "low": [r.lo for r in table], "high": [r.hi for r in table]},
+        "confidence": curve.mean_confidence[used].tolist(), "accuracy": curve.accuracy[used].tolist(),
+        "count": curve.count[used].tolist(), "low": curve.lower[used].tolist(), "high": curve.upper[used].tolist(),
+        "ece": expected_calibration_error(confidence, correct), "n": int(rows.size),
+        "note": f"Calibrated confidence against the share right among {rows.size} blind audits. Each audited image's "
+                "confidence comes from a calibration fitted without its own answer, so the plot is not in-sample.",
     }
 
 
-def threshold_for(ws: Workspace, target: float) -> float | None:
-    """The smallest confidence threshold whose audited precision reaches ``target`` with 95% confidence (lower
-    Wilson bound), or None when the audits cannot promise it."""
-    true, predicted, confidence = audit_pairs(ws)
-    if not true:
+def calibration_note(state: PipelineState) -> str:
+    """Where ``confidence`` comes from, in one sentence."""
+    counts = calibration.evidence_counts(state)
+    if calibration.one_labeled_class(state):
+        return (f"confidence: chance (1/{len(state.class_ids)}) until a second class has a human label: with one "
+                "labeled class, label spreading cannot tell the classes apart")
+    if counts["total"] == 0:
+        return ("confidence: default mapping of the spreading score (no evidence yet): give a class a second label "
+                "or audit some images to calibrate it")
+    return (f"confidence calibrated from {counts['total']} answers ({counts['loo']} leave-one-out predictions of "
+            f"human labels, {counts['audits']} blind audits)")
+
+
+def threshold_choice(ws: Workspace, target: float, state: PipelineState | None = None) -> dict[str, Any] | None:
+    """The lowest calibrated-confidence threshold whose kept propagated labels are expected to reach ``target``
+    precision; None without a propagation.
+
+    The promise is the mean calibrated confidence of the kept labels; its 95% interval comes from the calibration's
+    own uncertainty (draws of its posterior). Audits above the threshold, compared with the current labels, show
+    what was realised on them.
+
+    Returns
+    -------
+    {"threshold" (None when no threshold reaches the target), "promised", "promised_low", "promised_high",
+     "n_kept", "share_kept", "realised", "realised_low", "realised_high", "n_audited", "text"}
+    """
+    state = current_state(ws) if state is None else state
+    if state is None:
         return None
-    return audit.threshold_for_precision(np.asarray(confidence), np.equal(true, predicted), target)
+    propagated = np.flatnonzero(state.source == "propagated")
+    if propagated.size == 0:
+        return None
+    rows, answers = calibration.audited_rows(ws, state)
+    position = {int(r): j for j, r in enumerate(propagated)}
+    known = np.zeros(propagated.size, dtype=bool)
+    correct = np.zeros(propagated.size, dtype=bool)
+    for row, answer in zip(rows, answers, strict=True):
+        known[position[int(row)]] = True
+        correct[position[int(row)]] = state.label[row] == answer
+    X = calibration_features(state.proba[propagated])
+    n_draws = int(np.clip(4_000_000 // propagated.size, 20, 200))  # bounded memory on large folders
+    draws = calibration.calibrator_for(state).sample_confidence(X, n_draws=n_draws, random_state=0)
+    choice = pick_threshold(state.confidence[propagated], target, correct=correct, known=known,
+                            confidence_draws=draws)
+    out: dict[str, Any] = {
+        "threshold": choice.threshold, "promised": choice.promised_precision,
+        "promised_low": choice.promised_interval[0], "promised_high": choice.promised_interval[1],
+        "n_kept": choice.n_kept, "share_kept": choice.n_kept / propagated.size,
+        "realised": choice.realised_precision, "realised_low": choice.interval[0],
+        "realised_high": choice.interval[1], "n_audited": choice.n_evaluated,
+    }
+    if choice.threshold is None:
+        out["text"] = (f"No threshold reaches {target:.1%}: even the most confident propagated label is expected to "
+                       f"be right with probability {float(state.confidence[propagated].max()):.1%}.")
+        return out
+    text = (f"Keep propagated labels with confidence ≥ {choice.threshold:.2f}: {choice.n_kept} of {propagated.size} "
+            f"({out['share_kept']:.0%}), expected {choice.promised_precision:.1%} right (95% interval "
+            f"{choice.promised_interval[0]:.1%}–{choice.promised_interval[1]:.1%} from the calibration's "
+            f"uncertainty; {calibration_note(state)}).")
+    if choice.n_evaluated:
+        hits = round(choice.realised_precision * choice.n_evaluated)
+        text += (f" Blind audits above it: {hits} of {choice.n_evaluated} right "
+                 f"({_interval_text(choice.interval[0], choice.interval[1], choice.n_evaluated, 'audits')}).")
+    out["text"] = text
+    return out
+
+
+def threshold_for(ws: Workspace, target: float, state: PipelineState | None = None) -> float | None:
+    """The calibrated-confidence threshold of :func:`threshold_choice`, None when none reaches ``target``."""
+    choice = threshold_choice(ws, target, state)
+    return None if choice is None else choice["threshold"]
 
 
 def suggested_threshold(ws: Workspace) -> float | None:
-    """:func:`threshold_for` at the configured target precision, once a propagation exists."""
-    if current_state(ws) is None:
+    """:func:`threshold_for` at the configured target precision, once a propagation exists and its calibration
+    rests on some evidence (leave-one-out predictions or audits; the default mapping alone promises too little)."""
+    state = current_state(ws)
+    if state is None or calibration.evidence_counts(state)["total"] == 0 or calibration.one_labeled_class(state):
         return None
-    return threshold_for(ws, ws.settings.target_precision)
+    return threshold_for(ws, ws.settings.target_precision, state)
+
+
+def stopping(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any]:
+    """Whether to stop labeling: {"stop": bool, "text": the verdict and why, "audits_needed": int}.
+
+    :func:`labeler.core.stopping.stopping_verdict` on the blind audit's interval and the share of propagated labels
+    each of the last batches of human labels changed.
+    """
+    state = current_state(ws) if state is None else state
+    if state is None:
+        return {"stop": False, "audits_needed": 0,
+                "text": "Keep going. Label a few images of each class first: nothing is propagated yet."}
+    estimate = accuracy_estimate(ws, state)
+    interval = (0.0, 1.0) if estimate is None else (estimate["low"], estimate["high"])
+    n_audits = 0 if estimate is None else estimate["n"]
+    verdict = stopping_verdict(interval, n_audits, [float(c) for c in state.recent_changes],
+                               n_recent_labels=int(np.sum(state.recent_batch_sizes)) or None)
+    return {"stop": verdict.stop, "text": verdict.reason, "audits_needed": verdict.audits_needed}
 
 
 def can_diagnose(state: PipelineState) -> bool:
@@ -106,11 +260,18 @@ def can_diagnose(state: PipelineState) -> bool:
     return state.counts["human"] >= 2 and len(state.class_ids) >= 2
 
 
-def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, float] | None:
+def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, Any] | None:
     """Leave-one-out accuracy on the human labels of propagation and of the supervised-only baseline (logistic
-    regression on the same embeddings); None when not measurable or the state's representation is gone.
+    regression on the same embeddings), each with its 95% Wilson interval; None when not measurable or the state's
+    representation is gone.
 
-    Costs one sparse solve per 64 seeds plus a logistic regression per fold: cache it per labels version.
+    Returns
+    -------
+    {"propagation", "supervised": accuracies, "propagation_low", "propagation_high", "supervised_low",
+     "supervised_high", "n": human labels, "propagation_detail", "supervised_detail": the interval in words}
+
+    Costs one sparse solve per 64 seeds (cached with the calibration) plus a logistic regression per fold: cache it
+    per labels version.
     """
     if not can_diagnose(state):
         return None
@@ -119,11 +280,43 @@ def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, float] | N
         X = representations(ws)[state.representation].X
     except (LookupError, KeyError):
         return None
-    y = np.where(state.source == "human", state.label, -1)
-    return {
-        "propagation": diag.loo_accuracy(W, y, len(state.class_ids), alpha=ws.settings.alpha),
-        "supervised": diag.supervised_baseline_loo(X, y, random_state=ws.settings.random_state),
-    }
+    y = calibration.human_labels(state)
+    n_classes = len(state.class_ids)
+    seeds, loo_label, _ = calibration.loo_predictions(ws, state.embedding_key, W, y, n_classes)
+    n = int(seeds.size)
+    out: dict[str, Any] = {"n": n}
+    # Both are held-out predictions of each human label once (leave-one-out, or 10 folds above 100 labels).
+    for name, accuracy in (("propagation", float(np.mean(loo_label == y[seeds]))),
+                           ("supervised", diag.supervised_baseline_loo(X, y, random_state=ws.settings.random_state))):
+        low, high = wilson_interval(round(accuracy * n), n)
+        out.update({name: accuracy, f"{name}_low": low, f"{name}_high": high,
+                    f"{name}_detail": _interval_text(low, high, n, "human labels")})
+    return out
+
+
+def representation_rows(state: PipelineState) -> list[dict[str, Any]]:
+    """The candidates' leave-one-out propagation accuracy, each with its 95% Wilson interval and the number of
+    human labels it rests on (best first); empty when nothing was compared."""
+    n = int(state.representation_selection.get("n", 0)) or int(np.sum(state.source == "human"))
+    rows = []
+    for name, accuracy in sorted(state.representation_scores.items(), key=lambda item: -item[1]):
+        low, high = wilson_interval(round(accuracy * n), n)
+        rows.append({"representation": name, "leave-one-out accuracy": accuracy, "95% low": low, "95% high": high,
+                     "labels": n, "in use": name == state.representation})
+    return rows
+
+
+def selection_estimate(state: PipelineState) -> dict[str, Any] | None:
+    """What choosing the representation by leave-one-out is expected to give, corrected for the choice, ready to
+    show: {"value", "detail"} plus the recorded numbers; None when there was no choice to make."""
+    record = state.representation_selection
+    if not record:
+        return None
+    detail = (f"Selection-corrected (nested leave-one-out): the share of human labels that the representation chosen "
+              f"without them reproduces ({_interval_text(record['low'], record['high'], record['n'], 'labels')}). "
+              f"The winner's own leave-one-out score, {record['naive_accuracy']:.0%}, is the best of "
+              f"{len(state.representation_scores)} noisy estimates and optimistic.")
+    return {**record, "value": f"{record['accuracy']:.0%}", "detail": detail}
 
 
 def describe(state: PipelineState) -> list[str]:
@@ -131,10 +324,12 @@ def describe(state: PipelineState) -> list[str]:
     lines = [
         f"representation: {state.representation} ({state.representation_reason})",
         f"{counts['human']} human, {counts['propagated']} propagated, {counts['none']} unreached",
+        calibration_note(state),
     ]
     propagated = state.source == "propagated"
     if propagated.any():
-        lines.append(f"mean confidence of propagated labels: {state.confidence[propagated].mean():.3f}")
+        lines.append(f"mean confidence of propagated labels: {state.confidence[propagated].mean():.3f} "
+                     "(expected share right)")
     return lines
 
 
@@ -153,6 +348,10 @@ def status_lines(ws: Workspace) -> list[str]:
         lines += describe(state)
         if is_stale(ws, state):
             lines.append("labels changed since the last propagation: run `labeler propagate`")
+    current = current_state(ws)
+    if current is not None:
+        lines.append(f"accuracy: {headline(ws, current)['detail']}")
+        lines.append(f"stopping: {stopping(ws, current)['text']}")
     checkpoint = trained_checkpoint(ws)
     lines.append(f"encoder: {checkpoint if checkpoint else 'not trained (instant pixel representation in use)'}")
     for job in ws.store.jobs(limit=5):

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.core import diagnostics, graph, umap_map
+from labeler.core.calibrate import SelectionEstimate
 from labeler.embed import instant as representation
 from labeler.embed.chunked_embed import BatchFunction, embed_in_chunks, load_embedding
 from labeler.io.artifacts import (
@@ -150,13 +151,24 @@ def embed_on_ray(
     return [model.path for model in models]
 
 
+def selection_record(estimate: SelectionEstimate | None) -> dict[str, Any]:
+    """The selection-corrected estimate as plain JSON values ({} without one), as the state keeps it."""
+    if estimate is None:
+        return {}
+    return {"accuracy": estimate.accuracy, "low": estimate.interval[0], "high": estimate.interval[1],
+            "n": estimate.n, "chosen": estimate.chosen, "naive_accuracy": estimate.naive_accuracy,
+            "times_chosen": dict(estimate.times_chosen), "method": "nested leave-one-out"}
+
+
 def select_representation(
     ws: Workspace, reps: dict[str, Representation], y: NDArray[np.int64], n_classes: int
-) -> tuple[str, dict[str, float], str]:
-    """Pick the representation by leave-one-out propagation accuracy on the human labels; record why.
+) -> diagnostics.RepresentationChoice:
+    """Pick the representation by leave-one-out propagation accuracy on the human labels; record why, and the
+    accuracy to expect from choosing that way (selection-corrected: the winner's own score is optimistic).
 
     The choice is remeasured when the set of representations changes, when it becomes measurable, or when the
-    number of human labels moved by a quarter (or four); not on every click.
+    number of human labels moved by a quarter (or four); not on every click. A choice read back from the record has
+    no ``loo_correct`` vectors.
     """
     record_path = state_dir(ws) / "representation.json"
     previous: dict[str, Any] = load_json(record_path) if record_path.exists() else {}
@@ -170,17 +182,26 @@ def select_representation(
         and previous.get("measurable") == measurable
         and abs(n_labels - before) <= max(0.25 * before, 4)
     ):
-        return previous["name"], previous.get("scores", {}), previous.get("reason", "")
+        recorded = previous.get("selection") or {}
+        selection = None
+        if recorded:
+            selection = SelectionEstimate(
+                recorded["accuracy"], (recorded["low"], recorded["high"]), recorded["n"], recorded["chosen"],
+                recorded["naive_accuracy"], recorded.get("times_chosen", {}),
+            )
+        return diagnostics.RepresentationChoice(previous["name"], previous.get("scores", {}),
+                                                previous.get("reason", ""), selection=selection)
     # The kNN lists propagation and the map use (cached on disk) serve the comparison too: not searched twice.
     graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
-    best, scores, reason = diagnostics.choose_representation(
+    choice = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
         preferred="simclr" if "simclr" in reps else "pixels-pca",
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
-    save_json_atomic(record_path, {"name": best, "scores": scores, "reason": reason, "keys": keys,
+    save_json_atomic(record_path, {"name": choice.name, "scores": choice.scores, "reason": choice.reason,
+                                   "selection": selection_record(choice.selection), "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})
-    return best, scores, reason
+    return choice
 
 
 def knn_for(ws: Workspace, rep: Representation) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

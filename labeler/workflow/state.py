@@ -34,7 +34,7 @@ class PipelineState:
     class_colours: list[str]
     label: NDArray[np.int64]  # class index, -1 where none
     source: NDArray[np.str_]  # human / propagated / none
-    confidence: NDArray[np.float64]
+    confidence: NDArray[np.float64]  # P(label is right): calibrated for propagated rows, 1 human, 0 none
     margin: NDArray[np.float64]
     entropy: NDArray[np.float64]
     stability: NDArray[np.float64]
@@ -48,6 +48,19 @@ class PipelineState:
     labels_version: int = 0
     computed_at: float = 0.0
     umap: NDArray[np.float32] | None = None
+    # Raw spreading score (normalised top mass): ranks well, but is not a probability; exported as ``score``.
+    score: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    # What ``confidence`` was calibrated on (labeler.workflow.calibration): features (m, n_features), whether each
+    # label was right, and True for leave-one-out rows of human labels (False for blind audits).
+    evidence_X: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 1)))
+    evidence_correct: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    evidence_proxy: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # Selection-corrected accuracy of the representation choice ({} when there was no choice to make).
+    representation_selection: dict[str, Any] = field(default_factory=dict)
+    # Stopping rule: share of propagated labels each recent batch of human labels changed, oldest first, and how
+    # many human labels each batch held.
+    recent_changes: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    recent_batch_sizes: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -78,7 +91,7 @@ def cached_map(ws: Workspace, embedding_key: str) -> NDArray[np.float32] | None:
 # of another. Fields are discovered from the dataclass, so a field added to PipelineState is saved with no change
 # here (arrays as arrays, anything else must be JSON-serialisable).
 STATE_FILE = "propagation.npz"
-STATE_FORMAT = 2
+STATE_FORMAT = 3  # 3: confidence is calibrated (P(label is right)); the raw value moved to score
 _META = "__meta__"
 _NOT_SAVED = frozenset({"umap"})  # the map is cached per embedding (cached_map), not per propagation
 _LEGACY_FILES = ("propagation.json",)  # format 1 kept the metadata beside the arrays

@@ -33,12 +33,13 @@ def training_info(ws: Workspace) -> dict[str, Any] | None:
 
 
 @st.cache_data(show_spinner="Measuring leave-one-out accuracy…", max_entries=16)
-def _loo_diagnostics(_ws: Workspace, _state: PipelineState, key: str) -> dict[str, float] | None:
+def _loo_diagnostics(_ws: Workspace, _state: PipelineState, key: str) -> dict[str, Any] | None:
     return report.loo_diagnostics(_ws, _state)
 
 
-def cached_loo_diagnostics(ws: Workspace, current: PipelineState) -> dict[str, float] | None:
-    """Leave-one-out accuracy of propagation and of the supervised-only baseline, None when not measurable."""
+def cached_loo_diagnostics(ws: Workspace, current: PipelineState) -> dict[str, Any] | None:
+    """Leave-one-out accuracy of propagation and of the supervised-only baseline with their intervals, None when
+    not measurable."""
     if not report.can_diagnose(current):
         return None
     return _loo_diagnostics(ws, current, f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}")

@@ -11,6 +11,7 @@ from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import suspect_labels
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
+from pages.shared.session import request_refresh
 from pages.shared.text import plain
 
 STRATEGIES = list(label_queue_rules.STRATEGIES)
@@ -124,3 +125,4 @@ def submit_audit(ws: Workspace, current: PipelineState, row: int, class_id: int)
     """Store a blind audit answer (never a seed) and draw the next image."""
     label_queue_rules.answer_audit(ws, current, row, class_id)
     st.session_state.pop("audit_row", None)
+    request_refresh()  # the answer is calibration evidence: recalibrate the confidences with it

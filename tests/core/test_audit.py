@@ -1,34 +1,16 @@
 import numpy as np
 import pytest
 
-from labeler.core.audit import (
-    audit_estimate,
-    audit_sample,
-    reliability_table,
-    threshold_for_precision,
-    wilson_interval,
-)
+from labeler.core import audit, calibrate
+from labeler.core.audit import audit_estimate, audit_sample
+from labeler.core.calibrate import wilson_interval
 
 
-@pytest.mark.parametrize(
-    ("k", "n", "lo", "hi"),
-    [
-        (8, 10, 0.4902, 0.9433),  # Newcombe 1998 / standard tables
-        (0, 10, 0.0, 0.2775),
-        (10, 10, 0.7225, 1.0),
-        (81, 263, 0.2553, 0.3662),  # Newcombe 1998, table I example
-    ],
-)
-def test_wilson_interval_published_values(k, n, lo, hi):
-    got = wilson_interval(k, n)
-    assert got[0] == pytest.approx(lo, abs=1e-4)
-    assert got[1] == pytest.approx(hi, abs=1e-4)
-
-
-def test_wilson_edge_cases():
-    assert wilson_interval(0, 0) == (0.0, 1.0)
-    with pytest.raises(ValueError, match="successes"):
-        wilson_interval(3, 2)
+def test_one_wilson_interval_and_no_twins_of_calibrate() -> None:
+    # The interval, the reliability curve and the threshold picker have one implementation: labeler.core.calibrate.
+    assert audit.wilson_interval is calibrate.wilson_interval
+    for twin in ("reliability_table", "ReliabilityRow", "threshold_for_precision"):
+        assert not hasattr(audit, twin)
 
 
 def test_audit_sample_uniform_and_stratified():
@@ -76,30 +58,3 @@ def test_audit_estimate_per_class_is_precision_of_predicted_label():
     assert est.per_class["dog"][:2] == (1.0, pytest.approx(wilson_interval(2, 2)[0]))
     assert est.per_class["bird"][3] == 0
     assert est.interval == pytest.approx(wilson_interval(5, 6))
-
-
-def test_reliability_table_known_counts():
-    confidence = np.array([0.15, 0.55, 0.58, 0.95, 0.97, 0.99])
-    correct = np.array([0, 1, 0, 1, 1, 1], dtype=bool)
-    rows = reliability_table(confidence, correct, n_bins=10)
-    assert [(r.bin_lo, r.n, r.accuracy) for r in rows] == [
-        (pytest.approx(0.1), 1, 0.0),
-        (pytest.approx(0.5), 2, 0.5),
-        (pytest.approx(0.9), 3, 1.0),
-    ]
-    assert rows[2].mean_confidence == pytest.approx(0.97)
-
-
-def test_threshold_for_precision():
-    confidence = np.linspace(0.5, 1.0, 200)
-    correct = confidence > 0.7  # everything above 0.7 is right, nothing below
-    t_point = threshold_for_precision(confidence, correct, 0.95, conservative=False)
-    assert t_point is not None
-    # Point estimate: precision of {conf >= t} reaches 0.95 once at most ~5% of the kept images are wrong.
-    kept = confidence >= t_point
-    assert correct[kept].mean() >= 0.95
-    assert correct[confidence >= confidence[confidence < t_point].max()].mean() < 0.95
-    t_safe = threshold_for_precision(confidence, correct, 0.95)
-    assert t_safe is not None
-    assert t_safe > t_point  # the Wilson lower bound asks for more margin
-    assert threshold_for_precision(confidence[:5], np.ones(5, bool), 0.95) is None  # 5/5 is not proof of 95%

@@ -243,6 +243,17 @@ def test_wilson_known_values() -> None:
         wilson_interval(11, 10)
 
 
+@pytest.mark.parametrize(
+    ("k", "n", "lo", "hi"),
+    [
+        (8, 10, 0.4902, 0.9433),  # Newcombe 1998 / standard tables
+        (81, 263, 0.2553, 0.3662),  # Newcombe 1998, table I example
+    ],
+)
+def test_wilson_published_values(k: int, n: int, lo: float, hi: float) -> None:
+    assert wilson_interval(k, n) == (pytest.approx(lo, abs=1e-4), pytest.approx(hi, abs=1e-4))
+
+
 def test_wilson_coverage_by_simulation() -> None:
     rng = np.random.default_rng(0)
     n, p = 50, 0.8

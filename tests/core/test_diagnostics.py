@@ -59,9 +59,12 @@ def test_propagation_beats_linear_baseline_on_moons():
 def test_compare_representations_prefers_informative_one(blobs):
     X, _, y = blobs
     noise = np.random.default_rng(0).normal(size=X.shape)
-    scores = compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10)
-    assert scores["good"] == 1.0
-    assert scores["noise"] < 0.7
+    correct = compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10)
+    # One entry per human label, in the order of the labeled rows, for every representation.
+    n_labels = int(np.sum(y >= 0))
+    assert {name: v.shape for name, v in correct.items()} == {"good": (n_labels,), "noise": (n_labels,)}
+    assert correct["good"].all()
+    assert correct["noise"].mean() < 0.7
 
 
 def test_compare_representations_reuses_given_graphs(blobs, monkeypatch):
@@ -77,7 +80,10 @@ def test_compare_representations_reuses_given_graphs(blobs, monkeypatch):
         raise AssertionError("a kNN graph was searched again although it was given")
 
     monkeypatch.setattr(diagnostics, "knn_graph", no_search)
-    assert compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10, graphs=given) == built
+    reused = compare_representations({"good": X, "noise": noise}, y, 3, n_neighbors=10, graphs=given)
+    assert reused.keys() == built.keys()
+    for name, correct in built.items():
+        np.testing.assert_array_equal(reused[name], correct)
 
 
 def test_accuracy_against_truth_and_learning_curve():
@@ -120,20 +126,24 @@ def test_choose_representation_keeps_the_preferred_one_until_it_can_measure():
     y = np.full(120, -1)
     for c in range(3):
         y[np.flatnonzero(truth == c)[0]] = c
-    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
-    assert (name, scores) == ("baseline", {})
-    assert "too few labels" in reason
+    choice = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
+    assert (choice.name, choice.scores, choice.loo_correct, choice.selection) == ("baseline", {}, {}, None)
+    assert "too few labels" in choice.reason
     for c in range(3):
         y[np.flatnonzero(truth == c)[1:4]] = c
-    name, scores, reason = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
-    assert name == "baseline"
-    assert scores["baseline"] == 1.0
-    assert scores["noise"] < 0.8
-    assert "leave-one-out" in reason
+    choice = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
+    assert choice.name == "baseline"
+    assert choice.scores["baseline"] == 1.0
+    assert choice.scores["noise"] < 0.8
+    assert choice.scores["noise"] == pytest.approx(choice.loo_correct["noise"].mean())
+    assert "leave-one-out" in choice.reason
+    # Every held-out label is right on the kept representation: the corrected estimate is 12/12 too.
+    assert choice.selection is not None
+    assert (choice.selection.accuracy, choice.selection.n, choice.selection.chosen) == (1.0, 12, "baseline")
+    assert "selection-corrected" in choice.reason
     # A better representation wins once measured.
     reps = {"baseline": rng.normal(size=(120, 5)), "good": X}
-    name, _, _ = choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10)
-    assert name == "good"
+    assert choose_representation(reps, y, 3, preferred="baseline", n_neighbors=10).name == "good"
 
 
 def test_choose_representation_needs_more_than_noise_to_switch():
@@ -143,6 +153,6 @@ def test_choose_representation_needs_more_than_noise_to_switch():
         y[np.flatnonzero(truth == c)[:3]] = c
     # Two equally good representations: the preferred one is kept.
     shifted = X + 100.0
-    name, scores, reason = choose_representation({"a": X, "b": shifted}, y, 3, preferred="b", n_neighbors=10)
-    assert name == "b"
-    assert scores["a"] == scores["b"]
+    choice = choose_representation({"a": X, "b": shifted}, y, 3, preferred="b", n_neighbors=10)
+    assert choice.name == "b"
+    assert choice.scores["a"] == choice.scores["b"]

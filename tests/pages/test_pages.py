@@ -139,6 +139,10 @@ def test_home_shows_propagated_counts(colour_folder: tuple[Path, dict[str, str]]
     assert metrics["Human"] == "6"
     # Three separated colour clusters: every image is reached.
     assert int(metrics["Propagated"]) == len(colour_folder[1]) - 6
+    # No audit yet: no headline number, and the stopping rule says why to keep going.
+    assert metrics["Estimated accuracy"] == "—"
+    assert any("Not enough audits yet (0 of 10)" in c.value for c in at.caption)
+    assert any(i.value.startswith("Keep going.") for i in at.info)
 
 
 # ----------------------------------------------------------------------------------------------- label
@@ -259,6 +263,7 @@ def test_review_audit_records_a_blind_answer(colour_folder: tuple[Path, dict[str
     assert audits[0]["image_id"] == ws.records()[row].id
     assert audits[0]["class_id"] == answer.id
     assert ws.store.human_labels().get(ws.records()[row].id) is None  # an audit is never a seed
+    assert any("Not enough audits yet (1 of 10)" in c.value for c in at.caption)
 
 
 # ----------------------------------------------------------------------------------------------- model

@@ -75,8 +75,9 @@ def test_refresh_records_the_curve_in_teaching_mode(colour_folder: tuple[Path, d
     assert points[0]["n_evaluated"] == len(truth) - 3
     assert points[0]["coverage"] == 1.0
     assert points[0]["audit"] is None
-    # A blind audit, then more labels: a second point carrying the audit estimate.
-    row = int(np.flatnonzero(state.source == "propagated")[0])
+    # A blind audit, then more labels: a second point carrying the audit estimate. (Of an image the next labels
+    # leave propagated: an audit of an image labeled by a person since is left out.)
+    row = int(np.flatnonzero(state.source == "propagated")[-1])
     answer = state.class_ids[int(state.label[row])]
     ws.store.record_audit(ws.records()[row].id, answer, answer, float(state.confidence[row]), "tester")
     label_true(ws, truth, 2)

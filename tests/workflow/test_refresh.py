@@ -93,13 +93,20 @@ def test_representation_choice_is_measured_and_recorded(labeled: tuple[Workspace
     noise = rng.normal(size=reps["pixels-pca"].X.shape).astype(np.float32)
     reps["noise"] = Representation("noise", "noise-key", noise)
     y = ws.human_label_vector()
-    name, scores, reason = select_representation(ws, reps, y, 3)
-    assert name == "pixels-pca"
-    assert scores["pixels-pca"] == 1.0
-    assert scores["pixels-pca"] > scores["noise"]
-    assert "leave-one-out" in reason
+    choice = select_representation(ws, reps, y, 3)
+    assert choice.name == "pixels-pca"
+    assert choice.scores["pixels-pca"] == 1.0
+    assert choice.scores["pixels-pca"] > choice.scores["noise"]
+    assert "leave-one-out" in choice.reason
+    # All six held-out labels are right on the kept representation: the selection-corrected estimate says so, with
+    # the Wilson interval of 6/6, and is recorded with the choice.
+    assert choice.selection is not None
+    assert (choice.selection.accuracy, choice.selection.n) == (1.0, 6)
     recorded = (ws.workspace_dir / "state" / "representation.json").read_text()
     assert "pixels-pca" in recorded
+    again = select_representation(ws, reps, y, 3)  # read back from the record, not remeasured
+    assert again.selection == choice.selection
+    assert again.name == choice.name
 
 
 def test_teaching_mode_reads_ground_truth(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

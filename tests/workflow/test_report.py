@@ -1,14 +1,16 @@
-"""Numbers the app reports: counts, the dataset summary, the blind-audit estimate, its threshold, diagnostics."""
+"""Numbers the app reports: counts, the dataset summary, the blind-audit estimate of the labels now, the threshold,
+the leave-one-out diagnostics with their intervals."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labeler.config import Settings
-from labeler.core import audit
+from labeler.core.calibrate import wilson_interval
 from labeler.workflow import report
 from labeler.workflow.refresh import refresh
 from labeler.workflow.workspace import Workspace
@@ -51,41 +53,67 @@ def test_dataset_summary_lists_unreadable_files_and_duplicates(colour_folder: tu
     assert summary["duplicates"] == [("zz_copy.png", "img_000.png")]
 
 
-def test_accuracy_estimate_is_the_share_of_audits_that_agree(ws: Workspace) -> None:
+def test_accuracy_estimate_is_the_share_of_audits_that_agree_with_the_labels_now(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
+) -> None:
     assert report.accuracy_estimate(ws) is None
-    red, green = class_id(ws, "red"), class_id(ws, "green")
+    assert report.headline(ws)["value"] == "—"
+    label_true(ws, colour_folder[1], 1)
+    state = refresh(ws, compute_map=False)
+    red, green, blue = (class_id(ws, name) for name in CLASSES)
+    propagated = state.source == "propagated"
+    rows = {name: [int(r) for r in np.flatnonzero(propagated & (state.label == k))] for k, name in enumerate(CLASSES)}
     ids = [r.id for r in ws.records()]
-    # (answer, propagated, confidence): 3 of 4 right; an audit of an image without a propagated label is ignored.
-    for image_id, (answer, predicted, confidence) in zip(
-        ids, [(red, red, 0.95), (red, red, 0.9), (green, green, 0.85), (green, red, 0.4), (red, None, 0.0)],
-        strict=False,
-    ):
-        ws.store.record_audit(image_id, answer, predicted, confidence, "tester")
-    assert report.audit_pairs(ws) == ([red, red, green, green], [red, red, green, red], [0.95, 0.9, 0.85, 0.4])
+    # (row, answer): of three images propagated red, two are red; one green one is right. A fifth audit's image is
+    # then labeled by a person: no longer a propagated label, it is left out.
+    audits = [(rows["red"][0], red), (rows["red"][1], red), (rows["red"][2], green), (rows["green"][0], green),
+              (rows["green"][1], green)]
+    for row, answer in audits:
+        ws.store.record_audit(ids[row], answer, None, None, "tester")
+    ws.store.set_labels([ids[rows["green"][1]]], green, "tester")
+    state = refresh(ws, compute_map=False)
+    assert report.audit_pairs(ws)[:2] == ([red, red, green, green], [red, red, red, green])
     estimate = report.accuracy_estimate(ws)
     assert estimate is not None
-    assert estimate["accuracy"] == 0.75
-    assert estimate["n"] == 4
-    assert (estimate["low"], estimate["high"]) == pytest.approx(audit.wilson_interval(3, 4))
-    per_class = {row["class"]: row for row in estimate["per_class"]}
-    assert per_class["red"]["precision"] == pytest.approx(2 / 3)  # of three propagated red, two are red
-    assert per_class["green"]["audited"] == 1
-    assert "blue" not in per_class
-    assert sum(estimate["reliability"]["count"]) == 4
+    assert (estimate["accuracy"], estimate["n"], estimate["enough"]) == (0.75, 4, False)
+    assert (estimate["low"], estimate["high"]) == pytest.approx(wilson_interval(3, 4))
+    assert estimate["per_class"] == []  # no class has MIN_AUDITS audits yet
+    assert "red (3), green (1)" in estimate["per_class_note"]
+    shown = report.headline(ws)
+    assert shown["value"] == "—"
+    assert "Not enough audits yet (4 of 10)" in shown["detail"]
+    # Ten right answers about blue images: enough for a headline, and for blue's own estimate.
+    for row in rows["blue"][:10]:
+        ws.store.record_audit(ids[row], blue, None, None, "tester")
+    shown = report.headline(ws)
+    low, high = wilson_interval(13, 14)
+    assert shown["value"] == "93%"
+    assert f"95% interval {low:.0%}–{high:.0%}, 14 blind audits" in shown["detail"]
+    per_class = {row["class"]: row for row in shown["estimate"]["per_class"]}
+    assert list(per_class) == ["blue"]
+    assert (per_class["blue"]["precision"], per_class["blue"]["audited"]) == (1.0, 10)
+    assert per_class["blue"]["95% low"] == pytest.approx(wilson_interval(10, 10)[0])
 
 
-def test_threshold_reaches_the_target_only_above_the_wrong_audits(ws: Workspace) -> None:
-    assert report.threshold_for(ws, 0.9) is None
-    red, green = class_id(ws, "red"), class_id(ws, "green")
-    ids = [r.id for r in ws.records()]
-    for image_id in ids[:40]:  # confident and right
-        ws.store.record_audit(image_id, red, red, 0.9, "tester")
-    for image_id in ids[40:50]:  # unsure and wrong
-        ws.store.record_audit(image_id, green, red, 0.3, "tester")
-    # Above 0.9: 40/40 right, Wilson lower bound 40 / (40 + 1.96^2) = 0.912 >= 0.9; with all 50 only 0.80 right.
-    assert report.threshold_for(ws, 0.9) == 0.9
-    assert report.threshold_for(ws, 0.95) is None
-    assert report.suggested_threshold(ws) is None  # no propagation yet
+def test_threshold_keeps_the_labels_whose_calibrated_confidence_reaches_the_target(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
+) -> None:
+    assert report.threshold_for(ws, 0.9) is None  # no propagation yet
+    assert report.suggested_threshold(ws) is None
+    label_true(ws, colour_folder[1], 1)
+    state = refresh(ws, compute_map=False)
+    assert report.suggested_threshold(ws) is None  # one label per class: no calibration evidence yet
+    label_true(ws, colour_folder[1], 2)
+    state = refresh(ws, compute_map=False)
+    propagated = state.source == "propagated"
+    # Three separated colours: every propagated label is certain, so every one is kept at any target.
+    choice = report.threshold_choice(ws, 0.95)
+    assert choice is not None
+    assert choice["n_kept"] == int(propagated.sum())
+    assert choice["threshold"] == report.suggested_threshold(ws) == float(state.confidence[propagated].min())
+    assert choice["promised"] >= 0.95
+    assert choice["promised_low"] <= choice["promised"] <= choice["promised_high"]
+    assert choice["text"].startswith("Keep propagated labels with confidence ≥")
 
 
 def test_diagnostics_on_separated_colours_are_perfect(
@@ -94,7 +122,11 @@ def test_diagnostics_on_separated_colours_are_perfect(
     label_true(ws, colour_folder[1], 3)
     state = refresh(ws, compute_map=False)
     assert report.can_diagnose(state)
-    assert report.loo_diagnostics(ws, state) == {"propagation": 1.0, "supervised": 1.0}
+    diagnostics = report.loo_diagnostics(ws, state)
+    assert diagnostics is not None
+    assert (diagnostics["propagation"], diagnostics["supervised"], diagnostics["n"]) == (1.0, 1.0, 9)
+    assert (diagnostics["propagation_low"], diagnostics["propagation_high"]) == pytest.approx(wilson_interval(9, 9))
+    assert diagnostics["propagation_detail"] == "95% interval 70%–100%, 9 human labels"
 
 
 def test_no_diagnostics_with_a_single_label(ws: Workspace, colour_folder: tuple[Path, dict[str, str]]) -> None:

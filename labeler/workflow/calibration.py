@@ -1,0 +1,216 @@
+"""Confidence as the probability that a propagated label is right: the calibration step of a refresh.
+
+Label spreading's normalised top mass ranks images well but is not a probability (issue 10: labels 97 % right with a
+mean "confidence" of 0.6). :mod:`labeler.core.calibrate` fits the scale; this module gives it the evidence a
+workspace has without the truth: the exact leave-one-out predictions of the human labels on the graph in use (cached
+per graph and labels, so a refresh after an audit costs no solve) and the stored blind audits, each scored against the
+label its image has *now*, not the one it had when audited. Audits calibrate and estimate; they are never seeds.
+
+The fitted model is not stored: the state keeps its evidence rows, and :func:`calibrator_for` refits it (the fit is
+deterministic and takes milliseconds), e.g. to draw the uncertainty of a promised precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from labeler.core import diagnostics
+from labeler.core.calibrate import ConfidenceCalibrator, Evidence, calibration_evidence, calibration_features
+from labeler.io.artifacts import load_npz, save_npz_atomic
+from labeler.workflow.state import PipelineState, state_dir
+from labeler.workflow.workspace import Workspace
+
+LooPredictions = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+
+
+def human_labels(state: PipelineState) -> NDArray[np.int64]:
+    """The seeds of ``state``: class index where the label is human, -1 elsewhere, shape (n,)."""
+    return np.where(state.source == "human", state.label, -1).astype(np.int64)
+
+
+def audited_rows(ws: Workspace, state: PipelineState) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Rows and answers (class indices) of the stored blind audits of images that ``state`` propagates, oldest first.
+
+    Left out: audits of images no longer on record, labeled by a person since (no longer a propagated label) or
+    unreached now, and answers naming a class deleted since.
+    """
+    row_of = {int(image_id): row for row, image_id in enumerate(state.image_ids)}
+    index_of = {int(class_id): k for k, class_id in enumerate(state.class_ids)}
+    rows: list[int] = []
+    answers: list[int] = []
+    for audit in ws.store.audits():
+        row = row_of.get(int(audit["image_id"]))
+        answer = index_of.get(int(audit["class_id"]))
+        if row is None or answer is None or state.source[row] != "propagated":
+            continue
+        rows.append(row)
+        answers.append(answer)
+    return np.array(rows, dtype=np.int64), np.array(answers, dtype=np.int64)
+
+
+def loo_predictions(
+    ws: Workspace, embedding_key: str, W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int
+) -> LooPredictions:
+    """:func:`labeler.core.diagnostics.loo_scores` on the graph of ``embedding_key``, cached per graph and labels.
+
+    Returns ``(seeds, loo_label, loo_proba)``; empty with fewer than two human labels (nothing to leave out).
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n_seeds = int(np.sum(y >= 0))
+    if n_seeds < 2 or n_classes < 1:
+        return (np.flatnonzero(y >= 0).astype(np.int64), np.full(n_seeds, -1, dtype=np.int64),
+                np.zeros((n_seeds, max(n_classes, 1))))
+    digest = hashlib.sha1(y.tobytes()).hexdigest()
+    key = f"{embedding_key}:k{ws.settings.n_neighbors}:a{ws.settings.alpha}:c{n_classes}:{digest}"
+    path = state_dir(ws) / "loo.npz"
+    try:
+        cached = load_npz(path)
+        if str(cached["key"]) == key:
+            return cached["seeds"], cached["loo_label"], cached["loo_proba"]
+    except (OSError, ValueError, KeyError):
+        pass  # no cache yet, or an unreadable one: compute
+    seeds, loo_label, loo_proba = diagnostics.loo_scores(W, y, n_classes, alpha=ws.settings.alpha)
+    save_npz_atomic(path, {"key": np.array(key), "seeds": seeds, "loo_label": loo_label, "loo_proba": loo_proba})
+    return seeds, loo_label, loo_proba
+
+
+def fit_calibrator(evidence: Evidence) -> ConfidenceCalibrator:
+    """The app's calibrator, fitted on ``evidence`` (the default mapping when it is empty)."""
+    return ConfidenceCalibrator().fit(evidence.X, evidence.correct, evidence.sample_weight, proxy=evidence.proxy)
+
+
+def calibrate(
+    score: NDArray[Any],
+    proba: NDArray[Any],
+    label: NDArray[Any],
+    propagated: NDArray[Any],
+    y: NDArray[Any],
+    loo: LooPredictions,
+    audit_rows: NDArray[Any] | None = None,
+    audit_answers: NDArray[Any] | None = None,
+) -> tuple[NDArray[np.float64], Evidence]:
+    """Calibrated confidence of every image, and the evidence it was fitted on.
+
+    Parameters
+    ----------
+    score : float array of shape (n,), the raw spreading confidence (1 for human labels, 0 where unreached)
+    proba : float array of shape (n, n_classes), normalised spreading scores
+    label : int array of shape (n,), current labels; propagated : bool array of shape (n,)
+    y : int array of shape (n,), human labels (-1 elsewhere); loo : :func:`loo_predictions` for ``y``
+    audit_rows, audit_answers : int arrays of shape (m,), audited rows (propagated ones) and the answers given
+
+    Returns
+    -------
+    confidence : float64 array of shape (n,); ``score`` except at propagated rows, which get P(label is right)
+        (``1 / n_classes`` while fewer than two classes have a human label)
+    evidence : the leave-one-out rows (``proxy``) then the audits
+    """
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    label = np.asarray(label, dtype=np.int64)
+    seeds, loo_label, loo_proba = loo
+    rows = np.zeros(0, dtype=np.int64) if audit_rows is None else np.asarray(audit_rows, dtype=np.int64)
+    answers = np.zeros(0, dtype=np.int64) if audit_answers is None else np.asarray(audit_answers, dtype=np.int64)
+    evidence = calibration_evidence(
+        y[seeds], loo_label, loo_proba, audit_proba=proba[rows], audit_label=label[rows], audit_answer=answers,
+    )
+    return confidence_from(evidence, score, proba, propagated, y), evidence
+
+
+def confidence_from(
+    evidence: Evidence, score: NDArray[Any], proba: NDArray[Any], propagated: NDArray[Any], y: NDArray[Any]
+) -> NDArray[np.float64]:
+    """``score`` with the propagated rows replaced by the confidence the calibrator fitted on ``evidence`` gives
+    (chance, ``1 / n_classes``, while fewer than two classes have a human label); see :func:`calibrate`."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    confidence = np.array(score, dtype=np.float64)
+    mask = np.asarray(propagated, dtype=bool)
+    if proba.shape[1] >= 2 and np.unique(y[y >= 0]).size < 2:
+        # One labeled class among several: every image gets that class with no rival mass, and every leave-one-out
+        # prediction is "right", so neither says anything. Chance is the honest value until a second class has a label.
+        confidence[mask] = 1.0 / proba.shape[1]
+    elif mask.any():
+        confidence[mask] = fit_calibrator(evidence).predict_confidence(calibration_features(proba[mask]))
+    return confidence
+
+
+def calibrate_state(
+    ws: Workspace, state: PipelineState, W: sp.spmatrix | NDArray[Any], previous: PipelineState | None = None
+) -> None:
+    """Replace ``state.confidence`` of propagated rows by P(label is right) and record the evidence (in place).
+
+    ``state.score`` keeps the raw spreading confidence. With ``previous`` (a state on the same graph, images and
+    classes) the calibrator is refitted on its evidence instead: no solve, a provisional value to save at once, which
+    the caller replaces by a call without ``previous`` once there is time for the new labels' leave-one-out
+    predictions.
+    """
+    y = human_labels(state)
+    n_classes = len(state.class_ids)
+    propagated = state.source == "propagated"
+    if n_classes == 0 or not propagated.any():
+        return
+    if previous is not None:
+        evidence = state_evidence(previous)
+        state.confidence = confidence_from(evidence, state.score, state.proba, propagated, y)
+    else:
+        loo = loo_predictions(ws, state.embedding_key, W, y, n_classes)
+        rows, answers = audited_rows(ws, state)
+        state.confidence, evidence = calibrate(state.score, state.proba, state.label, propagated, y, loo, rows,
+                                               answers)
+    state.evidence_X, state.evidence_correct, state.evidence_proxy = evidence.X, evidence.correct, evidence.proxy
+
+
+def state_evidence(state: PipelineState) -> Evidence:
+    """The evidence ``state.confidence`` was calibrated on."""
+    return Evidence(state.evidence_X, state.evidence_correct, np.ones(state.evidence_correct.size),
+                    state.evidence_proxy)
+
+
+def calibrator_for(state: PipelineState) -> ConfidenceCalibrator:
+    """The calibrator behind ``state.confidence``, refitted on the state's evidence (the same fit, deterministic)."""
+    return fit_calibrator(state_evidence(state))
+
+
+def one_labeled_class(state: PipelineState) -> bool:
+    """True when several classes exist but fewer than two have a human label (confidence is then chance)."""
+    return len(state.class_ids) >= 2 and np.unique(state.label[state.source == "human"]).size < 2
+
+
+def evidence_counts(state: PipelineState) -> dict[str, int]:
+    """{"loo": leave-one-out predictions of human labels, "audits": blind audits, "total"} behind the calibration."""
+    proxy = np.asarray(state.evidence_proxy, dtype=bool)
+    return {"loo": int(proxy.sum()), "audits": int((~proxy).sum()), "total": int(proxy.size)}
+
+
+def held_out_audit_confidence(
+    state: PipelineState, rows: NDArray[Any], answers: NDArray[Any], max_folds: int = 20
+) -> NDArray[np.float64]:
+    """Each audited image's calibrated confidence from a fit *without its own answer*, shape (m,).
+
+    The audits are also calibration evidence, so their in-sample confidences would agree with them by construction;
+    refitting without them (on the state's leave-one-out rows and the other audits) gives the reliability plot an
+    honest, out-of-sample reading. Up to ``max_folds`` audits this is leave-one-audit-out; beyond, audit ``i`` is left
+    out with the others of fold ``i % max_folds`` (a fit takes a few milliseconds: at most ``max_folds`` of them).
+    ``rows`` must be propagated rows of ``state``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    proxy = np.asarray(state.evidence_proxy, dtype=bool)
+    X_proxy, right_proxy = state.evidence_X[proxy], state.evidence_correct[proxy]
+    X_audit = calibration_features(state.proba[rows])
+    right_audit = state.label[rows] == np.asarray(answers)
+    fold = np.arange(rows.size) % max(int(max_folds), 1)
+    out = np.empty(rows.size)
+    for f in np.unique(fold):
+        keep = fold != f
+        X = np.concatenate([X_proxy, X_audit[keep]])
+        right = np.concatenate([right_proxy, right_audit[keep]])
+        is_proxy = np.arange(right.size) < right_proxy.size
+        model = fit_calibrator(Evidence(X, right, np.ones(right.size), is_proxy))
+        out[~keep] = model.predict_confidence(X_audit[~keep])
+    return out
