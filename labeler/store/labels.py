@@ -119,6 +119,7 @@ class LabelStore(JobTable):
                     counts["missing"] += 1
                     conn.execute("UPDATE images SET status='missing', row=NULL WHERE path=?", (path,))
             _renumber_rows(conn)
+            _bump_images_version(conn)  # the set and order of readable images may have changed
         return counts
 
     def images(self, status: str | None = None) -> list[ImageRecord]:
@@ -368,13 +369,9 @@ class LabelStore(JobTable):
     def images_version(self) -> int:
         """A number that changes whenever the set or order of readable images may have changed (one indexed read).
 
-        Bumped by :meth:`bump_images_version` (after every import) and by :meth:`mark_unreadable`.
+        Bumped in the same transaction by :meth:`sync_images` (every import) and by :meth:`mark_unreadable`.
         """
         return int(self.get_meta("images_version") or 0)
-
-    def bump_images_version(self) -> None:
-        with self._write() as conn:
-            _bump_images_version(conn)
 
     def count_images(self, status: str | None = "ok") -> int:
         """How many images have ``status`` (all images when None), without loading them."""

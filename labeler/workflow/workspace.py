@@ -310,7 +310,6 @@ def import_folder(
             images = [item for item in found if item is not None]
             duplicates = find_duplicates([ScannedImage(f.path, f.sha256, f.width, f.height, f.error) for f in images])
             counts = ws.store.sync_images(images, duplicates)
-            ws.store.bump_images_version()
             records = ws.records()
             fingerprint = ws.fingerprint(records)
             if fingerprint != previous_fingerprint or not have_old:
