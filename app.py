@@ -20,6 +20,7 @@ if _APP_DIR not in sys.path:
 
 
 from pages.shared import auth, jobs_panel  # noqa: E402
+from pages.shared.key_help import key_help  # noqa: E402
 
 st.set_page_config(page_title="labeler", page_icon=":material/label:", layout="wide")
 auth.require_token(entry=True)  # before any page renders or writes: beyond loopback `labeler app` requires its token
@@ -34,7 +35,17 @@ PAGES = [
     st.Page("pages/teaching.py", title="Teaching", icon=":material/school:"),
 ]
 
+# The keys of the pages without a labeling widget (Label and Review have their own, with its own ? panel).
+PAGE_KEYS = {
+    "Map": [("l", "label the selected images as the chosen class"), ("v", "send the selected images to review"),
+            ("u", "undo your last label action (this tab)")],
+}
+LABELING_NOTE = ("Label and Review: 1-9, then 0 and letters, pick a class; a accepts a review proposal; s skips; "
+                 "u undoes; ? lists them. Keys typed ahead go, in order, to the following images.")
+
 page = st.navigation(PAGES)
 with st.sidebar:
     jobs_panel.sidebar_status()
+    if page.title not in {"Label", "Review & audit"}:
+        key_help(f"Keys on {page.title}", PAGE_KEYS.get(page.title, []), LABELING_NOTE)
 page.run()

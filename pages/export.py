@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from labeler.workflow import export, report
-from pages.shared import session
+from labeler.workflow.workspace import Workspace
+from pages.shared import remembered, session
+
+PREVIEW_ROWS = 200
+# Up to this many images the CSV is built as the page opens; beyond, on request (about a second per 2,000 rows on
+# the 2-core machine).
+AUTO_ROWS = 5_000
+PREPARED = "export_prepared"
 
 ws = session.require_images()
 st.title("Export")
@@ -13,17 +21,31 @@ st.caption(
     "One row per image: path, label, source (human / propagated / audited / none / unreadable), confidence and "
     "the diagnostics behind it — the same columns as `labeler export`."
 )
+
+
+@st.cache_data(show_spinner="Bringing propagation up to date…", max_entries=4)
+def export_frame(_ws: Workspace, key: tuple[object, ...], threshold: float | None) -> pd.DataFrame:
+    """The CSV's rows, once per labels version, state and threshold (it brings propagation up to date first)."""
+    return export.export_frame(_ws, min_confidence=threshold)
+
+
 suggested = report.suggested_threshold(ws)
-use_threshold = st.toggle("Flag propagated labels below a confidence threshold", value=suggested is not None,
-                          key="export_use_threshold")
+use_threshold = st.toggle("Flag propagated labels below a confidence threshold",
+                          **remembered.bind("export:use_threshold", suggested is not None))
 threshold = None
 if use_threshold:
-    threshold = st.slider("Minimum confidence", 0.0, 1.0, value=float(suggested or 0.5), step=0.01,
-                          key="export_threshold",
+    threshold = st.slider("Minimum confidence", 0.0, 1.0, step=0.01,
                           help="Rows below it keep their label and are flagged below-threshold. The Review page "
-                          "suggests the threshold that reaches your target precision.")
-with st.spinner("Bringing propagation up to date…"):
-    frame = export.export_frame(ws, min_confidence=threshold)
+                          "suggests the threshold that reaches your target precision.",
+                          **remembered.bind("export:threshold", float(suggested or 0.5)))
+key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), ws.store.labels_version())
+n_rows = session.images_version(ws).total
+if n_rows > AUTO_ROWS and st.session_state.get(PREPARED) != key:
+    st.button(f"Prepare the CSV ({n_rows:,} rows)", key="prepare_csv", type="primary",
+              on_click=lambda: st.session_state.__setitem__(PREPARED, key),
+              help="Builds every row (and brings propagation up to date first); a large collection takes a while.")
+    st.stop()
+frame = export_frame(ws, key, threshold)
 counts = frame["source"].value_counts()
 cols = st.columns(5)
 for col, source in zip(cols, ["human", "audited", "propagated", "none", "unreadable"], strict=False):
@@ -31,10 +53,15 @@ for col, source in zip(cols, ["human", "audited", "propagated", "none", "unreada
 if threshold is not None:
     st.caption(f"{int(frame['flagged'].str.contains('below-threshold').sum())} propagated rows flagged below "
                f"{threshold:.2f}")
-st.dataframe(frame.head(200), hide_index=True, height=360)
+shown = min(PREVIEW_ROWS, len(frame))
+if shown < len(frame):
+    st.caption(f"Preview: the first {shown:,} of {len(frame):,} rows. The download holds all {len(frame):,}.")
+else:
+    st.caption(f"Preview: all {len(frame):,} rows.")
+st.dataframe(frame.head(PREVIEW_ROWS), hide_index=True, height=360)
 st.download_button(
     "Download CSV",
-    data=export.to_csv_bytes(frame),
+    data=lambda: export.to_csv_bytes(frame),
     file_name=f"{ws.data_dir.name or 'labels'}-labels.csv",
     mime="text/csv",
     key="download_csv",

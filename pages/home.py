@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from labeler.store import InvalidClassName
 from labeler.workflow import report
-from pages.shared import class_keys, jobs_panel, session, text
+from pages.shared import class_keys, jobs_panel, remembered, session, text
 
 st.title("labeler")
 st.caption("Label a few images; the rest are labeled for you, with an honest estimate of how far to trust them.")
@@ -20,18 +21,17 @@ with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not setti
     if col_open.button("Open folder", key="open_folder"):
         folder, problem = session.check_folder(folder_text)
         if problem:
-            st.error(problem)
+            st.error(text.plain(problem))
         else:
             st.session_state["data_dir"] = str(folder)
             st.rerun()
     if col_sample.button("Open sample", key="open_sample"):
         st.session_state["data_dir"] = str(session.SAMPLE_DIR)
         st.rerun()
-    if (settings.data_dir / session.GROUND_TRUTH_NAME).is_file() or settings.ground_truth_path is not None:
+    if session.ground_truth_for(settings.data_dir) is not None:
         st.toggle(
-            "Teaching mode (show the true accuracy from ground_truth.csv; never used as labels)",
-            key="teaching",
-            value=settings.ground_truth_path is not None,
+            "Teaching mode (show the true accuracy from the ground truth; never used as labels)",
+            **remembered.bind(session.TEACHING_KEY, session.teaching_mode()),
         )
     uploads = st.file_uploader(
         "Upload images or a .zip of images",
@@ -44,8 +44,12 @@ with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not setti
         st.rerun()
 
 if not settings.data_dir.is_dir():
-    st.error(f"The data folder {settings.data_dir} does not exist or is not a folder. Open another one above.")
+    st.error(f"The data folder {text.plain(settings.data_dir)} does not exist or is not a folder. Open another one "
+             "above.")
     st.stop()
+if settings.workspace_dir == session.fallback_workspace(settings.data_dir):
+    st.info(f"{text.plain(settings.data_dir)} is read-only, so labeler keeps its labels and caches in "
+            f"{text.plain(settings.workspace_dir)}. The images are only read.", icon=":material/lock:")
 
 ws = session.require_images()
 col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
@@ -60,22 +64,31 @@ for line in st.session_state.get("import_lines", [])[:1]:
 st.subheader("Classes")
 classes = ws.store.classes()
 if classes:
-    st.dataframe(
-        [{"class": c.name, "colour": c.colour, "key": c.hotkey or ""} for c in classes],
-        hide_index=True,
-        column_config={"colour": st.column_config.TextColumn("colour")},
+    keys = class_keys.keys_for(classes)
+    table = pd.DataFrame({"colour": ["" for _ in classes], "class": [c.name for c in classes],
+                          "key": [k or "none" for k in keys]})
+    # The colour column is a swatch: its cell is painted with the class colour and holds no text.
+    swatches = table.style.apply(
+        lambda column: [f"background-color: {c.colour}" for c in classes], subset=["colour"]
     )
+    st.dataframe(swatches, hide_index=True, width="content", column_config={
+        "colour": st.column_config.TextColumn("colour", width="small"),
+        "class": st.column_config.TextColumn("class", width="medium"),
+        "key": st.column_config.TextColumn("key", width="small"),
+    })
 else:
     st.info("No classes yet. Add the classes you want to sort your images into.")
 
 with st.form("add_class", clear_on_submit=True, border=True):
-    col_name, col_colour, col_key, col_add = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
+    col_name, col_colour, col_key, col_add = st.columns([5, 1, 2, 2], vertical_alignment="bottom")
     name = col_name.text_input("New class", placeholder="e.g. cat", key="new_class_name")
     # Keys change with the number of classes so each new class starts from a fresh colour and free key.
     colour = col_colour.color_picker("Colour", value=class_keys.next_colour(len(classes)),
                                      key=f"new_class_colour_{len(classes)}")
     hotkey = col_key.selectbox("Key", class_keys.HOTKEYS, index=class_keys.default_hotkey_index(classes),
-                               key=f"new_class_key_{len(classes)}")
+                               format_func=class_keys.key_label, key=f"new_class_key_{len(classes)}",
+                               help="Press it on the Label and Review pages to pick this class: 1-9, then 0, "
+                               "then letters.")
     if col_add.form_submit_button("Add class"):
         taken = class_keys.hotkey_owner(classes, hotkey)
         try:
@@ -83,33 +96,37 @@ with st.form("add_class", clear_on_submit=True, border=True):
                 raise ValueError(f"key {hotkey} already labels {taken}; pick another key")
             ws.store.add_class(name, colour=colour, hotkey=hotkey or None)
         except (InvalidClassName, ValueError) as error:
-            st.error(str(error))
+            st.error(text.plain(error))
         else:
             st.rerun()
 
 if classes:
     with st.expander("Edit a class"):
         chosen = st.selectbox("Class", classes, format_func=lambda c: c.name, key="edit_class")
-        col_name, col_colour, col_key = st.columns([4, 1, 1], vertical_alignment="bottom")
+        col_name, col_colour, col_key = st.columns([5, 1, 2], vertical_alignment="bottom")
         new_name = col_name.text_input("Name", value=chosen.name, key=f"edit_name_{chosen.id}")
         new_colour = col_colour.color_picker("Colour", value=chosen.colour, key=f"edit_colour_{chosen.id}")
-        keys = class_keys.HOTKEYS
-        current_key = chosen.hotkey if chosen.hotkey in keys else ""
-        new_key = col_key.selectbox("Key", keys, index=keys.index(current_key), key=f"edit_key_{chosen.id}")
+        hotkeys = class_keys.HOTKEYS
+        current_key = chosen.hotkey if chosen.hotkey in hotkeys else ""
+        new_key = col_key.selectbox("Key", hotkeys, index=hotkeys.index(current_key), format_func=class_keys.key_label,
+                                    key=f"edit_key_{chosen.id}")
         if st.button("Save class", key="save_class"):
+            others = [c for c in classes if c.id != chosen.id]
             try:
-                taken = class_keys.hotkey_owner([c for c in classes if c.id != chosen.id], new_key)
+                taken = class_keys.hotkey_owner(others, new_key)
                 if taken:
                     raise ValueError(f"key {new_key} already labels {taken}; pick another key")
+                if any(c.name == new_name.strip() for c in others):
+                    raise ValueError(f"a class named {new_name.strip()} already exists; pick another name")
                 ws.store.update_class(chosen.id, name=new_name, colour=new_colour, hotkey=new_key)
             except (InvalidClassName, ValueError) as error:
-                st.error(str(error))
+                st.error(text.plain(error))
             else:
                 st.rerun()
 
 # ----------------------------------------------------------------------------------------------- summary
 st.subheader("Dataset")
-summary = report.dataset_summary(ws)
+summary = session.dataset_summary(ws)
 col_images, col_unreadable, col_dupes = st.columns(3)
 col_images.metric("Readable images", summary["images"])
 col_unreadable.metric("Unreadable", len(summary["unreadable"]))
@@ -127,15 +144,21 @@ if summary["duplicates"]:
 def live_status() -> None:
     st.subheader("Labels")
     counts = jobs_panel.live_counts(ws)
+    jobs_panel.unlabeled_classes_banner(counts)
     col_h, col_p, col_n, col_a = st.columns(4)
-    col_h.metric("Human", counts["human"])
-    col_p.metric("Propagated", counts["propagated"])
-    col_n.metric("Unreached", counts["none"])
-    headline = report.headline(ws)
+    col_h.metric("Human", counts.human)
+    col_p.metric("Propagated", counts.propagated,
+                 help="Images that took a class from the human labels around them. Only classes with at least "
+                 "one human label can be propagated.")
+    col_n.metric("Unreached", counts.none, help="Images no human label reaches yet (or no propagation yet).")
+    if counts.human and not counts.up_to_date:
+        st.caption("Propagation is catching up with the latest labels; these numbers will change.")
+    current = session.state(ws)  # loaded once per saved state, not once a second
+    headline = report.headline(ws, current)
     col_a.metric("Estimated accuracy", headline["value"], help=headline["detail"])
-    st.caption(headline["detail"])
-    verdict = report.stopping(ws)
-    (st.success if verdict["stop"] else st.info)(verdict["text"])
+    st.caption(text.plain(headline["detail"]))
+    verdict = report.stopping(ws, current)
+    (st.success if verdict["stop"] else st.info)(text.plain(verdict["text"]))
     st.subheader("Background jobs")
     jobs_panel.render_jobs(ws)
 

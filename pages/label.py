@@ -1,13 +1,19 @@
-"""Label: one click or one key labels an image; the label is stored at once and propagation catches up behind."""
+"""Label: one key or one click labels the image on screen; the label is stored at once and propagation catches up
+behind. Keys typed ahead while the page catches up go, in order, to the following images (the keyboard widget)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages.shared import queues, session, text
+from labeler.workflow import label_queue as label_queue_rules
+from pages.shared import class_keys, filter_bar, jobs_panel, label_events, queues, remembered, session, text
+from pages.shared.keyboard_labeler import keyboard_labeler
 
 GRID_COLUMNS = 4
 GRID_ROWS = 3
+# Images sent ahead to the keyboard widget: it shows the next one at once, without waiting for Python.
+PREFETCH = 8
+GRID_SLOTS = "label_grid"
 
 ws = session.require_images()
 classes = ws.store.classes()
@@ -18,91 +24,101 @@ if not classes:
     st.stop()
 
 names = {c.id: c.name for c in classes}
-records = ws.records()
+records = session.records(ws)
 state = session.state(ws)
+jobs_panel.unlabeled_classes_banner(jobs_panel.live_counts(ws))
 
 col_strategy, col_size = st.columns([3, 1], vertical_alignment="bottom")
 strategy = col_strategy.segmented_control(
-    "Show", queues.STRATEGIES, default=queues.STRATEGIES[0], key="strategy", required=True,
+    "Show", queues.STRATEGIES, required=True,
     help="Suggested: typical, diverse images before the first labels, then the least certain ones. "
-    "Random: a uniform sample of unlabeled images.",
-)
-large = col_size.toggle("Large view", key="large_view")
-queue = queues.label_queue(ws, state, strategy or queues.STRATEGIES[0], GRID_COLUMNS * GRID_ROWS + 1)
-if not queue:
-    st.success("Every image has a human label.")
+    "Random: a uniform sample of unlabeled images. In order: by file name.",
+    **remembered.bind("label:strategy", queues.STRATEGIES[0], valid=lambda v: v if v in queues.STRATEGIES
+                      else queues.STRATEGIES[0]),
+) or queues.STRATEGIES[0]
+large = col_size.toggle("Large view", help="Show the original image, bigger.", **remembered.bind("label:large", False))
+image_filter = filter_bar.filter_bar("label", [c.name for c in classes], sources=("propagated", "none"))
+allowed = filter_bar.rows_matching(image_filter, session.paths(ws), state,
+                                   (session.images_version(ws), session.state_version(ws)))
+filter_bar.caption(image_filter, allowed)
+
+# ----------------------------------------------------------------------------------------------- the two queues
+# The keyboard widget works through its own queue; the grid below holds other images and keeps them in place until
+# every one of them is labeled (or "New images" is pressed), so a click never moves a card under the pointer.
+grid_state = st.session_state.get(GRID_SLOTS)
+same_grid = isinstance(grid_state, dict) and grid_state["filter"] == image_filter \
+    and grid_state.get("strategy") == strategy
+slot_rows = session.rows_of(ws, grid_state["keys"]) if isinstance(grid_state, dict) and same_grid else []
+unlabeled = set(label_queue_rules.unlabeled_rows(ws, records))
+if not any(row in unlabeled for row in slot_rows):
+    slot_rows = []
+widget_allowed = filter_bar.without(allowed, slot_rows, len(records))
+queue = queues.label_queue(ws, state, strategy, 2 * PREFETCH, widget_allowed, filter_key=image_filter)
+if not slot_rows:
+    slot_rows = queues.grid_rows(ws, state, strategy, GRID_COLUMNS * GRID_ROWS, filter_bar.without(
+        allowed, queue, len(records)), extra=2 * PREFETCH)
+    st.session_state[GRID_SLOTS] = {"keys": session.keys_of(ws, slot_rows), "filter": image_filter,
+                                     "strategy": strategy}
+if not queue and not any(row in unlabeled for row in slot_rows):
+    if image_filter.active:
+        st.success("Every image this filter shows has a human label. Change the filter to see others.")
+    else:
+        st.success("Every image has a human label.")
     st.stop()
 
-
-def label(row: int, class_id: int | None) -> None:
-    """Store the label now (one undoable action), move on, and ask for propagation in the background."""
-    if class_id is None:
-        return
-    ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
-    queues.forget_row(row)
-    st.session_state["last_action"] = f"{records[row].path} → {names[class_id]}"
-    session.request_refresh()
-
-
-def label_from_pills(row: int) -> None:
-    label(row, st.session_state.get(f"pick_{records[row].id}"))
-
-
-def undo() -> None:
-    row = queues.undo_last(ws)
-    st.session_state["last_action"] = "undone" if row is not None else "nothing to undo"
-    session.request_refresh()
-
-
-# ----------------------------------------------------------------------------------------------- focused image
-focus = queue[0]
-col_image, col_buttons = st.columns([2, 3])
-with col_image:
-    if large:
-        st.image(queues.full_image(ws, focus), width=480)
-    else:
-        st.image(ws.thumbnails()[focus], width=240)
-    st.caption(text.plain(records[focus].path) + queues.reason_caption(focus))
-with col_buttons:
-    st.markdown("**Which class is this?** Click, or press its key.")
-    per_row = 3
-    for start in range(0, len(classes), per_row):
-        cols = st.columns(per_row)
-        for col, info in zip(cols, classes[start : start + per_row], strict=False):
-            col.button(
-                text.plain(info.name),
-                key=f"label_{info.id}",
-                shortcut=info.hotkey or None,
-                on_click=label,
-                args=(focus, info.id),
-                width="stretch",
-            )
-    col_skip, col_undo = st.columns(2)
-    col_skip.button("Skip", key="skip", shortcut="S", on_click=queues.skip_row, args=(focus,), width="stretch")
-    col_undo.button("Undo", key="undo", shortcut="U", on_click=undo, width="stretch")
-    if "last_action" in st.session_state:
-        st.caption(f"Last: {text.plain(st.session_state['last_action'])}")
+# ----------------------------------------------------------------------------------------------- keyboard widget
+handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="label",
+                               skipped=queues.skipped_keys(),
+                               queue=label_events.handler_queue(st.session_state.get(queues.LABEL_QUEUE)))
+widget_rows = queue[:PREFETCH]
+reasons = queues.reasons(ws)
+captions = {row: reasons.get(label_queue_rules.image_key(records[row]), "") for row in widget_rows}
+keyboard_labeler(label_events.items_for(ws, widget_rows, large=large, captions=captions),
+                 label_events.class_specs(classes), key="label_keys", on_event=handler.on_event,
+                 image_px=480 if large else 240)
+label_events.show_problems(handler)
+if len(classes) > len(class_keys.CLASS_KEYS):
+    st.caption(f"Only the first {len(class_keys.CLASS_KEYS)} classes have keys; label the others by click.")
 
 # ----------------------------------------------------------------------------------------------- grid
 st.divider()
-st.caption("Next images: one click on a class labels that image.")
-grid = queue[1:]
-thumbs = ws.thumbnails()
+st.caption("More images: one click on a class labels that image. The cards stay in place until all are labeled.")
+col_more, _ = st.columns([1, 4])
+if col_more.button("New images", key="grid_new", help="Replace these cards with the next images of the queue."):
+    st.session_state.pop(GRID_SLOTS, None)
+    st.rerun()
+thumbs = session.thumbnails(ws)
 class_ids = [c.id for c in classes]
-for start in range(0, len(grid), GRID_COLUMNS):
+human = ws.store.human_labels()
+
+
+def label_from_pills(row: int) -> None:
+    """Store the label now (one undoable action) and ask for propagation in the background."""
+    class_id = st.session_state.get(f"pick_{records[row].id}")
+    if class_id is None:
+        return
+    ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
+    session.request_refresh()
+
+
+for start in range(0, len(slot_rows), GRID_COLUMNS):
     cols = st.columns(GRID_COLUMNS, border=True)
-    for col, row in zip(cols, grid[start : start + GRID_COLUMNS], strict=False):
+    for col, row in zip(cols, slot_rows[start : start + GRID_COLUMNS], strict=False):
         with col:
+            done = human.get(records[row].id)
             st.image(thumbs[row], width=96)
-            st.caption(text.plain(records[row].path) + queues.reason_caption(row))
+            st.caption(text.plain(records[row].path) + queues.reason_caption(ws, row))
             st.pills(
                 "Class",
                 class_ids,
-                format_func=lambda class_id: text.plain(names[class_id]),
+                format_func=lambda class_id: text.plain(names.get(class_id, "?")),
                 key=f"pick_{records[row].id}",
                 on_change=label_from_pills,
                 args=(row,),
                 label_visibility="collapsed",
                 width="stretch",
                 wrap=True,
+                disabled=done is not None,
             )
+            if done is not None:
+                st.caption(f"✓ labeled {text.plain(names.get(done, '?'))}")

@@ -28,29 +28,32 @@ if col_stop.button("Stop", key="train_stop", disabled=training is None):
     job_runner.cancel("train")
 
 
-@st.fragment(run_every=jobs_panel.POLL_ACTIVE_S)
 def training_status() -> None:
     job = jobs_panel.latest_job(ws, "train")
     if job is not None:
         if job.active:
             st.progress(min(max(float(job.progress), 0.0), 1.0), text=text.plain(job.message or job.status))
         elif job.status == "failed":
-            st.error(f"Training failed: {job.error}. Labels are untouched; start it again to retry.")
+            st.error(f"Training failed: {text.plain(job.error)}. Labels are untouched; start it again to retry.")
         else:
             st.caption(text.plain(f"last run: {job.status} · {job.message}"))
     info = model_view.training_info(ws)
     if info and info.get("loss_history"):
-        losses = info["loss_history"]
-        st.plotly_chart(figures.line_figure(range(1, len(losses) + 1), {"NT-Xent loss": losses}, "epoch", "loss"),
-                        key="loss_curve")
-        st.caption(f"{info.get('epoch', 0)} epochs · {info.get('elapsed_s', 0.0) / 60:.1f} minutes trained")
+        losses = info["loss_history"]  # one value per optimisation step (a batch), not per epoch
+        st.plotly_chart(figures.line_figure(range(1, len(losses) + 1), {"NT-Xent loss": losses}, "training step",
+                                            "NT-Xent loss (per batch)"), key="loss_curve")
+        st.caption(f"{info.get('epoch', 0)} epochs · {len(losses)} steps · "
+                   f"{info.get('elapsed_s', 0.0) / 60:.1f} minutes trained")
 
 
-training_status()
+# Redrawing the loss chart every second costs CPU: poll quickly only while training runs.
+st.fragment(run_every=jobs_panel.POLL_ACTIVE_S if training is not None else jobs_panel.POLL_IDLE_S)(training_status)()
 
 # ----------------------------------------------------------------------------------------------- representation
 st.subheader("Representation in use")
 state = session.state(ws)
+# A finished training run, or any new propagation, changes what this section says: follow it.
+jobs_panel.rerun_when_saved(ws, session.state_version(ws))
 if state is None:
     st.caption("No propagation yet: label a few images first.")
 else:
@@ -61,7 +64,13 @@ else:
     if selection:
         st.metric("Expected accuracy after choosing the representation", selection["value"], help=selection["detail"])
         st.caption(text.plain(selection["detail"]))
-    diagnostics = model_view.cached_loo_diagnostics(ws, state)
+    diagnostics = None
+    if model_view.loo_wanted(ws, state):
+        diagnostics = model_view.cached_loo_diagnostics(ws, state)
+    elif report.can_diagnose(state):
+        st.button("Compare propagation with a supervised-only baseline", key="measure_loo",
+                  on_click=model_view.request_loo, args=(ws, state),
+                  help="Leave-one-out accuracy on your human labels (takes a while on a large collection).")
     if diagnostics:
         st.subheader("Propagation against a supervised-only baseline")
         st.caption("Leave-one-out accuracy on your human labels: label spreading over the graph versus logistic "

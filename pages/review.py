@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from labeler.workflow import label_queue as queue
 from labeler.workflow import report
-from pages.shared import class_keys, figures, map_view, model_view, queues, session, text
+from labeler.workflow.state import PipelineState
+from pages.shared import (
+    class_keys,
+    figures,
+    filter_bar,
+    label_events,
+    map_view,
+    model_view,
+    queues,
+    remembered,
+    session,
+    text,
+)
+from pages.shared.keyboard_labeler import keyboard_labeler
+
+PREFETCH = 8
+VIEWS = ["Least certain", "Blind audit", "Suspect human labels", "Possible new classes"]
 
 ws = session.require_images()
 st.title("Review & audit")
@@ -17,45 +35,87 @@ if state is None or not classes:
     map_view.rerun_when_state_changes(ws, None)
     st.stop()
 
-records = ws.records()
-thumbs = ws.thumbnails()
-names = {c.id: c.name for c in classes}
-class_ids = [c.id for c in classes]
+records = session.records(ws)
+thumbs = session.thumbnails(ws)
+specs = label_events.class_specs(classes)
+# One view at a time (not tabs): the keyboard goes to the one labeling widget on the page.
+view = st.segmented_control(
+    "View", VIEWS, required=True, label_visibility="collapsed",
+    **remembered.bind("review:view", VIEWS[0], valid=lambda v: v if v in VIEWS else VIEWS[0]),
+) or VIEWS[0]
 
 
-def confirm(row: int, key: str) -> None:
-    """A reviewed image becomes a human label (a seed), as one undoable action."""
-    class_id = st.session_state.get(key)
-    if class_id is not None:
-        ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
-        session.request_refresh()
+def accuracy_estimate(current: PipelineState) -> dict[str, Any] | None:
+    """The blind audit's estimate, kept in view above the audit; returns the estimate (None before any audit)."""
+    headline = report.headline(ws, current)
+    estimate = headline["estimate"]
+    col_estimate, col_interval, col_truth = st.columns(3)
+    col_estimate.metric("Estimated accuracy of propagated labels", headline["value"], help=headline["detail"])
+    if estimate is not None:
+        col_interval.metric("95% interval", f"{estimate['low']:.0%} – {estimate['high']:.0%}",
+                            help=f"from {estimate['n']} blind audits")
+    truth = model_view.teaching(ws, current)
+    if truth is not None and truth["accuracy"] is not None:
+        col_truth.metric("True accuracy (teaching mode)", f"{truth['accuracy']:.1%}",
+                         help="From the ground truth, never shown as labels.")
+    st.caption(text.plain(headline["detail"]))
+    return estimate
 
 
-def image_grid(rows: list[tuple[int, str]], prefix: str, columns: int = 4) -> None:
-    """Thumbnails with why each was picked and one-click class pills that store a human label."""
-    for start in range(0, len(rows), columns):
-        cols = st.columns(columns, border=True)
-        for col, (row, why) in zip(cols, rows[start : start + columns], strict=False):
-            with col:
-                st.image(thumbs[row], width=96)
-                st.caption(text.plain(records[row].path) + (f" · {text.plain(why)}" if why else ""))
-                key = f"{prefix}_{records[row].id}"
-                st.pills("Class", class_ids, format_func=lambda c: text.plain(names[c]), key=key,
-                         on_change=confirm, args=(row, key), label_visibility="collapsed", wrap=True)
+if view == "Least certain":
+    st.caption("Propagated labels the model is least sure of, spread over the map, with a share of random ones to "
+               "keep the queue honest. Accept the proposal with one key, or press another class's key: either "
+               "makes it a human label.")
+    image_filter = filter_bar.filter_bar("review", state.class_names, sources=("propagated", "none"))
+    allowed = filter_bar.rows_matching(image_filter, state.paths, state,
+                                       (session.images_version(ws), session.state_version(ws)))
+    filter_bar.caption(image_filter, allowed)
+    rows = queues.review_queue(ws, state, PREFETCH, allowed, filter_key=image_filter)
+    proposals = {row: state.class_ids[state.label[row]] for row, _ in rows if state.label[row] >= 0}
+    names = state.label_names()
+    captions = {row: (f"{why} · " if why else "") + (f"proposal: {names[row]} ({state.confidence[row]:.0%})"
+                                                      if row in proposals else "no proposal (no seed reaches it)")
+                for row, why in rows}
+    handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="review",
+                                   skipped=queues.skipped_keys(queues.REVIEW_SKIPPED),
+                                   queue=label_events.handler_queue(st.session_state.get(queues.REVIEW_QUEUE)))
+    keyboard_labeler(
+        label_events.items_for(ws, [row for row, _ in rows], captions=captions, proposals=proposals),
+        [label_events.accept_spec(specs), *specs], key="review_keys", on_event=handler.on_event,
+    )
+    label_events.show_problems(handler)
 
+elif view == "Blind audit":
+    st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Press the key of "
+               "the class you see; your answers are kept apart from the seeds and estimate how accurate the "
+               "propagated labels are. Skipping leaves an image out of the estimate: skip only what nobody could "
+               "tell.")
+    estimate = accuracy_estimate(state)
+    audit_list = queues.audit_rows(ws, state, PREFETCH)
+    handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="audit",
+                                   skipped=queues.skipped_keys(queues.AUDIT_SKIPPED), state=state,
+                                   again=queues.key_list(queues.AUDIT_AGAIN))
+    keyboard_labeler(label_events.items_for(ws, audit_list), specs, key="audit_keys", on_event=handler.on_event)
+    label_events.show_problems(handler)
+    if not audit_list:
+        st.caption("No propagated image left to audit.")
+    if estimate is not None:
+        if estimate["per_class"]:
+            st.dataframe(estimate["per_class"], hide_index=True)
+        if estimate["per_class_note"]:
+            st.caption(text.plain(estimate["per_class_note"]))
+        table = report.reliability(ws, state)
+        if table:
+            st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
+                                                       table.get("low"), table.get("high")), key="reliability")
+            st.caption(text.plain(table["note"]))
+    target = st.slider("Target precision", 0.5, 0.999, step=0.005,
+                       **remembered.bind("review:target_precision", float(ws.settings.target_precision)))
+    choice = report.threshold_choice(ws, target, state)
+    if choice is not None:
+        (st.success if choice["threshold"] is not None else st.caption)(text.plain(choice["text"]))
 
-tab_queue, tab_suspects, tab_new, tab_audit = st.tabs(
-    ["Least certain", "Suspect human labels", "Possible new classes", "Blind audit"]
-)
-
-with tab_queue:
-    st.caption("Propagated labels the model is least sure of, spread over the map, with a share of random ones "
-               "to keep the queue honest. Picking a class makes it a human label.")
-    proposals = state.label_names()
-    image_grid([(row, f"{why} · now {proposals[row] or 'none'} {state.confidence[row]:.0%}")
-                for row, why in queues.review_rows(ws, state, 12)], "review")
-
-with tab_suspects:
+elif view == "Suspect human labels":
     suspects = queues.suspects(ws, state)
     if not suspects:
         st.caption("No human label is contradicted by its neighbourhood.")
@@ -67,14 +127,14 @@ with tab_suspects:
             f"{text.plain(records[suspect.index].path)}: labeled **{text.plain(human)}**, its neighbours say "
             f"**{text.plain(other)}** ({suspect.support:.0%})"
         )
-        col_keep.button("Keep", key=f"keep_{suspect.index}", on_click=queues.dismiss_suspect, args=(suspect.index,))
-        if col_change.button(f"→ {text.plain(other)}", key=f"change_{suspect.index}"):
-            ws.store.set_labels([records[suspect.index].id], state.class_ids[suspect.neighbourhood_label],
-                                session.annotator(ws))
+        image_id = records[suspect.index].id
+        col_keep.button("Keep", key=f"keep_{image_id}", on_click=queues.dismiss_suspect, args=(ws, suspect.index))
+        if col_change.button(f"→ {text.plain(other)}", key=f"change_{image_id}"):
+            ws.store.set_labels([image_id], state.class_ids[suspect.neighbourhood_label], session.annotator(ws))
             session.request_refresh()
             st.rerun()
 
-with tab_new:
+else:
     st.caption("Images far from every labeled example in the graph: they may belong to a class you have not "
                "defined. They are flagged rather than forced into a class.")
     flagged = queue.new_class_rows(state, 24)
@@ -86,46 +146,12 @@ with tab_new:
             new_name = st.text_input("Name a new class for some of these", key="new_class_from_review")
             chosen = st.multiselect("Images", flagged, format_func=lambda r: records[r].path, key="new_class_rows")
             if st.form_submit_button("Create class and label them"):
-                error = class_keys.create_class_and_label(ws, new_name, [records[r].id for r in chosen])
+                error = class_keys.create_class_and_label(ws, new_name, [records[r].id for r in chosen],
+                                                          session.annotator(ws))
                 if error:
-                    st.error(error)
+                    st.error(text.plain(error))
                 else:
                     session.request_refresh()
 
-with tab_audit:
-    st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Your answers "
-               "are kept apart from the seeds and estimate how accurate the propagated labels are.")
-    row = queues.audit_row(ws, state)
-    col_image, col_answer = st.columns([1, 2])
-    if row is None:
-        col_image.caption("No propagated image left to audit.")
-    else:
-        col_image.image(thumbs[row], width=200)
-        with col_answer:
-            st.markdown("**What is this?**")
-            for info in classes:
-                st.button(text.plain(info.name), key=f"audit_{info.id}", on_click=queues.submit_audit,
-                          args=(ws, state, row, info.id))
-    headline = report.headline(ws, state)
-    estimate = headline["estimate"]
-    st.metric("Estimated accuracy of propagated labels", headline["value"], help=headline["detail"])
-    st.caption(headline["detail"])
-    if estimate is not None:
-        truth = model_view.teaching(ws, state)
-        if truth is not None and truth["accuracy"] is not None:
-            st.caption(f"Teaching mode: true accuracy {truth['accuracy']:.1%} (from the ground truth, never shown "
-                       "as labels)")
-        if estimate["per_class"]:
-            st.dataframe(estimate["per_class"], hide_index=True)
-        if estimate["per_class_note"]:
-            st.caption(text.plain(estimate["per_class_note"]))
-        table = report.reliability(ws, state)
-        if table:
-            st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
-                                                       table.get("low"), table.get("high")), key="reliability")
-            st.caption(table["note"])
-    target = st.slider("Target precision", 0.5, 0.999, value=float(ws.settings.target_precision), step=0.005,
-                       key="target_precision")
-    choice = report.threshold_choice(ws, target, state)
-    if choice is not None:
-        (st.success if choice["threshold"] is not None else st.caption)(choice["text"])
+if st.session_state.get(queues.AUDIT_SKIPPED):
+    st.caption(f"{len(st.session_state[queues.AUDIT_SKIPPED])} audit images skipped in this session.")

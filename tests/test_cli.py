@@ -65,7 +65,7 @@ def test_round_trip_import_label_export(colour_folder: tuple[Path, dict[str, str
     assert all(row["label"] == truth[row["path"]] for row in propagated)  # colour clusters: a known answer
     assert all(0.0 < float(row["confidence"]) <= 1.0 for row in propagated)
     assert {"path", "label", "source", "confidence", "margin", "entropy", "stability", "flagged",
-            "annotator", "labeled_at", "umap_x", "umap_y", "embedding"} <= set(exported[0])
+            "annotator", "labeled_at", "umap_x", "umap_y", "representation"} <= set(exported[0])
 
 
 def test_export_before_any_label_gives_source_none(colour_folder: tuple[Path, dict[str, str]],

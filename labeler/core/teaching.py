@@ -38,6 +38,8 @@ class Demo:
     accuracy: dict[str, float] = field(default_factory=dict)  # method -> accuracy on the unlabeled points
     curve: dict[str, list[float]] = field(default_factory=dict)  # optional series (x values under "x")
     note: str = ""
+    flags: dict[str, NDArray[np.bool_]] = field(default_factory=dict)  # rule -> (n,) True where a point is flagged
+    class_names: list[str] = field(default_factory=list)  # name of each true class, for legends
 
 
 def _accuracy(pred: NDArray[np.int64], truth: NDArray[np.int64], seeds: NDArray[np.int64]) -> float:
@@ -134,7 +136,7 @@ def confirmation_bias_demo(rounds: int = 8, promote: int = 50, noise: float = 0.
 def mismatch_demo(hidden_class: bool = True, n_samples: int = 450, random_state: int = 0) -> Demo:
     """Three blobs; seeds for only two of them (``hidden_class``) or seeds drawn from one side of each class.
 
-    ``labels["new-class flag"]`` is 1 where :func:`labeler.core.review.possible_new_class` flags a point, else 0.
+    ``flags["new-class flag"]`` is True where :func:`labeler.core.review.possible_new_class` flags a point.
     """
     rng = np.random.default_rng(random_state)
     X, truth = make_blobs(n_samples, centers=[[0.0, 0.0], [4.0, 0.0], [2.0, 5.0]], cluster_std=0.7,
@@ -154,8 +156,10 @@ def mismatch_demo(hidden_class: bool = True, n_samples: int = 450, random_state:
     y[seeds] = truth[seeds]
     W = knn_graph(X, 10, metric="euclidean")
     result = propagate(W, y, 3, alpha=0.99, n_bootstrap=0)
-    flags = possible_new_class(W, y).astype(np.int64)
-    demo = Demo(X, truth, seeds, labels={"label spreading": result.label, "new-class flag": flags}, note=note)
+    flags = possible_new_class(W, y)
+    names = ["class A", "class B", "class C (never labeled)" if hidden_class else "class C"]
+    demo = Demo(X, truth, seeds, labels={"label spreading": result.label}, note=note,
+                flags={"new-class flag": np.asarray(flags, dtype=bool)}, class_names=names)
     demo.accuracy = {"label spreading": _accuracy(result.label, truth, seeds)}
     if hidden_class:
         in_hidden = truth == 2

@@ -17,7 +17,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 COLUMNS = [
     "path", "label", "source", "confidence", "score", "margin", "entropy", "stability", "flagged",
-    "annotator", "labeled_at", "umap_x", "umap_y", "embedding",
+    "annotator", "labeled_at", "umap_x", "umap_y", "representation",
 ]
 
 
@@ -83,9 +83,10 @@ def export_frame(
         else:
             row["source"] = "none"
         if state is not None and i is not None:
-            row["score"] = round(float(state.score[i]), 6)  # raw spreading score: ranks, is not a probability
-            row.update(margin=round(float(state.margin[i]), 6), entropy=round(float(state.entropy[i]), 6),
-                       stability=round(float(state.stability[i]), 6), embedding=state.representation)
+            row["score"] = round(float(state.score[i]), 6) + 0.0  # raw spreading score: ranks, is not a probability
+            # "+ 0.0" turns a -0.0 (the entropy of a one-hot row) into 0.0.
+            row.update(margin=round(float(state.margin[i]), 6) + 0.0, entropy=round(float(state.entropy[i]), 6) + 0.0,
+                       stability=round(float(state.stability[i]), 6) + 0.0, representation=state.representation)
             if bool(state.new_class[i]) and row["source"] != "human":
                 flags.append("new-class")
             if state.umap is not None:

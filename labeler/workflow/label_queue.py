@@ -3,17 +3,24 @@
 Rows index ``Workspace.records()`` (row i is image i). The choices themselves come from :mod:`labeler.core.review` and
 :mod:`labeler.core.audit`; this module applies them to a workspace: it leaves out images that already have a human
 label, says why each image was picked, and keeps a queue stable while the person works through it.
+
+Rows are renumbered by a re-scan, so state kept between requests (the app's queues, skipped and dismissed sets)
+names images by :func:`image_key` instead. Every function takes the ``records`` the caller already holds (the app
+caches them; loading the images table costs seconds at 100,000 images) and loads them only when not given.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labeler.core import audit, review
+from labeler.core import review
 from labeler.core.propagate import PropagationResult, Source
+from labeler.store import ImageRecord, UndoConflict
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
@@ -23,14 +30,25 @@ STRATEGIES = ("Suggested", "Random", "In order")
 MIN_COLD_START = 12
 ColdStart = Callable[[Workspace, int], list[int]]
 
-_SOURCE_CODES = {"human": Source.HUMAN, "propagated": Source.PROPAGATED, "none": Source.NONE}
+Records = Sequence[ImageRecord]
+
+
+def image_key(record: ImageRecord) -> str:
+    """An image's identity for state kept across requests: its id and the start of its content hash.
+
+    Not its row (a re-scan renumbers rows) and not only its id (a file replaced under the same name keeps its id
+    but is another picture)."""
+    return f"{record.id}:{(record.sha256 or '')[:16]}"
 
 
 def as_result(state: PipelineState) -> PropagationResult:
     """The saved propagation as the :class:`PropagationResult` the functions of :mod:`labeler.core.review` take."""
+    source = np.full(len(state.source), Source.NONE, dtype=np.int8)
+    source[state.source == "human"] = Source.HUMAN
+    source[state.source == "propagated"] = Source.PROPAGATED
     return PropagationResult(
         label=state.label,
-        source=np.array([_SOURCE_CODES[str(s)] for s in state.source], dtype=np.int8),
+        source=source,
         confidence=state.confidence, margin=state.margin, entropy=state.entropy, stability=state.stability,
         proba=state.proba, scores=state.scores,
     )
@@ -43,10 +61,11 @@ def cold_start_rows(ws: Workspace, n: int) -> list[int]:
     return [int(i) for i in review.cold_start(X, n, random_state=ws.settings.random_state)]
 
 
-def unlabeled_rows(ws: Workspace) -> list[int]:
+def unlabeled_rows(ws: Workspace, records: Records | None = None) -> list[int]:
     """Rows without a human label, in file order."""
-    labeled = set(ws.store.human_labels())
-    return [i for i, r in enumerate(ws.records()) if r.id not in labeled]
+    labeled = ws.store.human_labels()
+    records = ws.records() if records is None else records
+    return [i for i, r in enumerate(records) if r.id not in labeled]
 
 
 def candidate_rows(
@@ -57,19 +76,25 @@ def candidate_rows(
     exclude: Collection[int] = (),
     *,
     cold_start: ColdStart = cold_start_rows,
+    records: Records | None = None,
+    allowed: NDArray[np.bool_] | None = None,
+    W: Any = None,
 ) -> list[tuple[int, str]]:
-    """Up to ``n`` (row, why it was picked) among images without a human label and not in ``exclude``.
+    """Up to ``n`` (row, why it was picked) among images without a human label, not in ``exclude`` and, when
+    ``allowed`` (bool (N,)) is given, where it is True (a filter the person chose).
 
     Suggested: before any label (or propagation), typical and diverse images (``cold_start``, which the app
     replaces by a cached version); then the review queue of :func:`labeler.core.review.review_queue` (least certain
     first, spread over the graph, a share of random ones). Random: uniform, reseeded by each label change.
-    In order: file order.
+    In order: file order. ``W``: the state's kNN affinity when the caller holds it (else it is loaded).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
+    labeled = ws.store.human_labels()
+    records = ws.records() if records is None else records
     skip = set(exclude)
+    if allowed is not None:
+        skip |= set(np.flatnonzero(~np.asarray(allowed, dtype=bool)).tolist())
     free = [i for i, r in enumerate(records) if r.id not in labeled and i not in skip]
     if not free or n <= 0:
         return []
@@ -82,10 +107,11 @@ def candidate_rows(
                 return chosen[:n]
         if state is not None and len(state.image_ids) == len(records):
             taken = np.array(sorted(set(range(len(records))) - set(free)), dtype=np.int64)
-            try:
-                W = graph_for_state(ws, state)
-            except LookupError:  # the representation changed since: rank without the diversity rule
-                W = None
+            if W is None:
+                try:
+                    W = graph_for_state(ws, state)
+                except LookupError:  # the representation changed since: rank without the diversity rule
+                    W = None
             items = review.review_queue(None, as_result(state), n_items=n, exclude=taken, W=W,
                                         random_state=ws.store.labels_version())
             if items:
@@ -105,6 +131,9 @@ def refill(
     skipped: Collection[int] = (),
     *,
     cold_start: ColdStart = cold_start_rows,
+    records: Records | None = None,
+    allowed: NDArray[np.bool_] | None = None,
+    W: Any = None,
 ) -> tuple[list[int], dict[int, str], bool]:
     """The Label page's queue after a change: ``shown`` rows still unlabeled and not skipped keep their order,
     and new candidates are appended once half or fewer remain (so the grid does not reshuffle on every click).
@@ -115,16 +144,23 @@ def refill(
     reasons : {row: why it was picked} for the rows added now
     skips_reset : True when only skipped images were left, so they are offered again (forget the skips)
     """
-    free = set(unlabeled_rows(ws))
+    records = ws.records() if records is None else records
+    free = set(unlabeled_rows(ws, records))
+    if allowed is not None:
+        free &= set(np.flatnonzero(allowed).tolist())
     skip = set(skipped)
     rows = [r for r in shown if r in free and r not in skip]
     reasons: dict[int, str] = {}
     reset = False
     if len(rows) <= n // 2:
-        fresh = candidate_rows(ws, state, strategy, n - len(rows), set(rows) | skip, cold_start=cold_start)
+        def draw(exclude: set[int]) -> list[tuple[int, str]]:
+            return candidate_rows(ws, state, strategy, n - len(rows), exclude, cold_start=cold_start,
+                                  records=records, allowed=allowed, W=W)
+
+        fresh = draw(set(rows) | skip)
         if not fresh and skip:  # everything left was skipped once: show those again
             reset = True
-            fresh = candidate_rows(ws, state, strategy, n - len(rows), set(rows), cold_start=cold_start)
+            fresh = draw(set(rows))
         rows += [row for row, _ in fresh]
         reasons = dict(fresh)
     return rows, reasons, reset
@@ -137,12 +173,18 @@ def review_rows(
     first: Sequence[int] = (),
     *,
     cold_start: ColdStart = cold_start_rows,
+    records: Records | None = None,
+    allowed: NDArray[np.bool_] | None = None,
+    W: Any = None,
 ) -> list[tuple[int, str]]:
     """(row, why) for the review page: rows the person sent from the map first, then the review queue."""
-    free = set(unlabeled_rows(ws))
+    records = ws.records() if records is None else records
+    free = set(unlabeled_rows(ws, records))
     sent = [(r, "sent from the map") for r in dict.fromkeys(first) if r in free]
-    taken = {row for row, _ in sent} | (set(range(len(ws.records()))) - free)
-    return [*sent, *candidate_rows(ws, state, "Suggested", n - len(sent), taken, cold_start=cold_start)][:n]
+    taken = {row for row, _ in sent} | (set(range(len(records))) - free)
+    fresh = candidate_rows(ws, state, "Suggested", n - len(sent), taken, cold_start=cold_start, records=records,
+                           allowed=allowed, W=W)
+    return [*sent, *fresh][:n]
 
 
 def new_class_rows(state: PipelineState, n: int) -> list[int]:
@@ -150,43 +192,85 @@ def new_class_rows(state: PipelineState, n: int) -> list[int]:
     return [i for i, flagged in enumerate(state.new_class) if flagged and state.source[i] != "human"][:n]
 
 
-def next_audit_row(ws: Workspace, state: PipelineState, current: int | None = None) -> int | None:
-    """The image to audit blind: ``current`` while it is still eligible, else a uniform draw among propagated
-    images that are neither audited nor human-labeled. None when none is left.
+def audit_priority(image_ids: NDArray[np.integer[Any]], random_state: int = 0) -> NDArray[np.uint64]:
+    """A pseudo-random number per image id (SplitMix64 of the id and ``random_state``), the same on every call.
 
-    The draw is seeded by the number of audits so far, so a rerun shows the same image until it is answered.
+    Auditing in increasing priority among the eligible images is a uniform random draw without replacement that
+    stays put while the person answers: answering one image leaves the order of the others unchanged, so a queue
+    of the next few can be shown (and typed ahead) without reshuffling.
     """
-    audited = {a["image_id"] for a in ws.store.audits()}
-    labeled = set(ws.store.human_labels())
-    records = ws.records()
-
-    def eligible(row: int) -> bool:
-        if row >= len(records) or row >= len(state.source):
-            return False
-        record_id = records[row].id
-        return state.source[row] == "propagated" and record_id not in audited and record_id not in labeled
-
-    if current is not None and eligible(current):
-        return int(current)
-    pool = np.array([i for i in range(len(records)) if eligible(i)], dtype=np.int64)
-    drawn = audit.audit_sample(pool, 1, random_state=ws.settings.random_state * 7919 + len(audited))
-    return int(drawn[0]) if len(drawn) else None
+    with np.errstate(over="ignore"):
+        z = np.asarray(image_ids, dtype=np.uint64) + np.uint64(random_state) * np.uint64(0x9E3779B97F4A7C15)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
-def answer_audit(ws: Workspace, state: PipelineState, row: int, class_id: int) -> None:
+def audit_rows(ws: Workspace, state: PipelineState, n: int) -> list[int]:
+    """The next ``n`` images to audit blind: propagated images that are neither audited nor human-labeled, in
+    :func:`audit_priority` order (uniform, seeded by ``Settings.random_state``, stable while answering)."""
+    audited = [a["image_id"] for a in ws.store.audits()]
+    labeled = list(ws.store.human_labels())
+    ids = np.asarray(state.image_ids, dtype=np.int64)
+    eligible = (state.source == "propagated") & ~np.isin(ids, np.array(audited + labeled, dtype=np.int64))
+    pool = np.flatnonzero(eligible)
+    if n <= 0 or pool.size == 0:
+        return []
+    priority = audit_priority(ids[pool], ws.settings.random_state)
+    order = np.argsort(priority, kind="stable")[:n]
+    return [int(row) for row in pool[order]]
+
+
+def next_audit_row(ws: Workspace, state: PipelineState, current: int | None = None) -> int | None:
+    """The image to audit blind: ``current`` while it is still eligible, else the first of :func:`audit_rows`.
+    None when none is left."""
+    if current is not None and 0 <= current < len(state.source):
+        image_id = int(state.image_ids[current])
+        answered = image_id in {a["image_id"] for a in ws.store.audits()} or image_id in ws.store.human_labels()
+        if state.source[current] == "propagated" and not answered:
+            return int(current)
+    rows = audit_rows(ws, state, 1)
+    return rows[0] if rows else None
+
+
+def answer_audit(ws: Workspace, state: PipelineState, row: int, class_id: int, annotator: str | None = None) -> None:
     """Store a blind audit answer with the label propagation had given the image (an audit is never a seed)."""
     predicted = int(state.label[row])
     ws.store.record_audit(
-        ws.records()[row].id, class_id, state.class_ids[predicted] if predicted >= 0 else None,
-        float(state.confidence[row]), ws.settings.annotator,
+        int(state.image_ids[row]), class_id, state.class_ids[predicted] if predicted >= 0 else None,
+        float(state.confidence[row]), annotator or ws.settings.annotator,
     )
 
 
-def undo_last(ws: Workspace, annotator: str | None = None) -> int | None:
+def undo_last(ws: Workspace, annotator: str | None = None, records: Records | None = None) -> int | None:
     """Undo ``annotator``'s (default: the settings') last label action; returns the row of an image it touched
     (None if nothing undone). Raises :class:`labeler.store.UndoConflict` when someone relabeled its images since."""
     image_ids = ws.store.undo_action(annotator or ws.settings.annotator)
     if not image_ids:
         return None
-    rows = {r.id: i for i, r in enumerate(ws.records())}
+    records = ws.records() if records is None else records
+    rows = {r.id: i for i, r in enumerate(records)}
     return rows.get(image_ids[0])  # the most recently labeled image of the action
+
+
+def undo_label(ws: Workspace, image_id: int, annotator: str) -> bool:
+    """Revert ``annotator``'s latest label of one image, if it is still that image's latest change.
+
+    The store's undo reverts the annotator's latest action; that is this label when the action was this image's
+    and nothing changed the image since. Otherwise (a later bulk action, or someone else relabeled it) nothing is
+    reverted and False is returned, so one person's undo never reverts another's work.
+    """
+    history = ws.store.history(image_id=image_id, limit=1)
+    if not history or history[0]["annotator"] != annotator or history[0]["kind"] != "label":
+        return False
+    recent = ws.store.history(limit=2000)
+    undone = {event["undoes_batch"] for event in recent if event["kind"] == "undo"}
+    mine = [event for event in recent if event["annotator"] == annotator
+            and event["kind"] in {"label", "unlabel"} and event["batch"] not in undone]
+    if not mine or mine[0]["batch"] != history[0]["batch"]:
+        return False
+    try:
+        return bool(ws.store.undo_action(annotator))
+    except UndoConflict:
+        return False

@@ -1,16 +1,21 @@
 """Background jobs and label counts as every page shows them, polled while a job is active.
+
+Polling is cheap: a fragment reads the jobs table (a few rows), the labels version and the state's version stamp;
+the big arrays come from the session caches and are reloaded only when a stamp changes.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from labeler.store import Job
-from labeler.workflow import report
+from labeler.workflow import counts as label_counts_rules
 from labeler.workflow.workspace import Workspace
-from pages.shared.session import has_images, settings, state, workspace
+from pages.shared import session
 from pages.shared.text import plain
 
 # Polling period of the job panel while a job is active (seconds) and when idle.
@@ -20,54 +25,127 @@ POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 5.0
 
 
-def jobs(ws: Workspace) -> list[Job]:
+def jobs(ws: Workspace, limit: int = 10) -> list[Job]:
     """Recent jobs of the open workspace, newest first (from the store, so every session sees them)."""
-    return ws.store.jobs(limit=10)
+    return ws.store.jobs(limit=limit)
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    """Consecutive jobs that ended the same way, shown as one line."""
+
+    latest: Job
+    count: int
+    earliest_at: float
+
+    @property
+    def at(self) -> float:
+        return job_time(self.latest)
+
+
+def job_time(job: Job) -> float:
+    return float(job.finished_at or job.started_at or job.created_at)
+
+
+def collapse(found: list[Job]) -> list[JobGroup]:
+    """Consecutive finished jobs (newest first) of the same kind, status, message and error, as one group each;
+    an active job is always its own line."""
+    groups: list[JobGroup] = []
+    for job in found:
+        last = groups[-1] if groups else None
+        same = (
+            last is not None and not job.active and not last.latest.active
+            and (job.kind, job.status, job.message, job.error)
+            == (last.latest.kind, last.latest.status, last.latest.message, last.latest.error)
+        )
+        if same and last is not None:
+            groups[-1] = JobGroup(last.latest, last.count + 1, job_time(job))
+        else:
+            groups.append(JobGroup(job, 1, job_time(job)))
+    return groups
+
+
+def clock(timestamp: float) -> str:
+    """Local time of day, with the date when it is not today."""
+    moment = time.localtime(timestamp)
+    if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", moment)
+    return time.strftime("%Y-%m-%d %H:%M", moment)
+
+
+def describe(group: JobGroup) -> str:
+    """E.g. ``refresh · done · labels propagated · 14:02:11 (6 runs since 13:58:02)``."""
+    job = group.latest
+    line = f"{job.kind} · {job.status}"
+    if job.message:
+        line += f" · {job.message}"
+    line += f" · {clock(group.at)}"
+    if group.count > 1:
+        line += f" ({group.count} runs since {clock(group.earliest_at)})"
+    return line
 
 
 def render_jobs(ws: Workspace, limit: int = 6) -> bool:
-    """Progress bars of recent jobs; returns whether any is still active."""
-    recent = jobs(ws)[:limit]
+    """Progress bars of active jobs and one line per group of finished ones; returns whether any is active."""
+    recent = jobs(ws, limit=30)
     if not recent:
         st.caption("No background jobs yet.")
         return False
-    for job in recent:
-        label = f"{job.kind} · {job.status}"
-        if job.message:
-            label += f" · {job.message}"
+    for group in collapse(recent)[:limit]:
+        job = group.latest
+        label = plain(describe(group))
         if job.active:
-            st.progress(min(max(float(job.progress), 0.0), 1.0), text=plain(label))
+            st.progress(min(max(float(job.progress), 0.0), 1.0), text=label)
         elif job.status == "failed":
-            st.error(f"{job.kind} failed: {job.error or 'unknown error'}. Every label is kept; it can be retried.")
+            st.error(f"{plain(job.kind)} failed at {clock(group.at)}: {plain(job.error or 'unknown error')}. "
+                     "Every label is kept; it can be retried.")
         else:
-            st.caption(plain(label))
+            st.caption(label)
     return any(job.active for job in recent)
 
 
-def live_counts(ws: Workspace) -> dict[str, int]:
-    """Readable images, human labels (live from the store), propagated and unreached (from the last propagation)."""
-    return report.label_counts(ws, state(ws))
+def live_counts(ws: Workspace) -> label_counts_rules.LabelCounts:
+    """Readable images, human labels (live from the store), propagated and unreached (from the last propagation),
+    whether propagation has caught up, and the classes without a label."""
+    return label_counts_rules.label_counts(
+        session.image_ids(ws), ws.store.human_labels(), ws.store.classes(), session.state(ws),
+        ws.store.labels_version(),
+    )
+
+
+def unlabeled_classes_banner(counts: label_counts_rules.LabelCounts) -> None:
+    """Name the classes nobody has labeled yet: propagation cannot reach them, whatever the counts say."""
+    message = label_counts_rules.unlabeled_classes_message([plain(n) for n in counts.unlabeled_classes],
+                                                            counts.n_classes)
+    if message:
+        st.warning(message, icon=":material/label_off:")
 
 
 @st.fragment(run_every=POLL_ACTIVE_S)
 def sidebar_status() -> None:
     """Dataset name, label counts and active jobs, refreshed every second without rerunning the page."""
-    current = settings()
+    current = session.settings()
     st.caption(f"Dataset: {plain(current.data_dir.name)}")
     if not current.data_dir.is_dir():
         st.warning("The data folder is missing.")
         return
-    ws = workspace()
-    if not has_images(ws):
+    try:
+        ws = session.workspace()
+    except OSError:
         return
-    counts = live_counts(ws)
-    st.caption(
-        f"{counts['human']} human · {counts['propagated']} propagated · {counts['none']} unreached "
-        f"of {counts['images']}"
-    )
-    for job in jobs(ws)[:3]:
+    if not session.has_images(ws):
+        return
+    st.caption(plain(live_counts(ws).summary()))
+    for job in jobs(ws, limit=3):
         if job.active:
             st.progress(min(max(float(job.progress), 0.0), 1.0), text=plain(f"{job.kind}: {job.message}"))
+
+
+@st.fragment(run_every=POLL_ACTIVE_S)
+def rerun_when_saved(ws: Workspace, shown: tuple[int, ...]) -> None:
+    """Rerun the page when a new state has been saved since ``shown`` (the version the page drew); a stat a second."""
+    if session.state_version(ws) != shown:
+        st.rerun(scope="app")
 
 
 def latest_job(ws: Workspace, kind: str) -> Any:

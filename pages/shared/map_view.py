@@ -1,31 +1,74 @@
-"""The map page's glue: selections of points on the plotly map, and reruns when a newer map is saved.
+"""The map page's glue: the figure built once per state, selections of points, and reruns when a newer map is
+saved.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+from numpy.typing import NDArray
 
+from labeler.workflow import label_queue
+from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
+from pages.shared import figures, queues, session, text
 from pages.shared.jobs_panel import POLL_ACTIVE_S
-from pages.shared.session import state
+
+# How many of the review queue's next picks the "needs review" colouring marks.
+REVIEW_MARKED = 100
+MAX_SHOWN = 60  # thumbnails of a selection shown one by one, each with its own "keep" box
+PER_ROW = 10
 
 
-def _state_key(current: PipelineState | None) -> float | None:
-    return current.computed_at if current is not None and current.umap is not None else None
+def _state_key(ws: Workspace, current: PipelineState | None) -> tuple[int, ...] | None:
+    return session.state_version(ws) if current is not None and current.umap is not None else None
+
+
+def shown_key(ws: Workspace, current: PipelineState | None) -> tuple[int, ...] | None:
+    """What identifies the map on screen (None while there is no map)."""
+    return _state_key(ws, current)
 
 
 @st.fragment(run_every=POLL_ACTIVE_S)
-def rerun_when_state_changes(ws: Workspace, shown_at: float | None) -> None:
-    """Rerun the page when a newer propagation (with its map) has been saved by the background job."""
-    if _state_key(state(ws)) != shown_at:
+def rerun_when_state_changes(ws: Workspace, shown: tuple[int, ...] | None) -> None:
+    """Rerun the page when a newer propagation (with its map) has been saved by the background job.
+
+    Each poll costs a stat of the state files; the state itself is loaded (once, cached) only when they change.
+    """
+    if session.state_version(ws) == shown:
+        return
+    if _state_key(ws, session.state(ws)) != shown:
         st.rerun(scope="app")
 
 
+@st.cache_resource(show_spinner="Drawing the map…", max_entries=6)
+def _figure(_state: PipelineState, key: tuple[object, ...], colour_by: str, review_rows: tuple[int, ...],
+            mask_key: object, _mask: NDArray[np.bool_] | None) -> go.Figure:
+    needs_review = np.zeros(len(_state.label), dtype=bool)
+    needs_review[list(review_rows)] = True
+    assert _state.umap is not None
+    return figures.map_figure(
+        _state.umap, _state.label, _state.source, _state.confidence, _state.paths, _state.class_names,
+        _state.class_colours, colour_by=colour_by, needs_review=needs_review, shown=_mask,
+        review_label=f"next {len(review_rows)} in the review queue",
+    )
+
+
+def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_rows: Sequence[int],
+               image_filter: ImageFilter, mask: NDArray[np.bool_] | None) -> go.Figure:
+    """The map, built once per state, colouring, review picks and filter, and shared (never mutate it)."""
+    key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws))
+    return _figure(current, key, colour_by, tuple(review_rows), image_filter if mask is not None else None, mask)
+
+
 def selected_rows(event: Any) -> list[int]:
-    """Rows of the points picked by a lasso or box selection on the map (from each point's customdata)."""
+    """Rows of the points picked by a click, lasso or box selection on the map (from each point's customdata)."""
     try:
         points = event.selection.points
     except AttributeError:
@@ -38,3 +81,79 @@ def selected_rows(event: Any) -> list[int]:
         if value is not None:
             rows.append(int(value))
     return list(dict.fromkeys(rows))
+
+
+def majority_label(labels: Iterable[int] | NDArray[np.integer[Any]]) -> int | None:
+    """The most common class index among ``labels`` (-1, none, left out); ties go to the smaller index."""
+    counted = Counter(int(label) for label in labels if label >= 0)
+    if not counted:
+        return None
+    return min(counted, key=lambda label: (-counted[label], label))
+
+
+def odd_ones_first(rows: Sequence[int], labels: NDArray[np.integer[Any]], confidence: NDArray[np.floating[Any]],
+                   majority: int | None) -> list[int]:
+    """``rows`` with those whose label is not ``majority`` first, then the least confident: the images most
+    likely to be taken out of a bulk label come first."""
+    return sorted(rows, key=lambda row: (int(labels[row]) == majority, float(confidence[row])))
+
+
+def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[int]) -> None:
+    """The selected images, each with a "keep" box, and the bulk actions: label all kept images as one class
+    (defaulting to the class most of them were given) or send them to review."""
+    records = session.records(ws)
+    thumbs = session.thumbnails(ws)
+    classes = ws.store.classes()
+    st.subheader(f"{len(selected)} selected")
+    # A bulk label never overwrites a human label: correct those one by one (Review page, suspects).
+    free = set(label_queue.unlabeled_rows(ws, records))
+    candidates = [row for row in selected if row in free]
+    if len(candidates) < len(selected):
+        st.caption(f"{len(selected) - len(candidates)} of them already have a human label and keep it.")
+    majority = majority_label(current.label[candidates]) if candidates else None
+    shown = odd_ones_first(candidates, current.label, current.confidence, majority)[:MAX_SHOWN]
+    signature = abs(hash(tuple(sorted(candidates)))) % 10**10  # a new selection gets fresh "keep" boxes
+    if shown:
+        st.caption("Untick the images to leave out. Those labeled differently from most of the selection, and the "
+                   "least confident, come first.")
+    for start in range(0, len(shown), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, row in zip(cols, shown[start : start + PER_ROW], strict=False):
+            with col:
+                st.image(thumbs[row], width="stretch")
+                guess = current.class_names[current.label[row]] if current.label[row] >= 0 else "none"
+                st.checkbox(text.plain(guess), value=True, key=f"map_keep_{signature}_{records[row].id}",
+                            help=text.plain(f"{records[row].path}: {guess}, {current.confidence[row]:.0%}"))
+    left_out = {row for row in shown if not st.session_state.get(f"map_keep_{signature}_{records[row].id}", True)}
+    targets = [row for row in candidates if row not in left_out]
+    if len(candidates) > len(shown):
+        st.caption(f"The other {len(candidates) - len(shown)} selected images are not shown and are included.")
+    if left_out:
+        st.caption(f"{len(left_out)} left out.")
+
+    class_index = {c.id: i for i, c in enumerate(classes)}
+    default = 0
+    if majority is not None and majority < len(current.class_ids) and current.class_ids[majority] in class_index:
+        default = class_index[current.class_ids[majority]]
+    col_class, col_apply, col_review, col_undo = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    chosen = col_class.selectbox(
+        "Label all selected as", classes, index=default if classes else None, format_func=lambda c: c.name,
+        key=f"map_class_{signature}", help="Starts at the label most of the selected images were given.",
+    )
+    annotator = session.annotator(ws)
+    if col_apply.button(f"Label {len(targets)} images", key="map_label", type="primary", shortcut="l",
+                        disabled=not targets or chosen is None) and chosen is not None:
+        changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator)
+        session.request_refresh()
+        # A toast outlives the rerun that redraws the map once the new labels have propagated.
+        st.toast(f"{changed} images labeled {text.plain(chosen.name)} (Undo reverts them).")
+    if col_review.button("Send to review", key="map_review", disabled=not targets, shortcut="v"):
+        queues.send_to_review(ws, targets)
+        st.toast(f"{len(targets)} images put at the top of the review queue.")
+        st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
+    if col_undo.button("Undo", key="map_undo", help="Revert your last label action (in this tab).", shortcut="u"):
+        if label_queue.undo_last(ws, annotator, records) is None:
+            st.toast("Nothing of yours to undo.")
+        else:
+            session.request_refresh()
+            st.toast("Your last label action is undone.")

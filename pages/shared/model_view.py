@@ -37,14 +37,48 @@ def _loo_diagnostics(_ws: Workspace, _state: PipelineState, key: str) -> dict[st
     return report.loo_diagnostics(_ws, _state)
 
 
+# Up to this many images the leave-one-out diagnostics are measured as the page opens; beyond, on request (they
+# load every representation and the graph: seconds at 100,000 images).
+AUTO_DIAGNOSTICS_IMAGES = 5_000
+REQUESTED = "loo_requested"
+
+
+def loo_key(ws: Workspace, current: PipelineState) -> str:
+    return f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}"
+
+
+def request_loo(ws: Workspace, current: PipelineState) -> None:
+    st.session_state[REQUESTED] = loo_key(ws, current)
+
+
+def loo_wanted(ws: Workspace, current: PipelineState) -> bool:
+    """Measure now: a small collection, or this session asked for this state."""
+    return len(current.image_ids) <= AUTO_DIAGNOSTICS_IMAGES or st.session_state.get(REQUESTED) == loo_key(
+        ws, current)
+
+
 def cached_loo_diagnostics(ws: Workspace, current: PipelineState) -> dict[str, Any] | None:
     """Leave-one-out accuracy of propagation and of the supervised-only baseline with their intervals, None when
     not measurable."""
     if not report.can_diagnose(current):
         return None
-    return _loo_diagnostics(ws, current, f"{ws.workspace_dir}:{current.embedding_key}:{current.labels_version}")
+    return _loo_diagnostics(ws, current, loo_key(ws, current))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _teaching(_ws: Workspace, _state: PipelineState, key: tuple[object, ...]) -> dict[str, Any] | None:
+    return learning_curve.teaching_report(_ws, _state)
 
 
 def teaching(ws: Workspace, current: PipelineState) -> dict[str, Any] | None:
-    """Teaching mode: true accuracy of the propagated labels, the audit estimate and the learning curve."""
-    return learning_curve.teaching_report(ws, current)
+    """Teaching mode: true accuracy of the propagated labels, the audit estimate and the learning curve; computed
+    once per state, labels version (audits included) and ground truth file."""
+    from pages.shared import session
+
+    truth = ws.settings.ground_truth_path
+    if truth is None or not truth.is_file():
+        return None
+    stat = truth.stat()
+    key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), ws.store.labels_version(),
+           str(truth), stat.st_mtime_ns, stat.st_size)
+    return _teaching(ws, current, key)

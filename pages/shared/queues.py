@@ -1,20 +1,37 @@
 """The queues of the Label and Review pages, kept stable across reruns in ``st.session_state``.
+
+UI state names images by :func:`labeler.workflow.label_queue.image_key` (id and content hash), never by row: a
+re-scan renumbers rows, and a skipped or dismissed row number would then point at another image. Rows are looked up
+from the keys on every run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
+import numpy as np
 import streamlit as st
+from numpy.typing import NDArray
 
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import suspect_labels
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
-from pages.shared.session import request_refresh
+from pages.shared import session
 from pages.shared.text import plain
 
 STRATEGIES = list(label_queue_rules.STRATEGIES)
+SKIPPED = "skipped_images"
+REVIEW_FIRST = "review_first"
+DISMISSED = "dismissed_suspects"
+AUDIT = "audit_image"
+LABEL_QUEUE = "label_queue"
+REVIEW_QUEUE = "review_queue"
+REVIEW_SKIPPED = "review_skipped"
+AUDIT_SKIPPED = "audit_skipped"
+AUDIT_AGAIN = "audit_again"
+SENT_FROM_MAP = "sent from the map"
 
 
 @st.cache_data(show_spinner="Choosing typical, diverse images to label first…", max_entries=8)
@@ -24,52 +41,110 @@ def _cold_start(_ws: Workspace, key: str, n: int) -> list[int]:
 
 def cold_start(ws: Workspace, n: int) -> list[int]:
     """The cold-start rows, cached per workspace and image set (k-means takes a moment on large folders)."""
-    return _cold_start(ws, f"{ws.workspace_dir}:{ws.fingerprint()}", n)
+    return _cold_start(ws, f"{ws.workspace_dir}:{session.images_version(ws)}", n)
 
 
-def label_queue(ws: Workspace, current: PipelineState | None, strategy: str, n: int) -> list[int]:
-    """The rows the Label page shows, kept stable across reruns (UI state), refilled when half are labeled."""
-    key = (str(ws.workspace_dir), strategy)
-    saved = st.session_state.get("label_queue")
-    if saved is None or saved["key"] != key:
-        saved = {"key": key, "rows": [], "reasons": {}}
-    skipped: set[int] = set(st.session_state.get("skipped_rows", set()))
+def _key_set(name: str) -> set[str]:
+    """A set of image keys in session state, the same object on every run (mutated in place, so that code which
+    must not touch ``st.session_state``, like a keyboard widget's event handler, can still add to it)."""
+    found = st.session_state.get(name)
+    if not isinstance(found, set):
+        found = set()
+        st.session_state[name] = found
+    return found
+
+
+def _graph_of(ws: Workspace, current: PipelineState | None) -> Any:
+    return session.graph(ws, current) if current is not None else None
+
+
+def skipped_keys(name: str = SKIPPED) -> set[str]:
+    return _key_set(name)
+
+
+def key_list(name: str) -> list[str]:
+    """A list of image keys in session state, the same object on every run (see :func:`_key_set`)."""
+    found = st.session_state.get(name)
+    if not isinstance(found, list):
+        found = []
+        st.session_state[name] = found
+    return found
+
+
+def label_queue(ws: Workspace, current: PipelineState | None, strategy: str, n: int,
+                allowed: NDArray[np.bool_] | None = None, filter_key: Hashable = None) -> list[int]:
+    """The rows the Label page shows, kept stable across reruns (UI state), refilled when half are labeled.
+
+    ``allowed`` (bool (N,)) restricts the queue to a filter's rows; ``filter_key`` identifies that filter, and a
+    new filter starts a new queue.
+    """
+    records = session.records(ws)
+    key = (str(ws.workspace_dir), strategy, filter_key)
+    saved = st.session_state.get(LABEL_QUEUE)
+    if saved is None or saved.get("key") != key:
+        saved = {"key": key, "keys": [], "reasons": {}}
+    skipped = skipped_keys()
     rows, reasons, skips_reset = label_queue_rules.refill(
-        ws, current, strategy, n, saved["rows"], skipped, cold_start=cold_start
+        ws, current, strategy, n, session.rows_of(ws, saved["keys"]), set(session.rows_of(ws, skipped)),
+        cold_start=cold_start, records=records, allowed=allowed, W=_graph_of(ws, current),
     )
     if skips_reset:
-        st.session_state["skipped_rows"] = set()
-    saved["reasons"].update(reasons)
-    saved["rows"] = rows
-    st.session_state["label_queue"] = saved
+        skipped.clear()
+    saved["reasons"].update({label_queue_rules.image_key(records[row]): why for row, why in reasons.items()})
+    saved["keys"][:] = session.keys_of(ws, rows)  # in place: a keyboard event handler holds this list
+    st.session_state[LABEL_QUEUE] = saved
     return rows
 
 
-def forget_row(row: int) -> None:
-    saved = st.session_state.get("label_queue")
-    if saved is not None and row in saved["rows"]:
-        saved["rows"].remove(row)
+def grid_rows(ws: Workspace, current: PipelineState | None, strategy: str, n: int,
+              allowed: NDArray[np.bool_] | None = None, extra: int = 0) -> list[int]:
+    """``n`` fresh rows for the Label page's grid of cards: the queue's next candidates (``allowed`` leaves out
+    the keyboard widget's rows; ``extra`` more are drawn so the cold start does not run dry), not skipped."""
+    skipped = set(session.rows_of(ws, skipped_keys()))
+    found = label_queue_rules.candidate_rows(ws, current, strategy, n + extra, skipped, cold_start=cold_start,
+                                             records=session.records(ws), allowed=allowed,
+                                             W=_graph_of(ws, current))
+    return [row for row, _ in found][:n]
 
 
-def skip_row(row: int) -> None:
-    skipped = set(st.session_state.get("skipped_rows", set()))
-    skipped.add(row)
-    st.session_state["skipped_rows"] = skipped
-    forget_row(row)
+def forget_row(ws: Workspace, row: int) -> None:
+    saved = st.session_state.get(LABEL_QUEUE)
+    key = session.keys_of(ws, [row])[0]
+    if saved is not None and key in saved["keys"]:
+        saved["keys"].remove(key)
+
+
+def skip_row(ws: Workspace, row: int) -> None:
+    skipped_keys().add(session.keys_of(ws, [row])[0])
+    forget_row(ws, row)
+
+
+def put_first(ws: Workspace, row: int) -> None:
+    """Show ``row`` first in the label queue (an undone image comes back)."""
+    key = session.keys_of(ws, [row])[0]
+    skipped_keys().discard(key)
+    saved = st.session_state.get(LABEL_QUEUE)
+    if saved is not None:
+        saved["keys"] = [key, *[k for k in saved["keys"] if k != key]]
 
 
 def undo_last(ws: Workspace) -> int | None:
-    """Undo this annotator's last label action; the image it touched goes back to the front of the queue."""
-    row = label_queue_rules.undo_last(ws)
-    saved = st.session_state.get("label_queue")
-    if row is not None and saved is not None:
-        saved["rows"] = [row, *[r for r in saved["rows"] if r != row]]
+    """Undo this tab's last label action; the image it touched goes back to the front of the queue."""
+    row = label_queue_rules.undo_last(ws, session.annotator(ws), records=session.records(ws))
+    if row is not None:
+        put_first(ws, row)
     return row
 
 
-def reason_caption(row: int) -> str:
-    saved = st.session_state.get("label_queue") or {}
-    why = saved.get("reasons", {}).get(row, "")
+def reasons(ws: Workspace) -> dict[str, str]:
+    """{image key: why the label queue picked it}."""
+    saved = st.session_state.get(LABEL_QUEUE) or {}
+    return dict(saved.get("reasons", {}))
+
+
+def reason_caption(ws: Workspace, row: int) -> str:
+    saved = st.session_state.get(LABEL_QUEUE) or {}
+    why = saved.get("reasons", {}).get(session.keys_of(ws, [row])[0], "")
     return f" · {plain(why)}" if why else ""
 
 
@@ -78,26 +153,64 @@ def full_image(ws: Workspace, row: int) -> Any:
     from labeler.io.decode import UnreadableImage, decode_image
 
     try:
-        return decode_image(ws.data_dir / ws.records()[row].path, ws.settings.max_image_pixels)
+        return decode_image(ws.data_dir / session.records(ws)[row].path, ws.settings.max_image_pixels)
     except (UnreadableImage, OSError):  # changed or removed since import: the thumbnail still shows it
-        return ws.thumbnails()[row]
+        return session.thumbnails(ws)[row]
 
 
-def send_to_review(rows: list[int]) -> None:
+def send_to_review(ws: Workspace, rows: list[int]) -> None:
     """Put rows at the top of this session's review queue (UI state)."""
-    queued = [r for r in st.session_state.get("review_first", []) if r not in rows]
-    st.session_state["review_first"] = [*rows, *queued]
+    keys = session.keys_of(ws, rows)
+    queued = [k for k in st.session_state.get(REVIEW_FIRST, []) if k not in keys]
+    st.session_state[REVIEW_FIRST] = [*keys, *queued]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _review_rows(_ws: Workspace, _state: PipelineState, key: tuple[object, ...], first: tuple[int, ...],
+                 n: int) -> list[tuple[int, str]]:
+    return label_queue_rules.review_rows(_ws, _state, n, first, cold_start=cold_start,
+                                         records=session.records(_ws), W=_graph_of(_ws, _state))
 
 
 def review_rows(ws: Workspace, current: PipelineState, n: int) -> list[tuple[int, str]]:
-    """(row, why) for the review queue: rows sent from the map first, then ``core.review``'s queue."""
-    return label_queue_rules.review_rows(ws, current, n, st.session_state.get("review_first", []),
-                                         cold_start=cold_start)
+    """(row, why) for the review queue: rows sent from the map first, then ``core.review``'s queue; cached per
+    state and labels version (the queue ranks the whole collection)."""
+    first = tuple(session.rows_of(ws, st.session_state.get(REVIEW_FIRST, [])))
+    key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws),
+           ws.store.labels_version())
+    return _review_rows(ws, current, key, first, n)
+
+
+def review_queue(ws: Workspace, current: PipelineState, n: int, allowed: NDArray[np.bool_] | None = None,
+                 filter_key: Hashable = None) -> list[tuple[int, str]]:
+    """(row, why) of the review queue, kept stable across reruns like the label queue: images sent from the map
+    first, then the least certain ones (the "Suggested" queue), refilled when half are done."""
+    records = session.records(ws)
+    key = (str(ws.workspace_dir), filter_key)
+    saved = st.session_state.get(REVIEW_QUEUE)
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        saved = {"key": key, "keys": [], "reasons": {}}
+    sent = session.rows_of(ws, st.session_state.get(REVIEW_FIRST, []))
+    if allowed is not None:
+        sent = [row for row in sent if allowed[row]]
+    shown = list(dict.fromkeys([*sent, *session.rows_of(ws, saved["keys"])]))
+    skipped = skipped_keys(REVIEW_SKIPPED)
+    rows, reasons, skips_reset = label_queue_rules.refill(
+        ws, current, "Suggested", max(n, len(sent)), shown, set(session.rows_of(ws, skipped)),
+        cold_start=cold_start, records=records, allowed=allowed, W=_graph_of(ws, current),
+    )
+    if skips_reset:
+        skipped.clear()
+    saved["reasons"].update({label_queue_rules.image_key(records[row]): why for row, why in reasons.items()})
+    saved["reasons"].update({label_queue_rules.image_key(records[row]): SENT_FROM_MAP for row in sent})
+    saved["keys"][:] = session.keys_of(ws, rows)  # in place: a keyboard event handler holds this list
+    st.session_state[REVIEW_QUEUE] = saved
+    return [(row, saved["reasons"].get(key, "")) for row, key in zip(rows, saved["keys"], strict=True)]
 
 
 def suspects(ws: Workspace, current: PipelineState) -> list[Any]:
     """Suspect human labels not dismissed in this session."""
-    dismissed = set(st.session_state.get("dismissed_suspects", set()))
+    dismissed = set(session.rows_of(ws, _key_set(DISMISSED)))
     try:
         found = suspect_labels(ws, current)
     except LookupError:  # the representation changed since: the next propagation brings new suspects
@@ -105,24 +218,32 @@ def suspects(ws: Workspace, current: PipelineState) -> list[Any]:
     return [s for s in found if s.index not in dismissed]
 
 
-def dismiss_suspect(row: int) -> None:
-    dismissed = set(st.session_state.get("dismissed_suspects", set()))
-    dismissed.add(row)
-    st.session_state["dismissed_suspects"] = dismissed
+def dismiss_suspect(ws: Workspace, row: int) -> None:
+    _key_set(DISMISSED).add(session.keys_of(ws, [row])[0])
+
+
+def audit_rows(ws: Workspace, current: PipelineState, n: int) -> list[int]:
+    """The next ``n`` images to audit blind (uniform, in an order that stays put while answering): images whose
+    answer was undone come first (to be answered again), images skipped in this session are left out."""
+    again = [row for row in session.rows_of(ws, key_list(AUDIT_AGAIN)) if current.source[row] == "propagated"]
+    skipped = set(session.rows_of(ws, skipped_keys(AUDIT_SKIPPED)))
+    rows = label_queue_rules.audit_rows(ws, current, n + len(skipped))
+    return [*again, *[row for row in rows if row not in skipped and row not in again]][:n]
 
 
 def audit_row(ws: Workspace, current: PipelineState) -> int | None:
     """The image being audited now, kept in UI state until answered (see ``label_queue.next_audit_row``)."""
-    row = label_queue_rules.next_audit_row(ws, current, st.session_state.get("audit_row"))
+    kept = session.rows_of(ws, [st.session_state[AUDIT]] if AUDIT in st.session_state else [])
+    row = label_queue_rules.next_audit_row(ws, current, kept[0] if kept else None)
     if row is None:
-        st.session_state.pop("audit_row", None)
+        st.session_state.pop(AUDIT, None)
     else:
-        st.session_state["audit_row"] = row
+        st.session_state[AUDIT] = session.keys_of(ws, [row])[0]
     return row
 
 
 def submit_audit(ws: Workspace, current: PipelineState, row: int, class_id: int) -> None:
     """Store a blind audit answer (never a seed) and draw the next image."""
-    label_queue_rules.answer_audit(ws, current, row, class_id)
-    st.session_state.pop("audit_row", None)
-    request_refresh()  # the answer is calibration evidence: recalibrate the confidences with it
+    label_queue_rules.answer_audit(ws, current, row, class_id, session.annotator(ws))
+    st.session_state.pop(AUDIT, None)
+    session.request_refresh()  # the answer is calibration evidence: recalibrate the confidences with it

@@ -7,25 +7,37 @@ methods; which folder is open is UI state and lives in ``st.session_state``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
+from numpy.typing import NDArray
 
-from labeler.config import Settings
+from labeler.config import WORKSPACE_DIRNAME, Settings
 from labeler.install_paths import sample_data_dir
 from labeler.io import folders, uploads
+from labeler.store import ImageRecord
+from labeler.workflow import report, stamps
+from labeler.workflow.label_queue import image_key
+from labeler.workflow.representations import graph_for_state
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState, current_state
 from labeler.workflow.workspace import Workspace
-from pages.shared import auth
+from pages.shared import auth, text
 
 SAMPLE_DIR = sample_data_dir()
 
 
 GROUND_TRUTH_NAME = "ground_truth.csv"
+# Session keys that outlive page changes (no widget owns them).
+TEACHING_KEY = "teaching_mode"
+ANNOTATOR_KEY = "annotator"
 
 
 def startup_options(argv: list[str] | None = None) -> dict[str, Path | None]:
@@ -61,15 +73,54 @@ def check_folder(text: str) -> tuple[Path | None, str | None]:
     return folders.check_folder(text, allowed_roots())
 
 
+def teaching_mode() -> bool:
+    """Whether this browser session shows teaching mode (the Home toggle; on by default with ``--ground-truth``).
+
+    Kept under its own session key, not the toggle's: Streamlit drops a widget's key when a page without that
+    widget runs, and the setting must hold on every page.
+    """
+    if TEACHING_KEY not in st.session_state:
+        st.session_state[TEACHING_KEY] = startup_options()["ground_truth"] is not None
+    return bool(st.session_state[TEACHING_KEY])
+
+
+def set_teaching_mode(on: bool) -> None:
+    st.session_state[TEACHING_KEY] = bool(on)
+
+
+def ground_truth_for(data_dir: Path) -> Path | None:
+    """The ground truth of ``data_dir``: the ``--ground-truth`` option, else ``ground_truth.csv`` in the folder."""
+    truth = startup_options()["ground_truth"]
+    if truth is None and (data_dir / GROUND_TRUTH_NAME).is_file():
+        truth = data_dir / GROUND_TRUTH_NAME
+    return truth
+
+
+def fallback_workspace(data_dir: Path) -> Path:
+    """Where the workspace of a read-only ``data_dir`` goes: a folder of its own under the user's cache."""
+    digest = hashlib.sha1(str(data_dir).encode("utf-8")).hexdigest()[:10]
+    return Path.home() / ".cache" / "labeler" / "workspaces" / f"{data_dir.name or 'root'}-{digest}"
+
+
+def workspace_dir_for(data_dir: Path, given: Path | None) -> Path | None:
+    """The workspace for ``data_dir``: ``given`` if any; ``DATA_DIR/.labeler`` when it exists or can be made;
+    else (a read-only folder) :func:`fallback_workspace`."""
+    if given is not None:
+        return given
+    default = data_dir / WORKSPACE_DIRNAME
+    if default.is_dir() and os.access(default, os.W_OK) or not data_dir.is_dir() or os.access(data_dir, os.W_OK):
+        return None
+    return fallback_workspace(data_dir)
+
+
 def settings() -> Settings:
     """The settings of the dataset open in this browser session."""
     auth.require_token()  # every way to the labels passes here: without the token nothing is read or written
     options = startup_options()
     data_dir = Path(st.session_state.get("data_dir") or options["data_dir"] or SAMPLE_DIR)
-    workspace = options["workspace"] if data_dir == options["data_dir"] else None
-    ground_truth = options["ground_truth"]
-    if ground_truth is None and st.session_state.get("teaching") and (data_dir / GROUND_TRUTH_NAME).is_file():
-        ground_truth = data_dir / GROUND_TRUTH_NAME
+    given = options["workspace"] if data_dir == options["data_dir"] else None
+    workspace = workspace_dir_for(data_dir, given)
+    ground_truth = ground_truth_for(data_dir) if teaching_mode() else None
     return Settings(data_dir=data_dir, workspace_dir=workspace or Path(), ground_truth_path=ground_truth)
 
 
@@ -94,14 +145,135 @@ def runner() -> JobRunner:
     # whenever one exists (the --ground-truth option, else ground_truth.csv in the folder) only to record the
     # learning curve; nothing is shown unless teaching mode is on.
     current = settings()
-    truth = startup_options()["ground_truth"]
-    if truth is None and (current.data_dir / GROUND_TRUTH_NAME).is_file():
-        truth = current.data_dir / GROUND_TRUTH_NAME
-    return _runner(current.with_(ground_truth_path=truth))
+    return _runner(current.with_(ground_truth_path=ground_truth_for(current.data_dir)))
+
+
+# ----------------------------------------------------------------------------------------------- cached reads
+# The images table, the thumbnails and the state are loaded once per version stamp and shared by every rerun,
+# fragment and browser tab (st.cache_resource: never mutate what these return). A poll costs a stat and one small
+# query; the arrays are reloaded only when a stamp changes.
+
+# The images table changes only on import: its stamp (one aggregate query) is read at most twice a second, however
+# many helpers of one run ask, and cleared by this app's own imports.
+IMAGES_STAMP_TTL_S = 0.5
+
+
+@st.cache_data(ttl=IMAGES_STAMP_TTL_S, show_spinner=False, max_entries=8)
+def _images_stamp(db_path: str) -> stamps.ImagesStamp:
+    return stamps.images_stamp_at(Path(db_path))
+
+
+def images_version(ws: Workspace) -> stamps.ImagesStamp:
+    """The stamp of the images table (counts and a checksum), re-read at most every IMAGES_STAMP_TTL_S."""
+    return _images_stamp(str(ws.settings.db_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _records(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> list[ImageRecord]:
+    return _ws.records()
+
+
+def records(ws: Workspace) -> list[ImageRecord]:
+    """``ws.records()`` (readable images in row order), cached until the images table changes."""
+    return _records(ws, str(ws.settings.db_path), images_version(ws))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _image_ids(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> NDArray[np.int64]:
+    return np.array([record.id for record in _records(_ws, db_path, stamp)], dtype=np.int64)
+
+
+def image_ids(ws: Workspace) -> NDArray[np.int64]:
+    """Image ids in row order (N,), cached until the images table changes."""
+    return _image_ids(ws, str(ws.settings.db_path), images_version(ws))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _paths(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> list[str]:
+    return [record.path for record in _records(_ws, db_path, stamp)]
+
+
+def paths(ws: Workspace) -> list[str]:
+    """File paths in row order, cached until the images table changes."""
+    return _paths(ws, str(ws.settings.db_path), images_version(ws))
+
+
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _rows_by_key(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> dict[str, int]:
+    return {image_key(record): row for row, record in enumerate(_records(_ws, db_path, stamp))}
+
+
+def rows_by_key(ws: Workspace) -> dict[str, int]:
+    """{image key (id and content hash): row}, for UI state kept by image identity."""
+    return _rows_by_key(ws, str(ws.settings.db_path), images_version(ws))
+
+
+def keys_of(ws: Workspace, rows: list[int]) -> list[str]:
+    found = records(ws)
+    return [image_key(found[row]) for row in rows]
+
+
+def rows_of(ws: Workspace, keys: Iterable[str]) -> list[int]:
+    """Rows of the images ``keys`` name that are still on record with the same content, in order."""
+    index = rows_by_key(ws)
+    return [index[key] for key in keys if key in index]
+
+
+@st.cache_resource(show_spinner="Loading thumbnails…", max_entries=2)
+def _thumbnails(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> NDArray[np.uint8]:
+    return _ws.thumbnails()
+
+
+def thumbnails(ws: Workspace) -> NDArray[np.uint8]:
+    """Thumbnails (N, T, T, 3) uint8 in row order, cached until the images table changes."""
+    return _thumbnails(ws, str(ws.settings.db_path), images_version(ws))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _state(_ws: Workspace, db_path: str, images: stamps.ImagesStamp, saved: tuple[int, ...]) -> PipelineState | None:
+    return current_state(_ws, _records(_ws, db_path, images))
+
+
+def state(ws: Workspace) -> PipelineState | None:
+    """The latest propagation if it matches the images on record (row i is image i), else None; loaded once per
+    saved state and shared (never mutate it)."""
+    return _state(ws, str(ws.settings.db_path), images_version(ws), stamps.state_stamp(ws))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _graph(_ws: Workspace, _state: PipelineState, key: tuple[str, str, int]) -> Any:
+    try:
+        return graph_for_state(_ws, _state)
+    except LookupError:
+        return None
+
+
+def graph(ws: Workspace, current: PipelineState) -> Any:
+    """The kNN affinity the state was propagated on (None when its representation is gone), loaded once per
+    representation: building it loads every representation, seconds at 100,000 images."""
+    return _graph(ws, current, (str(ws.workspace_dir), current.embedding_key, ws.settings.n_neighbors))
+
+
+def state_version(ws: Workspace) -> tuple[int, ...]:
+    """Changes whenever a new state is saved (cheap: a stat), for polling fragments."""
+    return stamps.state_stamp(ws)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _dataset_summary(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> dict[str, Any]:
+    return report.dataset_summary(_ws)
+
+
+def dataset_summary(ws: Workspace) -> dict[str, Any]:
+    """:func:`labeler.workflow.report.dataset_summary`, cached until the images table changes."""
+    return _dataset_summary(ws, str(ws.settings.db_path), images_version(ws))
 
 
 def has_images(ws: Workspace) -> bool:
-    return bool(ws.store.images())
+    """Whether the folder has been imported (one aggregate query, not the whole images table)."""
+    return images_version(ws).total > 0
 
 
 def import_with_progress(ws: Workspace, labels_from_folders: bool = False) -> None:
@@ -109,30 +281,42 @@ def import_with_progress(ws: Workspace, labels_from_folders: bool = False) -> No
     bar = st.progress(0.0, text="Reading images…")
 
     def progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+        bar.progress(min(max(fraction, 0.0), 1.0), text=text.plain(message))
 
-    report = ws.import_folder(labels_from_folders=labels_from_folders, progress=progress)
+    try:
+        report = ws.import_folder(labels_from_folders=labels_from_folders, progress=progress)
+    finally:
+        _images_stamp.clear()  # the images table changed: every cached read reloads
     bar.empty()
     st.session_state["import_lines"] = report.lines()
 
 
 def require_images() -> Workspace:
     """The open workspace, imported on first use; stops the page with a message when it holds no images."""
-    ws = workspace()
+    try:
+        ws = workspace()
+    except (PermissionError, OSError) as error:
+        st.error(f"Cannot open a workspace for this folder: {text.plain(error)}. Start the app with "
+                 "`labeler app FOLDER --workspace WRITABLE_FOLDER`, or open another folder on the Home page.")
+        st.stop()
     if not has_images(ws):
         try:
             import_with_progress(ws)
         except (FileNotFoundError, PermissionError) as error:
-            st.error(f"Cannot read the data folder: {error}")
+            st.error(f"Cannot read the data folder: {text.plain(error)}")
             st.stop()
-    if not ws.records():
-        st.warning(f"No readable images in {ws.data_dir}. Open another folder on the Home page.")
+    if not records(ws):
+        st.warning(f"No readable images in {text.plain(ws.data_dir)}. Open another folder on the Home page.")
         st.stop()
     return ws
 
 
 def annotator(ws: Workspace) -> str:
-    return ws.settings.annotator
+    """Who labels in this browser tab: the user's name and a short id of this session, so that undo in one tab
+    never reverts another tab's labels."""
+    if ANNOTATOR_KEY not in st.session_state:
+        st.session_state[ANNOTATOR_KEY] = f"{ws.settings.annotator}#{secrets.token_hex(3)}"
+    return str(st.session_state[ANNOTATOR_KEY])
 
 
 def request_refresh() -> None:
@@ -149,11 +333,6 @@ def save_uploads(current: Settings, files: list[Any]) -> Path:
     folder = current.data_dir if uploads.is_upload_dataset(current.data_dir) else current.workspace_dir / "uploads"
     saved, problems = uploads.save_files(folder, [(f.name, f.getvalue()) for f in files])
     for name, reason in problems:
-        st.warning(f"{name}: {reason}")
+        st.warning(f"{text.plain(name)}: {text.plain(reason)}")
     st.session_state["import_lines"] = [f"{saved} files saved into {folder}"]
     return folder
-
-
-def state(ws: Workspace) -> PipelineState | None:
-    """The latest propagation if it matches the images on record (row i is image i), else None."""
-    return current_state(ws)

@@ -32,6 +32,12 @@ def test_unseen_class_is_flagged_not_silently_absorbed() -> None:
     assert demo.accuracy["share of unseen class flagged"] > 0.8
     assert demo.accuracy["share of known classes flagged"] < 0.1
     assert set(np.unique(demo.labels["label spreading"][demo.truth == 2])) <= {-1, 0, 1}
+    flagged = demo.flags["new-class flag"]
+    assert flagged.dtype == bool
+    assert flagged[demo.truth == 2].mean() > 0.8  # the picture's red crosses sit on the unseen class
+    assert flagged[demo.truth != 2].mean() < 0.1
+    assert set(demo.labels) == {"label spreading"}  # a flag is not a labeling
+    assert demo.class_names[2] == "class C (never labeled)"
 
 
 def test_complexity_curve_has_a_sweet_spot() -> None:

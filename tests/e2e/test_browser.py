@@ -142,6 +142,8 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 900}, accept_downloads=True)
         page.set_default_timeout(60_000)
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         main = page.locator("[data-testid='stMain']")
 
         def goto(path: str, ready: str) -> None:
@@ -164,14 +166,51 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         assert sorted(hotkeys.values()) == [str(i + 1) for i in range(len(classes))]  # a free key for each class
         ids = {c.name: c.id for c in store.classes()}
 
-        # Label: the focused image's file name is the first caption of the page; label it by click or by key.
+        # Label: the keyboard widget shows the image in focus (its id is the image key "ID:SHA"); label it by click
+        # on the widget's class buttons or by its key.
         goto("label", "Which class is this?")
-        page.wait_for_timeout(500)
+        widget = main.locator("[data-kl='root']")
+        paths = {r.id: r.path for r in store.images()}
 
         def focused() -> str:
-            text = main.locator("[data-testid='stCaptionContainer']").first.inner_text()
-            match = re.search(r"[\w\-]+\.png", text)
-            return match.group(0) if match else ""
+            item = widget.locator("img[data-kl='image']").get_attribute("data-id") or ""
+            return paths.get(int(item.split(":")[0]), "") if item else ""
+
+        def upcoming() -> list[str]:
+            """The image on screen, then the next ones the widget holds (their captions start with the path)."""
+            later = [re.match(r"[\w\-.]+\.png", alt or "") for alt in
+                     widget.locator("[data-kl='next'] img").evaluate_all("els => els.map(e => e.alt)")]
+            return [focused(), *[m.group(0) for m in later if m]]
+
+        # Typed ahead: five keys 30 ms apart, alternating classes, while the page catches up: each press labels
+        # the image that was on screen when it was pressed, in order.
+        _wait(lambda: len(upcoming()) >= 5, 30, "five images in the widget")
+        page.wait_for_timeout(1500)  # the page is idle: the presses below start the catching up
+        ahead = upcoming()[:5]
+        keys = [hotkeys[classes[i % len(classes)]] or "" for i in range(5)]
+        for key in keys:
+            page.keyboard.press(key)
+            page.wait_for_timeout(30)
+        _wait(lambda: len(store.human_labels()) >= 5, 20, "the five typed-ahead labels to be stored")
+        by_path = {paths[image_id]: class_id for image_id, class_id in store.human_labels().items()}
+        assert [by_path.get(path) for path in ahead] == [ids[classes[i % len(classes)]] for i in range(5)]
+        assert len(by_path) == 5  # nothing else was labeled
+        widget.get_by_text("All saved.").wait_for()
+        # Five undos, typed ahead too, revert them newest first; the first of the five is on screen again.
+        for _ in range(5):
+            page.keyboard.press("u")
+            page.wait_for_timeout(30)
+        _wait(lambda: not store.human_labels(), 20, "the five undos to be applied")
+        _wait(lambda: focused() == ahead[0], 20, "the first typed-ahead image to be back")
+        # A key bound to nothing says why; ? lists the keys.
+        page.keyboard.press("x")
+        widget.get_by_text("is not a key for any class here").wait_for()
+        page.keyboard.press("?")
+        widget.locator("[data-kl='help']").wait_for(state="visible")
+        page.keyboard.press("Escape")
+        # After a click on a Streamlit switch the keys still reach the widget.
+        main.get_by_text("Large view").first.click()
+        page.wait_for_timeout(1500)
 
         done: dict[str, int] = dict.fromkeys(classes, 0)
         by_key = by_click = 0
@@ -187,7 +226,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(
                 _wait(lambda path=path: focused() not in {"", path}, 20, "the next image after a skip")
                 continue
             if by_click <= by_key:
-                main.get_by_role("button", name=name).first.click()  # the focused image's buttons come first
+                widget.get_by_role("button", name=re.compile(rf"^{re.escape(name)}")).first.click()
                 by_click += 1
             else:
                 page.keyboard.press(hotkeys[name] or "")
@@ -203,6 +242,8 @@ def test_label_propagate_map_review_export_train_in_a_browser(
                    for image_id, class_id in labels.items())
         assert by_key >= 2
         assert by_click >= 2
+        main.get_by_text("Large view").first.click()  # back to the normal view for the screenshot
+        page.wait_for_timeout(1500)
         page.screenshot(path=str(screenshot_dir / "label.png"))
 
         # Home: the propagated count rises on its own (background job + 1 s polling).
@@ -240,13 +281,17 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         def select_box() -> int:
             """Drag a box over the map (box tool from the modebar); returns the selected count shown."""
             plot = page.locator(".js-plotly-plot").first
+            plot.evaluate("gd => gd.scrollIntoView({block: 'start'})")  # the whole map inside the viewport
+            page.wait_for_timeout(300)
             plot.hover()
             page.locator(".modebar-btn[data-title='Box Select']").first.click()
             corners = plot.evaluate(
                 """(gd, box) => {
                     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-                    return [r.left + xa._offset + xa.d2p(box[0]), r.top + ya._offset + ya.d2p(box[1]),
-                            r.left + xa._offset + xa.d2p(box[2]), r.top + ya._offset + ya.d2p(box[3])];
+                    // Clipped to the plot area: a drag that starts in the margin selects nothing.
+                    const x = (v) => r.left + xa._offset + Math.min(Math.max(xa.d2p(v), 2), xa._length - 2);
+                    const y = (v) => r.top + ya._offset + Math.min(Math.max(ya.d2p(v), 2), ya._length - 2);
+                    return [x(box[0]), y(box[1]), x(box[2]), y(box[3])];
                 }""",
                 inside,
             )
@@ -263,16 +308,19 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         expected = [p for p in truth if _in_box(state.umap[rows_of[p]], inside)]
         assert selected == len(expected) >= 3
         assert {truth[p] for p in expected} == {target}
-        _wait(lambda: main.locator("[data-testid='stImage'] img").count() >= min(selected, 48), 20, "their thumbnails")
+        free = [p for p in expected if state.source[rows_of[p]] != "human"]  # a bulk label leaves human ones alone
+        _wait(lambda: main.locator("[data-testid='stImage'] img").count() >= min(len(free), 60), 20, "their thumbnails")
+        # The bulk label starts at the class most of the selection was given.
+        assert target in _selectbox_value(main, "Label all selected as")
         page.screenshot(path=str(screenshot_dir / "map.png"))
 
         # Send them to review: the review queue (same browser session, so follow the link) starts with them.
         main.get_by_role("button", name="Send to review").click()
         main.get_by_role("link", name="Open the review queue").click()
-        main.get_by_text("sent from the map").first.wait_for()
-        assert main.get_by_text("sent from the map").count() == min(
-            sum(state.source[rows_of[p]] != "human" for p in expected), 12
-        )
+        review_widget = main.locator("[data-kl='root']")
+        review_widget.get_by_text("sent from the map").first.wait_for()
+        shown = review_widget.locator("img[data-kl='image']").get_attribute("data-id") or ""
+        assert records_path(store)[int(shown.split(":")[0])] in free
         no_exception()
 
         # Back on the map: the same box, labeled all at once as the class it holds.
@@ -280,13 +328,9 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 60, "the map again")
         page.wait_for_timeout(1000)
         select_box()
-        chooser = main.locator("[data-testid='stSelectbox']").filter(has_text="Label all selected as").first
-        chooser.locator("input").click()
-        page.keyboard.type(target)
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(800)  # the choice reruns the page; the labels stored below show it was taken
+        assert target in _selectbox_value(main, "Label all selected as")  # the majority is the default: no choosing
         labeled_before = dict(store.human_labels())
-        main.get_by_role("button", name=re.compile(r"^Label \d+ images$")).first.click()
+        main.get_by_role("button", name=re.compile(r"^Label \d+ images")).first.click()
         _wait(lambda: len(store.human_labels()) > len(labeled_before), 20, "the bulk labels to be stored")
         added = {i: class_id for i, class_id in store.human_labels().items() if i not in labeled_before}
         records = {r.id: r.path for r in store.images()}
@@ -326,6 +370,19 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         assert job.status in {"cancelled", "done"}, job.error
         main.get_by_text("last run:").first.wait_for()
         no_exception()
+
+        # Teaching: every demo drawn without WebGL (the browser allows only a few contexts per page).
+        goto("teaching", "Teaching")
+        for tab in ("Confirmation bias", "Distribution mismatch", "Cost of complexity", "Manifold assumption"):
+            main.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(1500)
+        no_exception()
+        page.get_by_role("tab", name="Distribution mismatch").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(screenshot_dir / "teaching.png"))
+        page.get_by_role("tab", name="Manifold assumption").click()
+        too_many = [line for line in console if "Too many active WebGL contexts" in line]
+        assert not too_many, too_many
         browser.close()
 
     assert len(rows) == len(truth)
@@ -340,6 +397,17 @@ def test_label_propagate_map_review_export_train_in_a_browser(
     propagated_rows = [row for row in rows if row["source"] == "propagated"]
     right = sum(row["label"] == truth[row["path"]] for row in propagated_rows)
     assert right >= MIN_ACCURACY * len(propagated_rows), f"{right} of {len(propagated_rows)} propagated labels right"
+
+
+def _selectbox_value(main: Any, label: str) -> str:
+    """What a selectbox shows (its text, or its input's value where it is searchable)."""
+    box = main.locator("[data-testid='stSelectbox']").filter(has_text=label).first
+    inputs = box.locator("input")
+    return " ".join([box.inner_text(), *(inputs.nth(i).input_value() for i in range(inputs.count()))])
+
+
+def records_path(store: LabelStore) -> dict[int, str]:
+    return {r.id: r.path for r in store.images()}
 
 
 def _in_box(point: Sequence[float], box: Sequence[float]) -> bool:

@@ -8,71 +8,25 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
+from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
+    CLASSES,
+    PAGES,
+    data_dir_fixture,
+    labeled_workspace,
+    open_workspace,
+    run_page,
+    typed_array,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `pages` is not installed with the package; the app adds itself to the path too
-    sys.path.insert(0, str(ROOT))
-
-from labeler.config import Settings  # noqa: E402
-from labeler.workflow import export  # noqa: E402
-from labeler.workflow.refresh import refresh  # noqa: E402
-from labeler.workflow.state import load_state  # noqa: E402
-from labeler.workflow.workspace import Workspace  # noqa: E402
-from pages.shared import figures  # noqa: E402
-
-APP = str(ROOT / "app.py")
-PAGES = ["home", "label", "map", "review", "model", "export", "teaching"]
-CLASSES = ["red", "green", "blue"]
-
-
-@pytest.fixture
-def data_dir(colour_folder: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Path:
-    root, _ = colour_folder
-    monkeypatch.setenv("LABELER_DATA_DIR", str(root))
-    monkeypatch.delenv("LABELER_WORKSPACE", raising=False)
-    monkeypatch.delenv("LABELER_GROUND_TRUTH", raising=False)
-    return root
-
-
-def open_workspace(root: Path) -> Workspace:
-    ws = Workspace.open(Settings(data_dir=root))
-    if not ws.store.images():
-        ws.import_folder()
-    return ws
-
-
-def labeled_workspace(root: Path, truth: dict[str, str], per_class: int = 2, with_map: bool = False) -> Workspace:
-    """Classes, ``per_class`` human labels each (the true ones) and a first propagation."""
-    ws = open_workspace(root)
-    ids = {info.name: info.id for info in (ws.store.add_class(name) for name in CLASSES)}
-    for name in CLASSES:
-        rows = [r for r in ws.records() if truth[r.path] == name][:per_class]
-        ws.store.set_labels([r.id for r in rows], ids[name], "tester")
-    refresh(ws, compute_map=with_map)
-    return ws
-
-
-def run_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page(f"pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def wait_for_refresh(root: Path) -> None:
-    """Let the app's background propagation finish (the runner is shared through st.cache_resource)."""
-    from pages.shared import session
-
-    runner = session._runner(Settings(data_dir=root))
-    runner.wait("refresh", timeout=60)
-
+from labeler.config import Settings
+from labeler.workflow import export
+from labeler.workflow.refresh import refresh
+from labeler.workflow.workspace import Workspace
+from pages.shared import figures
 
 # ----------------------------------------------------------------------------------------------- every page
 
@@ -145,63 +99,6 @@ def test_home_shows_propagated_counts(colour_folder: tuple[Path, dict[str, str]]
     assert any(i.value.startswith("Keep going.") for i in at.info)
 
 
-# ----------------------------------------------------------------------------------------------- label
-
-
-def test_label_by_button_and_pills_then_undo(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
-    ws = open_workspace(data_dir)
-    for name in CLASSES:
-        ws.store.add_class(name)
-    classes = {c.name: c.id for c in ws.store.classes()}
-    at = run_page("label")
-    first = at.session_state["label_queue"]["rows"][0]
-    at.button(key=f"label_{classes['green']}").click()
-    at.run()
-    records = ws.records()
-    assert ws.store.human_labels() == {records[first].id: classes["green"]}
-    # The next image is in focus now; a pill in the grid labels another image with one click.
-    rows = at.session_state["label_queue"]["rows"]
-    assert first not in rows
-    grid_row = rows[1]
-    at.button_group(key=f"pick_{records[grid_row].id}").set_value(classes["blue"])
-    at.run()
-    assert ws.store.human_labels() == {records[first].id: classes["green"], records[grid_row].id: classes["blue"]}
-    at.button(key="undo").click()
-    at.run()
-    assert ws.store.human_labels() == {records[first].id: classes["green"]}
-    assert at.session_state["label_queue"]["rows"][0] == grid_row  # the undone image comes back first
-    wait_for_refresh(data_dir)
-    state = load_state(ws)
-    assert state is not None
-    assert state.counts["human"] == 1
-
-
-def test_labels_propagate_in_the_background(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
-    truth = colour_folder[1]
-    ws = open_workspace(data_dir)
-    for name in CLASSES:
-        ws.store.add_class(name)
-    classes = {c.name: c.id for c in ws.store.classes()}
-    at = run_page("label")
-    seen: set[str] = set()
-    for _ in range(30):  # label the focused image with its true class until every class has a label
-        row = at.session_state["label_queue"]["rows"][0]
-        name = truth[ws.records()[row].path]
-        if name in seen:
-            at.button(key="skip").click()
-        else:
-            at.button(key=f"label_{classes[name]}").click()
-            seen.add(name)
-        at.run()
-        if seen == set(CLASSES):
-            break
-    assert len(ws.store.human_labels()) == 3
-    wait_for_refresh(data_dir)
-    at = run_page("home")
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Propagated"] == str(len(truth) - 3)
-
-
 # ----------------------------------------------------------------------------------------------- map
 
 
@@ -213,7 +110,7 @@ def test_map_page_builds_its_figure(colour_folder: tuple[Path, dict[str, str]], 
     spec = json.loads(charts[0].proto.spec)
     kinds = {trace["type"] for trace in spec["data"]}
     assert kinds == {"scattergl"}
-    rows = sorted(int(r) for trace in spec["data"] for r in trace["customdata"])
+    rows = sorted(int(r) for trace in spec["data"] for r in typed_array(trace["customdata"])[:, 0])
     assert rows == list(range(len(colour_folder[1])))  # every image once, whatever trace it is drawn in
 
 
@@ -227,11 +124,25 @@ def test_map_figure_draws_humans_as_diamonds_and_escapes_names() -> None:
     by_name = {trace.name: trace for trace in fig.data}
     human = by_name["&lt;script&gt;x&lt;/script&gt; (human)"]
     assert human.marker.symbol == "diamond"
-    assert list(human.customdata) == [0]
-    assert list(by_name["unreached"].customdata) == [3]
-    assert by_name["dog"].marker.color == ("rgba(0,255,0,0.49)",)  # 0.15 + 0.85 * 0.4
+    assert human.customdata[:, 0].tolist() == [0]
+    assert by_name["unreached"].customdata[:, 0].tolist() == [3]
+    dog = by_name["dog"]
+    assert dog.marker.color == "#00ff00"
+    assert dog.opacity == 0.45  # confidence 0.4: the second of four bands, fainter than a confident point
+    assert dog.customdata.tolist() == [[2.0, pytest.approx(0.4)]]
     assert all("<script>" not in text for trace in fig.data for text in trace.text)
-    assert "&lt;b&gt;c&lt;/b&gt;.png" in by_name["dog"].text[0]
+    assert "&lt;b&gt;c&lt;/b&gt;.png" in dog.text[0]
+    assert "&lt;script&gt;" in human.hovertemplate
+
+
+def test_map_figure_at_scale_leaves_names_to_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(figures, "HOVER_NAMES_MAX", 3)
+    coords = np.zeros((4, 2))
+    fig = figures.map_figure(coords, np.array([0, 0, 1, -1]), np.array(["human", "propagated", "propagated", "none"]),
+                             np.array([1.0, 0.9, 0.95, 0.0]), ["a", "b", "c", "d"], ["cat", "dog"], ["#f00", "#0f0"])
+    assert all(trace.text is None for trace in fig.data)
+    assert "confidence %{customdata[1]:.0%}" in fig.data[0].hovertemplate
+    assert {trace.name for trace in fig.data} == {"unreached", "cat", "dog", "cat (human)"}
 
 
 def test_selected_rows_reads_customdata() -> None:
@@ -242,28 +153,6 @@ def test_selected_rows_reads_customdata() -> None:
 
     assert map_view.selected_rows(Event()) == [4, 2]
     assert map_view.selected_rows(None) == []
-
-
-# ----------------------------------------------------------------------------------------------- review
-
-
-def test_review_audit_records_a_blind_answer(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
-    ws = labeled_workspace(data_dir, colour_folder[1])
-    at = run_page("review")
-    row = at.session_state["audit_row"]
-    state = load_state(ws)
-    assert state is not None
-    assert state.source[row] == "propagated"
-    truth = colour_folder[1][ws.records()[row].path]
-    answer = next(c for c in ws.store.classes() if c.name == truth)
-    at.button(key=f"audit_{answer.id}").click()
-    at.run()
-    audits = ws.store.audits()
-    assert len(audits) == 1
-    assert audits[0]["image_id"] == ws.records()[row].id
-    assert audits[0]["class_id"] == answer.id
-    assert ws.store.human_labels().get(ws.records()[row].id) is None  # an audit is never a seed
-    assert any("Not enough audits yet (1 of 10)" in c.value for c in at.caption)
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -332,3 +221,18 @@ def test_teaching_page_recomputes_demos_from_its_controls(data_dir: Path) -> Non
     at.segmented_control(key="teach_shape").set_value("blobs").run()
     assert not at.exception
     assert at.metric[0].value != spreading.value
+
+
+# ----------------------------------------------------------------------------------------------- class keys
+
+
+def test_ten_classes_get_one_to_nine_then_zero_and_letters_beyond() -> None:
+    from labeler.store import ClassInfo
+    from pages.shared import class_keys
+
+    classes = [ClassInfo(i, f"c{i}", "#000", str(i) if i < 10 else None) for i in range(1, 13)]
+    assert class_keys.keys_for(classes) == [*"1234567890", "a", "b"]
+    assert class_keys.HOTKEYS[class_keys.default_hotkey_index(classes[:9])] == "0"  # the tenth class gets 0
+    clash = [ClassInfo(1, "a", "#000", "2"), ClassInfo(2, "b", "#000", "2"), ClassInfo(3, "c", "#000", "s")]
+    assert class_keys.keys_for(clash) == ["2", "1", "3"]  # a duplicate or reserved key is replaced by a free one
+    assert class_keys.key_label("") == "none"

@@ -153,3 +153,50 @@ def test_undo_returns_the_row_it_reverted(ws: Workspace) -> None:
     label_rows(ws, [7], "blue")
     assert queue.undo_last(ws) == 7
     assert ws.store.human_labels() == {}
+
+
+def test_undo_label_reverts_only_the_annotators_latest_label_of_that_image(ws: Workspace) -> None:
+    records = ws.records()
+    red = next(c.id for c in ws.store.classes() if c.name == "red")
+    blue = next(c.id for c in ws.store.classes() if c.name == "blue")
+    for row in (1, 2, 3):
+        ws.store.set_labels([records[row].id], red, "tab-a")
+    ws.store.set_labels([records[4].id], blue, "tab-b")
+    assert not queue.undo_label(ws, records[4].id, "tab-a")  # another tab's label
+    assert not queue.undo_label(ws, records[2].id, "tab-a")  # not tab A's latest action
+    for row in (3, 2, 1):  # newest first, as typed-ahead undos arrive
+        assert queue.undo_label(ws, records[row].id, "tab-a")
+    assert ws.store.human_labels() == {records[4].id: blue}
+    assert not queue.undo_label(ws, records[1].id, "tab-a")  # already undone
+    ws.store.set_labels([records[5].id], red, "tab-a")
+    ws.store.set_labels([records[5].id], blue, "tab-b")
+    assert not queue.undo_label(ws, records[5].id, "tab-a")  # relabeled by someone else since
+    assert ws.store.human_labels()[records[5].id] == blue
+
+
+def test_audit_order_is_uniform_stable_and_skips_answered_images(ws: Workspace, propagated: PipelineState) -> None:
+    first = queue.audit_rows(ws, propagated, 5)
+    assert len(set(first)) == 5
+    assert all(propagated.source[r] == "propagated" for r in first)
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    queue.answer_audit(ws, propagated, first[0], green, "tab")
+    assert queue.audit_rows(ws, propagated, 4) == first[1:]  # answering one leaves the others' order alone
+    priority = queue.audit_priority(np.arange(10_000), random_state=0)
+    order = np.argsort(priority)
+    assert abs(float(np.mean(order[:5_000] < 5_000)) - 0.5) < 0.03  # no drift towards low or high ids
+    assert not np.array_equal(priority, queue.audit_priority(np.arange(10_000), random_state=1))
+
+
+def test_candidates_respect_a_filter(ws: Workspace) -> None:
+    allowed = np.zeros(len(ws.records()), dtype=bool)
+    allowed[[4, 7, 9]] = True
+    assert queue.candidate_rows(ws, None, "In order", 5, allowed=allowed) == [(4, ""), (7, ""), (9, "")]
+    rows, _, _ = queue.refill(ws, None, "In order", 4, [], allowed=allowed)
+    assert rows == [4, 7, 9]
+
+
+def test_image_key_is_id_and_content() -> None:
+    from labeler.store import ImageRecord
+
+    record = ImageRecord(7, "a.png", "ab" * 32, 1, 1, "ok", None, None, 3)
+    assert queue.image_key(record) == "7:abababababababab"

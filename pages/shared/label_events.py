@@ -1,0 +1,171 @@
+"""What the keyboard widget's events do on the Label and Review pages, and the items it is sent.
+
+``on_event`` runs from the widget's callback, possibly in a script run that Streamlit is already stopping, so it
+makes no Streamlit call: it writes to the store and mutates objects the page handed it (skipped sets, queues, a list
+of problems to show), which live in ``st.session_state`` and are the same objects on the next run.
+
+Item ids are image keys (:func:`labeler.workflow.label_queue.image_key`); a review item also carries the class it
+proposes (``KEY|class id``), so accepting stores exactly the proposal that was on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from labeler.store import ClassInfo
+from labeler.workflow import label_queue as label_queue_rules
+from labeler.workflow.runner import JobRunner
+from labeler.workflow.state import PipelineState
+from labeler.workflow.workspace import Workspace
+from pages.shared import class_keys, session, text
+from pages.shared.keyboard_labeler import ClassSpec, LabelEvent, LabelItem, thumbnail_data_url
+
+PROBLEMS = "label_problems"
+# The review widget's extra "class": one key accepts the proposal shown in the caption.
+ACCEPT = "✓ Accept the proposal"
+ACCEPT_COLOUR = "#555555"
+ACCEPT_KEYS = "a.,;-="
+
+
+def class_specs(classes: Sequence[ClassInfo]) -> list[ClassSpec]:
+    """(name, key, colour) of each class: keys 1-9, 0, then letters ("" beyond them: click only)."""
+    return [(c.name, k, c.colour) for c, k in zip(classes, class_keys.keys_for(classes), strict=True)]
+
+
+def accept_spec(specs: Sequence[ClassSpec]) -> ClassSpec:
+    """The accept "class": key ``a`` unless a class has it."""
+    taken = {key for _, key, _ in specs}
+    return (ACCEPT, next(k for k in ACCEPT_KEYS if k not in taken), ACCEPT_COLOUR)
+
+
+class Handler:
+    """Applies the widget's events: label (or answer), skip and undo.
+
+    Parameters
+    ----------
+    mode : "label" stores human labels; "review" does too and understands :data:`ACCEPT`; "audit" stores blind
+        audit answers (never seeds) against ``state``.
+    skipped : the session's set of skipped image keys for this queue (mutated in place).
+    queue : the session's list of queued image keys (mutated in place: done images leave it, undone ones come
+        back first), or None.
+    again : audit only: the session's list of images to answer again after an undo.
+    """
+
+    def __init__(self, ws: Workspace, annotator: str, runner: JobRunner, *, mode: str, skipped: set[str],
+                 queue: list[str] | None = None, state: PipelineState | None = None,
+                 again: list[str] | None = None) -> None:
+        if mode not in {"label", "review", "audit"}:
+            raise ValueError(f"mode must be label, review or audit, got {mode!r}")
+        self.ws, self.annotator, self.runner, self.mode = ws, annotator, runner, mode
+        self.skipped, self.queue, self.state, self.again = skipped, queue, state, again
+        self.rows = session.rows_by_key(ws)
+        self.records = session.records(ws)
+        self.class_ids = {c.name: c.id for c in ws.store.classes()}
+        found = st.session_state.get(PROBLEMS)
+        if not isinstance(found, list):
+            found = []
+            st.session_state[PROBLEMS] = found
+        self.problems: list[str] = found
+
+    def _leave(self, key: str) -> None:
+        if self.queue is not None and key in self.queue:
+            self.queue.remove(key)
+
+    def on_event(self, event: LabelEvent) -> None:
+        key, _, proposed = event["image_id"].partition("|")
+        row = self.rows.get(key)
+        if row is None:
+            self.problems.append("An image changed on disk (or was removed) before its key press arrived; the "
+                                 "press was not applied.")
+            return
+        image_id = self.records[row].id
+        if event["action"] == "label":
+            self._answer(key, row, image_id, event["label"] or "", proposed)
+        elif event["action"] == "skip":
+            self.skipped.add(key)
+            self._leave(key)
+        else:
+            self._undo(key, row, image_id)
+
+    def _answer(self, key: str, row: int, image_id: int, name: str, proposed: str) -> None:
+        if name == ACCEPT and self.mode == "review":
+            class_id: int | None = int(proposed) if proposed.isdigit() else None
+            if class_id is None or class_id not in self.class_ids.values():
+                self.problems.append(f"{self.records[row].path} has no proposal to accept; pick its class.")
+                return
+        else:
+            class_id = self.class_ids.get(name)
+        if class_id is None:
+            self.problems.append(f"The class {name} no longer exists; that press stored nothing.")
+            return
+        if self.mode == "audit":
+            if self.state is None:
+                return
+            label_queue_rules.answer_audit(self.ws, self.state, row, class_id, self.annotator)
+            self.runner.request_refresh()  # an answer is calibration evidence: recalibrate with it
+            if self.again is not None and key in self.again:
+                self.again.remove(key)
+        else:
+            self.ws.store.set_labels([image_id], class_id, self.annotator)
+            self.runner.request_refresh()
+        self._leave(key)
+
+    def _undo(self, key: str, row: int, image_id: int) -> None:
+        if key in self.skipped:
+            self.skipped.discard(key)
+        elif self.mode == "audit":
+            # An audit answer is replaced by the next answer for the same image: show it again first.
+            if self.again is not None and key not in self.again:
+                self.again.insert(0, key)
+        elif label_queue_rules.undo_label(self.ws, image_id, self.annotator):
+            self.runner.request_refresh()
+        else:
+            self.problems.append(f"{self.records[row].path}: not undone, its label changed since (another tab or "
+                                 "a bulk label).")
+        if self.queue is not None:
+            self._leave(key)
+            self.queue.insert(0, key)
+
+
+def show_problems(handler: Handler) -> None:
+    """Say once, as toasts, what the last events could not do."""
+    while handler.problems:
+        st.toast(text.plain(handler.problems.pop(0)), icon=":material/warning:")
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _data_url(_ws: Workspace, db_path: str, key: str, row: int, large: bool) -> str:
+    if large:
+        from pages.shared.queues import full_image
+
+        return thumbnail_data_url(full_image(_ws, row), max_px=480, fmt="JPEG")
+    return thumbnail_data_url(session.thumbnails(_ws)[row], max_px=256)
+
+
+def items_for(ws: Workspace, rows: Sequence[int], *, large: bool = False, captions: dict[int, str] | None = None,
+              proposals: dict[int, int] | None = None) -> list[LabelItem]:
+    """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal), a thumbnail data URL
+    (the original image when ``large``) and a plain-text caption (file name, then ``captions[row]``)."""
+    records = session.records(ws)
+    db_path = str(ws.settings.db_path)
+    items = []
+    for row in rows:
+        key = label_queue_rules.image_key(records[row])
+        extra = (captions or {}).get(row, "")
+        proposal = (proposals or {}).get(row)
+        items.append(LabelItem(
+            id=key if proposal is None else f"{key}|{proposal}",
+            thumbnail=_data_url(ws, db_path, key, row, large),
+            caption=records[row].path + (f" · {extra}" if extra else ""),
+        ))
+    return items
+
+
+def handler_queue(saved: Any) -> list[str] | None:
+    """The key list of a saved queue (a dict in session state), for :class:`Handler`."""
+    if isinstance(saved, dict) and isinstance(saved.get("keys"), list):
+        return saved["keys"]
+    return None

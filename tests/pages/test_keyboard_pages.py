@@ -1,0 +1,186 @@
+"""The Label and Review pages driven through their keyboard widget: each event labels the image it names, in
+order; skips and undos are kept by image, per browser tab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
+    CLASSES,
+    data_dir_fixture,
+    image_id_of,
+    labeled_workspace,
+    open_workspace,
+    press,
+    run_page,
+    wait_for_refresh,
+    widget_data,
+)
+from streamlit.testing.v1 import AppTest
+
+from labeler.workflow.state import load_state
+
+# ----------------------------------------------------------------------------------------------- label
+
+
+def test_label_by_keys_typed_ahead_then_undo(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    classes = {c.name: c.id for c in ws.store.classes()}
+    at = run_page("label")
+    data = widget_data(at, "label_keys")
+    assert [(c["name"], c["key"]) for c in data["classes"]] == [("red", "1"), ("green", "2"), ("blue", "3")]
+    first, second, third = (item["id"] for item in data["items"][:3])
+    # Three presses typed ahead: each labels the image that was on screen when it was pressed, in order.
+    press(at, "label_keys", [(first, "label", "green"), (second, "label", "blue"), (third, "skip", None)])
+    assert ws.store.human_labels() == {image_id_of(first): classes["green"], image_id_of(second): classes["blue"]}
+    shown = [item["id"] for item in widget_data(at, "label_keys")["items"]]
+    assert not {first, second, third} & set(shown)  # labeled and skipped images have left the queue
+    press(at, "label_keys", [(second, "undo", None)])
+    assert ws.store.human_labels() == {image_id_of(first): classes["green"]}
+    assert widget_data(at, "label_keys")["items"][0]["id"] == second  # the undone image comes back first
+    wait_for_refresh(data_dir)
+    state = load_state(ws)
+    assert state is not None
+    assert state.counts["human"] == 1
+
+
+def test_grid_pills_label_and_the_card_stays_in_place(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    blue = next(c.id for c in ws.store.classes() if c.name == "blue")
+    at = run_page("label")
+    pills = [b for b in at.button_group if b.key.startswith("pick_")]
+    before = [b.key for b in pills]
+    pills[1].set_value(blue)
+    at.run()
+    image_id = int(before[1].removeprefix("pick_"))
+    assert ws.store.human_labels() == {image_id: blue}
+    after = [b for b in at.button_group if b.key.startswith("pick_")]
+    assert [b.key for b in after] == before  # no card moved under the pointer
+    assert after[1].disabled
+    assert any(c.value == "✓ labeled blue" for c in at.caption)
+
+
+def test_skip_is_kept_by_image_not_row_across_a_rescan(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    at = run_page("label")
+    skipped = widget_data(at, "label_keys")["items"][0]["id"]
+    press(at, "label_keys", [(skipped, "skip", None)])
+    # A new file that sorts first renumbers every row; the skip still names the same image.
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (10, 10, 10)).save(data_dir / "aaa_first.png")
+    ws.import_folder()
+    at.run()
+    assert at.session_state["skipped_images"] == {skipped}
+    record = next(r for r in ws.records() if r.id == image_id_of(skipped))
+    assert skipped == f"{record.id}:{record.sha256[:16]}"
+    assert skipped not in [item["id"] for item in widget_data(at, "label_keys")["items"]]
+
+
+def test_each_tab_undoes_only_its_own_labels(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    tab_a, tab_b = run_page("label"), run_page("label")
+    item_a = widget_data(tab_a, "label_keys")["items"][0]["id"]
+    press(tab_a, "label_keys", [(item_a, "label", "red")])
+    item_b = next(i["id"] for i in widget_data(tab_b, "label_keys")["items"] if i["id"] != item_a)
+    press(tab_b, "label_keys", [(item_b, "label", "blue")])
+    assert tab_a.session_state["annotator"] != tab_b.session_state["annotator"]
+    toasts = press(tab_a, "label_keys", [(item_b, "undo", None)])  # tab A cannot undo tab B's label
+    assert image_id_of(item_b) in ws.store.human_labels()
+    assert any("not undone" in toast for toast in toasts)
+    press(tab_a, "label_keys", [(item_a, "undo", None)])
+    assert set(ws.store.human_labels()) == {image_id_of(item_b)}
+
+
+def test_labels_propagate_in_the_background(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    truth = colour_folder[1]
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    at = run_page("label")
+    seen: set[str] = set()
+    paths = {r.id: r.path for r in ws.records()}
+    events = []
+    for item in widget_data(at, "label_keys")["items"]:  # one true label per class among the first images
+        name = truth[paths[image_id_of(item["id"])]]
+        events.append((item["id"], "skip" if name in seen else "label", None if name in seen else name))
+        seen.add(name)
+    assert seen == set(CLASSES)
+    press(at, "label_keys", events)
+    assert len(ws.store.human_labels()) == 3
+    wait_for_refresh(data_dir)
+    at = run_page("home")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Propagated"] == str(len(truth) - 3)
+
+
+# ----------------------------------------------------------------------------------------------- review
+
+
+def open_view(page: str, view: str) -> AppTest:
+    at = run_page(page)
+    at.segmented_control(key="widget:review:view").set_value(view).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_review_accepts_the_proposal_with_one_key_or_takes_another_class(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    at = open_view("review", "Least certain")
+    data = widget_data(at, "review_keys")
+    accept = data["classes"][0]
+    assert (accept["name"], accept["key"]) == ("✓ Accept the proposal", "a")
+    first, second = data["items"][0], data["items"][1]
+    proposed = int(first["id"].split("|")[1])
+    row = list(state.image_ids).index(image_id_of(first["id"]))
+    assert proposed == state.class_ids[state.label[row]]
+    assert f"proposal: {state.class_names[state.label[row]]}" in first["caption"]
+    before = ws.store.human_labels()
+    press(at, "review_keys", [(first["id"], "label", accept["name"]), (second["id"], "label", "green")])
+    added = {k: v for k, v in ws.store.human_labels().items() if k not in before}
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    assert added == {image_id_of(first["id"]): proposed, image_id_of(second["id"]): green}
+    shown = [item["id"].split("|")[0] for item in widget_data(at, "review_keys")["items"]]
+    assert not {first["id"].split("|")[0], second["id"].split("|")[0]} & set(shown)
+
+
+def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    state = load_state(ws)
+    assert state is not None
+    at = open_view("review", "Blind audit")
+    items = widget_data(at, "audit_keys")["items"]
+    assert all("proposal" not in item["caption"] for item in items)  # blind: no propagated label shown
+    paths = {r.id: r.path for r in ws.records()}
+    answers = [(item["id"], "label", truth[paths[image_id_of(item["id"])]]) for item in items[:3]]
+    press(at, "audit_keys", answers)
+    audits = {a["image_id"]: a for a in ws.store.audits()}
+    assert set(audits) == {image_id_of(item_id) for item_id, _, _ in answers}
+    names = {c.id: c.name for c in ws.store.classes()}
+    assert all(names[audits[image_id_of(i)]["class_id"]] == name for i, _, name in answers)
+    assert not set(audits) & set(ws.store.human_labels())  # an audit is never a seed
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Estimated accuracy of propagated labels"] == "100.0%"
+    assert "95% interval" in metrics
+    # Undo shows the image again first; a new answer replaces the old one.
+    press(at, "audit_keys", [(items[2]["id"], "undo", None)])
+    assert widget_data(at, "audit_keys")["items"][0]["id"] == items[2]["id"]

@@ -1,0 +1,247 @@
+"""Every screen tells the truth: settings that hold across pages, pages that follow a new state, counts that do not
+look finished while they are not, defaults that match the data, previews that say what they leave out."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
+    APP,
+    CLASSES,
+    ROOT,
+    data_dir_fixture,
+    labeled_workspace,
+    open_workspace,
+    run_page,
+    typed_array,
+)
+from streamlit.testing.v1 import AppTest
+
+from labeler.workflow import label_queue
+from labeler.workflow.refresh import refresh
+from labeler.workflow.state import load_state, save_state
+
+# ----------------------------------------------------------------------------------------------- settings
+
+
+def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    truth = colour_folder[1]
+    with (data_dir / "ground_truth.csv").open("w", encoding="utf-8") as handle:
+        handle.write("path,label\n" + "".join(f"{path},{name}\n" for path, name in sorted(truth.items())))
+    labeled_workspace(data_dir, truth)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    toggle = at.toggle(key="widget:teaching_mode")
+    assert toggle.value is False
+    toggle.set_value(True).run()
+    for page in ("label", "map", "model"):  # pages without the toggle: Streamlit drops its widget key there
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert any(m.label == "True accuracy of propagated labels" for m in at.metric)  # teaching mode still on
+    at.switch_page("pages/home.py").run()
+    assert at.toggle(key="widget:teaching_mode").value is True
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def test_model_page_follows_a_new_representation(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    at = run_page("model")
+    assert any(m.value.startswith("**pixels\\-pca**") for m in at.markdown)
+    state = load_state(ws)
+    assert state is not None
+    state.representation, state.representation_reason = "simclr", "the trained encoder scores better"
+    save_state(ws, state)  # what a refresh after training saves
+    at.run()
+    said = [m.value for m in at.markdown if "simclr" in m.value]
+    assert said == ["**simclr** — the trained encoder scores better"]
+    assert not any("pixels\\-pca" in m.value for m in at.markdown)
+
+
+# ----------------------------------------------------------------------------------------------- counts
+
+
+def test_classes_without_a_label_are_named_on_home_and_label(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = open_workspace(data_dir)
+    for name in [*CLASSES, "cat_*x*"]:
+        ws.store.add_class(name)
+    red = next(c.id for c in ws.store.classes() if c.name == "red")
+    ws.store.set_labels([ws.records()[0].id], red, "tester")
+    refresh(ws, compute_map=False)
+    for page in ("home", "label"):
+        at = run_page(page)
+        (warning,) = [w.value for w in at.warning if "no label yet" in w.value]
+        assert warning.startswith("3 classes have no label yet: nothing can be propagated to them")
+        assert r"green, blue, cat\_\*x\*" in warning  # named, and escaped for Markdown
+    metrics = {m.label: m.value for m in run_page("home").metric}
+    assert metrics["Human"] == "1"
+
+
+def test_counts_say_when_propagation_is_behind(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    unlabeled = next(r for r in ws.records() if r.id not in ws.store.human_labels())
+    ws.store.set_labels([unlabeled.id], green, "tester")  # newer than the saved propagation
+    at = run_page("home")
+    assert any("catching up" in c.value for c in at.caption)
+
+
+
+
+# ----------------------------------------------------------------------------------------------- map
+
+
+def selection_script() -> None:
+    """The map's selection panel on the rows in session state (a lasso cannot be drawn in AppTest)."""
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, st.session_state["root"])
+    from pages.shared import map_view, session
+
+    ws = session.require_images()
+    state = session.state(ws)
+    assert state is not None
+    map_view.selection_panel(ws, state, st.session_state["rows"])
+
+
+def test_map_selection_defaults_to_its_majority_and_can_leave_images_out(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    state = load_state(ws)
+    assert state is not None
+    free = label_queue.unlabeled_rows(ws)
+    blue = [r for r in free if truth[state.paths[r]] == "blue"][:5]
+    green = [r for r in free if truth[state.paths[r]] == "green"][:1]
+    assert [state.class_names[state.label[r]] for r in blue + green] == ["blue"] * 5 + ["green"]
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = green + blue
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    chooser = at.selectbox[0]
+    assert chooser.label == "Label all selected as"
+    assert chooser.value.name == "blue"  # the selection's majority, not the first class
+    keep = [c for c in at.checkbox if c.key.startswith("map_keep_")]
+    assert keep[0].label == "green"  # the odd one out comes first
+    keep[0].uncheck().run()
+    (button,) = [b for b in at.button if b.key == "map_label"]
+    assert button.label == "Label 5 images"
+    button.click().run()
+    labels = ws.store.human_labels()
+    ids = {c.name: c.id for c in ws.store.classes()}
+    assert all(labels[state.image_ids[r]] == ids["blue"] for r in blue)
+    assert state.image_ids[green[0]] not in labels
+
+
+def test_needs_review_colours_what_the_review_queue_picks(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1], with_map=True)
+    state = load_state(ws)
+    assert state is not None
+    at = run_page("map")
+    at.segmented_control(key="widget:map:colour").set_value("needs review").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    marked = next(t for t in spec["data"] if t["name"].endswith("in the review queue"))
+    picked = [row for row, _ in label_queue.review_rows(ws, state, 100)]
+    assert sorted(int(r) for r in typed_array(marked["customdata"])[:, 0]) == sorted(picked)
+    assert marked["name"] == f"next {len(picked)} in the review queue"
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+
+def test_export_preview_says_how_many_rows_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import make_colour_folder
+
+    root = tmp_path / "big"
+    truth = make_colour_folder(root, per_class=70, size=8)
+    monkeypatch.setenv("LABELER_DATA_DIR", str(root))
+    labeled_workspace(root, truth)
+    at = run_page("export")
+    assert len(at.dataframe[0].value) == 200
+    assert any(c.value == "Preview: the first 200 of 210 rows. The download holds all 210." for c in at.caption)
+    frame = at.dataframe[0].value
+    assert "representation" in frame.columns
+    assert "embedding" not in frame.columns
+    assert not any(str(v).startswith("-0") for v in frame["entropy"])
+
+
+# ----------------------------------------------------------------------------------------------- read-only folder
+
+
+def test_a_read_only_folder_gets_its_workspace_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages.shared import session
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: not (mode & os.W_OK))  # nothing writable
+    chosen = session.workspace_dir_for(folder, None)
+    assert chosen == session.fallback_workspace(folder)
+    assert chosen is not None
+    assert folder not in chosen.parents
+    assert session.workspace_dir_for(folder, tmp_path / "given") == tmp_path / "given"
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    assert session.workspace_dir_for(folder, None) is None  # the default DATA_DIR/.labeler
+
+
+
+
+# ----------------------------------------------------------------------------------------------- filters, jobs, demos
+
+
+def test_label_page_filter_keeps_the_queue_to_one_class(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    at = run_page("label")
+    at.multiselect(key="widget:label:filter_classes").select("blue").run()
+    assert not at.exception, [e.value for e in at.exception]
+    paths = {r.id: r.path for r in ws.records()}
+    data = next(n for n in at.main if n.proto.__class__.__name__ == "BidiComponent")
+    items = json.loads(data.proto.json)["items"]
+    assert items
+    assert {truth[paths[int(item["id"].split(":")[0])]] for item in items} == {"blue"}
+    grid = [b for b in at.button_group if b.key.startswith("pick_")]
+    assert {truth[paths[int(b.key.removeprefix("pick_"))]] for b in grid} == {"blue"}
+    assert any(c.value.startswith("Filter: class blue") for c in at.caption)
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/label.py").run()  # the filter outlives a page change
+    assert at.multiselect(key="widget:label:filter_classes").value == ["blue"]
+
+
+def test_identical_jobs_collapse_into_one_line_with_times() -> None:
+    from labeler.store import Job
+    from pages.shared import jobs_panel
+
+    def job(i: int, status: str = "done", message: str = "labels propagated") -> Job:
+        return Job(i, "refresh", status, 1.0, message, None, False, 1000.0 + i, 1000.0 + i, 1001.0 + i)
+
+    groups = jobs_panel.collapse([job(9, "running", "spreading"), job(8), job(7), job(6), job(5, message="x")])
+    assert [(g.latest.id, g.count) for g in groups] == [(9, 1), (8, 3), (5, 1)]
+    line = jobs_panel.describe(groups[1])
+    assert line.startswith("refresh · done · labels propagated · ")
+    assert line.endswith(f"(3 runs since {jobs_panel.clock(1007.0)})")
+
+
+def test_teaching_demos_draw_without_webgl(data_dir: Path) -> None:
+    at = run_page("teaching")
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert specs
+    assert {trace["type"] for spec in specs for trace in spec["data"]} == {"scatter"}
+    titles = [spec["layout"].get("title", {}).get("text", "") for spec in specs]
+    (flag,) = [spec for spec, title in zip(specs, titles, strict=True) if title.startswith("new-class flag")]
+    crosses = next(t for t in flag["data"] if t["name"] == "flagged")
+    assert crosses["marker"]["symbol"] == "x"
+    assert titles.count("true classes") == 4  # every demo shows the truth beside what the methods made of it
