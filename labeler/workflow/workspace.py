@@ -10,6 +10,7 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,6 +66,9 @@ class Workspace:
         self._cached: dict[str, tuple[NDArray[np.uint8], NDArray[np.uint8]]] = {}
         # Readable records and their fingerprint, for the images version they were read at.
         self._records: tuple[int, list[ImageRecord], str] | None = None
+        # Results derived from the cache files and kept in this process (the app's), keyed by what they depend on,
+        # e.g. the affinity matrix of a representation: read by every refresh, rebuilt only when its key changes.
+        self.memo: dict[str, tuple[str, Any]] = {}
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
