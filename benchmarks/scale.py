@@ -63,13 +63,14 @@ def _digits() -> tuple[np.ndarray, list[str]]:
 
 
 def write_pool(folder: Path, n: int) -> dict[str, str]:
-    """N noisy copies of the digits as PNGs in ``folder``; returns {file name: true class}."""
+    """N shifted, noisy copies of the digits as PNGs in ``folder``; returns {file name: true class}."""
     images, names = _digits()
     rng = np.random.default_rng(1)
     folder.mkdir(parents=True, exist_ok=True)
     truth = {}
     for i in range(n):
-        base = images[i % len(images)].astype(np.int16)
+        # Shifted by up to 2 pixels and noisy: copies of one digit are neighbours, not a clique of near-duplicates.
+        base = np.roll(images[i % len(images)], tuple(rng.integers(-2, 3, size=2)), axis=(0, 1)).astype(np.int16)
         noisy = np.clip(base + rng.integers(-12, 13, size=base.shape), 0, 255).astype(np.uint8)
         name = f"img_{i:06d}.png"
         Image.fromarray(noisy).save(folder / name, optimize=False, compress_level=1)

@@ -268,24 +268,27 @@ def write_gathered(
     rows: NDArray[np.int64],
     progress: Progress = quiet,
 ) -> None:
-    """Fill ``writer`` row range by row range: row i is row ``rows[i]`` of the cache pair ``sources[which[i]]``."""
+    """Fill ``writer``: row i is row ``rows[i]`` of the cache pair ``sources[which[i]]``.
+
+    Runs of consecutive rows from one source are copied file to file by the kernel, so a re-import that changed
+    one image moves the other 100,000 rows in a few large copies, none of them through this process's memory.
+    """
     n = len(which)
-    for lo in range(0, n, CHUNK_ROWS):
-        hi = min(n, lo + CHUNK_ROWS)
-        thumbs = np.empty((hi - lo, *writer.thumbs.shape[1:]), dtype=np.uint8)
-        train = np.empty((hi - lo, *writer.train.shape[1:]), dtype=np.uint8)
-        for s, pair in enumerate(sources):
-            mask = which[lo:hi] == s
-            if pair is None:
-                if mask.any():
-                    raise ValueError(f"rows ask for source {s}, which is missing")
-                continue
-            thumb_reader, train_reader = pair
-            if mask.any():
-                thumbs[mask] = thumb_reader.take(rows[lo:hi][mask])
-                train[mask] = train_reader.take(rows[lo:hi][mask])
-        writer.write(lo, thumbs, train)
-        progress(hi / max(n, 1), f"cached {hi}/{n} images")
+    if n == 0:
+        return
+    # A run starts wherever the source changes or the source row does not follow the previous one.
+    starts = np.flatnonzero(np.r_[True, (np.diff(which) != 0) | (np.diff(rows) != 1)])
+    ends = np.r_[starts[1:], n]
+    last = 0.0
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        pair = sources[int(which[lo])]
+        if pair is None:
+            raise ValueError(f"rows ask for source {int(which[lo])}, which is missing")
+        writer.thumbs.copy_rows(pair[0], int(rows[lo]), lo, hi - lo)
+        writer.train.copy_rows(pair[1], int(rows[lo]), lo, hi - lo)
+        if time.monotonic() - last > 0.2 or hi == n:
+            last = time.monotonic()
+            progress(hi / n, f"cached {hi}/{n} images")
 
 
 def build_image_caches(

@@ -58,6 +58,33 @@ class NpyWriter:
         self._file.seek(self._offset + lo * self._row_bytes)
         self._file.write(rows.tobytes())
 
+    def copy_rows(self, reader: NpyReader, src_lo: int, dst_lo: int, count: int) -> None:
+        """Copy ``count`` rows of ``reader`` from ``src_lo`` to rows ``dst_lo ..`` here, inside the kernel.
+
+        ``os.copy_file_range`` moves the bytes without passing them through this process (and shares blocks on
+        file systems that can); where it is missing, the rows are read and written in pieces.
+        """
+        if reader.shape[1:] != self.shape[1:] or reader.dtype != self.dtype:  # the same row layout
+            raise ValueError(f"cannot copy rows of {reader.dtype} {reader.shape} into {self.dtype} {self.shape}")
+        if src_lo < 0 or src_lo + count > reader.shape[0] or dst_lo < 0 or dst_lo + count > self.shape[0]:
+            raise ValueError(f"rows {src_lo}+{count} -> {dst_lo} out of range")
+        left = count * self._row_bytes
+        src_at = reader.offset + src_lo * self._row_bytes
+        dst_at = self._offset + dst_lo * self._row_bytes
+        self._file.flush()
+        with open(reader.path, "rb") as source:
+            while left > 0:
+                if hasattr(os, "copy_file_range"):
+                    done = os.copy_file_range(source.fileno(), self._file.fileno(), left, src_at, dst_at)
+                else:  # pragma: no cover - platforms without copy_file_range
+                    source.seek(src_at)
+                    piece = source.read(min(left, 1 << 24))
+                    self._file.seek(dst_at)
+                    done = self._file.write(piece)
+                if done <= 0:
+                    raise OSError(f"could not copy rows from {reader.path}")
+                left, src_at, dst_at = left - done, src_at + done, dst_at + done
+
     def commit(self, rows: int | None = None) -> Path:
         """Rename the file into place; ``rows`` keeps only the first rows (fewer than were reserved)."""
         if rows is not None and rows != self.shape[0]:
@@ -112,7 +139,7 @@ class NpyReader:
             raise ValueError(f"{self.path}: Fortran-ordered arrays are not supported")
         self.shape: tuple[int, ...] = tuple(mapped.shape)
         self.dtype = np.dtype(mapped.dtype)
-        self._offset = int(mapped.offset)  # type: ignore[attr-defined]
+        self.offset = int(mapped.offset)  # type: ignore[attr-defined]
         del mapped
         self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
 
@@ -123,7 +150,7 @@ class NpyReader:
         """Rows ``lo .. hi - 1`` as a new array."""
         out = np.empty((hi - lo, *self.shape[1:]), dtype=self.dtype)
         with open(self.path, "rb") as handle:
-            handle.seek(self._offset + lo * self._row_bytes)
+            handle.seek(self.offset + lo * self._row_bytes)
             handle.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]
         return out
 
@@ -137,7 +164,7 @@ class NpyReader:
         with open(self.path, "rb") as handle:
             for run in np.split(np.arange(len(indices)), breaks):
                 first = int(indices[run[0]])
-                handle.seek(self._offset + first * self._row_bytes)
+                handle.seek(self.offset + first * self._row_bytes)
                 handle.readinto(memoryview(out[run[0] : run[-1] + 1]).cast("B"))  # type: ignore[arg-type]
         return out
 

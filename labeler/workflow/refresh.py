@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from labeler.core import graph, propagate, review
+from labeler.core import propagate, review
 from labeler.core.stopping import changed_fraction
 from labeler.io.artifacts import (
     load_json,
@@ -24,8 +24,8 @@ from labeler.progress import Progress, quiet
 from labeler.workflow import calibration, learning_curve
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.representations import (
+    affinity_for,
     graph_for_state,
-    knn_for,
     map_for,
     representations,
     select_representation,
@@ -54,8 +54,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     name = choice.name
     rep = reps[name]
     progress(0.3, f"kNN graph ({name})")
-    indices, distances = knn_for(ws, rep)
-    W = graph.affinity_from_knn(indices, distances)
+    W = affinity_for(ws, rep)
     previous = load_state(ws)
     warm = None
     if (
@@ -76,9 +75,11 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         )
 
     # Labels and counts first (one warm-started solve), saved at once so pages show them; the bootstrap re-runs
-    # that measure stability (ten more solves, seconds at 100,000 images) follow and are saved after.
+    # that measure stability (ten more solves, seconds at 100,000 images) and the new-class flags follow.
     result = spread(0, warm)
-    new_class = review.possible_new_class(W, y) if n_classes else np.zeros(len(records), dtype=bool)
+    aligned = previous is not None and np.array_equal(previous.image_ids, [r.id for r in records])
+    # Possible new classes, like stability, are measured after the counts are saved; until then the last ones show.
+    new_class = previous.new_class if previous is not None and aligned else np.zeros(len(records), dtype=bool)
     score = np.asarray(result.confidence, dtype=np.float64)
     state = PipelineState(
         image_ids=np.array([r.id for r in records], dtype=np.int64),
@@ -104,7 +105,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         score=score,
         representation_selection=selection_record(choice.selection),
     )
-    if previous is not None and np.array_equal(previous.image_ids, state.image_ids):
+    if previous is not None and aligned:
         # Until the re-runs end, an image keeps its last measured stability (one label seldom moves it far).
         state.stability = np.where(np.isnan(state.stability), previous.stability, state.stability)
     track_label_batches(ws, state)
@@ -114,11 +115,13 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         state.umap = cached_map(ws, rep.key)
     same_graph = (previous is not None and previous.embedding_key == state.embedding_key
                   and previous.class_ids == state.class_ids and np.array_equal(previous.image_ids, state.image_ids))
+    # Saved at once with a provisional calibration, refitted on the last evidence (no solve).
+    calibration.calibrate_state(ws, state, W, previous if same_graph else None)
+    save_state(ws, state)
+    progress(0.7, "measuring stability (bootstrap re-runs) and possible new classes")
+    if n_classes:
+        state.new_class = np.asarray(review.possible_new_class(W, y), dtype=bool)
     if settings.n_bootstrap > 0:
-        # Saved at once with a provisional calibration, refitted on the last evidence (no solve).
-        calibration.calibrate_state(ws, state, W, previous if same_graph else None)
-        save_state(ws, state)
-        progress(0.7, "measuring stability (bootstrap re-runs)")
         # Warm-started from the solution just found, the full solve returns at once; only stability is new.
         state.stability = np.asarray(spread(settings.n_bootstrap, result.scores).stability, dtype=np.float64)
     progress(0.9, "calibrating confidence")

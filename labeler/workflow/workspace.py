@@ -10,6 +10,7 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,6 +66,9 @@ class Workspace:
         self._cached: dict[str, tuple[NDArray[np.uint8], NDArray[np.uint8]]] = {}
         # Readable records and their fingerprint, for the images version they were read at.
         self._records: tuple[int, list[ImageRecord], str] | None = None
+        # Results derived from the cache files and kept in this process (the app's), keyed by what they depend on,
+        # e.g. the affinity matrix of a representation: read by every refresh, rebuilt only when its key changes.
+        self.memo: dict[str, tuple[str, Any]] = {}
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -97,7 +101,7 @@ class Workspace:
         """
         version = self.store.images_version()
         if self._records is None or self._records[0] != version:
-            records = self.store.readable_images()
+            records = self.store.image_records("ok")
             self._records = (version, records, _fingerprint(records))
         return self._records[1]
 
@@ -268,7 +272,7 @@ def import_folder(
         old_row = {r.sha256: i for i, r in enumerate(previous) if r.sha256} if have_old else {}
         stamps_path = s.cache_dir / STAMPS_NAME
         old_stamps = scan.load_stamps(stamps_path)
-        known = {r.path: r for r in ws.store.images()}
+        known = {r.path: r for r in ws.store.image_records()}
         found: list[ImportedImage | None] = [None] * len(paths)
         stamps: dict[str, tuple[int, int]] = {}
         to_read: list[int] = []

@@ -68,3 +68,19 @@ def test_chunked_run_resumes_only_missing_or_changed_chunks(tmp_path: Path) -> N
     again.assemble((2,), np.float32)
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy")[:, 0], [0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
     assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]  # parts removed once joined
+
+
+def test_writer_copies_rows_file_to_file(tmp_path: Path) -> None:
+    source = np.arange(40, dtype=np.uint8).reshape(10, 2, 2)
+    np.save(tmp_path / "src.npy", source)
+    reader = NpyReader(tmp_path / "src.npy")
+    with NpyWriter(tmp_path / "dst.npy", (6, 2, 2), np.uint8) as writer:
+        writer.write(0, np.full((1, 2, 2), 99))
+        writer.copy_rows(reader, 7, 1, 3)  # rows 7, 8, 9 -> 1, 2, 3
+        writer.copy_rows(reader, 0, 4, 2)
+        with pytest.raises(ValueError, match="out of range"):
+            writer.copy_rows(reader, 9, 0, 2)
+    out = np.load(tmp_path / "dst.npy")
+    np.testing.assert_array_equal(out[0], np.full((2, 2), 99))
+    np.testing.assert_array_equal(out[1:4], source[7:10])
+    np.testing.assert_array_equal(out[4:], source[:2])

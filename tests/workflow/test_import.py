@@ -140,6 +140,7 @@ def test_cheap_reads(ws: Workspace, colour_folder: tuple[Path, dict]) -> None:
     assert ws.image_count() == len(truth)
     records = ws.records()
     assert ws.records() is records  # read once per images version, not once per call
+    assert records == ws.store.readable_images()  # the quicker query gives the same records
     assert ws.records_page(10, 13) == records[10:13]
     fresh = Workspace.open(ws.settings)  # nothing cached yet: the page comes from the store by row
     assert fresh.records_page(10, 13) == records[10:13]
