@@ -102,8 +102,14 @@ def main() -> None:
                      f"{r['per_s']:.0f} |")
     lines += [
         "",
-        "With 8 writers the latency includes waiting for the database lock (writes are serialised). Every run "
-        "checks that all labels written are stored.",
+        "With 8 writers the latency includes waiting for the database lock (writes are serialised, and SQLite's "
+        "busy handler backs off in sleeps of up to 100 ms, hence the long tails); every run checks that all labels "
+        "written are stored. The disk is shared with other work, so runs vary by a factor of several.",
+        "",
+        "Choice: `synchronous=FULL` (the default in `labeler.store.database`). One person labeling pays about a "
+        "millisecond per label for a label that survives a power cut; NORMAL is faster mainly when many "
+        "processes write flat out, which a classroom clicking at human speed (tens of labels a second) is far "
+        "from.",
         "",
     ]
     RESULTS.write_text("\n".join(lines))
