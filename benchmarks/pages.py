@@ -35,13 +35,13 @@ PAGES = ["home", "label", "map", "review", "model", "export", "teaching"]
 
 def prepare(root: Path, n: int) -> tuple[Workspace, dict[str, float]]:
     """The folder imported, labeled and refreshed once (skipped for the parts already done)."""
-    from benchmarks.scale import _write_images
+    from benchmarks.scale import write_pool
 
     timings: dict[str, float] = {}
     if not root.is_dir() or not any(root.glob("*.png")):
         root.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        truth = _write_images(root, n)
+        truth = write_pool(root, n)
         timings["write PNGs"] = time.perf_counter() - start
         (root.parent / "truth.tsv").write_text("".join(f"{p}\t{name}\n" for p, name in truth.items()))
     truth = dict(line.split("\t") for line in (root.parent / "truth.tsv").read_text().splitlines())
