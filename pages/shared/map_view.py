@@ -76,7 +76,9 @@ def selected_rows(event: Any) -> list[int]:
     rows: list[int] = []
     for point in points:
         value = point.get("customdata")
-        if isinstance(value, list):
+        if isinstance(value, dict):  # a row of a 2-D typed array arrives as {"0": row, "1": confidence}
+            value = value.get("0", next(iter(value.values()), None))
+        if isinstance(value, list | tuple):
             value = value[0] if value else None
         if value is not None:
             rows.append(int(value))

@@ -149,9 +149,11 @@ def test_selected_rows_reads_customdata() -> None:
     from pages.shared import map_view
 
     class Event:
-        selection = type("S", (), {"points": [{"customdata": [4]}, {"customdata": 2}, {"customdata": 4}, {}]})
+        # A row of a 2-D float32 customdata arrives from the browser as a JSON'd Float32Array: {"0": row, "1": conf}.
+        selection = type("S", (), {"points": [{"customdata": [4]}, {"customdata": 2}, {"customdata": 4}, {},
+                                              {"customdata": {"0": 7.0, "1": 0.9}}]})
 
-    assert map_view.selected_rows(Event()) == [4, 2]
+    assert map_view.selected_rows(Event()) == [4, 2, 7]
     assert map_view.selected_rows(None) == []
 
 
