@@ -6,6 +6,7 @@ and the UMAP map is computed once per embedding.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -242,9 +243,9 @@ def select_representation(
         preferred=backbone.preferred_representation(reps),
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
-    choice.reason = backbone.explain_choice(
+    choice = dataclasses.replace(choice, reason=backbone.explain_choice(
         choice.name, choice.reason, None if "pretrained" in reps else backbone.backbone_problem(ws)
-    )
+    ))
     save_json_atomic(record_path, {"name": choice.name, "scores": choice.scores, "reason": choice.reason,
                                    "selection": selection_record(choice.selection), "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})
