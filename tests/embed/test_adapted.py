@@ -102,3 +102,12 @@ def test_adapted_features_on_a_folder(tmp_path: Path) -> None:
     assert (rows >= 0).all()
     again = adapted_features(paths, digests, tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
     np.testing.assert_array_equal(first.embedding, again.embedding)
+
+
+def test_the_deadline_stops_only_after_min_epochs_and_a_stop_request_at_once() -> None:
+    lookup, X = synthetic_views()
+    kwargs = {"hidden_dim": 16, "out_dim": 4, "batch_size": 32}
+    late = train_projection(lookup, 64, 4, X, max_epochs=10, deadline=0.0, min_epochs=3, **kwargs)  # type: ignore[arg-type]
+    assert late.epochs == 3
+    stopped = train_projection(lookup, 64, 4, X, max_epochs=10, should_stop=lambda: True, **kwargs)  # type: ignore[arg-type]
+    assert stopped.epochs == 1
