@@ -18,6 +18,12 @@ estimate (share of the audits right, Wilson 95 % interval) and whether the inter
 propagated labels (coverage over draws; near 95 % is right), and with several representations the
 selection-corrected estimate next to the winner's own leave-one-out score.
 
+Real photos (a folder with ``images/`` and ``ground_truth.csv`` with columns path,breed,species, e.g. ``pets37``):
+pixels -> PCA-50, the pretrained EfficientNet-Lite0 features, pretrained + SimCLR (a head adapted for
+``--photo-minutes``) and the from-scratch SimCLR encoder (trained as long), and the app's leave-one-out choice among
+them, at 1 / 3 / 5 labels per breed (10 per breed would label every image of pets37) and 1 / 5 per species. Such a
+run replaces only the file's photos section; ``--quick`` runs it with a 0.5-minute budget.
+
 Writes ``benchmarks/results/quality.md``; ``--quick`` (no training, no textbook baselines) replaces only the file's
 honest-numbers section. Needs ``/work/shared/datasets`` (or ``--data-dir``); nothing is downloaded.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import sys
 import tempfile
@@ -46,6 +53,9 @@ from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "quality.md"
 QUICK_MARKER = "<!-- honest numbers: written by python -m benchmarks.quality --quick -->"
+PHOTO_MARKER = "<!-- photos: written by python -m benchmarks.quality when --datasets holds a photo folder -->"
+PHOTO_END = "<!-- end of photos -->"
+PHOTO_TASKS = {"breed": (1, 3, 5), "species": (1, 5)}  # labels per class; pets37 has 10 images per breed
 
 
 def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
@@ -273,7 +283,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--datasets", default="mnist_a,fashion_1000")
+    parser.add_argument("--datasets", default="mnist_a,fashion_1000,pets37")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     parser.add_argument("--size", type=int, default=32, help="training cache size (Settings.train_size)")
@@ -290,8 +300,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="honest numbers only, on pixels -> PCA-50 (no training, no textbook baselines); "
                         "replaces only the honest-numbers section of --out")
+    parser.add_argument("--photo-minutes", type=float, default=3.0,
+                        help="training budget of pretrained + SimCLR and of the from-scratch encoder on photo folders")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    photos, kept_photos = photo_run(args), photo_block(Path(args.out))  # takes the photo folders off --datasets
+    if not args.datasets:
+        write_photo_block(Path(args.out), photos)
+        return
     if args.quick:
         args.minutes = 0.0
     started = dt.datetime.now().astimezone()
@@ -317,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
             print("\n".join(section[-len(KS) - 5 :]), flush=True)
         earlier = out.read_text(encoding="utf-8").split(QUICK_MARKER)[0].rstrip() if out.exists() else ""
         out.write_text((earlier + "\n\n" if earlier else "") + "\n".join(section).rstrip() + "\n", encoding="utf-8")
+        write_photo_block(out, photos or kept_photos)
         print(f"wrote {out}")
         return
     lines = [
@@ -349,7 +366,163 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["Honest numbers (the app's choice of representation):", "", *info["honest"], ""]
         print("\n".join(lines[-len(rows) - len(KS) - 10 :]), flush=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_photo_block(out, photos or kept_photos)
     print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------------------------------------- real photos
+def is_photo_set(data_dir: Path, name: str) -> bool:
+    return (Path(data_dir) / name / "ground_truth.csv").is_file()
+
+
+def photo_representations(folder: Path, args: argparse.Namespace) -> tuple[dict[str, NDArray[np.float32]], dict]:
+    """The four representations the app compares on a photo folder, each computed as the app does, and timings."""
+    import pandas as pd
+
+    from labeler.embed.adapted import adapted_features
+    from labeler.embed.pretrained import pretrained_features
+    from labeler.io.caches import read_training_image
+
+    truth = pd.read_csv(folder / "ground_truth.csv")
+    paths = [folder / "images" / p for p in truth["path"]]
+    digests = list(truth["path"])
+    info: dict[str, Any] = {"n": len(paths), "load_before": os.getloadavg()[0], "truth": truth}
+    cache = np.stack([read_training_image(p, 96, args.size) for p in paths])  # the app's 32 px training cache
+    reps = {"pixels-pca": pca_representation(cache, 50)}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        X, ok = pretrained_features(paths, digests, Path(tmp))
+        info["pretrained_s"] = time.perf_counter() - t
+        info["decoded"] = int(ok.sum())
+        reps["pretrained"] = np.array(X)
+        t = time.perf_counter()
+        adapted = adapted_features(paths, digests, Path(tmp), minutes=args.photo_minutes, random_state=0)
+        info["adapted_s"] = time.perf_counter() - t
+        info["adapted"] = (f"{adapted.n_views} views per image, {adapted.epochs} epochs, "
+                           f"NT-Xent {adapted.losses[-1]:.2f}")
+        reps["pretrained-simclr"] = adapted.embedding
+        t = time.perf_counter()
+        checkpoint = train_simclr(cache, Path(tmp), minutes=args.photo_minutes, width=args.width,
+                                  blocks=tuple(args.blocks), batch_size=args.batch_size,
+                                  temperature=args.temperature, preset=args.preset, lr=args.lr, random_state=0)
+        info["scratch_s"] = time.perf_counter() - t
+        reps["simclr"] = embed(cache, checkpoint)
+    info["load_after"] = os.getloadavg()[0]
+    return reps, info
+
+
+def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks: tuple[int, ...], seeds: int,
+                 chosen: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Spreading accuracy on the hidden images, mean and std over ``seeds`` draws per k, for each representation
+    and for the app's leave-one-out choice among them (its picks appended to ``chosen``)."""
+    from labeler.core.diagnostics import choose_representation
+    from labeler.workflow.backbone import preferred_representation
+
+    n_classes = int(y.max()) + 1
+    accuracies: dict[str, list[list[float]]] = {name: [] for name in [*reps, "choice"]}
+    for k in ks:
+        for values in accuracies.values():
+            values.append([])
+        for seed in range(seeds):
+            y_seen = draw_seeds(y, k, seed)
+            hidden = y_seen < 0
+            picked = choose_representation(reps, y_seen, n_classes, preferred=preferred_representation(reps)).name
+            chosen.append(picked)
+            for name, X in reps.items():
+                accuracy = float(np.mean(labeler_spreading(X, y_seen)[hidden] == y[hidden]))
+                accuracies[name][-1].append(accuracy)
+                if name == picked:
+                    accuracies["choice"][-1].append(accuracy)
+    return {name: [(float(np.mean(a)), float(np.std(a))) for a in values] for name, values in accuracies.items()}
+
+
+def photo_section(name: str, folder: Path, args: argparse.Namespace) -> list[str]:
+    """The markdown of one photo folder: accuracy per representation, breed and species, and what it cost."""
+    reps, info = photo_representations(folder, args)
+    truth = info.pop("truth")
+    columns: list[str] = []
+    table: dict[str, list[str]] = {}
+    chosen: dict[str, list[str]] = {}
+    for task, ks in PHOTO_TASKS.items():
+        y = np.unique(truth[task].to_numpy(str), return_inverse=True)[1].astype(np.int64)
+        chosen[task] = []
+        scores = photo_scores(reps, y, ks, args.seeds, chosen[task])
+        columns += [f"{task}@{k}" for k in ks]
+        for rep, cells in scores.items():
+            table.setdefault(rep, []).extend(f"{m:.3f} ± {s:.3f}" for m, s in cells)
+    labels = {
+        "pixels-pca": "pixels -> PCA-50 (the instant representation of small grey images)",
+        "pretrained": "pretrained: EfficientNet-Lite0 pooled features (the instant one of colour photos)",
+        "pretrained-simclr": f"pretrained + SimCLR: head adapted for {args.photo_minutes:g} min (concat)",
+        "simclr": f"SimCLR from scratch, {args.photo_minutes:g} min, 32 px",
+        "choice": "labeler's choice (leave-one-out; pretrained + SimCLR kept unless beaten by > 1 s.e.)",
+    }
+    n = info["n"]
+    lines = [f"### {name} (N = {n}; {', '.join(f'{t}: {len(np.unique(truth[t]))} classes' for t in PHOTO_TASKS)})",
+             "", "| representation | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {labels[rep]} | " + " | ".join(cells) + " |" for rep, cells in table.items()]
+    counts = {task: ", ".join(f"{rep} {picks.count(rep)}" for rep in reps if picks.count(rep))
+              for task, picks in chosen.items()}
+    lines += [
+        "",
+        f"Pretrained features: {info['pretrained_s']:.0f} s ({n / info['pretrained_s']:.0f} photos/s end to end, "
+        f"model load included, {info['decoded']} of {n} decoded); pretrained + SimCLR: {info['adapted_s']:.0f} s "
+        f"({info['adapted']}); from scratch: {info['scratch_s']:.0f} s. Load average (1 min) "
+        f"{info['load_before']:.1f} before, {info['load_after']:.1f} after: above 2 the two cores were shared with "
+        f"other work. Leave-one-out picks over all draws: breed: {counts['breed']}; species: {counts['species']}.",
+        "",
+    ]
+    return lines
+
+
+def photo_run(args: argparse.Namespace) -> list[str] | None:
+    """Run the photo folders among ``--datasets`` (removing them from it); the photo block's lines, or None."""
+    names = [name for name in args.datasets.split(",") if name]
+    photos = [name for name in names if is_photo_set(args.data_dir, name)]
+    args.datasets = ",".join(name for name in names if name not in photos)
+    if not photos:
+        return None
+    if args.quick:
+        args.photo_minutes = min(args.photo_minutes, 0.5)
+    started = dt.datetime.now().astimezone()
+    argv = " ".join(sys.argv[1:])
+    lines = [PHOTO_MARKER, "", "## Real photos: pretrained, pretrained + SimCLR, from scratch", "",
+             f"- date: {started:%Y-%m-%d %H:%M %Z}", f"- machine: {machine()}",
+             f"- command: `python -m benchmarks.quality {argv}`",
+             f"- label spreading (labeler's 15-NN graph, alpha 0.99) from k random labels per class; accuracy on the "
+             f"images whose labels were hidden, mean ± std over {args.seeds} draws", ""]
+    for name in photos:
+        lines += photo_section(name, Path(args.data_dir) / name, args)
+        print("\n".join(lines[-12:]), flush=True)
+    return [*lines, PHOTO_END]
+
+
+def photo_block(out: Path) -> list[str] | None:
+    """The photo block of an existing results file, to keep when this run does not redo it."""
+    text = out.read_text(encoding="utf-8") if out.exists() else ""
+    if PHOTO_MARKER not in text:
+        return None
+    block = text.split(PHOTO_MARKER, 1)[1].split(PHOTO_END, 1)[0]
+    return [PHOTO_MARKER, *block.strip("\n").splitlines(), PHOTO_END]
+
+
+def write_photo_block(out: Path, block: list[str] | None) -> None:
+    """Put ``block`` in ``out`` in place of its photo block (before the honest numbers when there is none)."""
+    if block is None:
+        return
+    text = out.read_text(encoding="utf-8") if out.exists() else ""
+    if PHOTO_MARKER in text:
+        before, rest = text.split(PHOTO_MARKER, 1)
+        after = rest.split(PHOTO_END, 1)[1] if PHOTO_END in rest else ""
+    elif QUICK_MARKER in text:
+        before, after = text.split(QUICK_MARKER, 1)
+        after = QUICK_MARKER + after
+    else:
+        before, after = text, ""
+    parts = [before.rstrip(), "\n".join(block), after.strip()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(part for part in parts if part) + "\n", encoding="utf-8")
+    print(f"wrote the photos section of {out}")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def step_embed_small(root: Path, truth: dict[str, str]) -> dict[str, Any]:
 
 def step_embed_pretrained(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     try:
-        from labeler.embed import pretrained  # type: ignore[attr-defined]
+        from labeler.embed import pretrained
     except ImportError:
         return {"skipped": "labeler.embed.pretrained is not on this branch"}
     ws = _workspace(root)

@@ -13,8 +13,9 @@ job_runner = session.runner()
 
 # ----------------------------------------------------------------------------------------------- training
 st.subheader("Self-supervised training (SimCLR)")
-st.caption("Trains an encoder on your own images, without labels. When it finishes, embeddings, the graph, the "
-           "map and propagation follow by themselves, and the encoder is used only if it scores better.")
+st.caption("Trains an encoder on your own images, without labels (for colour photos: a SimCLR head on top of the "
+           "shipped ImageNet EfficientNet-Lite0). When it finishes, embeddings, the graph, the map and propagation "
+           "follow by themselves, and the encoder is used only if it scores better.")
 col_minutes, col_start, col_stop, _ = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
 minutes = col_minutes.number_input("Minutes", min_value=0.1, max_value=240.0, value=float(ws.settings.ssl_minutes),
                                    step=0.5, key="train_minutes")

@@ -4,7 +4,10 @@ Every cache file is named by what it was computed from: the dataset fingerprint 
 the readable images) and, for the trained encoder's vectors, the encoder's digest. After an import or a refresh,
 files of another fingerprint or another encoder can never be read again, and at 100,000 images each generation of
 thumbnails alone is 2.8 GB, so they are deleted. Frozen encoder copies (``ssl/encoder-*.pt``) other than the one
-the store names are deleted too, except newer ones: training writes its copy before naming it in the store.
+the store names are deleted too, except newer ones: training writes its copy before naming it in the store. The
+same holds for the heads adapted to the pretrained backbone (``ssl/adapted-*.pt``) and the files derived from them.
+The pretrained backbone's per-image feature stores (``pretrained-*``, ``views-*``) are keyed by image content, not by
+fingerprint, and are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from labeler.io.caches import cache_lock
 from labeler.io.scan import file_sha256
+from labeler.workflow.backbone import adapted_head, head_digest
 from labeler.workflow.training import checkpoint_dir, trained_checkpoint
 from labeler.workflow.workspace import Workspace
 
@@ -24,8 +28,13 @@ CACHE_PREFIXES = ("thumbs-", "train-", "embedding-", "embeddings-", "knn-", "map
 STALE_TEMP_S = 6 * 3600.0
 
 
-def _encoder_derived(name: str) -> bool:
-    return name.startswith("embeddings-") or "simclr" in name
+def _derived_from(name: str) -> str | None:
+    """Which trained model a cache file's vectors come from: "head" (adapted), "encoder" (from scratch) or None."""
+    if "pretrained-simclr" in name:
+        return "head"
+    if name.startswith("embeddings-") or "simclr" in name:
+        return "encoder"
+    return None
 
 
 def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
@@ -43,24 +52,29 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
             return []
         fingerprint = ws.fingerprint()
         checkpoint = trained_checkpoint(ws)
-        digest = file_sha256(checkpoint)[:16] if checkpoint is not None else None
+        head = adapted_head(ws)
+        digests = {"encoder": file_sha256(checkpoint)[:16] if checkpoint is not None else None,
+                   "head": head_digest(head) if head is not None else None}
         now = time.time()
         for entry in sorted(cache.iterdir()):
             name = entry.name
             if name.startswith(CACHE_PREFIXES):
-                derived = _encoder_derived(name)
-                if fingerprint in name and (not derived or (digest is not None and digest in name)):
+                model = _derived_from(name)
+                digest = digests[model] if model is not None else None
+                if fingerprint in name and (model is None or (digest is not None and digest in name)):
                     continue
             elif not (name.startswith(".") and name.endswith(".tmp") and now - _mtime(entry) > STALE_TEMP_S):
                 continue  # not ours (e.g. another representation's feature store), the lock, or files.json
             _remove(entry)
             deleted.append(entry)
-        if checkpoint is not None:
-            newest_kept = _mtime(checkpoint)
-            for encoder in sorted(checkpoint_dir(ws).glob("encoder-*.pt")):
-                if encoder.resolve() != checkpoint.resolve() and _mtime(encoder) <= newest_kept:
-                    _remove(encoder)
-                    deleted.append(encoder)
+        for current, pattern in ((checkpoint, "encoder-*.pt"), (head, "adapted-*.pt")):
+            if current is None:
+                continue
+            newest_kept = _mtime(current)
+            for copy in sorted(checkpoint_dir(ws).glob(pattern)):
+                if copy.resolve() != current.resolve() and _mtime(copy) <= newest_kept:
+                    _remove(copy)
+                    deleted.append(copy)
     return deleted
 
 

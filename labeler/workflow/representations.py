@@ -6,6 +6,7 @@ and the UMAP map is computed once per embedding.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from labeler.io.caches import read_training_image
 from labeler.io.scan import file_sha256
 from labeler.progress import Progress, quiet
 from labeler.store import ImageRecord
+from labeler.workflow import backbone
 from labeler.workflow.state import PipelineState, state_dir
 from labeler.workflow.training import trained_checkpoint
 from labeler.workflow.workspace import Workspace
@@ -39,7 +41,7 @@ from labeler.workflow.workspace import Workspace
 
 @dataclass
 class Representation:
-    name: str  # "pixels-pca" or "simclr"
+    name: str  # "pixels-pca", "simclr", "simclr-projection", "pretrained" or "pretrained-simclr"
     key: str  # changes whenever the vectors change
     X: NDArray[np.float32]
 
@@ -54,8 +56,9 @@ class ModelEmbedding:
 
     ``batch_function()`` loads the model as a function from uint8 images (B, S, S, 3) to vectors (B, D) that
     pickles small (the weights travel as bytes); ``decode`` turns one file into the model's input exactly as the
-    local path sees it, for workers that read the files themselves. A pretrained backbone adds itself to
-    :func:`model_embeddings` the same way.
+    local path sees it, for workers that read the files themselves. ``compute(progress)``, when given, is how this
+    machine computes the vectors instead of running the batch function over the training-image cache (the
+    pretrained backbone reads the files at its own resolution); it returns None when the model is unavailable.
     """
 
     name: str
@@ -63,20 +66,25 @@ class ModelEmbedding:
     path: Path
     batch_function: Callable[[], BatchFunction]
     decode: Callable[[Path], NDArray[np.uint8]]
+    compute: Callable[[Progress], NDArray[np.float32] | None] | None = None
 
 
-def model_embeddings(ws: Workspace, fingerprint: str) -> list[ModelEmbedding]:
-    """The model-computed representations available now: the trained encoder's features and projections."""
+def model_embeddings(
+    ws: Workspace, fingerprint: str, records: list[ImageRecord] | None = None
+) -> list[ModelEmbedding]:
+    """The model-computed representations available now: the pretrained backbone's for colour photos, and the
+    trained encoder's features and projections."""
+    found = photo_embeddings(ws, fingerprint, ws.records() if records is None else records)
     checkpoint = trained_checkpoint(ws)
     if checkpoint is None:
-        return []
+        return found
     s = ws.settings
     digest = file_sha256(checkpoint)[:16]  # ssl_train.file_digest, without importing torch for a name
     decode = functools.partial(read_training_image, thumb_size=s.thumb_size, train_size=s.train_size,
                                max_pixels=s.max_image_pixels)
     # Encoder features (the SimCLR recipe) and, as a candidate the labels may prefer, the projection output.
     # File names as :func:`labeler.embed.ssl.train.load_or_embed` writes them.
-    return [
+    return found + [
         ModelEmbedding(
             name, f"{name}-{fingerprint}-{digest}",
             s.cache_dir / f"embeddings-{fingerprint}-{digest}{'-projection' if projection else ''}.npy",
@@ -92,10 +100,42 @@ def _encoder_batches(checkpoint: Path, device: str, projection: bool) -> BatchFu
     return EncoderBatches(checkpoint.read_bytes(), device=device, projection=projection)
 
 
+def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]) -> list[ModelEmbedding]:
+    """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder; none for small
+    or grey images (:mod:`labeler.workflow.backbone`)."""
+    if not backbone.photo_folder(ws, records):
+        backbone.record_problem(ws, None)  # not needed here, so nothing to say about it
+        return []
+    tag = backbone.representation_tag()
+    path = backbone.features_path(ws, fingerprint, tag)
+    device = ws.settings.device
+
+    def features(progress: Progress) -> NDArray[np.float32] | None:
+        X = load_embedding(path, len(records))
+        return X if X is not None else backbone.compute_features(ws, records, path, progress)
+
+    found = [ModelEmbedding("pretrained", f"pretrained-{fingerprint}-{tag}", path, backbone.pretrained_batches(device),
+                            backbone.decode_for_backbone, compute=features)]
+    head = backbone.adapted_head(ws)
+    if head is not None:
+        digest = backbone.head_digest(head)
+        adapted = backbone.adapted_path(ws, fingerprint, digest)
+
+        def embed(progress: Progress) -> NDArray[np.float32] | None:
+            X = features(progress)
+            return None if X is None else backbone.compute_adapted(head, X, adapted)
+
+        found.append(ModelEmbedding("pretrained-simclr", f"pretrained-simclr-{fingerprint}-{digest}", adapted,
+                                    functools.partial(backbone.backbone_batches, head, device),
+                                    backbone.decode_for_backbone, compute=embed))
+    return found
+
+
 def representations(
     ws: Workspace, progress: Progress = quiet, records: list[ImageRecord] | None = None
 ) -> dict[str, Representation]:
-    """Every representation available now: the instant pixel PCA always, SimCLR once an encoder is trained.
+    """Every representation available now: the instant pixel PCA always, the pretrained backbone's for colour
+    photos, SimCLR once an encoder is trained (or, for photos, a head adapted).
 
     Vectors are computed once per dataset version (and encoder) and memory-mapped from the cache afterwards;
     a model's vectors may also come from a Ray cluster (:func:`embed_on_ray`), into the same file.
@@ -112,13 +152,18 @@ def representations(
     found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
     if not records:
         return found
-    for model in model_embeddings(ws, fingerprint):
+    for model in model_embeddings(ws, fingerprint, records):
         X = load_embedding(model.path, len(records))
         if X is None:
             progress(0.1, f"embedding images ({model.name})")
-            X = embed_in_chunks(ws.training_images(), model.batch_function(), model.path,
-                                [r.sha256 or "" for r in records])
-            assert X is not None  # no should_stop: runs to the end
+            if model.compute is not None:
+                X = model.compute(lambda fraction, message: progress(0.1 + 0.2 * fraction, message))
+                if X is None:  # the pretrained backbone is unavailable: the reason is recorded for the state
+                    continue
+            else:
+                X = embed_in_chunks(ws.training_images(), model.batch_function(), model.path,
+                                    [r.sha256 or "" for r in records])
+                assert X is not None  # no should_stop: runs to the end
         found[model.name] = Representation(model.name, model.key, X)
     return found
 
@@ -195,9 +240,12 @@ def select_representation(
     graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
     choice = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
-        preferred="simclr" if "simclr" in reps else "pixels-pca",
+        preferred=backbone.preferred_representation(reps),
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
+    choice = dataclasses.replace(choice, reason=backbone.explain_choice(
+        choice.name, choice.reason, None if "pretrained" in reps else backbone.backbone_problem(ws)
+    ))
     save_json_atomic(record_path, {"name": choice.name, "scores": choice.scores, "reason": choice.reason,
                                    "selection": selection_record(choice.selection), "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})

