@@ -225,7 +225,8 @@ def adapted_features(
     """Pretrained features adapted to this folder by SimCLR on cached views, within ``minutes``.
 
     Up to 70% of the budget computes views (at least two per image, whatever the budget); the rest, or until
-    ``max_epochs``, trains the head (at least 20 epochs, see :func:`train_projection`). Images that fail to decode get a zero row and ``ok`` False.
+    ``max_epochs``, trains the head (at least 20 epochs, see :func:`train_projection`). Images that fail to decode
+    get a zero row and ``ok`` False.
 
     Returns
     -------
@@ -267,9 +268,9 @@ def adapted_features(
         len(good),
         rows.shape[1],
         np.asarray(X[good]),
-        max_epochs,
-        start + budget,
-        temperature,
+        max_epochs=max_epochs,
+        deadline=start + budget,
+        temperature=temperature,
         output=output,
         random_state=random_state,
         progress=part(0.7, 1.0),
