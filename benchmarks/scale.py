@@ -216,24 +216,23 @@ def step_label_latency(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     (stability re-runs and the map check included).
     """
     from labeler.workflow.runner import JobRunner
-    from labeler.workflow.state import load_state, state_dir
+    from labeler.workflow.state import load_state, state_version
 
     runner = JobRunner(_workspace(root).settings)
     ws = runner.workspace
     classes = ws.classes()
-    stamp = state_dir(ws) / "propagation.json"
 
     def label_and_wait(row: int) -> tuple[float, float]:
         row = row % ws.image_count()
         start = time.perf_counter()
         ws.store.label(ws.records()[row].id, classes[row % len(classes)].id, "bench")
         version = ws.store.labels_version()
-        before = stamp.stat().st_mtime_ns
+        before = state_version(ws)
         runner.request_refresh(compute_map=True)  # what a click on the Label page does
         counts = math.nan
         while math.isnan(counts) and time.perf_counter() - start < 600:
-            if stamp.stat().st_mtime_ns != before:
-                before = stamp.stat().st_mtime_ns
+            if state_version(ws) != before:  # what a polling page does: a stat, then a load when it changed
+                before = state_version(ws)
                 state = load_state(ws)
                 if state is not None and state.labels_version == version:
                     counts = time.perf_counter() - start
