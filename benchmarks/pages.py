@@ -3,11 +3,11 @@ caches and the serialisation of every element, the browser's own drawing exclude
 
     python -m benchmarks.pages [--n 100000] [--folder DIR]
 
-Builds (or reuses, with ``--folder``) a folder of N MNIST-derived PNGs, imports it, labels 10 per class and runs
-the first full refresh (representation, kNN graph, propagation, UMAP map). Then opens every page three times in one
-process: "cold" is the first page opened after the server starts (it loads the images table, thumbnails and state
-into the shared caches), "first" each page's first open, "warm" the next one (a rerun, as after a click). A page
-that polls also costs something every second: "poll" times the cheap stamps a polling fragment reads.
+Builds (or reuses, with ``--folder``) a folder of N noisy MNIST PNGs (``benchmarks.scale.write_pool``), imports
+it, labels 10 per class and runs the first full refresh (representation, kNN graph, propagation, UMAP map). Then
+opens every page three times in one process: the first open of the first page (home) also fills the shared caches
+(images table, thumbnails, state); the next two runs are reruns, as after a click. "poll" times what a polling
+fragment reads every second to decide whether anything changed.
 Results go to ``benchmarks/results/pages-N.md``.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import statistics
@@ -24,8 +25,8 @@ import time
 from pathlib import Path
 
 from labeler.config import Settings
-from labeler.workflow import stamps
 from labeler.workflow.refresh import refresh
+from labeler.workflow.state import state_version
 from labeler.workflow.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,19 +39,17 @@ def prepare(root: Path, n: int) -> tuple[Workspace, dict[str, float]]:
     from benchmarks.scale import write_pool
 
     timings: dict[str, float] = {}
-    if not root.is_dir() or not any(root.glob("*.png")):
-        root.mkdir(parents=True, exist_ok=True)
+    if not (root / "truth.json").is_file():
         start = time.perf_counter()
-        truth = write_pool(root, n)
+        write_pool(root, n)
         timings["write PNGs"] = time.perf_counter() - start
-        (root.parent / "truth.tsv").write_text("".join(f"{p}\t{name}\n" for p, name in truth.items()))
-    truth = dict(line.split("\t") for line in (root.parent / "truth.tsv").read_text().splitlines())
+    truth: dict[str, str] = json.loads((root / "truth.json").read_text())
     ws = Workspace.open(Settings(root))
-    if not stamps.has_images(ws):
+    if not ws.has_images():
         start = time.perf_counter()
         ws.import_folder()
         timings["import"] = time.perf_counter() - start
-    if not ws.store.human_labels():
+    if not ws.store.human_labels() or state_version(ws) is None:
         seeds: dict[str, list[str]] = {}
         for path, name in truth.items():
             if len(seeds.setdefault(name, [])) < 10:
@@ -85,8 +84,8 @@ def poll_cost(ws: Workspace, repeats: int = 50) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        stamps.state_stamp(ws)
-        stamps.images_stamp(ws)
+        state_version(ws)
+        ws.store.images_version()
         ws.store.labels_version()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -117,7 +116,7 @@ def main() -> None:
         "| --- | --- | --- | --- |",
         *[f"| {page} | {runs[0]:.2f} | {runs[1]:.2f} | {runs[2]:.2f} |" for page, runs in seconds.items()],
         "",
-        f"What a polling fragment reads every second (state stamp, images stamp, labels version): "
+        f"What a polling fragment reads every second (state version, images version, labels version): "
         f"{poll * 1000:.1f} ms (median).",
     ]
     if setup:

@@ -39,7 +39,7 @@ if use_threshold:
                           "suggests the threshold that reaches your target precision.",
                           **remembered.bind("export:threshold", float(suggested or 0.5)))
 key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), ws.store.labels_version())
-n_rows = session.images_version(ws).total
+n_rows = ws.image_count()
 if n_rows > AUTO_ROWS and st.session_state.get(PREPARED) != key:
     st.button(f"Prepare the CSV ({n_rows:,} rows)", key="prepare_csv", type="primary",
               on_click=lambda: st.session_state.__setitem__(PREPARED, key),

@@ -156,9 +156,9 @@ def live_status() -> None:
     current = session.state(ws)  # loaded once per saved state, not once a second
     headline = report.headline(ws, current)
     col_a.metric("Estimated accuracy", headline["value"], help=headline["detail"])
-    st.caption(text.plain(headline["detail"]))
+    st.caption(headline["detail"])
     verdict = report.stopping(ws, current)
-    (st.success if verdict["stop"] else st.info)(text.plain(verdict["text"]))
+    (st.success if verdict["stop"] else st.info)(verdict["text"])
     st.subheader("Background jobs")
     jobs_panel.render_jobs(ws)
 

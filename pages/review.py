@@ -58,7 +58,7 @@ def accuracy_estimate(current: PipelineState) -> dict[str, Any] | None:
     if truth is not None and truth["accuracy"] is not None:
         col_truth.metric("True accuracy (teaching mode)", f"{truth['accuracy']:.1%}",
                          help="From the ground truth, never shown as labels.")
-    st.caption(text.plain(headline["detail"]))
+    st.caption(headline["detail"])  # numbers only, no user text
     return estimate
 
 
@@ -108,12 +108,12 @@ elif view == "Blind audit":
         if table:
             st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
                                                        table.get("low"), table.get("high")), key="reliability")
-            st.caption(text.plain(table["note"]))
+            st.caption(table["note"])
     target = st.slider("Target precision", 0.5, 0.999, step=0.005,
                        **remembered.bind("review:target_precision", float(ws.settings.target_precision)))
     choice = report.threshold_choice(ws, target, state)
     if choice is not None:
-        (st.success if choice["threshold"] is not None else st.caption)(text.plain(choice["text"]))
+        (st.success if choice["threshold"] is not None else st.caption)(choice["text"])
 
 elif view == "Suspect human labels":
     suspects = queues.suspects(ws, state)

@@ -142,7 +142,7 @@ def sidebar_status() -> None:
 
 
 @st.fragment(run_every=POLL_ACTIVE_S)
-def rerun_when_saved(ws: Workspace, shown: tuple[int, ...]) -> None:
+def rerun_when_saved(ws: Workspace, shown: tuple[int, ...] | None) -> None:
     """Rerun the page when a new state has been saved since ``shown`` (the version the page drew); a stat a second."""
     if session.state_version(ws) != shown:
         st.rerun(scope="app")

@@ -23,11 +23,12 @@ from labeler.config import WORKSPACE_DIRNAME, Settings
 from labeler.install_paths import sample_data_dir
 from labeler.io import folders, uploads
 from labeler.store import ImageRecord
-from labeler.workflow import report, stamps
+from labeler.workflow import report
 from labeler.workflow.label_queue import image_key
 from labeler.workflow.representations import graph_for_state
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState, current_state
+from labeler.workflow.state import state_version as saved_state_version
 from labeler.workflow.workspace import Workspace
 from pages.shared import auth, text
 
@@ -153,23 +154,23 @@ def runner() -> JobRunner:
 # fragment and browser tab (st.cache_resource: never mutate what these return). A poll costs a stat and one small
 # query; the arrays are reloaded only when a stamp changes.
 
-# The images table changes only on import: its stamp (one aggregate query) is read at most twice a second, however
+# The images table changes only on import: its version (one indexed read) is read at most twice a second, however
 # many helpers of one run ask, and cleared by this app's own imports.
-IMAGES_STAMP_TTL_S = 0.5
+IMAGES_VERSION_TTL_S = 0.5
 
 
-@st.cache_data(ttl=IMAGES_STAMP_TTL_S, show_spinner=False, max_entries=8)
-def _images_stamp(db_path: str) -> stamps.ImagesStamp:
-    return stamps.images_stamp_at(Path(db_path))
+@st.cache_data(ttl=IMAGES_VERSION_TTL_S, show_spinner=False, max_entries=8)
+def _images_version(_ws: Workspace, db_path: str) -> int:
+    return _ws.store.images_version()
 
 
-def images_version(ws: Workspace) -> stamps.ImagesStamp:
-    """The stamp of the images table (counts and a checksum), re-read at most every IMAGES_STAMP_TTL_S."""
-    return _images_stamp(str(ws.settings.db_path))
+def images_version(ws: Workspace) -> int:
+    """The store's images version (bumped by every import), re-read at most every IMAGES_VERSION_TTL_S."""
+    return _images_version(ws, str(ws.settings.db_path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _records(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> list[ImageRecord]:
+def _records(_ws: Workspace, db_path: str, version: int) -> list[ImageRecord]:
     return _ws.records()
 
 
@@ -179,8 +180,8 @@ def records(ws: Workspace) -> list[ImageRecord]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _image_ids(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> NDArray[np.int64]:
-    return np.array([record.id for record in _records(_ws, db_path, stamp)], dtype=np.int64)
+def _image_ids(_ws: Workspace, db_path: str, version: int) -> NDArray[np.int64]:
+    return np.array([record.id for record in _records(_ws, db_path, version)], dtype=np.int64)
 
 
 def image_ids(ws: Workspace) -> NDArray[np.int64]:
@@ -189,8 +190,8 @@ def image_ids(ws: Workspace) -> NDArray[np.int64]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _paths(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> list[str]:
-    return [record.path for record in _records(_ws, db_path, stamp)]
+def _paths(_ws: Workspace, db_path: str, version: int) -> list[str]:
+    return [record.path for record in _records(_ws, db_path, version)]
 
 
 def paths(ws: Workspace) -> list[str]:
@@ -201,8 +202,8 @@ def paths(ws: Workspace) -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _rows_by_key(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> dict[str, int]:
-    return {image_key(record): row for row, record in enumerate(_records(_ws, db_path, stamp))}
+def _rows_by_key(_ws: Workspace, db_path: str, version: int) -> dict[str, int]:
+    return {image_key(record): row for row, record in enumerate(_records(_ws, db_path, version))}
 
 
 def rows_by_key(ws: Workspace) -> dict[str, int]:
@@ -222,7 +223,7 @@ def rows_of(ws: Workspace, keys: Iterable[str]) -> list[int]:
 
 
 @st.cache_resource(show_spinner="Loading thumbnails…", max_entries=2)
-def _thumbnails(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> NDArray[np.uint8]:
+def _thumbnails(_ws: Workspace, db_path: str, version: int) -> NDArray[np.uint8]:
     return _ws.thumbnails()
 
 
@@ -232,14 +233,14 @@ def thumbnails(ws: Workspace) -> NDArray[np.uint8]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _state(_ws: Workspace, db_path: str, images: stamps.ImagesStamp, saved: tuple[int, ...]) -> PipelineState | None:
+def _state(_ws: Workspace, db_path: str, images: int, saved: tuple[int, ...] | None) -> PipelineState | None:
     return current_state(_ws, _records(_ws, db_path, images))
 
 
 def state(ws: Workspace) -> PipelineState | None:
     """The latest propagation if it matches the images on record (row i is image i), else None; loaded once per
     saved state and shared (never mutate it)."""
-    return _state(ws, str(ws.settings.db_path), images_version(ws), stamps.state_stamp(ws))
+    return _state(ws, str(ws.settings.db_path), images_version(ws), state_version(ws))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -256,13 +257,13 @@ def graph(ws: Workspace, current: PipelineState) -> Any:
     return _graph(ws, current, (str(ws.workspace_dir), current.embedding_key, ws.settings.n_neighbors))
 
 
-def state_version(ws: Workspace) -> tuple[int, ...]:
-    """Changes whenever a new state is saved (cheap: a stat), for polling fragments."""
-    return stamps.state_stamp(ws)
+def state_version(ws: Workspace) -> tuple[int, ...] | None:
+    """Changes whenever a new state is saved (one stat), for polling fragments; None before the first."""
+    return saved_state_version(ws)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _dataset_summary(_ws: Workspace, db_path: str, stamp: stamps.ImagesStamp) -> dict[str, Any]:
+def _dataset_summary(_ws: Workspace, db_path: str, version: int) -> dict[str, Any]:
     return report.dataset_summary(_ws)
 
 
@@ -272,8 +273,8 @@ def dataset_summary(ws: Workspace) -> dict[str, Any]:
 
 
 def has_images(ws: Workspace) -> bool:
-    """Whether the folder has been imported (one aggregate query, not the whole images table)."""
-    return images_version(ws).total > 0
+    """Whether the folder has been imported: its images version moved, or (an older store) one COUNT query."""
+    return images_version(ws) > 0 or ws.has_images()
 
 
 def import_with_progress(ws: Workspace, labels_from_folders: bool = False) -> None:
@@ -286,7 +287,7 @@ def import_with_progress(ws: Workspace, labels_from_folders: bool = False) -> No
     try:
         report = ws.import_folder(labels_from_folders=labels_from_folders, progress=progress)
     finally:
-        _images_stamp.clear()  # the images table changed: every cached read reloads
+        _images_version.clear()  # the images table changed: every cached read reloads
     bar.empty()
     st.session_state["import_lines"] = report.lines()
 
