@@ -119,6 +119,7 @@ class LabelStore(JobTable):
                     counts["missing"] += 1
                     conn.execute("UPDATE images SET status='missing', row=NULL WHERE path=?", (path,))
             _renumber_rows(conn)
+            _bump_images_version(conn)  # rows may have moved: anything cached per version is stale
         return counts
 
     def images(self, status: str | None = None) -> list[ImageRecord]:
@@ -368,7 +369,7 @@ class LabelStore(JobTable):
     def images_version(self) -> int:
         """A number that changes whenever the set or order of readable images may have changed (one indexed read).
 
-        Bumped by :meth:`bump_images_version` (after every import) and by :meth:`mark_unreadable`.
+        Bumped by :meth:`sync_images`, :meth:`mark_unreadable` and :meth:`bump_images_version`.
         """
         return int(self.get_meta("images_version") or 0)
 
