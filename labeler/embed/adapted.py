@@ -114,7 +114,6 @@ def train_projection(
     X: NDArray[np.floating],
     max_epochs: int = 100,
     deadline: float = math.inf,
-    min_epochs: int = 20,
     temperature: float = 0.5,
     hidden_dim: int = 512,
     out_dim: int = 128,
@@ -125,6 +124,7 @@ def train_projection(
     random_state: int = 0,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    min_epochs: int = 20,
 ) -> AdaptedResult:
     """Train a :class:`ProjectionHead` with NT-Xent on pairs of cached views, then embed ``X``.
 
@@ -225,7 +225,8 @@ def adapted_features(
     """Pretrained features adapted to this folder by SimCLR on cached views, within ``minutes``.
 
     Up to 70% of the budget computes views (at least two per image, whatever the budget); the rest, or until
-    ``max_epochs``, trains the head (at least 20 epochs, see :func:`train_projection`). Images that fail to decode get a zero row and ``ok`` False.
+    ``max_epochs``, trains the head (at least 20 epochs, see :func:`train_projection`). Images that fail to decode
+    get a zero row and ``ok`` False.
 
     Returns
     -------
