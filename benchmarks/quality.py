@@ -22,7 +22,9 @@ Real photos (a folder with ``images/`` and ``ground_truth.csv`` with columns pat
 pixels -> PCA-50, the pretrained EfficientNet-Lite0 features, pretrained + SimCLR (a head adapted for
 ``--photo-minutes``) and the from-scratch SimCLR encoder (trained as long), and the app's leave-one-out choice among
 them, at 1 / 3 / 5 labels per breed (10 per breed would label every image of pets37) and 1 / 5 per species. Such a
-run replaces only the file's photos section; ``--quick`` runs it with a 0.5-minute budget.
+run replaces only the file's photos section; ``--quick`` runs it with a 0.5-minute budget. ``--small-pretrained N``
+adds the same comparison (no adaptation) on the first N images of the .npz sets, as the app offers the pretrained
+features to small grey images.
 
 Writes ``benchmarks/results/quality.md``; ``--quick`` (no training, no textbook baselines) replaces only the file's
 honest-numbers section. Needs ``/work/shared/datasets`` (or ``--data-dir``); nothing is downloaded.
@@ -302,6 +304,9 @@ def main(argv: list[str] | None = None) -> None:
                         "replaces only the honest-numbers section of --out")
     parser.add_argument("--photo-minutes", type=float, default=3.0,
                         help="training budget of pretrained + SimCLR and of the from-scratch encoder on photo folders")
+    parser.add_argument("--small-pretrained", type=int, default=0, metavar="N",
+                        help="instead of the full runs of the .npz sets, compare pixels, pretrained and from-scratch "
+                        "on their first N images (in the photos section)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     photos, kept_photos = photo_run(args), photo_block(Path(args.out))  # takes the photo folders off --datasets
@@ -375,50 +380,55 @@ def is_photo_set(data_dir: Path, name: str) -> bool:
     return (Path(data_dir) / name / "ground_truth.csv").is_file()
 
 
-def photo_representations(folder: Path, args: argparse.Namespace) -> tuple[dict[str, NDArray[np.float32]], dict]:
-    """The four representations the app compares on a photo folder, each computed as the app does, and timings."""
-    import pandas as pd
+def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bool
+                          ) -> tuple[dict[str, NDArray[np.float32]], dict]:
+    """The representations the app compares on these files, each computed as the app does, and timings.
 
+    pixels -> PCA-50 and the from-scratch encoder on the 32 px training cache, the pretrained features, and with
+    ``adapt`` (colour photos) pretrained + SimCLR; the two trainings get ``--photo-minutes`` each.
+    """
     from labeler.embed.adapted import adapted_features
     from labeler.embed.pretrained import pretrained_features
     from labeler.io.caches import read_training_image
 
-    truth = pd.read_csv(folder / "ground_truth.csv")
-    paths = [folder / "images" / p for p in truth["path"]]
-    digests = list(truth["path"])
-    info: dict[str, Any] = {"n": len(paths), "load_before": os.getloadavg()[0], "truth": truth}
+    digests = [p.name for p in paths]
+    info: dict[str, Any] = {"n": len(paths), "load_before": os.getloadavg()[0]}
     cache = np.stack([read_training_image(p, 96, args.size) for p in paths])  # the app's 32 px training cache
     reps = {"pixels-pca": pca_representation(cache, 50)}
+    costs = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         X, ok = pretrained_features(paths, digests, Path(tmp))
-        info["pretrained_s"] = time.perf_counter() - t
-        info["decoded"] = int(ok.sum())
+        seconds = time.perf_counter() - t
+        costs.append(f"pretrained features {seconds:.0f} s ({len(paths) / seconds:.0f} images/s end to end, model load "
+                     f"included, {int(ok.sum())} of {len(paths)} decoded)")
         reps["pretrained"] = np.array(X)
-        t = time.perf_counter()
-        adapted = adapted_features(paths, digests, Path(tmp), minutes=args.photo_minutes, random_state=0)
-        info["adapted_s"] = time.perf_counter() - t
-        info["adapted"] = (f"{adapted.n_views} views per image, {adapted.epochs} epochs, "
-                           f"NT-Xent {adapted.losses[-1]:.2f}")
-        reps["pretrained-simclr"] = adapted.embedding
+        if adapt:
+            t = time.perf_counter()
+            adapted = adapted_features(paths, digests, Path(tmp), minutes=args.photo_minutes, random_state=0)
+            costs.append(f"pretrained + SimCLR {time.perf_counter() - t:.0f} s ({adapted.n_views} views per image, "
+                         f"{adapted.epochs} epochs, NT-Xent {adapted.losses[-1]:.2f})")
+            reps["pretrained-simclr"] = adapted.embedding
         t = time.perf_counter()
         checkpoint = train_simclr(cache, Path(tmp), minutes=args.photo_minutes, width=args.width,
                                   blocks=tuple(args.blocks), batch_size=args.batch_size,
                                   temperature=args.temperature, preset=args.preset, lr=args.lr, random_state=0)
-        info["scratch_s"] = time.perf_counter() - t
+        costs.append(f"from scratch {time.perf_counter() - t:.0f} s")
         reps["simclr"] = embed(cache, checkpoint)
+    info["costs"] = "; ".join(costs)
     info["load_after"] = os.getloadavg()[0]
     return reps, info
 
 
 def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks: tuple[int, ...], seeds: int,
-                 chosen: list[str]) -> dict[str, list[tuple[float, float]]]:
+                 photos: bool, chosen: list[str]) -> dict[str, list[tuple[float, float]]]:
     """Spreading accuracy on the hidden images, mean and std over ``seeds`` draws per k, for each representation
     and for the app's leave-one-out choice among them (its picks appended to ``chosen``)."""
     from labeler.core.diagnostics import choose_representation
     from labeler.workflow.backbone import preferred_representation
 
     n_classes = int(y.max()) + 1
+    preferred = preferred_representation(reps, photos)
     accuracies: dict[str, list[list[float]]] = {name: [] for name in [*reps, "choice"]}
     for k in ks:
         for values in accuracies.values():
@@ -426,7 +436,7 @@ def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks:
         for seed in range(seeds):
             y_seen = draw_seeds(y, k, seed)
             hidden = y_seen < 0
-            picked = choose_representation(reps, y_seen, n_classes, preferred=preferred_representation(reps)).name
+            picked = choose_representation(reps, y_seen, n_classes, preferred=preferred).name
             chosen.append(picked)
             for name, X in reps.items():
                 accuracy = float(np.mean(labeler_spreading(X, y_seen)[hidden] == y[hidden]))
@@ -436,64 +446,74 @@ def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks:
     return {name: [(float(np.mean(a)), float(np.std(a))) for a in values] for name, values in accuracies.items()}
 
 
-def photo_section(name: str, folder: Path, args: argparse.Namespace) -> list[str]:
-    """The markdown of one photo folder: accuracy per representation, breed and species, and what it cost."""
-    reps, info = photo_representations(folder, args)
-    truth = info.pop("truth")
+def photo_section(title: str, paths: list[Path], truth: dict[str, NDArray[np.int64]],
+                  tasks: dict[str, tuple[int, ...]], args: argparse.Namespace, photos: bool) -> list[str]:
+    """The markdown of one set: accuracy per representation and task (``truth[task]``: class per path), and cost."""
+    reps, info = photo_representations(paths, args, adapt=photos)
     columns: list[str] = []
     table: dict[str, list[str]] = {}
     chosen: dict[str, list[str]] = {}
-    for task, ks in PHOTO_TASKS.items():
-        y = np.unique(truth[task].to_numpy(str), return_inverse=True)[1].astype(np.int64)
+    for task, ks in tasks.items():
         chosen[task] = []
-        scores = photo_scores(reps, y, ks, args.seeds, chosen[task])
+        scores = photo_scores(reps, truth[task], ks, args.seeds, photos, chosen[task])
         columns += [f"{task}@{k}" for k in ks]
         for rep, cells in scores.items():
             table.setdefault(rep, []).extend(f"{m:.3f} ± {s:.3f}" for m, s in cells)
+    kept = "pretrained + SimCLR" if photos else "the from-scratch encoder"
     labels = {
-        "pixels-pca": "pixels -> PCA-50 (the instant representation of small grey images)",
-        "pretrained": "pretrained: EfficientNet-Lite0 pooled features (the instant one of colour photos)",
+        "pixels-pca": "pixels -> PCA-50" + ("" if photos else " (the instant representation here)"),
+        "pretrained": "pretrained: EfficientNet-Lite0 pooled features" + (" (the instant one)" if photos else ""),
         "pretrained-simclr": f"pretrained + SimCLR: head adapted for {args.photo_minutes:g} min (concat)",
         "simclr": f"SimCLR from scratch, {args.photo_minutes:g} min, 32 px",
-        "choice": "labeler's choice (leave-one-out; pretrained + SimCLR kept unless beaten by > 1 s.e.)",
+        "choice": f"labeler's choice (leave-one-out; {kept} kept unless beaten by > 1 s.e.)",
     }
-    n = info["n"]
-    lines = [f"### {name} (N = {n}; {', '.join(f'{t}: {len(np.unique(truth[t]))} classes' for t in PHOTO_TASKS)})",
-             "", "| representation | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    classes = ", ".join(f"{task}: {len(np.unique(y))} classes" for task, y in truth.items())
+    lines = [f"### {title} (N = {info['n']}; {classes})", "",
+             "| representation | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     lines += [f"| {labels[rep]} | " + " | ".join(cells) + " |" for rep, cells in table.items()]
-    counts = {task: ", ".join(f"{rep} {picks.count(rep)}" for rep in reps if picks.count(rep))
-              for task, picks in chosen.items()}
-    lines += [
-        "",
-        f"Pretrained features: {info['pretrained_s']:.0f} s ({n / info['pretrained_s']:.0f} photos/s end to end, "
-        f"model load included, {info['decoded']} of {n} decoded); pretrained + SimCLR: {info['adapted_s']:.0f} s "
-        f"({info['adapted']}); from scratch: {info['scratch_s']:.0f} s. Load average (1 min) "
-        f"{info['load_before']:.1f} before, {info['load_after']:.1f} after: above 2 the two cores were shared with "
-        f"other work. Leave-one-out picks over all draws: breed: {counts['breed']}; species: {counts['species']}.",
-        "",
-    ]
+    picks = "; ".join(f"{task}: " + ", ".join(f"{rep} {got.count(rep)}" for rep in reps if got.count(rep))
+                      for task, got in chosen.items())
+    lines += ["", f"Cost: {info['costs']}. Load average (1 min) {info['load_before']:.1f} before, "
+              f"{info['load_after']:.1f} after: above 2 the two cores were shared with other work. Leave-one-out "
+              f"picks over all draws: {picks}.", ""]
     return lines
 
 
 def photo_run(args: argparse.Namespace) -> list[str] | None:
-    """Run the photo folders among ``--datasets`` (removing them from it); the photo block's lines, or None."""
+    """Run the photo folders among ``--datasets`` (removing them from it), and with ``--small-pretrained N`` the
+    first N images of the other sets (removing those too); the photos block's lines, or None when nothing ran."""
+    import pandas as pd
+
     names = [name for name in args.datasets.split(",") if name]
-    photos = [name for name in names if is_photo_set(args.data_dir, name)]
-    args.datasets = ",".join(name for name in names if name not in photos)
-    if not photos:
+    folders = [name for name in names if is_photo_set(args.data_dir, name)]
+    small = [name for name in names if name not in folders] if args.small_pretrained else []
+    args.datasets = ",".join(name for name in names if name not in folders and name not in small)
+    if not folders and not small:
         return None
     if args.quick:
         args.photo_minutes = min(args.photo_minutes, 0.5)
     started = dt.datetime.now().astimezone()
-    argv = " ".join(sys.argv[1:])
     lines = [PHOTO_MARKER, "", "## Real photos: pretrained, pretrained + SimCLR, from scratch", "",
              f"- date: {started:%Y-%m-%d %H:%M %Z}", f"- machine: {machine()}",
-             f"- command: `python -m benchmarks.quality {argv}`",
+             f"- command: `python -m benchmarks.quality {' '.join(sys.argv[1:])}`",
              f"- label spreading (labeler's 15-NN graph, alpha 0.99) from k random labels per class; accuracy on the "
              f"images whose labels were hidden, mean ± std over {args.seeds} draws", ""]
-    for name in photos:
-        lines += photo_section(name, Path(args.data_dir) / name, args)
+    for name in folders:
+        table = pd.read_csv(Path(args.data_dir) / name / "ground_truth.csv")
+        paths = [Path(args.data_dir) / name / "images" / p for p in table["path"]]
+        truth = {task: np.unique(table[task].to_numpy(str), return_inverse=True)[1].astype(np.int64)
+                 for task in PHOTO_TASKS}
+        lines += photo_section(name, paths, truth, PHOTO_TASKS, args, photos=True)
         print("\n".join(lines[-12:]), flush=True)
+    for name in small:
+        raw, _, y = load_dataset(Path(args.data_dir) / f"{name}.npz", args.size)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [Path(tmp) / f"{i:05d}.png" for i in range(min(args.small_pretrained, len(raw)))]
+            for path, image in zip(paths, raw, strict=False):
+                Image.fromarray(image).save(path)
+            lines += photo_section(f"{name}, first {len(paths)} (small grey images: no adaptation)", paths,
+                                   {"class": y[: len(paths)]}, {"class": KS}, args, photos=False)
+        print("\n".join(lines[-10:]), flush=True)
     return [*lines, PHOTO_END]
 
 

@@ -114,7 +114,6 @@ def train_projection(
     X: NDArray[np.floating],
     max_epochs: int = 100,
     deadline: float = math.inf,
-    min_epochs: int = 20,
     temperature: float = 0.5,
     hidden_dim: int = 512,
     out_dim: int = 128,
@@ -125,6 +124,7 @@ def train_projection(
     random_state: int = 0,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    min_epochs: int = 20,
 ) -> AdaptedResult:
     """Train a :class:`ProjectionHead` with NT-Xent on pairs of cached views, then embed ``X``.
 

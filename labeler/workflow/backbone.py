@@ -5,7 +5,10 @@ Folders of colour photographs (:func:`labeler.embed.folder_kind.is_photo_folder`
 candidates: ``pretrained`` (EfficientNet-Lite0's pooled features, computed once per image and cached by content
 digest in the cache folder, so a changed file is the only one recomputed) and, once training has run,
 ``pretrained-simclr`` (those features next to the hidden layer of a head trained with NT-Xent on augmented views,
-:mod:`labeler.embed.adapted`). Small or grey images keep pixels -> PCA and the from-scratch encoder, which win there.
+:mod:`labeler.embed.adapted`). Small or grey images keep pixels -> PCA as the instant representation and train the
+from-scratch encoder; when the folder is small enough for the backbone to fit in a third of the training budget,
+training computes ``pretrained`` too, as one more candidate that must win leave-one-out to be used (it beats the
+from-scratch encoder on Fashion-MNIST and loses to it on MNIST digits, ``benchmarks/results/quality.md``).
 When the weights are missing or damaged (:class:`~labeler.embed.backbones.BackboneUnavailable`) the folder falls
 back to those, and the reason is kept in the store's meta for the state's reason and ``labeler status`` to show.
 
@@ -47,9 +50,13 @@ DESCRIPTIONS = {
     "pretrained": f"{BACKBONE_TITLE} features (colour photos)",
     "pretrained-simclr": f"{BACKBONE_TITLE} features adapted to these photos by SimCLR",
 }
-# Kept while the labels cannot tell the representations apart, the first one present wins: an adapted head was
-# trained for this folder, the pretrained features beat pixels on photos, a trained encoder beats pixels.
-PREFERENCE = ("pretrained-simclr", "pretrained", "simclr", "pixels-pca")
+# Kept while the labels cannot tell the representations apart, the first one present wins. Photos: an adapted head
+# was trained for this folder, the pretrained features beat pixels on photos. Small or grey images: the trained
+# encoder beats pixels; the pretrained features are never kept by default there (on MNIST they lose to both).
+PREFERENCE = {True: ("pretrained-simclr", "pretrained", "simclr", "pixels-pca"), False: ("simclr", "pixels-pca")}
+# Images per second the backbone embeds small images at on two busy cores (18 measured): training computes the
+# pretrained candidate for small or grey images only when the folder takes at most a third of the budget.
+SMALL_IMAGES_PER_S = 15.0
 
 
 # ------------------------------------------------------------------------------------------ when it is used
@@ -72,9 +79,9 @@ def record_problem(ws: Workspace, problem: str | None) -> None:
         ws.store.set_meta(PROBLEM_META, problem or "")
 
 
-def preferred_representation(names: Any) -> str:
+def preferred_representation(names: Any, photos: bool = True) -> str:
     """The representation kept while leave-one-out cannot decide: the first of :data:`PREFERENCE` in ``names``."""
-    return next((name for name in PREFERENCE if name in names), "pixels-pca")
+    return next((name for name in PREFERENCE[photos] if name in names), "pixels-pca")
 
 
 def explain_choice(name: str, reason: str, problem: str | None = None) -> str:
@@ -104,6 +111,37 @@ def features_path(ws: Workspace, fingerprint: str, tag: str) -> Path:
 def adapted_path(ws: Workspace, fingerprint: str, digest: str) -> Path:
     """The (N, 1280 + 512) float32 ``.npy`` of the adapted embedding of the images of ``fingerprint``."""
     return ws.settings.cache_dir / f"embedding-pretrained-simclr-{fingerprint}-{digest}.npy"
+
+
+def stored_features(ws: Workspace, fingerprint: str, n: int) -> Path | None:
+    """The features file of the current backbone for ``fingerprint`` when it is complete; None otherwise.
+
+    Looks for any such file first, so that folders without one never import torch for the name.
+    """
+    from labeler.embed.chunked_embed import load_embedding
+
+    if not any(ws.settings.cache_dir.glob(f"embedding-pretrained-{fingerprint}-*.npy")):
+        return None
+    path = features_path(ws, fingerprint, representation_tag())
+    return path if load_embedding(path, n) is not None else None
+
+
+def features_when_cheap(
+    ws: Workspace, minutes: float, progress: Progress = quiet, should_stop: StopCheck | None = None
+) -> str:
+    """For small or grey images: the pretrained features as one more candidate, when they fit a third of the
+    ``minutes`` budget (:data:`SMALL_IMAGES_PER_S`) and are not stored yet. Returns what was done, in words
+    ("" when nothing)."""
+    records = ws.records()
+    fingerprint = ws.fingerprint(records)
+    if len(records) / SMALL_IMAGES_PER_S > minutes * 60 / 3 or (should_stop is not None and should_stop()):
+        return ""
+    if stored_features(ws, fingerprint, len(records)) is not None:
+        return ""
+    path = features_path(ws, fingerprint, representation_tag())
+    if compute_features(ws, records, path, progress) is None:
+        return f"pretrained features unavailable ({backbone_problem(ws)}); "
+    return "pretrained features computed as a candidate; "
 
 
 def compute_features(

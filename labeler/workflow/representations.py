@@ -101,10 +101,10 @@ def _encoder_batches(checkpoint: Path, device: str, projection: bool) -> BatchFu
 
 
 def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]) -> list[ModelEmbedding]:
-    """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder; none for small
-    or grey images (:mod:`labeler.workflow.backbone`)."""
-    if not backbone.photo_folder(ws, records):
-        backbone.record_problem(ws, None)  # not needed here, so nothing to say about it
+    """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder; for small or grey
+    images, ``pretrained`` only where training computed it (:mod:`labeler.workflow.backbone`)."""
+    photos = backbone.photo_folder(ws, records)
+    if not photos and backbone.stored_features(ws, fingerprint, len(records)) is None:
         return []
     tag = backbone.representation_tag()
     path = backbone.features_path(ws, fingerprint, tag)
@@ -116,7 +116,7 @@ def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]
 
     found = [ModelEmbedding("pretrained", f"pretrained-{fingerprint}-{tag}", path, backbone.pretrained_batches(device),
                             backbone.decode_for_backbone, compute=features)]
-    head = backbone.adapted_head(ws)
+    head = backbone.adapted_head(ws) if photos else None
     if head is not None:
         digest = backbone.head_digest(head)
         adapted = backbone.adapted_path(ws, fingerprint, digest)
@@ -240,7 +240,7 @@ def select_representation(
     graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
     choice = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
-        preferred=backbone.preferred_representation(reps),
+        preferred=backbone.preferred_representation(reps, photos=backbone.photo_folder(ws)),
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
     choice = dataclasses.replace(choice, reason=backbone.explain_choice(

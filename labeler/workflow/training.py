@@ -1,11 +1,13 @@
 """SimCLR training of the workspace's encoder, and the checkpoint propagation uses.
 
 Colour photos adapt the shipped pretrained backbone instead (:func:`labeler.workflow.backbone.train_adapted`); small
-or grey images, or photos when the backbone is unavailable, train the small encoder from scratch.
+or grey images, or photos when the backbone is unavailable, train the small encoder from scratch (small folders of
+them, in a budget of minutes, get the backbone's features too, as one more candidate).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,10 @@ def train(
             return adapted
         fallback = f"pretrained backbone unavailable ({backbone.backbone_problem(ws)}); from-scratch encoder: "
         progress(0.0, fallback)
+    elif minutes is not None and epochs is None:  # a budget to share (a run of so many epochs has none)
+        started = time.monotonic()
+        fallback = backbone.features_when_cheap(ws, minutes, lambda f, m: progress(0.0, m), should_stop)
+        minutes = max(minutes - (time.monotonic() - started) / 60, 0.05)
     settings = ws.settings
     images = ws.training_images()
     if len(images) < 2:

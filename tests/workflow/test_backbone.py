@@ -189,3 +189,33 @@ def test_preference_while_labels_cannot_decide() -> None:
     assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-simclr"}) == "pretrained-simclr"
     assert backbone.preferred_representation({"pixels-pca", "simclr", "simclr-projection"}) == "simclr"
     assert backbone.preferred_representation({"pixels-pca"}) == "pixels-pca"
+    # Small or grey images: the pretrained features must win leave-one-out to be used.
+    assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}, photos=False) == "simclr"
+    assert backbone.preferred_representation({"pixels-pca", "pretrained"}, photos=False) == "pixels-pca"
+
+
+@pytest.mark.slow
+def test_small_images_get_the_pretrained_candidate_when_training_has_time_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "digits").mkdir()
+    for i in range(16):  # grey 28 px blobs, two kinds
+        pixels = rng.integers(0, 40, (28, 28), dtype=np.uint8)
+        pixels[(slice(6, 22), slice(4, 12)) if i % 2 else (slice(4, 12), slice(6, 22))] = 230
+        Image.fromarray(pixels).save(tmp_path / "digits" / f"{i:02d}.png")
+    ws = Workspace.open(Settings(tmp_path / "digits", n_bootstrap=0))
+    ws.import_folder()
+    assert not backbone.photo_folder(ws)
+    monkeypatch.setattr(backbone, "SMALL_IMAGES_PER_S", 1000.0)  # so that 16 images fit a third of 3 s
+    message = train(ws, minutes=0.05)
+    assert message.startswith("pretrained features computed as a candidate; encoder trained for")
+    reps = representations(ws)
+    assert set(reps) == {"pixels-pca", "pretrained", "simclr", "simclr-projection"}
+    assert refresh(ws, compute_map=False).representation == "simclr"  # kept while the labels cannot decide
+    assert train(ws, epochs=1).startswith("encoder trained")  # a run of so many epochs has no budget to share
+    monkeypatch.undo()
+    too_few = ws.image_count() / backbone.SMALL_IMAGES_PER_S * 3 / 60 * 0.9  # minutes a bit short of enough
+    (ws.settings.cache_dir / next(ws.settings.cache_dir.glob("embedding-pretrained-*")).name).unlink()
+    assert backbone.features_when_cheap(ws, too_few) == ""
+    assert "pretrained" not in representations(ws)
