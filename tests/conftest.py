@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +65,10 @@ def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     folder = ROOT / "docs" / "screenshots" if request.config.getoption("--screenshots") else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def clean_main_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare ``__main__`` for tests that spawn processes: a spawned child re-runs ``__main__.__file__``, and an
+    earlier AppTest leaves the app script there (it would run the whole app in every worker)."""
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))

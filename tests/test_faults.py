@@ -411,6 +411,7 @@ def _write_many(db_path: str, worker: int, n: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("clean_main_module")
 def test_eight_processes_writing_a_thousand_labels_each(tmp_path: Path) -> None:
     """Correctness only; the latency of one write is measured by ``python -m benchmarks.label_writes``."""
     store = _synthetic_store(tmp_path / "labeler.db", 8_000)

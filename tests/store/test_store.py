@@ -143,6 +143,7 @@ def _label_many(db_path: str, worker: int, n: int) -> None:
         store.label(image.id, classes["a" if i % 2 else "b"], f"worker{worker}")
 
 
+@pytest.mark.usefixtures("clean_main_module")
 def test_two_processes_labeling_at_once_lose_nothing(tmp_path: Path) -> None:
     store = _store_with_images(tmp_path, 200)
     store.add_class("a")
