@@ -326,7 +326,7 @@ def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seco
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
         f"{platform.python_version()}; data: 28x28 PNG digits "
-        f"({'mnist_a.npz tiled with noise' if DATASET.is_file() else 'synthetic blobs'}), {SEEDS_PER_CLASS} human "
+        f"({'mnist_a.npz tiled, shifted up to 2 px, with noise' if DATASET.is_file() else 'synthetic blobs'}), {SEEDS_PER_CLASS} human "
         f"labels per class; default settings (k = 15, 10 bootstrap runs). Total {seconds_total / 60:.0f} min.",
         "",
         "Seconds are the step itself (slow imports done before the clock starts; numba compiling pynndescent and "
