@@ -318,6 +318,7 @@ def growth(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], step
 
 def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seconds_total: float) -> str:
     head = " | ".join(f"{n:,} s | {n:,} MiB" for n in sizes)
+    source = "mnist_a.npz tiled, shifted up to 2 px, with noise" if DATASET.is_file() else "synthetic blobs"
     lines = [
         f"# Scale: time and peak memory per step ({dt.date.today().isoformat()})",
         "",
@@ -325,8 +326,7 @@ def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seco
         + (f" (sizes {', '.join(map(str, sizes))})" if len(sizes) > 1 else ""),
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
-        f"{platform.python_version()}; data: 28x28 PNG digits "
-        f"({'mnist_a.npz tiled, shifted up to 2 px, with noise' if DATASET.is_file() else 'synthetic blobs'}), {SEEDS_PER_CLASS} human "
+        f"{platform.python_version()}; data: 28x28 PNG digits ({source}), {SEEDS_PER_CLASS} human "
         f"labels per class; default settings (k = 15, 10 bootstrap runs). Total {seconds_total / 60:.0f} min.",
         "",
         "Seconds are the step itself (slow imports done before the clock starts; numba compiling pynndescent and "
