@@ -238,14 +238,14 @@ def select_representation(
                                                 previous.get("reason", ""), selection=selection)
     # The kNN lists propagation and the map use (cached on disk) serve the comparison too: not searched twice.
     graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
+    photos = backbone.photo_folder(ws)
     choice = diagnostics.choose_representation(
         {name: rep.X for name, rep in reps.items()}, y, n_classes,
-        preferred=backbone.preferred_representation(reps, photos=backbone.photo_folder(ws)),
+        preferred=backbone.preferred_representation(reps, photos),
         n_neighbors=ws.settings.n_neighbors, alpha=ws.settings.alpha, graphs=graphs,
     )
-    choice = dataclasses.replace(choice, reason=backbone.explain_choice(
-        choice.name, choice.reason, None if "pretrained" in reps else backbone.backbone_problem(ws)
-    ))
+    problem = backbone.backbone_problem(ws) if photos and "pretrained" not in reps else None
+    choice = dataclasses.replace(choice, reason=backbone.explain_choice(choice.name, choice.reason, problem))
     save_json_atomic(record_path, {"name": choice.name, "scores": choice.scores, "reason": choice.reason,
                                    "selection": selection_record(choice.selection), "keys": keys,
                                    "n_labels": n_labels, "measurable": measurable, "at": time.time()})
