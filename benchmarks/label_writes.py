@@ -106,10 +106,14 @@ def main() -> None:
         "busy handler backs off in sleeps of up to 100 ms, hence the long tails); every run checks that all labels "
         "written are stored. The disk is shared with other work, so runs vary by a factor of several.",
         "",
-        "Choice: `synchronous=FULL` (the default in `labeler.store.database`). One person labeling pays about a "
-        "millisecond per label for a label that survives a power cut; NORMAL is faster mainly when many "
-        "processes write flat out, which a classroom clicking at human speed (tens of labels a second) is far "
-        "from.",
+        'Choice: `synchronous=FULL` (the default in `labeler.store.database`). Alone, a write costs the same '
+        'either way (about 20 ms on this shared disk): each operation opens its own connection, and SQLite '
+        'checkpoints the write-ahead log into the database when the last connection closes, with fsyncs in '
+        "both modes. FULL's own cost shows with eight processes writing flat out (fewer labels a second, "
+        'longer tails), which a classroom clicking at human speed (tens of labels a second) is far from; for '
+        'that price an acknowledged label survives a power cut. (Holding one idle connection open avoids the '
+        "per-write checkpoint, about 1 ms per label, but made the app's background training markedly slower "
+        'to start in the browser test; not adopted.)',
         "",
     ]
     RESULTS.write_text("\n".join(lines))

@@ -120,11 +120,6 @@ class Database:
                 "If the data folder is read-only, put the workspace elsewhere (--workspace OTHER_DIR)."
             ) from error
         self._migrate()
-        # An idle connection held for the object's life: SQLite checkpoints the WAL into the database and deletes
-        # it whenever the *last* connection to a file closes, which with one connection per operation meant a
-        # checkpoint (and its fsyncs) after every label. Held open, checkpoints happen every 1,000 pages instead.
-        self._keeper = sqlite3.connect(self.db_path, timeout=busy_timeout_s, check_same_thread=False)
-        self._keeper.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
