@@ -76,7 +76,10 @@ def selected_rows(event: Any) -> list[int]:
     rows: list[int] = []
     for point in points:
         value = point.get("customdata")
-        if isinstance(value, list):
+        # (row, confidence) arrives as a list, or, from a typed array, as {"0": row, "1": confidence}.
+        if isinstance(value, dict):
+            value = value.get("0", next(iter(value.values()), None))
+        elif isinstance(value, (list, tuple)):
             value = value[0] if value else None
         if value is not None:
             rows.append(int(value))

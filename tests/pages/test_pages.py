@@ -149,9 +149,10 @@ def test_selected_rows_reads_customdata() -> None:
     from pages.shared import map_view
 
     class Event:
-        selection = type("S", (), {"points": [{"customdata": [4]}, {"customdata": 2}, {"customdata": 4}, {}]})
+        selection = type("S", (), {"points": [{"customdata": [4, 0.5]}, {"customdata": 2}, {"customdata": 4}, {},
+                                              {"customdata": {"0": 7.0, "1": 0.25}}]})
 
-    assert map_view.selected_rows(Event()) == [4, 2]
+    assert map_view.selected_rows(Event()) == [4, 2, 7]
     assert map_view.selected_rows(None) == []
 
 
