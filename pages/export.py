@@ -15,8 +15,7 @@ PREVIEW_ROWS = 200
 AUTO_ROWS = 5_000
 PREPARED = "export_prepared"
 
-ws = session.require_images()
-st.title("Export")
+ws = session.require_images("Export")
 st.caption(
     "One row per image: path, label, source (human / propagated / audited / none / unreadable), confidence and "
     "the diagnostics behind it — the same columns as `labeler export`."

@@ -54,10 +54,12 @@ if settings.workspace_dir == session.fallback_workspace(settings.data_dir):
 ws = session.require_images()
 col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
 from_folders = col_folders.checkbox("Take labels from sub-folder names", key="labels_from_folders")
-if col_rescan.button("Re-scan folder", key="rescan"):
-    session.import_with_progress(ws, labels_from_folders=from_folders)
-    session.request_refresh()
-for line in st.session_state.get("import_lines", [])[:1]:
+if col_rescan.button("Re-scan folder", key="rescan", help="Finds new, changed and removed files (in the background: "
+                    "progress under Background jobs)."):
+    session.start_import(labels_from_folders=from_folders)
+for line in session.import_lines()[:1]:
+    st.caption(text.plain(line))
+for line in st.session_state.get("import_lines", [])[:1]:  # what the last upload saved
     st.caption(text.plain(line))
 
 # ----------------------------------------------------------------------------------------------- classes

@@ -15,9 +15,8 @@ GRID_ROWS = 3
 PREFETCH = 8
 GRID_SLOTS = "label_grid"
 
-ws = session.require_images()
+ws = session.require_images("Label")
 classes = ws.store.classes()
-st.title("Label")
 if not classes:
     st.info("Define your classes on the Home page first.")
     st.page_link("pages/home.py", label="Go to Home", icon=":material/home:")

@@ -6,8 +6,7 @@ import streamlit as st
 
 from pages.shared import figures, filter_bar, map_view, queues, remembered, session, text
 
-ws = session.require_images()
-st.title("Map")
+ws = session.require_images("Map")
 state = session.state(ws)
 if state is None or state.umap is None:
     st.info("The map appears once the images have been embedded and laid out (a background job, seconds to a "

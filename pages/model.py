@@ -7,8 +7,7 @@ import streamlit as st
 from labeler.workflow import report
 from pages.shared import figures, jobs_panel, model_view, session, text
 
-ws = session.require_images()
-st.title("Model")
+ws = session.require_images("Model")
 job_runner = session.runner()
 
 # ----------------------------------------------------------------------------------------------- training

@@ -26,8 +26,7 @@ from pages.shared.keyboard_labeler import keyboard_labeler
 PREFETCH = 8
 VIEWS = ["Least certain", "Blind audit", "Suspect human labels", "Possible new classes"]
 
-ws = session.require_images()
-st.title("Review & audit")
+ws = session.require_images("Review & audit")
 state = session.state(ws)
 classes = ws.store.classes()
 if state is None or not classes:

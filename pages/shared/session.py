@@ -199,8 +199,6 @@ def paths(ws: Workspace) -> list[str]:
     return _paths(ws, str(ws.settings.db_path), images_version(ws))
 
 
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _rows_by_key(_ws: Workspace, db_path: str, version: int) -> dict[str, int]:
     return {image_key(record): row for row, record in enumerate(_records(_ws, db_path, version))}
@@ -277,35 +275,61 @@ def has_images(ws: Workspace) -> bool:
     return images_version(ws) > 0 or ws.has_images()
 
 
-def import_with_progress(ws: Workspace, labels_from_folders: bool = False) -> None:
-    """Import the data folder, showing a progress bar; the report lands in session state for the home page."""
-    bar = st.progress(0.0, text="Reading images…")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=text.plain(message))
-
-    try:
-        report = ws.import_folder(labels_from_folders=labels_from_folders, progress=progress)
-    finally:
-        _images_version.clear()  # the images table changed: every cached read reloads
-    bar.empty()
-    st.session_state["import_lines"] = report.lines()
+def start_import(labels_from_folders: bool = False) -> None:
+    """Scan the folder in the background job lane (progress and cancel in the jobs list); every cached read
+    reloads once the images version moves."""
+    runner().start_import(labels_from_folders=labels_from_folders)
+    _images_version.clear()
 
 
-def require_images() -> Workspace:
-    """The open workspace, imported on first use; stops the page with a message when it holds no images."""
+def import_lines() -> list[str]:
+    """What the last import of this app found (one line each), empty before one."""
+    found = getattr(runner(), "last_import", None)
+    return list(found.lines()) if found is not None else []
+
+
+def _latest_import(ws: Workspace) -> Any:
+    found = ws.store.jobs(kind="import", limit=1)
+    return found[0] if found else None
+
+
+@st.fragment(run_every=1.0)
+def _import_progress(ws: Workspace) -> None:
+    """The first import's progress; the page reruns when it is over."""
+    job = _latest_import(ws)
+    if job is not None and job.active:
+        st.progress(min(max(float(job.progress), 0.0), 1.0), text=text.plain(job.message or "Reading images…"))
+    else:
+        _images_version.clear()
+        st.rerun(scope="app")
+
+
+def require_images(title: str | None = None) -> Workspace:
+    """The open workspace, under the page's ``title`` (drawn once the browser may see the app); the first time,
+    the folder is imported in the background while the page shows its progress. Stops the page with a message
+    while it holds no images."""
     try:
         ws = workspace()
     except (PermissionError, OSError) as error:
         st.error(f"Cannot open a workspace for this folder: {text.plain(error)}. Start the app with "
                  "`labeler app FOLDER --workspace WRITABLE_FOLDER`, or open another folder on the Home page.")
         st.stop()
+    if title is not None:
+        st.title(title)
     if not has_images(ws):
-        try:
-            import_with_progress(ws)
-        except (FileNotFoundError, PermissionError) as error:
-            st.error(f"Cannot read the data folder: {text.plain(error)}")
+        job = _latest_import(ws)
+        if job is not None and job.status == "failed":
+            st.error(f"Reading the data folder failed: {text.plain(job.error or 'unknown error')}")
+            if st.button("Try again", key="retry_import"):
+                start_import()
+                st.rerun()
             st.stop()
+        if job is None or not job.active:
+            start_import()
+        st.caption("Reading the images of this folder for the first time (in the background; you can open other "
+                   "pages meanwhile).")
+        _import_progress(ws)
+        st.stop()
     if not records(ws):
         st.warning(f"No readable images in {text.plain(ws.data_dir)}. Open another folder on the Home page.")
         st.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,22 @@ def labeled_workspace(root: Path, truth: dict[str, str], per_class: int = 2, wit
 
 
 def run_page(page: str) -> AppTest:
+    """Run a page; on a folder never imported, let the background import finish (as the page's own polling
+    would) and run it again."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page(f"pages/{page}.py")
     at.run()
+    if any("for the first time" in caption.value for caption in at.caption):
+        wait_for_import(Path(os.environ["LABELER_DATA_DIR"]))
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def wait_for_import(root: Path) -> None:
+    from pages.shared import session
+
+    assert session._runner(Settings(data_dir=root)).wait("import", timeout=120)
 
 
 def wait_for_refresh(root: Path) -> None:
