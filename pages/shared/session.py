@@ -23,7 +23,6 @@ from labeler.config import WORKSPACE_DIRNAME, Settings
 from labeler.install_paths import sample_data_dir
 from labeler.io import folders, uploads
 from labeler.store import ImageRecord
-from labeler.workflow import report
 from labeler.workflow.label_queue import image_key
 from labeler.workflow.representations import graph_for_state
 from labeler.workflow.runner import JobRunner
@@ -262,11 +261,17 @@ def state_version(ws: Workspace) -> tuple[int, ...] | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _dataset_summary(_ws: Workspace, db_path: str, version: int) -> dict[str, Any]:
-    return report.dataset_summary(_ws)
+    readable = _records(_ws, db_path, version)  # already cached: the whole table is not read again
+    return {
+        "images": len(readable),
+        "unreadable": [(r.path, r.reason or "unreadable") for r in _ws.store.images(status="unreadable")],
+        "duplicates": [(r.path, r.duplicate_of) for r in readable if r.duplicate_of],
+    }
 
 
 def dataset_summary(ws: Workspace) -> dict[str, Any]:
-    """:func:`labeler.workflow.report.dataset_summary`, cached until the images table changes."""
+    """What :func:`labeler.workflow.report.dataset_summary` says (readable count, unreadable files and why, exact
+    duplicates), from the cached readable records and the unreadable rows only; cached until the images change."""
     return _dataset_summary(ws, str(ws.settings.db_path), images_version(ws))
 
 
