@@ -12,17 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for
 
 from labeler.auth import TOKEN_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 TOKEN = "e2e-token-0123456789abcdef"
 GATE = "This labeler needs its access token"
 
@@ -35,10 +31,9 @@ def test_without_the_token_nothing_renders_and_nothing_is_written(colour_folder:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-    from test_browser import _free_port, _wait
 
     root, _ = colour_folder
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_ENV: TOKEN}  # a token on loopback too, when given
     log = (tmp_path / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "labeler.cli", "app", str(root), "--port", str(port)],
@@ -54,7 +49,7 @@ def test_without_the_token_nothing_renders_and_nothing_is_written(colour_folder:
             return False
 
     try:
-        _wait(healthy, 60, "the app to answer")
+        wait_for(healthy, 60, "the app to answer")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page()
@@ -77,7 +72,7 @@ def test_without_the_token_nothing_renders_and_nothing_is_written(colour_folder:
             main.get_by_text("Readable images").first.wait_for()
             page.locator("[data-testid='stSidebarNav'] a", has_text="Label").first.click()
             main.get_by_text("Define your classes").first.wait_for()
-            _wait(lambda: f"token={TOKEN}" in page.url, 10, "the token to stay in the address bar")
+            wait_for(lambda: f"token={TOKEN}" in page.url, 10, "the token to stay in the address bar")
             page.reload()  # a reload keeps the session's access: the token is still in the URL
             main.get_by_text("Define your classes").first.wait_for()
             browser.close()

@@ -12,17 +12,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for
 
 from labeler.config import Settings
 from labeler.store import LabelStore
@@ -32,11 +31,6 @@ from labeler.workflow.workspace import Workspace
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 # Three well separated Fashion-MNIST classes keep the run short; the colour folder stands in without sample_data.
 SAMPLE_CLASSES = ["Trouser", "Bag", "Sneaker"]
 PER_CLASS = 25
@@ -44,21 +38,6 @@ LABELS_PER_CLASS = 2
 # Share of propagated labels that must match the ground truth (the three classes separate well in pixel space).
 MIN_ACCURACY = 0.8
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _dataset(target: Path) -> dict[str, str]:
@@ -97,7 +76,7 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     data = tmp_path / "data"
     truth = _dataset(data)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = (tmp_path / "app.log").open("w")
     process = subprocess.Popen(
@@ -117,7 +96,7 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
             return False
 
     try:
-        _wait(healthy, 60, "the app to answer")
+        wait_for(healthy, 60, "the app to answer")
         yield url, data, truth
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the app and the streamlit server it started, nothing else
@@ -160,7 +139,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         for name in classes:
             main.get_by_label("New class").first.fill(name)
             main.get_by_role("button", name="Add class").first.click()
-            _wait(lambda name=name: name in [c.name for c in store.classes()], 20, f"class {name} to be stored")
+            wait_for(lambda name=name: name in [c.name for c in store.classes()], 20, f"class {name} to be stored")
             page.wait_for_timeout(1000)  # the rerun replaces the form
         no_exception()
         hotkeys = {c.name: c.hotkey for c in store.classes()}
@@ -185,14 +164,14 @@ def test_label_propagate_map_review_export_train_in_a_browser(
 
         # Typed ahead: five keys 30 ms apart, alternating classes, while the page catches up: each press labels
         # the image that was on screen when it was pressed, in order.
-        _wait(lambda: len(upcoming()) >= 5, 30, "five images in the widget")
+        wait_for(lambda: len(upcoming()) >= 5, 30, "five images in the widget")
         page.wait_for_timeout(1500)  # the page is idle: the presses below start the catching up
         ahead = upcoming()[:5]
         keys = [hotkeys[classes[i % len(classes)]] or "" for i in range(5)]
         for key in keys:
             page.keyboard.press(key)
             page.wait_for_timeout(30)
-        _wait(lambda: len(store.human_labels()) >= 5, 20, "the five typed-ahead labels to be stored")
+        wait_for(lambda: len(store.human_labels()) >= 5, 20, "the five typed-ahead labels to be stored")
         by_path = {paths[image_id]: class_id for image_id, class_id in store.human_labels().items()}
         assert [by_path.get(path) for path in ahead] == [ids[classes[i % len(classes)]] for i in range(5)]
         assert len(by_path) == 5  # nothing else was labeled
@@ -201,8 +180,8 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         for _ in range(5):
             page.keyboard.press("u")
             page.wait_for_timeout(30)
-        _wait(lambda: not store.human_labels(), 20, "the five undos to be applied")
-        _wait(lambda: focused() == ahead[0], 20, "the first typed-ahead image to be back")
+        wait_for(lambda: not store.human_labels(), 20, "the five undos to be applied")
+        wait_for(lambda: focused() == ahead[0], 20, "the first typed-ahead image to be back")
         # A key bound to nothing says why; ? lists the keys.
         page.keyboard.press("x")
         widget.get_by_text("is not a key for any class here").wait_for()
@@ -218,13 +197,13 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         for _ in range(4 * len(truth)):
             if min(done.values()) >= LABELS_PER_CLASS and by_key >= 2 and by_click >= 2:
                 break
-            path = _wait(focused, 20, "a focused image")
+            path = wait_for(focused, 20, "a focused image")
             assert isinstance(path, str)
             name = truth[path]
             before = len(store.human_labels())
             if done[name] >= LABELS_PER_CLASS and by_key >= 2 and by_click >= 2:
                 page.keyboard.press("s")  # skip, by key too
-                _wait(lambda path=path: focused() not in {"", path}, 20, "the next image after a skip")
+                wait_for(lambda path=path: focused() not in {"", path}, 20, "the next image after a skip")
                 continue
             if by_click <= by_key:
                 widget.get_by_role("button", name=re.compile(rf"^{re.escape(name)}")).first.click()
@@ -232,9 +211,9 @@ def test_label_propagate_map_review_export_train_in_a_browser(
             else:
                 page.keyboard.press(hotkeys[name] or "")
                 by_key += 1
-            _wait(lambda before=before: len(store.human_labels()) > before, 20, f"the label of {path} to be stored")
+            wait_for(lambda before=before: len(store.human_labels()) > before, 20, f"the label of {path} to be stored")
             done[name] += 1
-            _wait(lambda path=path: focused() not in {"", path}, 20, "the next image")
+            wait_for(lambda path=path: focused() not in {"", path}, 20, "the next image")
         no_exception()
         labels = store.human_labels()
         assert set(labels.values()) == {ids[name] for name in classes}
@@ -257,17 +236,17 @@ def test_label_propagate_map_review_export_train_in_a_browser(
             value = metric.first.locator("[data-testid='stMetricValue']").inner_text().strip()
             return int(value) if value.isdigit() else 0
 
-        _wait(propagated, 120, "the propagated count to rise", every=0.5)
+        wait_for(propagated, 120, "the propagated count to rise", every=0.5)
         assert propagated() + len(labels) == len(truth)  # three separated classes: every image reached
         no_exception()
         page.screenshot(path=str(screenshot_dir / "home.png"))
 
         # Map: WebGL scatter once the UMAP layout exists (computed in the background).
         goto("map", "Map")
-        _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 180, "the map", every=1.0)
+        wait_for(lambda: page.locator(".js-plotly-plot").count() > 0, 180, "the map", every=1.0)
         # A propagation still finishing would redraw the map (Follow updates) and drop the selection: select once
         # the background jobs are idle and the page shows their last state.
-        _wait(lambda: not any(job.active for job in store.jobs()), 180, "the background jobs to finish", every=0.5)
+        wait_for(lambda: not any(job.active for job in store.jobs()), 180, "the background jobs to finish", every=0.5)
         page.wait_for_timeout(2500)
         no_exception()
         state = load_state(ws)
@@ -322,7 +301,8 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         assert selected == len(expected) >= 3
         assert {truth[p] for p in expected} == {target}
         free = [p for p in expected if state.source[rows_of[p]] != "human"]  # a bulk label leaves human ones alone
-        _wait(lambda: main.locator("[data-testid='stImage'] img").count() >= min(len(free), 60), 20, "their thumbnails")
+        thumbnails = main.locator("[data-testid='stImage'] img")
+        wait_for(lambda: thumbnails.count() >= min(len(free), 60), 20, "their thumbnails")
         # The bulk label starts at the class most of the selection was given.
         assert target in _selectbox_value(main, "Label all selected as")
         page.screenshot(path=str(screenshot_dir / "map.png"))
@@ -338,13 +318,13 @@ def test_label_propagate_map_review_export_train_in_a_browser(
 
         # Back on the map: the same box, labeled all at once as the class it holds.
         page.get_by_role("link", name="Map").first.click()
-        _wait(lambda: page.locator(".js-plotly-plot").count() > 0, 60, "the map again")
+        wait_for(lambda: page.locator(".js-plotly-plot").count() > 0, 60, "the map again")
         page.wait_for_timeout(1000)
         select_box()
         assert target in _selectbox_value(main, "Label all selected as")  # the majority is the default: no choosing
         labeled_before = dict(store.human_labels())
         main.get_by_role("button", name=re.compile(r"^Label \d+ images")).first.click()
-        _wait(lambda: len(store.human_labels()) > len(labeled_before), 20, "the bulk labels to be stored")
+        wait_for(lambda: len(store.human_labels()) > len(labeled_before), 20, "the bulk labels to be stored")
         added = {i: class_id for i, class_id in store.human_labels().items() if i not in labeled_before}
         records = {r.id: r.path for r in store.images()}
         records_by_path = {path: image_id for image_id, path in records.items()}
@@ -375,10 +355,10 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         goto("model", "Self-supervised training")
         main.get_by_label("Minutes").first.fill("0.1")
         main.get_by_role("button", name="Start").first.click()
-        _wait(lambda: [j for j in store.jobs(kind="train", limit=1) if j.status == "running"], 30, "training to run")
+        wait_for(lambda: [j for j in store.jobs(kind="train", limit=1) if j.status == "running"], 30, "training to run")
         main.get_by_text(re.compile(r"epoch|loading|training|queued|running")).first.wait_for()
         main.get_by_role("button", name="Stop").first.click()
-        _wait(lambda: [j for j in store.jobs(kind="train", limit=1) if not j.active], 60, "training to stop")
+        wait_for(lambda: [j for j in store.jobs(kind="train", limit=1) if not j.active], 60, "training to stop")
         (job,) = store.jobs(kind="train", limit=1)
         assert job.status in {"cancelled", "done"}, job.error
         main.get_by_text("last run:").first.wait_for()

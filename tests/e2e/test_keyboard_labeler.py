@@ -12,12 +12,11 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +28,16 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pages` is not installed with the package
     sys.path.insert(0, str(ROOT))
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for  # noqa: E402
+
 from pages.shared import keyboard_labeler as kl  # noqa: E402
 
 APP = Path(__file__).resolve().with_name("keyboard_app.py")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 KEYS = ["1", "2", "3", "1", "2"]
 NAMES = {"1": "red", "2": "green", "3": "blue"}
 GAP_MS = 30
 WIDGET = "[data-kl='root']"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     folder = tmp_path_factory.mktemp("keyboard")
     record = folder / "record.json"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KEYBOARD_APP_RECORD": str(record),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log_path = folder / "app.log"
@@ -90,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             return False
 
     try:
-        _wait(healthy, 60, "the demo app to answer", every=0.25)
+        wait_for(healthy, 60, "the demo app to answer", every=0.25)
         yield url, record
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server started above, nothing else
@@ -136,7 +117,7 @@ def _type(page: Any, keys: list[str]) -> None:
 
 def _assert_first_labels(record: Path, run: str, keys: list[str]) -> None:
     """The first ``len(keys)`` images got their own key's class, in order, each once, and nothing else happened."""
-    recorded = _wait(lambda: (r := _run(record, run)) and len(r["events"]) >= len(keys) and r, 20,
+    recorded = wait_for(lambda: (r := _run(record, run)) and len(r["events"]) >= len(keys) and r, 20,
                      f"{len(keys)} events of {run}")
     time.sleep(0.5)  # anything extra (a duplicate, a late event) would land now
     recorded = _run(record, run)
@@ -160,7 +141,7 @@ def test_keys_typed_ahead_each_label_their_own_image(server: tuple[str, Path], p
     and each press starts a new run while the last one still works): image i gets key i's class, in order."""
     url, record = server
     widget = _open(page, f"{url}/?run=typed&after_s=0.3&apply_s=0.1")
-    _wait(lambda: widget.locator("img[data-kl='image']").get_attribute("data-id") == "img_00", 20, "the first image")
+    wait_for(lambda: widget.locator("img[data-kl='image']").get_attribute("data-id") == "img_00", 20, "the first image")
     page.wait_for_timeout(800)  # the first run is over
     _type(page, KEYS)
     # Each press advanced the screen at once, without waiting for Python.
@@ -171,17 +152,17 @@ def test_keys_typed_ahead_each_label_their_own_image(server: tuple[str, Path], p
 
     # Undo reverts the last label and shows that image again; a click labels the image on screen; s skips.
     page.keyboard.press("u")
-    _wait(lambda: "img_04" not in _run(record, "typed")["labels"], 10, "the undo to be applied")
+    wait_for(lambda: "img_04" not in _run(record, "typed")["labels"], 10, "the undo to be applied")
     assert widget.locator("img[data-kl='image']").get_attribute("data-id") == "img_04"
     widget.get_by_role("button", name="blue").click()
-    _wait(lambda: _run(record, "typed")["labels"].get("img_04") == "blue", 10, "the click to be applied")
+    wait_for(lambda: _run(record, "typed")["labels"].get("img_04") == "blue", 10, "the click to be applied")
     page.keyboard.press("3")  # focus came back to the widget after the click
-    _wait(lambda: _run(record, "typed")["labels"].get("img_05") == "blue", 10, "the key after a click")
+    wait_for(lambda: _run(record, "typed")["labels"].get("img_05") == "blue", 10, "the key after a click")
     page.mouse.click(5, 400)  # on the empty page: nothing has the focus, keys still go to the widget
     page.keyboard.press("1")
-    _wait(lambda: _run(record, "typed")["labels"].get("img_06") == "red", 10, "the key after a click elsewhere")
+    wait_for(lambda: _run(record, "typed")["labels"].get("img_06") == "red", 10, "the key after a click elsewhere")
     page.keyboard.press("s")
-    _wait(lambda: _run(record, "typed")["skipped"] == ["img_07"], 10, "the skip")
+    wait_for(lambda: _run(record, "typed")["skipped"] == ["img_07"], 10, "the skip")
     assert widget.locator("img[data-kl='image']").get_attribute("data-id") == "img_08"
 
 
@@ -201,7 +182,7 @@ def test_burst_at_start_up_before_the_first_run_ends(server: tuple[str, Path], p
     assert waiting.inner_text() == "Catching up…"
     assert "2 presses waiting for images." in widget.locator("[data-kl='status']").inner_text()
     _assert_first_labels(record, "burst", KEYS)
-    _wait(lambda: widget.get_attribute("data-waiting") == "0" and widget.get_attribute("data-pending") == "0", 20,
+    wait_for(lambda: widget.get_attribute("data-waiting") == "0" and widget.get_attribute("data-pending") == "0", 20,
           "every press to be saved")
     assert widget.locator("img[data-kl='image']").get_attribute("data-id") == f"img_{len(KEYS):02d}"
 
@@ -220,7 +201,7 @@ def test_unknown_key_says_why_and_help_lists_the_keys(server: tuple[str, Path], 
     assert widget.locator("img").count() == 5  # the image and the 4 next ones, no injected one
     page.keyboard.press("x")
     message = widget.locator("[data-kl='message']")
-    _wait(lambda: "“x” is not a key for any class" in message.inner_text(), 5, "the unknown-key message")
+    wait_for(lambda: "“x” is not a key for any class" in message.inner_text(), 5, "the unknown-key message")
     assert message.is_visible()
     help_panel = widget.locator("[data-kl='help']")
     assert not help_panel.is_visible()
