@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 WORKSPACE_DIRNAME = ".labeler"
+FINETUNE_CHOICES = ("auto", "always", "never")
 
 
 def _default_annotator() -> str:
@@ -45,6 +46,9 @@ class Settings:
     ssl_temperature: float = 0.1
     ssl_preset: str = "auto"  # "auto", "photo" or "glyph"
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    # Colour photos: also fine-tune the pretrained backbone's last stages with SimCLR. "auto": where training runs on
+    # a GPU; "always": on the CPU too (slow: minutes buy a few epochs); "never".
+    finetune: str = "auto"
     # Review
     target_precision: float = 0.95
     random_state: int = 0
@@ -71,6 +75,8 @@ class Settings:
             raise ValueError(f"ssl_preset must be auto, photo or glyph, got {self.ssl_preset!r}")
         if self.device not in {"auto", "cpu", "cuda"}:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.finetune not in FINETUNE_CHOICES:
+            raise ValueError(f"finetune must be auto, always or never, got {self.finetune!r}")
         if self.ground_truth_path is not None:
             object.__setattr__(self, "ground_truth_path", Path(self.ground_truth_path).expanduser().resolve())
 

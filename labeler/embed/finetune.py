@@ -73,12 +73,12 @@ class FinetuneNet(nn.Module):
 
     def __init__(self, classifier: nn.Module, trainable_stages: int) -> None:
         super().__init__()
-        blocks = classifier.get_submodule("blocks")
+        blocks = list(classifier.get_submodule("blocks").children())
         if not 1 <= trainable_stages <= len(blocks):
             raise ValueError(f"trainable_stages must be in 1..{len(blocks)}, got {trainable_stages}")
         self.first = len(blocks) - trainable_stages
         folded = fold_batchnorm(classifier)
-        folded_blocks = folded.get_submodule("blocks")
+        folded_blocks = list(folded.get_submodule("blocks").children())
         self.trunk = nn.Sequential(folded.get_submodule("conv_stem"), folded.get_submodule("bn1"),
                                    *[folded_blocks[i] for i in range(self.first)]).eval()
         self.trunk.requires_grad_(False)
@@ -359,7 +359,7 @@ def load_finetuned(data: bytes, device: torch.device | str | None = None) -> tup
     checkpoint = read_finetuned(data)
     classifier, spec = load_classifier(checkpoint["backbone"])
     classifier.reset_classifier(0)  # type: ignore[operator]
-    stages = len(classifier.get_submodule("blocks"))
+    stages = len(list(classifier.get_submodule("blocks").children()))
     prefixes = tuple(f"blocks.{i}." for i in range(stages - checkpoint["trainable_stages"], stages))
     expected = {key for key in classifier.state_dict() if key.startswith((*prefixes, "conv_head.", "bn2."))}
     if set(checkpoint["state"]) != expected:  # a layer left random, or one it does not have
