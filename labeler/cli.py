@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labeler.auth import TOKEN_ENV, is_loopback, new_token
-from labeler.config import Settings
+from labeler.config import FINETUNE_CHOICES, Settings
 from labeler.install_paths import app_script, sample_data_dir
 from labeler.store import UndoConflict
 from labeler.workflow import export
@@ -41,6 +41,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
         values["ground_truth_path"] = Path(args.ground_truth)
     if getattr(args, "device", None):
         values["device"] = args.device
+    if getattr(args, "finetune", None):
+        values["finetune"] = args.finetune
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -378,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--minutes", type=float, default=5.0)
     group.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--finetune", choices=list(FINETUNE_CHOICES), default=None,
+                   help="colour photos: also fine-tune the pretrained backbone's last stages with SimCLR (auto: only "
+                   "on a GPU; always: on the CPU too, slowly; never)")
     p.set_defaults(func=cmd_train)
 
     p = add("propagate", "embed if needed, build the kNN graph and spread the human labels")

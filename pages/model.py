@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from labeler.config import FINETUNE_CHOICES
 from labeler.workflow import report
 from pages.shared import figures, jobs_panel, model_view, session, text
 
@@ -13,16 +14,23 @@ job_runner = session.runner()
 # ----------------------------------------------------------------------------------------------- training
 st.subheader("Self-supervised training (SimCLR)")
 st.caption("Trains an encoder on your own images, without labels (for colour photos: a SimCLR head on top of the "
-           "shipped ImageNet EfficientNet-Lite0). When it finishes, embeddings, the graph, the map and propagation "
-           "follow by themselves, and the encoder is used only if it scores better.")
-col_minutes, col_start, col_stop, _ = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
+           "shipped ImageNet EfficientNet-Lite0, and, on a GPU or when you choose it, its last stages fine-tuned). "
+           "When it finishes, embeddings, the graph, the map and propagation follow by themselves, and the encoder "
+           "is used only if it scores better.")
+col_minutes, col_finetune, col_start, col_stop, _ = st.columns([2, 2, 1, 1, 1], vertical_alignment="bottom")
 minutes = col_minutes.number_input("Minutes", min_value=0.1, max_value=240.0, value=float(ws.settings.ssl_minutes),
                                    step=0.5, key="train_minutes")
+finetune = col_finetune.selectbox(
+    "Fine-tune the backbone", FINETUNE_CHOICES, index=FINETUNE_CHOICES.index(ws.settings.finetune),
+    key="train_finetune",
+    help="Colour photos: also fine-tune the last stages of the pretrained backbone with SimCLR. auto: only where "
+         "training runs on a GPU; always: on the CPU too (slow: a few epochs in minutes); never.",
+)
 training = jobs_panel.active_job(ws, "train")
 resume = model_view.training_info(ws) is not None
 if col_start.button("Resume" if resume else "Start", key="train_start", disabled=training is not None,
                     type="primary"):
-    job_runner.start_training(minutes=float(minutes))
+    job_runner.start_training(minutes=float(minutes), finetune=str(finetune))
     st.rerun()
 if col_stop.button("Stop", key="train_stop", disabled=training is None):
     job_runner.cancel("train")

@@ -1,5 +1,5 @@
-"""The shipped backbone, alone or with a SimCLR-adapted head, as one model: its head's checkpoint and its batch
-function.
+"""The shipped backbone, alone, fine-tuned, or with a SimCLR-adapted head, as one model: its head's checkpoint and
+its batch function.
 
 A batch function maps uint8 images (B, S, S, 3), S the backbone's input size, to vectors (B, D); it is what
 :mod:`labeler.embed.ray_embed` ships to Ray workers. :class:`BackboneBatches` pickles small (a backbone name and the
@@ -107,22 +107,31 @@ class BackboneBatches:
     head : bytes, optional
         A checkpoint from :func:`head_to_bytes`; without it the pooled backbone features are returned.
     device : "auto", "cpu" or "cuda"
+    finetuned : bytes, optional
+        A checkpoint of :mod:`labeler.embed.finetune`: the backbone with its last stages fine-tuned.
     """
 
-    def __init__(self, backbone: str = "efficientnet_lite0", head: bytes | None = None, device: str = "auto") -> None:
+    def __init__(self, backbone: str = "efficientnet_lite0", head: bytes | None = None, device: str = "auto",
+                 finetuned: bytes | None = None) -> None:
         self.backbone = backbone
         self.head = head
         self.device = device
+        self.finetuned = finetuned
         self.input_size = backbone_spec(backbone).input_size
         self._model: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "head": self.head, "device": self.device, "input_size": self.input_size,
-                "_model": None}
+        return {"backbone": self.backbone, "head": self.head, "device": self.device, "finetuned": self.finetuned,
+                "input_size": self.input_size, "_model": None}
 
     def _load(self) -> Any:
+        from labeler.embed.finetune import load_finetuned
+
         device = select_device(self.device)
-        model, spec = load_backbone(self.backbone, device)
+        if self.finetuned is not None:
+            model, spec = load_finetuned(self.finetuned, device)
+        else:
+            model, spec = load_backbone(self.backbone, device)
         head = read_head(self.head) if self.head is not None else None
         return model, spec, device, head
 

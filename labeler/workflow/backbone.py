@@ -49,11 +49,13 @@ DESCRIPTIONS = {
     "simclr-projection": "the projection-head output of the from-scratch SimCLR encoder",
     "pretrained": f"{BACKBONE_TITLE} features (colour photos)",
     "pretrained-simclr": f"{BACKBONE_TITLE} features adapted to these photos by SimCLR",
+    "pretrained-finetuned": f"{BACKBONE_TITLE} with its last stages fine-tuned on these photos by SimCLR",
 }
 # Kept while the labels cannot tell the representations apart, the first one present wins. Photos: an adapted head
 # was trained for this folder, the pretrained features beat pixels on photos. Small or grey images: the trained
 # encoder beats pixels; the pretrained features are never kept by default there (on MNIST they lose to both).
-PREFERENCE = {True: ("pretrained-simclr", "pretrained", "simclr", "pixels-pca"), False: ("simclr", "pixels-pca")}
+PREFERENCE = {True: ("pretrained-simclr", "pretrained-finetuned", "pretrained", "simclr", "pixels-pca"),
+              False: ("simclr", "pixels-pca")}
 # Images per second the backbone embeds small images at on two busy cores (18 measured): training computes the
 # pretrained candidate for small or grey images only when the folder takes at most a third of the budget.
 SMALL_IMAGES_PER_S = 15.0
@@ -145,9 +147,11 @@ def features_when_cheap(
 
 
 def compute_features(
-    ws: Workspace, records: list[ImageRecord], out_path: Path, progress: Progress = quiet
+    ws: Workspace, records: list[ImageRecord], out_path: Path, progress: Progress = quiet,
+    finetuned: Path | None = None,
 ) -> NDArray[np.float32] | None:
-    """Pretrained features of ``records`` into ``out_path`` (from the per-image cache where present), memory-mapped.
+    """Pretrained features of ``records`` into ``out_path`` (from the per-image cache where present), memory-mapped;
+    with ``finetuned`` (a checkpoint of :mod:`labeler.embed.finetune`), the fine-tuned network's.
 
     Streams blocks of :data:`BLOCK_ROWS` images, so memory does not grow with the folder. A file that no longer
     decodes (changed or removed since the import, which a new import notices) gets the mean row. Returns None, with
@@ -155,11 +159,14 @@ def compute_features(
     """
     from labeler.embed.backbones import BackboneUnavailable, backbone_spec
     from labeler.embed.chunked_embed import load_embedding
+    from labeler.embed.finetune import finetuned_features
     from labeler.embed.pretrained import pretrained_features
     from labeler.embed.ssl.device import select_device
 
     s = ws.settings
     n = len(records)
+    checkpoint = finetuned.read_bytes() if finetuned is not None else b""
+    title = f"{'fine-tuned' if finetuned is not None else 'pretrained'} {BACKBONE_TITLE}"
     device = select_device(s.device)
     dim = backbone_spec(BACKBONE).feature_dim
     failed: list[int] = []
@@ -170,10 +177,13 @@ def compute_features(
             block = records[lo : lo + BLOCK_ROWS]
 
             def report(fraction: float, message: str, lo: int = lo, size: int = len(block)) -> None:
-                progress((lo + fraction * size) / n, f"pretrained {BACKBONE_TITLE}: {message}")
+                progress((lo + fraction * size) / n, f"{title}: {message}")
 
-            X, ok = pretrained_features([ws.data_dir / r.path for r in block], [r.sha256 or r.path for r in block],
-                                        s.cache_dir, BACKBONE, device, progress=report)
+            paths, digests = [ws.data_dir / r.path for r in block], [r.sha256 or r.path for r in block]
+            if finetuned is None:
+                X, ok = pretrained_features(paths, digests, s.cache_dir, BACKBONE, device, progress=report)
+            else:
+                X, ok = finetuned_features(paths, digests, s.cache_dir, checkpoint, device, progress=report)
             writer.write(lo, X)
             total += np.asarray(X, np.float64).sum(axis=0)  # failed rows are zero
             failed += [lo + int(i) for i in np.flatnonzero(~ok)]
@@ -280,11 +290,15 @@ def train_adapted(
 
 
 # ------------------------------------------------------------------------------------------ batch functions
-def backbone_batches(head_path: Path | None, device: str) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]]:
-    """The backbone (with the adapted head when ``head_path`` is given) as a picklable batch function (Ray)."""
+def backbone_batches(
+    head_path: Path | None, device: str, finetuned: Path | None = None
+) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]]:
+    """The backbone (with the adapted head when ``head_path`` is given; fine-tuned when ``finetuned`` is) as a
+    picklable batch function (Ray)."""
     from labeler.embed.backbone_model import BackboneBatches
 
-    return BackboneBatches(BACKBONE, head_path.read_bytes() if head_path is not None else None, device)
+    return BackboneBatches(BACKBONE, head_path.read_bytes() if head_path is not None else None, device,
+                           finetuned.read_bytes() if finetuned is not None else None)
 
 
 def decode_for_backbone(path: Path) -> NDArray[np.uint8]:

@@ -5,9 +5,10 @@ the readable images) and, for the trained encoder's vectors, the encoder's diges
 files of another fingerprint or another encoder can never be read again, and at 100,000 images each generation of
 thumbnails alone is 2.8 GB, so they are deleted. Frozen encoder copies (``ssl/encoder-*.pt``) other than the one
 the store names are deleted too, except newer ones: training writes its copy before naming it in the store. The
-same holds for the heads adapted to the pretrained backbone (``ssl/adapted-*.pt``) and the files derived from them.
-The pretrained backbone's per-image feature stores (``pretrained-*``, ``views-*``) are keyed by image content, not by
-fingerprint, and are kept.
+same holds for the heads adapted to the pretrained backbone (``ssl/adapted-*.pt``), the checkpoints of its
+fine-tuned last stages (``ssl/finetuned-*.pt``) and the files derived from them. The pretrained backbone's per-image
+feature stores (``pretrained-*``, ``views-*``) are keyed by image content, not by fingerprint, and are kept; those of
+a fine-tuned network (``finetuned-<digest>-*``) are kept while that checkpoint is the current one.
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ from pathlib import Path
 from labeler.io.caches import cache_lock
 from labeler.io.scan import file_sha256
 from labeler.workflow.backbone import adapted_head, head_digest
+from labeler.workflow.finetuning import finetuned_checkpoint
 from labeler.workflow.training import checkpoint_dir, trained_checkpoint
 from labeler.workflow.workspace import Workspace
 
 # Files of these kinds are named after the fingerprint they belong to; anything else in the cache is left alone.
 CACHE_PREFIXES = ("thumbs-", "train-", "embedding-", "embeddings-", "knn-", "map-")
+FINETUNED_STORE = "finetuned-"  # per-image feature stores of a fine-tuned network: finetuned-<digest>-...
 # Temporary files older than this belong to a run that died: a live writer renames its file within minutes.
 STALE_TEMP_S = 6 * 3600.0
 
 
 def _derived_from(name: str) -> str | None:
-    """Which trained model a cache file's vectors come from: "head" (adapted), "encoder" (from scratch) or None."""
+    """Which trained model a cache file's vectors come from: "head" (adapted), "finetuned" (the backbone's last
+    stages), "encoder" (from scratch) or None."""
     if "pretrained-simclr" in name:
         return "head"
+    if "pretrained-finetuned" in name:
+        return "finetuned"
     if name.startswith("embeddings-") or "simclr" in name:
         return "encoder"
     return None
@@ -53,8 +59,10 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
         fingerprint = ws.fingerprint()
         checkpoint = trained_checkpoint(ws)
         head = adapted_head(ws)
+        tuned = finetuned_checkpoint(ws)
         digests = {"encoder": file_sha256(checkpoint)[:16] if checkpoint is not None else None,
-                   "head": head_digest(head) if head is not None else None}
+                   "head": head_digest(head) if head is not None else None,
+                   "finetuned": head_digest(tuned) if tuned is not None else None}
         now = time.time()
         for entry in sorted(cache.iterdir()):
             name = entry.name
@@ -63,11 +71,17 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
                 digest = digests[model] if model is not None else None
                 if fingerprint in name and (model is None or (digest is not None and digest in name)):
                     continue
+            elif name.startswith(FINETUNED_STORE):
+                # Features of an older fine-tuned network; one newer than the current checkpoint may belong to a
+                # checkpoint being named in the store right now.
+                newest_kept = _mtime(tuned) if tuned is not None else now - STALE_TEMP_S
+                if name.startswith(f"{FINETUNED_STORE}{digests['finetuned']}-") or _mtime(entry) > newest_kept:
+                    continue
             elif not (name.startswith(".") and name.endswith(".tmp") and now - _mtime(entry) > STALE_TEMP_S):
                 continue  # not ours (e.g. another representation's feature store), the lock, or files.json
             _remove(entry)
             deleted.append(entry)
-        for current, pattern in ((checkpoint, "encoder-*.pt"), (head, "adapted-*.pt")):
+        for current, pattern in ((checkpoint, "encoder-*.pt"), (head, "adapted-*.pt"), (tuned, "finetuned-*.pt")):
             if current is None:
                 continue
             newest_kept = _mtime(current)

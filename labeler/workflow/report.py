@@ -23,7 +23,7 @@ from labeler.core.calibrate import (
     wilson_interval,
 )
 from labeler.core.stopping import stopping_verdict
-from labeler.workflow import backbone, calibration
+from labeler.workflow import backbone, calibration, finetuning
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState, current_state, is_stale, load_state
 from labeler.workflow.training import trained_checkpoint
@@ -355,6 +355,8 @@ def status_lines(ws: Workspace) -> list[str]:
     checkpoint = trained_checkpoint(ws)
     lines.append(f"encoder: {checkpoint if checkpoint else 'not trained'}")
     lines += backbone.status_lines(ws)
+    if not backbone.backbone_problem(ws):
+        lines += finetuning.status_lines(ws)
     for job in ws.store.jobs(limit=5):
         line = f"job {job.id} {job.kind}: {job.status} {job.progress:.0%} {job.message} {job.error or ''}"
         lines.append(line.rstrip())

@@ -33,7 +33,7 @@ from labeler.io.caches import read_training_image
 from labeler.io.scan import file_sha256
 from labeler.progress import Progress, quiet
 from labeler.store import ImageRecord
-from labeler.workflow import backbone
+from labeler.workflow import backbone, finetuning
 from labeler.workflow.state import PipelineState, state_dir
 from labeler.workflow.training import trained_checkpoint
 from labeler.workflow.workspace import Workspace
@@ -41,7 +41,7 @@ from labeler.workflow.workspace import Workspace
 
 @dataclass
 class Representation:
-    name: str  # "pixels-pca", "simclr", "simclr-projection", "pretrained" or "pretrained-simclr"
+    name: str  # "pixels-pca", "simclr", "simclr-projection", "pretrained", "pretrained-simclr", "pretrained-finetuned"
     key: str  # changes whenever the vectors change
     X: NDArray[np.float32]
 
@@ -101,8 +101,9 @@ def _encoder_batches(checkpoint: Path, device: str, projection: bool) -> BatchFu
 
 
 def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]) -> list[ModelEmbedding]:
-    """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder; for small or grey
-    images, ``pretrained`` only where training computed it (:mod:`labeler.workflow.backbone`)."""
+    """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder, and
+    ``pretrained-finetuned`` once its last stages are fine-tuned; for small or grey images, ``pretrained`` only where
+    training computed it (:mod:`labeler.workflow.backbone`)."""
     photos = backbone.photo_folder(ws, records)
     if not photos and backbone.stored_features(ws, fingerprint, len(records)) is None:
         return []
@@ -128,6 +129,18 @@ def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]
         found.append(ModelEmbedding("pretrained-simclr", f"pretrained-simclr-{fingerprint}-{digest}", adapted,
                                     functools.partial(backbone.backbone_batches, head, device),
                                     backbone.decode_for_backbone, compute=embed))
+    tuned = finetuning.finetuned_checkpoint(ws) if photos else None
+    if tuned is not None:
+        digest = backbone.head_digest(tuned)
+        tuned_path = finetuning.finetuned_path(ws, fingerprint, digest)
+
+        def tuned_features(progress: Progress) -> NDArray[np.float32] | None:
+            X = load_embedding(tuned_path, len(records))
+            return X if X is not None else backbone.compute_features(ws, records, tuned_path, progress, tuned)
+
+        found.append(ModelEmbedding("pretrained-finetuned", f"pretrained-finetuned-{fingerprint}-{digest}", tuned_path,
+                                    functools.partial(backbone.backbone_batches, None, device, tuned),
+                                    backbone.decode_for_backbone, compute=tuned_features))
     return found
 
 

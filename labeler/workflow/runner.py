@@ -256,13 +256,17 @@ class JobRunner:
 
         return self._queue("import", job)
 
-    def start_training(self, minutes: float | None = None, epochs: int | None = None) -> int:
-        """Queue a training run; returns its job id (the running or queued one if there is one already)."""
+    def start_training(self, minutes: float | None = None, epochs: int | None = None,
+                       finetune: str | None = None) -> int:
+        """Queue a training run; returns its job id (the running or queued one if there is one already).
+
+        ``finetune`` ("auto", "always", "never") overrides ``settings.finetune`` for this run (colour photos).
+        """
         minutes = self.settings.ssl_minutes if minutes is None and epochs is None else minutes
 
         def job(progress: Progress, should_stop: StopCheck) -> str:
             message = train(self.workspace, minutes=minutes, epochs=epochs, progress=progress,
-                            should_stop=should_stop)
+                            should_stop=should_stop, finetune=finetune)
             self.request_refresh(compute_map=True)  # a new encoder: embed, graph, map and propagate follow
             return message
 

@@ -1,12 +1,14 @@
 """SimCLR training of the workspace's encoder, and the checkpoint propagation uses.
 
-Colour photos adapt the shipped pretrained backbone instead (:func:`labeler.workflow.backbone.train_adapted`); small
+Colour photos adapt the shipped pretrained backbone instead (:func:`labeler.workflow.backbone.train_adapted`, and,
+on a GPU or when asked, :func:`labeler.workflow.finetuning.train_finetuned` after it); small
 or grey images, or photos when the backbone is unavailable, train the small encoder from scratch (small folders of
 them, in a budget of minutes, get the backbone's features too, as one more candidate).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from labeler.io.artifacts import (
     write_bytes_atomic,
 )
 from labeler.progress import Progress, StopCheck, quiet
-from labeler.workflow import backbone
+from labeler.workflow import backbone, finetuning
 from labeler.workflow.workspace import Workspace
 
 
@@ -38,17 +40,19 @@ def train(
     epochs: int | None = None,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    finetune: str | None = None,
 ) -> str:
     """Train (or resume) the SimCLR encoder on the workspace's images, then make it available to propagation.
 
-    For colour photos, adapt the pretrained backbone within the same budget instead.
+    For colour photos, adapt the pretrained backbone within the same budget instead, and fine-tune its last stages
+    too where ``finetune`` (default ``settings.finetune``: "auto", "always" or "never") says so.
     """
     from labeler.embed.ssl import train as ssl_train
 
     progress = progress or quiet
     fallback = ""
     if backbone.photo_folder(ws):
-        adapted = backbone.train_adapted(ws, minutes, epochs, progress, should_stop)
+        adapted = _train_photos(ws, minutes, epochs, progress, should_stop, finetune)
         if adapted is not None:
             return adapted
         fallback = f"pretrained backbone unavailable ({backbone.backbone_problem(ws)}); from-scratch encoder: "
@@ -86,3 +90,26 @@ def train(
     ws.store.set_meta("ssl_checkpoint", str(frozen))
     info = ssl_train.load_checkpoint_info(frozen)
     return f"{fallback}encoder trained for {info.get('epoch', '?')} epochs: {frozen.name}"
+
+
+def _train_photos(
+    ws: Workspace, minutes: float | None, epochs: int | None, progress: Progress, should_stop: StopCheck | None,
+    finetune: str | None,
+) -> str | None:
+    """The head adapted on cached views, then, when wanted, the last stages fine-tuned in the rest of the budget
+    (:data:`~labeler.workflow.finetuning.FINETUNE_SHARE` of it). None when the backbone is unavailable."""
+    wanted, why_not = finetuning.finetune_wanted(ws.settings, finetune)
+    if not wanted:
+        adapted = backbone.train_adapted(ws, minutes, epochs, progress, should_stop)
+        return None if adapted is None else f"{adapted}; {why_not}"
+    budget = minutes if minutes is not None else (math.inf if epochs else ws.settings.ssl_minutes)
+    started = time.monotonic()
+    share = finetuning.FINETUNE_SHARE
+    adapted = backbone.train_adapted(ws, budget * (1 - share) if math.isfinite(budget) else None, epochs,
+                                     lambda f, m: progress((1 - share) * f, m), should_stop)
+    if adapted is None or (should_stop is not None and should_stop()):
+        return adapted
+    left = budget - (time.monotonic() - started) / 60
+    tuned = finetuning.train_finetuned(ws, max(left, 0.05), epochs, lambda f, m: progress(1 - share + share * f, m),
+                                       should_stop)
+    return adapted if tuned is None else f"{adapted}; {tuned}"

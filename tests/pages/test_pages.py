@@ -25,6 +25,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 from labeler.config import Settings
 from labeler.workflow import export
 from labeler.workflow.refresh import refresh
+from labeler.workflow.runner import JobRunner
 from labeler.workflow.workspace import Workspace
 from pages.shared import figures
 
@@ -185,6 +186,27 @@ def test_model_page_shows_true_accuracy_and_the_learning_curve(
     spec = json.loads(curve[0].proto.spec)
     assert spec["data"][0]["x"] == [3, 6]
     assert spec["data"][0]["y"] == [1.0, 1.0]
+
+
+def test_model_page_passes_the_fine_tuning_choice_to_training(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_workspace(data_dir)
+    calls: list[dict[str, object]] = []
+
+    def start_training(self: JobRunner, minutes: float | None = None, epochs: int | None = None,
+                       finetune: str | None = None) -> int:
+        calls.append({"minutes": minutes, "finetune": finetune})
+        return 0
+
+    monkeypatch.setattr(JobRunner, "start_training", start_training)
+    at = run_page("model")
+    choice = at.selectbox(key="train_finetune")
+    assert choice.value == "auto"  # Settings.finetune's default: fine-tune only where training runs on a GPU
+    assert list(choice.options) == ["auto", "always", "never"]
+    choice.set_value("always").run()
+    at.button(key="train_start").click().run()
+    assert calls == [{"minutes": 5.0, "finetune": "always"}]
 
 
 # ----------------------------------------------------------------------------------------------- export
