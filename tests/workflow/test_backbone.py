@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import labeler.embed.pretrained as pretrained
 from labeler.config import Settings
 from labeler.embed.backbones import BackboneUnavailable
-from labeler.workflow import backbone
+from labeler.workflow import backbone, finetuning
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.report import status_lines
@@ -134,7 +135,7 @@ def test_a_changed_photo_is_the_only_one_recomputed(
 @pytest.mark.slow
 def test_training_adapts_the_backbone_and_leave_one_out_can_use_it(photos: tuple[Workspace, dict[str, str]]) -> None:
     ws, _ = photos
-    message = train(ws, minutes=0.05, epochs=3)
+    message = train(ws, minutes=0.05, epochs=3, finetune="never")  # the same on a GPU machine
     assert message.startswith("adapted ImageNet EfficientNet-Lite0 to these photos")
     head = backbone.adapted_head(ws)
     assert head is not None
@@ -156,6 +157,72 @@ def test_training_adapts_the_backbone_and_leave_one_out_can_use_it(photos: tuple
     deleted = {p.name for p in collect_garbage(ws)}
     assert deleted == {older.name, stale.name}
     assert backbone.adapted_path(ws, ws.fingerprint(), backbone.head_digest(head)).exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_the_last_stages_gives_a_candidate_that_leave_one_out_weighs(
+    photos: tuple[Workspace, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, truth = photos
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = train(ws, minutes=0.05, epochs=1)  # finetune = "auto": no GPU here, so the head only
+    assert message.startswith("adapted ImageNet EfficientNet-Lite0 to these photos")
+    assert message.endswith("last backbone stages not fine-tuned: no GPU here (choose 'always', or `labeler train "
+                            "--finetune always`, to fine-tune on the CPU, slowly)")
+    assert finetuning.finetuned_checkpoint(ws) is None
+    assert "pretrained-finetuned" not in representations(ws)
+    assert "fine-tuned backbone: none (finetune = auto" in "\n".join(status_lines(ws))
+
+    message = train(ws, minutes=0.05, epochs=1, finetune="always")
+    assert "; fine-tuned the last 2 stages of ImageNet EfficientNet-Lite0: 1 steps, 1.0 epochs, 24 views" in message
+    tuned = finetuning.finetuned_checkpoint(ws)
+    assert tuned is not None
+    assert tuned.name == f"finetuned-{backbone.head_digest(tuned)}.pt"
+    assert tuned.stat().st_size < 12e6
+    reps = representations(ws)
+    assert set(reps) == {"pixels-pca", "pretrained", "pretrained-simclr", "pretrained-finetuned"}
+    assert reps["pretrained-finetuned"].X.shape == (2 * PER_CLASS, 1280)
+    assert not np.allclose(reps["pretrained-finetuned"].X, reps["pretrained"].X, atol=1e-2)
+    assert any(line.startswith("fine-tuned backbone: last 2 stages") and str(tuned) in line
+               for line in status_lines(ws))
+
+    # Labels: leave-one-out compares the fine-tuned features with the others, and the state says what each is.
+    ws.store.label_paths([(p, name) for p, name in truth.items() if p.endswith(("_0.jpg", "_1.jpg"))], "ann")
+    state = refresh(ws, compute_map=False)
+    assert set(state.representation_scores) == {"pixels-pca", "pretrained", "pretrained-simclr", "pretrained-finetuned"}
+    if state.representation == "pretrained-finetuned":
+        assert "with its last stages fine-tuned on these photos by SimCLR" in state.representation_reason
+
+    # Garbage collection keeps the current checkpoint and its vectors, deletes an older one and its feature store.
+    older = tuned.parent / "finetuned-0000000000000000.pt"
+    older.write_bytes(b"an older checkpoint")
+    old_store = ws.settings.cache_dir / "finetuned-0000000000000000-efficientnet_lite0-000000000000"
+    old_store.mkdir()
+    for path in (older, old_store):
+        os.utime(path, (time.time() - 3600,) * 2)
+    deleted = {p.name for p in collect_garbage(ws)}
+    assert {older.name, old_store.name} <= deleted
+    assert finetuning.finetuned_path(ws, ws.fingerprint(), backbone.head_digest(tuned)).exists()
+    assert any(p.name.startswith(f"finetuned-{backbone.head_digest(tuned)}-") for p in ws.settings.cache_dir.iterdir())
+
+
+def test_when_training_fine_tunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(tmp_path)
+    assert settings.finetune == "auto"
+    assert finetuning.finetune_wanted(settings, "always") == (True, "")
+    assert finetuning.finetune_wanted(settings.with_(finetune="never")) == (
+        False, "backbone not fine-tuned (finetune = never)")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    wanted, why = finetuning.finetune_wanted(settings)
+    assert not wanted
+    assert why.startswith("last backbone stages not fine-tuned: no GPU here")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert finetuning.finetune_wanted(settings) == (True, "")
+    assert finetuning.finetune_wanted(settings.with_(device="cpu"))[0] is False  # training runs on the CPU then
+    with pytest.raises(ValueError, match="finetune must be auto, always or never"):
+        Settings(tmp_path, finetune="sometimes")
+    with pytest.raises(ValueError, match="finetune must be auto, always or never"):
+        finetuning.finetune_wanted(settings, "sometimes")
 
 
 def test_training_falls_back_to_the_from_scratch_encoder(
@@ -187,6 +254,8 @@ def test_explain_choice(name: str, reason: str, problem: str | None, expected: s
 def test_preference_while_labels_cannot_decide() -> None:
     assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}) == "pretrained"
     assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-simclr"}) == "pretrained-simclr"
+    assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-finetuned"}) == (
+        "pretrained-finetuned")
     assert backbone.preferred_representation({"pixels-pca", "simclr", "simclr-projection"}) == "simclr"
     assert backbone.preferred_representation({"pixels-pca"}) == "pixels-pca"
     # Small or grey images: the pretrained features must win leave-one-out to be used.
