@@ -15,6 +15,7 @@ from PIL import Image
 from labeler.embed.adapted import adapted_features
 from labeler.embed.backbone_model import BackboneBatches
 from labeler.embed.backbones import backbone_spec, load_classifier
+from labeler.embed.finetune import FinetuneNet, finetune_backbone, finetuned_features
 from labeler.embed.pretrained import load_photo, pretrained_features
 from labeler.embed.ssl.train import embed, train_simclr
 
@@ -111,3 +112,25 @@ def test_adapted_features_on_cuda_separate_the_two_photos(tmp_path: Path) -> Non
     np.fill_diagonal(similarity, -np.inf)
     nearest = np.argmax(similarity, axis=1)
     assert np.mean(y[nearest] == y) >= 0.9
+
+
+def test_finetuning_on_cuda_keeps_the_frozen_stages_and_embeds_like_the_cpu(tmp_path: Path) -> None:
+    paths, digests, y = write_photos(tmp_path / "photos", per_class=16)
+    result = finetune_backbone(paths, tmp_path / "cache", minutes=1.0, max_epochs=4, batch_size=16, device="cuda")
+    assert result.steps == 8  # 32 photos at 16 per step, 4 epochs
+    assert np.isfinite(result.losses).all()
+    classifier, _ = load_classifier("efficientnet_lite0")
+    classifier.reset_classifier(0)  # type: ignore[operator]  # timm API
+    fresh = FinetuneNet(classifier, trainable_stages=2)
+    for key, value in fresh.trunk.state_dict().items():
+        assert torch.equal(result.net.trunk.state_dict()[key].cpu(), value), key
+    assert any(not torch.equal(result.net.top.state_dict()[key].cpu(), value)
+               for key, value in fresh.top.state_dict().items() if key.endswith("weight"))
+    on_gpu, ok = finetuned_features(paths, digests, tmp_path / "gpu", result.checkpoint, device="cuda")
+    on_cpu, _ = finetuned_features(paths, digests, tmp_path / "cpu", result.checkpoint, device="cpu")
+    assert ok.all()
+    assert cosine_rows(np.asarray(on_gpu), np.asarray(on_cpu)).min() > 0.99
+    Z = np.asarray(on_gpu) / np.linalg.norm(on_gpu, axis=1, keepdims=True)
+    similarity = Z @ Z.T
+    np.fill_diagonal(similarity, -np.inf)
+    assert np.mean(y[np.argmax(similarity, axis=1)] == y) >= 0.9
