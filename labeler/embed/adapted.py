@@ -15,7 +15,8 @@ hidden layer, each half L2-normalised: the adaptation adds to the pretrained geo
 pets37 (label spreading, 1 label per class) that beat both the hidden layer alone (which, like SimCLR's own
 finding, beats the projection output) and the plain pretrained features; more epochs over only 8 views per image
 overfit, hence the low default ``max_epochs``. See ``benchmarks/results/pretrained.md``. Fine-tuning the last
-backbone stages (on a GPU) is not done.
+backbone stages themselves, which a GPU affords, is :mod:`labeler.embed.finetune` (representation
+``pretrained-finetuned``; on the CPU only when the user asks).
 """
 
 from __future__ import annotations
