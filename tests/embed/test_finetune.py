@@ -69,6 +69,10 @@ def test_frozen_stages_stay_bit_identical_and_the_trained_ones_change(
                if key.endswith("weight") and not torch.equal(top_after[key].cpu(), value)]
     weights = [key for key in top_before if key.endswith("weight")]
     assert len(changed) == len(weights)  # AdamW moves every trained weight from the first step
+    statistics = [key for key in top_before if key.endswith(("running_mean", "running_var"))]
+    assert statistics
+    for key in statistics:  # BatchNorm trains its scale and shift over ImageNet's statistics
+        assert torch.equal(top_after[key].cpu(), top_before[key]), key
     # The checkpoint holds the trained part only, under timm's names.
     state = finetune.read_finetuned(result.checkpoint)["state"]
     assert state
