@@ -254,8 +254,8 @@ def test_explain_choice(name: str, reason: str, problem: str | None, expected: s
 def test_preference_while_labels_cannot_decide() -> None:
     assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}) == "pretrained"
     assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-simclr"}) == "pretrained-simclr"
-    assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-finetuned"}) == (
-        "pretrained-finetuned")
+    assert backbone.preferred_representation({"pixels-pca", "pretrained", "pretrained-finetuned"}) == "pretrained"
+    assert backbone.preferred_representation({"pixels-pca", "pretrained-finetuned"}) == "pretrained-finetuned"
     assert backbone.preferred_representation({"pixels-pca", "simclr", "simclr-projection"}) == "simclr"
     assert backbone.preferred_representation({"pixels-pca"}) == "pixels-pca"
     # Small or grey images: the pretrained features must win leave-one-out to be used.
