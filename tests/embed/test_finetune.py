@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 import labeler.embed.finetune as finetune
+from labeler.embed.backbone_model import BackboneBatches
 from labeler.embed.backbones import backbone_spec, load_backbone, load_classifier
 from labeler.embed.pretrained import load_photo, normalise
 
@@ -96,6 +98,11 @@ def test_the_checkpoint_round_trips_to_the_same_features(
     # Folding BatchNorm into the convolutions reorders float32 sums: equal to rounding, not bitwise.
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
     assert np.abs(got - plain).max() > 1e-2  # and not the plain pretrained network
+    # The batch function that Ray workers run (the checkpoint travels as bytes), under autocast where native.
+    batches = pickle.loads(pickle.dumps(BackboneBatches(device="cpu", finetuned=result.checkpoint)))
+    shipped = batches(images)
+    cosine = np.sum(shipped * got, axis=1) / np.linalg.norm(shipped, axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() > 0.99
 
 
 def test_features_are_cached_under_the_checkpoint_digest(
