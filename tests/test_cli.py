@@ -230,3 +230,22 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
     assert "confidence calibrated from 12 answers (0 leave-one-out predictions of human labels, 12 blind audits)" in out
+
+
+def test_train_passes_the_fine_tuning_choice(
+    colour_folder: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = colour_folder
+    seen: list[str] = []
+
+    def train(ws: Workspace, **kwargs: object) -> str:
+        seen.append(ws.settings.finetune)
+        return "trained"
+
+    monkeypatch.setattr("labeler.cli.train", train)
+    assert main(["train", str(root), "--epochs", "1"]) == 0
+    assert main(["train", str(root), "--epochs", "1", "--finetune", "always"]) == 0
+    assert seen == ["auto", "always"]  # Settings.finetune's default, then the flag
+    with pytest.raises(SystemExit):
+        main(["train", str(root), "--finetune", "sometimes"])
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err
