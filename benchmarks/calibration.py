@@ -28,16 +28,12 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.decomposition import PCA
 
-from labeler.core.calibrate import (
-    ConfidenceCalibrator,
-    calibration_evidence,
-    calibration_features,
-    expected_calibration_error,
-    nested_selection_accuracy,
-    pick_threshold,
-    seed_hops,
-    wilson_interval,
-)
+from labeler.core.calibrate import ConfidenceCalibrator
+from labeler.core.calibration_evidence import calibration_evidence, calibration_features, seed_hops
+from labeler.core.intervals import wilson_interval
+from labeler.core.reliability import expected_calibration_error
+from labeler.core.selection import nested_selection_accuracy
+from labeler.core.threshold import pick_threshold
 
 try:  # the package layout is being reorganised: new home first
     from labeler.core import diagnostics, graph, propagate

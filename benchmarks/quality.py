@@ -135,7 +135,8 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     most confident half are measured on the propagated images that were not audited.
     """
     from labeler.core import diagnostics, propagate
-    from labeler.core.calibrate import expected_calibration_error, wilson_interval
+    from labeler.core.intervals import wilson_interval
+    from labeler.core.reliability import expected_calibration_error
     from labeler.workflow import calibration
 
     n_classes = int(y.max()) + 1

@@ -20,7 +20,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from labeler.core import diagnostics
-from labeler.core.calibrate import ConfidenceCalibrator, Evidence, calibration_evidence, calibration_features
+from labeler.core.calibrate import ConfidenceCalibrator
+from labeler.core.calibration_evidence import Evidence, calibration_evidence, calibration_features
 from labeler.io.artifacts import load_npz, save_npz_atomic
 from labeler.workflow.state import PipelineState, state_dir
 from labeler.workflow.workspace import Workspace

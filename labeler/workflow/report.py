@@ -15,14 +15,11 @@ import numpy as np
 
 from labeler.core import audit
 from labeler.core import diagnostics as diag
-from labeler.core.calibrate import (
-    calibration_features,
-    expected_calibration_error,
-    pick_threshold,
-    reliability_curve,
-    wilson_interval,
-)
+from labeler.core.calibration_evidence import calibration_features
+from labeler.core.intervals import wilson_interval
+from labeler.core.reliability import expected_calibration_error, reliability_curve
 from labeler.core.stopping import stopping_verdict
+from labeler.core.threshold import pick_threshold
 from labeler.workflow import backbone, calibration
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState, current_state, is_stale, load_state

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labeler.config import Settings
-from labeler.core.calibrate import wilson_interval
+from labeler.core.intervals import wilson_interval
 from labeler.workflow import report
 from labeler.workflow.refresh import refresh
 from labeler.workflow.workspace import Workspace
