@@ -150,14 +150,27 @@ def one_run(
     out["acc top half"] = float(right[rest][half].mean())
     draws = best_model.sample_confidence(X_rest, n_draws=200, random_state=seed)
     choice = pick_threshold(best, args.target, correct=right[rest], confidence_draws=draws)
+    out["chosen"] = float(choice.threshold is not None)
     out["kept"] = choice.n_kept / rest.size
-    out["promised"] = choice.promised_precision
+    out["expected"] = choice.expected_precision
     out["realised"] = choice.realised_precision
-    out["inside"] = float(choice.interval[0] <= choice.promised_precision <= choice.interval[1])
-    lo_p, hi_p = choice.promised_interval
+    lo_p, hi_p = choice.expected_interval
+    out["expected lower"] = lo_p
     out["promise width"] = hi_p - lo_p
-    out["promise holds"] = float(lo_p <= choice.realised_precision <= hi_p)
-    out["gap"] = choice.promised_precision - choice.realised_precision
+    chosen = choice.threshold is not None
+    # NaN where nothing was kept: those draws make no promise, and the counts below say over how many draws.
+    out["expected in realised"] = (float(choice.interval[0] <= choice.expected_precision <= choice.interval[1])
+                                   if chosen else np.nan)
+    out["realised in expected"] = float(lo_p <= choice.realised_precision <= hi_p) if chosen else np.nan
+    out["target met"] = float(choice.realised_precision >= args.target) if chosen else np.nan
+    out["gap"] = choice.expected_precision - choice.realised_precision
+    # The rule before issue 10's honesty pass, for comparison: keep the most labels whose mean confidence reaches the
+    # target (it promised exactly the target and met it about half the time).
+    order = np.argsort(-best, kind="stable")
+    mean_top = np.cumsum(best[order]) / np.arange(1, best.size + 1)
+    ok = np.flatnonzero(mean_top >= args.target)
+    out["mean rule kept"] = (ok[-1] + 1) / rest.size if ok.size else 0.0
+    out["mean rule met"] = float(right[rest][order[: ok[-1] + 1]].mean() >= args.target) if ok.size else np.nan
     hits = int(right[audited].sum())
     lo, hi = wilson_interval(hits, audited.size)
     truth = float(right[propagated].mean())
@@ -245,6 +258,12 @@ def fmt(values: list[float], digits: int = 3) -> str:
     return f"{np.nanmean(v):.{digits}f} ± {np.nanstd(v):.{digits}f}"
 
 
+def count(values: list[float]) -> str:
+    """'hits/draws' over the draws where the value is defined (NaN: no promise was made)."""
+    v = np.asarray(values, dtype=np.float64)
+    return f"{int(np.nansum(v))}/{int(np.sum(~np.isnan(v)))}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="mnist_a,fashion_1000,digits,pets37-species")
@@ -283,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
                 typical_rows.append(
                     f"| {name} | {k} | {fmt(col['accuracy'])} | "
                     + " | ".join(fmt(col[f"ece {c}"]) for c in ("loo", "loo+audit", "audit"))
-                    + f" | {fmt(col['gap'])} |"
+                    + f" | {fmt(col['gap'])} | {count(col['realised in expected'])} |"
                 )
         lines = [
             f"## {name} (N = {len(y)}, {int(y.max()) + 1} classes)",
@@ -303,21 +322,30 @@ def main(argv: list[str] | None = None) -> None:
         lines += [
             "",
             f"Threshold picker at target precision {args.target} (calibrated on LOO + audits), against the truth of "
-            "the scored images. The realised precision's interval is narrow (hundreds to thousands of images); the "
-            "promise's own 95 % interval comes from the calibrator's posterior (`sample_confidence`). Audit "
-            "headline: does the Wilson 95 % interval of the audits hold the true accuracy of the propagated labels?",
+            "the scored images. The picker keeps the most labels whose 95 % predictive interval of the share right "
+            "(calibrator posterior draws from `sample_confidence` plus the chance spread of a finite number of "
+            "labels) has its lower end at or above the target; it shows the expected share right with that "
+            "interval. Counts are over the draws where some threshold qualified ('chosen'). 'realised in promised "
+            "interval' should be near 95 % of them; 'target met' near or above 97.5 %; 'promised inside realised' "
+            "asks whether the expected value lies inside the Wilson 95 % interval of the realised precision (narrow: "
+            "hundreds to thousands of images). 'mean rule' is the old picker (mean confidence of the kept labels = "
+            "target). Audit headline: does the Wilson 95 % interval of the audits hold the true accuracy of the "
+            "propagated labels?",
             "",
-            "| k | kept share | promised precision | realised precision | promised inside realised 95 % interval "
-            "| promised - realised | width of the promise's 95 % interval | realised inside it "
-            "| audit interval covers truth |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| k | chosen | kept share | expected precision | 95 % interval width | realised precision "
+            "| realised in promised interval | target met | promised inside realised interval "
+            "| expected - realised | mean rule: kept share | mean rule: target met | audit interval covers truth |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+
         for k, rs in runs.items():
             col = {key: [r[key] for r in rs] for key in rs[0]}
             lines.append(
-                f"| {k} | {fmt(col['kept'], 2)} | {fmt(col['promised'])} | {fmt(col['realised'])} | "
-                f"{int(np.nansum(col['inside']))}/{len(rs)} | {fmt(col['gap'])} | {fmt(col['promise width'], 2)} | "
-                f"{int(np.nansum(col['promise holds']))}/{len(rs)} | {int(np.sum(col['audit covers']))}/{len(rs)} |"
+                f"| {k} | {int(np.sum(col['chosen']))}/{len(rs)} | {fmt(col['kept'], 2)} | {fmt(col['expected'])} | "
+                f"{fmt(col['promise width'], 2)} | {fmt(col['realised'])} | {count(col['realised in expected'])} | "
+                f"{count(col['target met'])} | {count(col['expected in realised'])} | {fmt(col['gap'])} | "
+                f"{fmt(col['mean rule kept'], 2)} | {count(col['mean rule met'])} | "
+                f"{int(np.sum(col['audit covers']))}/{len(rs)} |"
             )
         if name in args.growth.split(","):
             grown = [growth(W, y, args.growth_k, seed) for seed in range(args.seeds)]
@@ -360,10 +388,12 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "People pick clear examples. Here the k seeds per class come from the quarter of the class nearest its "
             "mean, so leave-one-out on them is optimistic about the rest; the blind audits are still uniform over "
-            "the propagated images. ECE as above, and the threshold picker's promised minus realised precision.",
+            "the propagated images. ECE as above, and the threshold picker's expected minus realised precision and "
+            "how often the realised precision lay inside the promised 95 % interval.",
             "",
-            "| set | k | accuracy | ECE LOO only | ECE LOO + audits | ECE audits only | promised - realised |",
-            "|---|---|---|---|---|---|---|",
+            "| set | k | accuracy | ECE LOO only | ECE LOO + audits | ECE audits only | expected - realised "
+            "| realised in promised interval |",
+            "|---|---|---|---|---|---|---|---|",
             *typical_rows,
         ]))
         print(sections[-1], "\n", flush=True)

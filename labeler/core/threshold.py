@@ -1,4 +1,24 @@
-"""The threshold picker: which calibrated-confidence threshold keeps the most labels at a target precision."""
+"""The threshold picker: which calibrated-confidence threshold keeps the most labels while the target precision is met
+with stated confidence, and what share right to expect above any threshold, with its interval.
+
+What a promise can rest on. With calibrated confidences ``p_i``, the labels kept above a threshold are right in a
+share whose expectation is their mean confidence; but the share actually realised on those ``m`` labels varies around
+it, for two reasons the picker accounts for:
+
+- the calibration itself is uncertain (it rests on a few dozen to a few hundred answers):
+  :meth:`~labeler.core.calibrate.ConfidenceCalibrator.sample_confidence` draws plausible alternatives ``p_i^(d)``
+  from its posterior;
+- given the probabilities, the kept labels are right or wrong independently, so their share right is a
+  Poisson-binomial variable with mean ``mu_d = mean_i p_i^(d)`` and variance ``sum_i p_i^(d) (1 - p_i^(d)) / m^2``
+  (normal approximation).
+
+The precision to expect is the posterior predictive distribution of the realised share: a mixture over the draws of
+those normals. :func:`kept_precision` gives its mean and central interval; :func:`pick_threshold` keeps the most labels
+whose interval's *lower* end still reaches the target, so the promise reads "expected X right, 95 % interval [lo, hi],
+lo >= target" and the benchmark can check it (does the realised precision fall inside [lo, hi] as often as stated?).
+Not included: the isotonic stage's own sampling error (blended in only from a few hundred answers) and any
+misspecification of the calibration model beyond what its posterior knows.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +27,30 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtr
 
 from labeler.core.intervals import wilson_interval
+
+# Bisection steps for a mixture quantile on [0, 1]: 2 ** -24 is far below any precision worth showing.
+_BISECTION_STEPS = 24
+
+
+@dataclass(frozen=True)
+class PrecisionEstimate:
+    """The share right to expect among labels kept above a threshold.
+
+    Attributes
+    ----------
+    expected : posterior predictive mean of the kept labels' share right (NaN when none is kept)
+    interval : its central ``level`` predictive interval, from the calibration's uncertainty and the finite number kept
+    n_kept : number of labels kept
+    level : coverage of ``interval``
+    """
+
+    expected: float
+    interval: tuple[float, float]
+    n_kept: int
+    level: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -17,22 +59,87 @@ class ThresholdChoice:
 
     Attributes
     ----------
-    threshold : smallest threshold whose promised precision reaches the target; None when none does
-    promised_precision : mean calibrated confidence of the kept labels (NaN when none kept)
+    threshold : smallest threshold whose interval's lower end reaches the target; None when none does
+    expected_precision : predictive mean share right of the kept labels (NaN when none kept)
     n_kept : number of labels kept
-    promised_interval : 95 % interval of the promise from the calibration's own uncertainty (``confidence_draws``);
-        (NaN, NaN) without draws
+    expected_interval : its central ``level`` predictive interval; its lower end is >= the target (the promise)
+    level : coverage of ``expected_interval``
     realised_precision, interval, n_evaluated : share right among kept labels whose truth is known, its Wilson 95 %
         interval and how many those are (NaN, (0, 1), 0 without truth)
     """
 
     threshold: float | None
-    promised_precision: float
+    expected_precision: float
     n_kept: int
-    promised_interval: tuple[float, float] = (float("nan"), float("nan"))
+    expected_interval: tuple[float, float] = (float("nan"), float("nan"))
+    level: float = 0.95
     realised_precision: float = float("nan")
     interval: tuple[float, float] = (0.0, 1.0)
     n_evaluated: int = 0
+
+
+def _mixture_quantile(mean: NDArray[np.float64], sd: NDArray[np.float64], q: float) -> NDArray[np.float64]:
+    """The ``q`` quantile of an equal-weight mixture of normals, per column, clipped to [0, 1].
+
+    ``mean`` and ``sd`` have shape (n_draws, n_columns); returns shape (n_columns,).
+    """
+    sd = np.maximum(sd, 1e-12)
+    lo = np.zeros(mean.shape[1])
+    hi = np.ones(mean.shape[1])
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        below = ndtr((mid[None, :] - mean) / sd).mean(axis=0) < q
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def _draws_for(confidence: NDArray[np.float64], confidence_draws: NDArray[Any] | None) -> NDArray[np.float64]:
+    if confidence_draws is None:
+        return confidence[None, :]
+    draws = np.asarray(confidence_draws, dtype=np.float64)
+    if draws.ndim != 2 or draws.shape[1] != confidence.size:
+        raise ValueError(f"confidence_draws must have shape (n_draws, {confidence.size}), got {draws.shape}")
+    return draws
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def kept_precision(
+    confidence: NDArray[Any],
+    threshold: float,
+    *,
+    confidence_draws: NDArray[Any] | None = None,
+    level: float = 0.95,
+) -> PrecisionEstimate:
+    """The share right to expect among the labels with ``confidence >= threshold``, with its predictive interval.
+
+    Parameters
+    ----------
+    confidence : float array of shape (n,), calibrated confidences of the propagated labels
+    threshold : float
+    confidence_draws : float array of shape (n_draws, n), optional
+        Posterior draws of the confidences (:meth:`ConfidenceCalibrator.sample_confidence`); without them only the
+        finite number kept makes the interval (the calibration is taken as exact).
+    level : float in (0, 1), coverage of the interval
+    """
+    _check_level(level)
+    c = np.asarray(confidence, dtype=np.float64).ravel()
+    draws = _draws_for(c, confidence_draws)
+    kept = c >= threshold
+    m = int(kept.sum())
+    if m == 0:
+        return PrecisionEstimate(float("nan"), (float("nan"), float("nan")), 0, level)
+    d = draws[:, kept]
+    mean = d.mean(axis=1, keepdims=True)
+    sd = np.sqrt(np.sum(d * (1.0 - d), axis=1, keepdims=True)) / m
+    tail = (1.0 - level) / 2
+    lo = float(_mixture_quantile(mean, sd, tail)[0])
+    hi = float(_mixture_quantile(mean, sd, 1.0 - tail)[0])
+    return PrecisionEstimate(float(mean.mean()), (lo, hi), m, level)
 
 
 def pick_threshold(
@@ -42,12 +149,12 @@ def pick_threshold(
     correct: NDArray[Any] | None = None,
     known: NDArray[Any] | None = None,
     confidence_draws: NDArray[Any] | None = None,
+    level: float = 0.95,
 ) -> ThresholdChoice:
-    """The confidence threshold that keeps the most labels while their expected precision reaches the target.
+    """The confidence threshold that keeps the most labels while the lower end of the ``level`` predictive interval
+    of their share right reaches the target (see the module docstring).
 
-    With calibrated confidences the expected share right among kept labels is their mean confidence, and the mean
-    of the top-m confidences only falls as m grows, so the answer is the largest such m (whole runs of equal
-    confidences are kept or dropped together).
+    Labels are kept from the most confident down; whole runs of equal confidences are kept or dropped together.
 
     Parameters
     ----------
@@ -56,32 +163,36 @@ def pick_threshold(
     correct : bool array of shape (n,), optional; whether each label is right (truth or audit answers)
     known : bool array of shape (n,), optional; where ``correct`` is known (default: everywhere it is given)
     confidence_draws : float array of shape (n_draws, n), optional
-        Plausible alternatives to ``confidence`` (:meth:`ConfidenceCalibrator.sample_confidence`); the 2.5 and 97.5
-        percentiles of their mean over the kept labels give ``promised_interval``. With a few dozen answers behind
-        the calibration this interval, not the realised precision's, is the wide one.
+        Plausible alternatives to ``confidence`` (:meth:`ConfidenceCalibrator.sample_confidence`). Without them the
+        interval holds only the variation of a finite number of labels around their mean confidence.
+    level : float in (0, 1), coverage of the interval (0.95: the target is met with about 97.5 % probability)
     """
     if not 0.0 < target_precision <= 1.0:
         raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
+    _check_level(level)
     c = np.asarray(confidence, dtype=np.float64).ravel()
+    draws = _draws_for(c, confidence_draws)
     order = np.argsort(-c, kind="stable")
     ordered = c[order]
-    mean_top = np.cumsum(ordered) / np.arange(1, c.size + 1)
     run_end = np.ones(c.size, dtype=bool)
     run_end[:-1] = ordered[1:] != ordered[:-1]
-    ok = np.flatnonzero(run_end & (mean_top >= target_precision - 1e-12))
+    d = draws[:, order]
+    m_all = np.arange(1, c.size + 1)
+    mean_top = np.cumsum(d, axis=1) / m_all
+    sd_top = np.sqrt(np.cumsum(d * (1.0 - d), axis=1)) / m_all
+    tail = (1.0 - level) / 2
+    lower = _mixture_quantile(mean_top, sd_top, tail) if c.size else np.zeros(0)
+    ok = np.flatnonzero(run_end & (lower >= target_precision - 1e-12))
     if ok.size == 0:
-        return ThresholdChoice(None, float("nan"), 0)
-    m = int(ok[-1]) + 1
-    threshold, promised = float(ordered[m - 1]), float(mean_top[m - 1])
-    promised_interval = (float("nan"), float("nan"))
-    if confidence_draws is not None:
-        draws = np.asarray(confidence_draws, dtype=np.float64)
-        if draws.ndim != 2 or draws.shape[1] != c.size:
-            raise ValueError(f"confidence_draws must have shape (n_draws, {c.size}), got {draws.shape}")
-        lo, hi = np.percentile(draws[:, order[:m]].mean(axis=1), [2.5, 97.5])
-        promised_interval = (float(lo), float(hi))
+        return ThresholdChoice(None, float("nan"), 0, level=level)
+    j = int(ok[-1])
+    m = j + 1
+    threshold = float(ordered[j])
+    upper = float(_mixture_quantile(mean_top[:, j : j + 1], sd_top[:, j : j + 1], 1.0 - tail)[0])
+    expected = float(mean_top[:, j].mean())
+    expected_interval = (float(lower[j]), upper)
     if correct is None:
-        return ThresholdChoice(threshold, promised, m, promised_interval)
+        return ThresholdChoice(threshold, expected, m, expected_interval, level)
     right = np.asarray(correct).astype(bool).ravel()
     mask = np.ones(c.size, dtype=bool) if known is None else np.asarray(known, dtype=bool).ravel()
     if right.shape != c.shape or mask.shape != c.shape:
@@ -90,4 +201,5 @@ def pick_threshold(
     n_eval = int(evaluated.sum())
     hits = int(right[evaluated].sum())
     realised = hits / n_eval if n_eval else float("nan")
-    return ThresholdChoice(threshold, promised, m, promised_interval, realised, wilson_interval(hits, n_eval), n_eval)
+    return ThresholdChoice(threshold, expected, m, expected_interval, level, realised, wilson_interval(hits, n_eval),
+                           n_eval)

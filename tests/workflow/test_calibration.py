@@ -75,7 +75,9 @@ def test_calibrated_confidence_is_high_for_clear_points_and_exported_next_to_the
         assert exported["score"] == pytest.approx(state.score[row], abs=1e-6)
 
 
-def test_min_confidence_filters_on_the_calibrated_value(blobs: tuple[Workspace, np.ndarray], tmp_path: Path) -> None:
+def test_min_confidence_filters_on_the_calibrated_value(
+    blobs: tuple[Workspace, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws, _ = blobs
     state = refresh(ws, compute_map=False)
     propagated = np.flatnonzero(state.source == "propagated")
@@ -88,6 +90,11 @@ def test_min_confidence_filters_on_the_calibrated_value(blobs: tuple[Workspace, 
     flagged = {path for path, row in exported.items() if "below-threshold" in row["flagged"]}
     assert flagged == {state.paths[r] for r in propagated if state.confidence[r] < threshold}
     assert all(exported[state.paths[r]]["label"] for r in propagated)  # flagged rows keep their label
+    # The command says what the threshold keeps in the same terms as the Review page's picker.
+    printed = capsys.readouterr().out
+    n_kept = int(np.sum(state.confidence[propagated] >= threshold))
+    assert f"Propagated labels with confidence ≥ {threshold:.2f}: {n_kept} of {propagated.size}, expected" in printed
+    assert "95% interval" in printed
 
 
 def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_path: Path) -> None:
