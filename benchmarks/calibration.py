@@ -1,16 +1,18 @@
 """Is ``confidence`` a probability? Calibration of label spreading from the evidence the app has without the truth.
 
     python -m benchmarks.calibration [--datasets mnist_a,fashion_1000,digits,pets37-species] [--seeds 3] [--audits 30]
+    python -m benchmarks.calibration --ks 1 --typical "" --growth "" --selection "" --out /tmp/x.md   # a quick look
 
 For k = 1, 3, 10 human labels per class (``--seeds`` random draws), on pixels -> PCA-50, the shared kNN graph and
 label spreading as the app runs them: the propagated labels' accuracy and the expected calibration error (10 equal
 bins) of the raw top mass and of :class:`~labeler.core.calibrate.ConfidenceCalibrator` fitted on the seeds'
 leave-one-out evidence only, on that plus ``--audits`` blind audits (simulated with the truth), on the audits only,
-and with the seed-hop feature; the accuracy of the most confident half; the threshold picker's promised against
-realised precision; whether the audit's 95 % interval holds the true accuracy. Also: ECE as audits accumulate
-(``--growth``), selection-corrected accuracy of the best of three representations (``--selection``), and seeds chosen
-near each class's mean instead of drawn (``--typical``). Writes ``benchmarks/results/calibration.md``. Needs
-``/work/shared/datasets`` (or ``--data-dir``) except for ``digits`` (scikit-learn's); nothing is downloaded.
+and with the seed-hop feature, and centred on the prior simulated on the graph (:mod:`labeler.core.simulated_prior`);
+the accuracy of the most confident half; the threshold picker's promise (expected precision with its 95 % interval)
+against the realised precision; whether the audit's 95 % interval holds the true accuracy. Also: ECE as audits
+accumulate (``--growth``), selection-corrected accuracy of the best of three representations (``--selection``), and
+seeds chosen near each class's mean instead of drawn (``--typical``). Writes ``benchmarks/results/calibration.md``.
+Needs ``/work/shared/datasets`` (or ``--data-dir``) except for ``digits`` (scikit-learn's); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from labeler.core.calibration_evidence import calibration_evidence, calibration_
 from labeler.core.intervals import wilson_interval
 from labeler.core.reliability import expected_calibration_error
 from labeler.core.selection import nested_selection_accuracy
+from labeler.core.simulated_prior import SimulatedPrior, simulated_prior
 from labeler.core.threshold import pick_threshold
 
 try:  # the package layout is being reorganised: new home first
@@ -42,7 +45,7 @@ except ImportError:  # pragma: no cover - the layout before labeler/core
 
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "calibration.md"
-COLUMNS = ("raw", "loo", "loo+audit", "audit", "loo+audit+hops", "truth")
+COLUMNS = ("raw", "loo", "loo+audit", "audit", "loo+audit+hops", "sim+loo", "sim+loo+audit", "truth")
 GROWTH_AUDITS = (0, 30, 100, 300, 1000)
 
 
@@ -112,7 +115,9 @@ def one_run(
     X_rest = calibration_features(result.proba[rest])
     X_rest_hops = calibration_features(result.proba[rest], seed_hops=hops[rest])
 
-    def fit(use_loo: bool, use_audit: bool, use_hops: bool) -> ConfidenceCalibrator:
+    prior = simulated_prior(W, y_seen, result.label, n_classes, n_repeats=args.sim_repeats, random_state=seed)
+
+    def fit(use_loo: bool, use_audit: bool, use_hops: bool, simulated: bool = False) -> ConfidenceCalibrator:
         keep = slice(None) if use_loo else slice(0, 0)
         evidence = calibration_evidence(
             y_seen[seeds][keep], loo_label[keep], loo_proba[keep],
@@ -122,30 +127,36 @@ def one_run(
             audit_hops=hops[audited] if use_hops else None,
             audit_weight=args.audit_weight,
         )
-        model = ConfidenceCalibrator(coef_sd=args.coef_sd, intercept_sd=args.intercept_sd,
-                                     proxy_offset_sd=args.proxy_offset_sd)
+        centre = prior if simulated else SimulatedPrior()  # SimulatedPrior(): the default mapping
+        model = centre.calibrator(coef_sd=args.coef_sd, intercept_sd=args.intercept_sd,
+                                  proxy_offset_sd=args.proxy_offset_sd)
         return model.fit(evidence.X, evidence.correct, evidence.sample_weight,
                          proxy=None if args.no_proxy else evidence.proxy)
 
-    best_model = fit(True, True, False)
+    usable = (loo_label >= 0) & (np.bincount(y_seen[seeds], minlength=n_classes)[y_seen[seeds]] >= 2)
+    # As the app does (labeler.workflow.calibration): the simulated prior while no leave-one-out row is usable.
+    simulated = args.prior == "simulated" or (args.prior == "app" and not usable.any())
+    best_model = fit(True, True, False, simulated)
 
     out: dict[str, float] = {"accuracy": float(right[rest].mean())}
     confidences = {
         "raw": result.confidence[rest],
         "loo": fit(True, False, False).predict_confidence(X_rest),
-        "loo+audit": best_model.predict_confidence(X_rest),
+        "loo+audit": fit(True, True, False).predict_confidence(X_rest),
         "audit": fit(False, True, False).predict_confidence(X_rest),
         "loo+audit+hops": fit(True, True, True).predict_confidence(X_rest_hops),
+        "sim+loo": fit(True, False, False, True).predict_confidence(X_rest),
+        "sim+loo+audit": fit(True, True, False, True).predict_confidence(X_rest),
         # Reference: the logistic model (no isotonic stage, which is calibrated in-sample by construction) fitted on
         # the truth of the scored images themselves: how far the feature's logistic family can get at all.
         "truth": ConfidenceCalibrator(min_isotonic=np.inf).fit(X_rest, right[rest]).predict_confidence(X_rest),
     }
     for name, conf in confidences.items():
         out[f"ece {name}"] = expected_calibration_error(conf, right[rest])
-    out["mean conf loo+audit"] = float(confidences["loo+audit"].mean())
-    usable = (loo_label >= 0) & (np.bincount(y_seen[seeds], minlength=n_classes)[y_seen[seeds]] >= 2)
+    best = best_model.predict_confidence(X_rest)
+    out["mean conf best"] = float(best.mean())
+    out["sim coef"], out["sim intercept"] = prior.coef, prior.intercept
     out["loo evidence"] = float(usable.sum())
-    best = confidences["loo+audit"]
     half = np.argsort(-best, kind="stable")[: rest.size // 2]
     out["acc top half"] = float(right[rest][half].mean())
     draws = best_model.sample_confidence(X_rest, n_draws=200, random_state=seed)
@@ -251,6 +262,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores (shared); Python {platform.python_version()}, numpy {np.__version__}"
 
 
+def load_text() -> str:
+    try:
+        return "load average " + " / ".join(Path("/proc/loadavg").read_text().split()[:3]) + " (1/5/15 min, at the end)"
+    except OSError:
+        return "unknown"
+
+
 def fmt(values: list[float], digits: int = 3) -> str:
     v = np.asarray(values, dtype=np.float64)
     if np.all(np.isnan(v)):
@@ -269,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="mnist_a,fashion_1000,digits,pets37-species")
     parser.add_argument("--data-dir", default="/work/shared/datasets")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ks", default=",".join(map(str, KS)), help="labels per class to run, e.g. 1 for a quick look")
     parser.add_argument("--audits", type=int, default=30)
     parser.add_argument("--audit-weight", type=float, default=1.0)
     parser.add_argument("--coef-sd", type=float, default=1.5, help="prior sd of the calibrator's feature weights")
@@ -279,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="datasets also run with seeds from the quarter of each class nearest its mean")
     parser.add_argument("--no-proxy", action="store_true",
                         help="treat leave-one-out rows like audits (no level offset of their own)")
+    parser.add_argument("--prior", choices=("app", "default", "simulated"), default="app",
+                        help="prior mean of the calibrator behind the threshold picker and the mean confidence; app: "
+                        "simulated while no leave-one-out row is usable, else default")
+    parser.add_argument("--sim-repeats", type=int, default=8, help="re-seedings behind the simulated prior")
     parser.add_argument("--target", type=float, default=0.9, help="target precision of the threshold picker")
     parser.add_argument("--growth", default="mnist_a,fashion_1000", help="datasets that get the evidence-grows table")
     parser.add_argument("--growth-k", type=int, default=10)
@@ -294,9 +317,10 @@ def main(argv: list[str] | None = None) -> None:
         X, y = load(name, Path(args.data_dir))
         P = PCA(n_components=min(50, X.shape[1]), random_state=0).fit_transform(X)
         W = graph.knn_graph(P, 15)
-        runs = {k: [one_run(W, y, k, seed, args) for seed in range(args.seeds)] for k in KS}
+        ks = [int(k) for k in args.ks.split(",")]
+        runs = {k: [one_run(W, y, k, seed, args) for seed in range(args.seeds)] for k in ks}
         if name in args.typical.split(","):
-            for k in KS:
+            for k in ks:
                 rs = [one_run(W, y, k, seed, args, P) for seed in range(args.seeds)]
                 col = {key: [r[key] for r in rs] for key in rs[0]}
                 typical_rows.append(
@@ -308,20 +332,23 @@ def main(argv: list[str] | None = None) -> None:
             f"## {name} (N = {len(y)}, {int(y.max()) + 1} classes)",
             "",
             "| k | accuracy | LOO evidence | ECE raw top mass | ECE LOO only | ECE LOO + audits | ECE audits only "
-            "| ECE LOO + audits, + hops | ECE, Platt fit on the truth (reference) | mean calibrated conf "
+            "| ECE LOO + audits, + hops | ECE simulated prior + LOO | ECE simulated prior + LOO + audits "
+            "| ECE, Platt fit on the truth (reference) | simulated prior: slope, intercept | mean calibrated conf "
             "| accuracy, most confident half |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for k, rs in runs.items():
             col = {key: [r[key] for r in rs] for key in rs[0]}
             lines.append(
                 f"| {k} | {fmt(col['accuracy'])} | {np.mean(col['loo evidence']):.0f} | "
                 + " | ".join(fmt(col[f"ece {c}"]) for c in COLUMNS)
-                + f" | {fmt(col['mean conf loo+audit'])} | {fmt(col['acc top half'])} |"
+                + f" | {fmt(col['sim coef'], 2)}, {fmt(col['sim intercept'], 2)} | {fmt(col['mean conf best'])} "
+                f"| {fmt(col['acc top half'])} |"
             )
         lines += [
             "",
-            f"Threshold picker at target precision {args.target} (calibrated on LOO + audits), against the truth of "
+            f"Threshold picker at target precision {args.target} (calibrated on LOO + audits, {args.prior} prior), "
+            "against the truth of "
             "the scored images. The picker keeps the most labels whose 95 % predictive interval of the share right "
             "(calibrator posterior draws from `sample_confidence` plus the chance spread of a finite number of "
             "labels) has its lower end at or above the target; it shows the expected share right with that "
@@ -414,6 +441,11 @@ def main(argv: list[str] | None = None) -> None:
         f"weight {args.audit_weight}); every number is on the propagated images that were not audited",
         "- LOO evidence: seeds whose leave-one-out prediction is usable (their class keeps another seed; with "
         "k = 1 there are none, so 'LOO only' is the prior's default mapping)",
+        f"- simulated prior (`labeler.core.simulated_prior`, {args.sim_repeats} re-seedings): the calibrator's prior "
+        "mean fitted on re-seeded spreading with the current labels standing in for the truth; its columns use it "
+        "at every k for comparison, while the app (and the threshold picker below, `--prior "
+        f"{args.prior}`) uses it only while no leave-one-out row is usable (k = 1)",
+        "- load: " + load_text(),
         f"- total time {time.perf_counter() - started:.0f} s",
         "- reading: a 10-bin ECE has a sampling floor on a few hundred to a few thousand images; the 'Platt fit on "
         "the truth' column (in-sample, logistic in log(p1 / p2), slope free) shows what the feature can reach. "

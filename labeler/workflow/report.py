@@ -159,11 +159,17 @@ def calibration_note(state: PipelineState) -> str:
     if calibration.one_labeled_class(state):
         return (f"confidence: chance (1/{len(state.class_ids)}) until a second class has a human label: with one "
                 "labeled class, label spreading cannot tell the classes apart")
+    simulated = bool(state.calibration_prior)
     if counts["total"] == 0:
+        if simulated:
+            return ("confidence: mapping of the spreading score simulated on this graph (random re-seedings, your "
+                    "current labels standing in for the truth; no answers yet): give a class a second label or audit "
+                    "some images to calibrate it")
         return ("confidence: default mapping of the spreading score (no evidence yet): give a class a second label "
                 "or audit some images to calibrate it")
+    start = ", starting from a mapping simulated on this graph" if simulated else ""
     return (f"confidence calibrated from {counts['total']} answers ({counts['loo']} leave-one-out predictions of "
-            f"human labels, {counts['audits']} blind audits)")
+            f"human labels, {counts['audits']} blind audits){start}")
 
 
 def _confidence_draws(state: PipelineState, rows: NDArray[np.int64]) -> NDArray[np.float64]:
