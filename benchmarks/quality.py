@@ -137,6 +137,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     from labeler.core import diagnostics, propagate
     from labeler.core.intervals import wilson_interval
     from labeler.core.reliability import expected_calibration_error
+    from labeler.core.simulated_prior import simulated_prior
     from labeler.workflow import calibration
 
     n_classes = int(y.max()) + 1
@@ -156,8 +157,11 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     rows = np.flatnonzero(propagated)
     audited = np.random.default_rng(1000 + seed).choice(rows, size=min(audits, rows.size), replace=False)
     loo = diagnostics.loo_scores(W, y_seen, n_classes)
+    prior = None
+    if calibration.needs_simulated_prior(y_seen, loo):  # as a refresh does (labeler.workflow.calibration.prior_for)
+        prior = simulated_prior(W, y_seen, result.label, n_classes, random_state=seed)
     confidence, evidence = calibration.calibrate(result.confidence, result.proba, result.label, propagated, y_seen,
-                                                 loo, audited, y[audited])
+                                                 loo, audited, y[audited], prior)
     right = result.label == y
     scored = np.setdiff1d(rows, audited)
     half = scored[np.argsort(-confidence[scored], kind="stable")[: scored.size // 2]]

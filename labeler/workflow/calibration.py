@@ -89,16 +89,22 @@ def loo_predictions(
     return seeds, loo_label, loo_proba
 
 
+def needs_simulated_prior(y: NDArray[Any], loo: LooPredictions) -> bool:
+    """True while no leave-one-out prediction of ``loo`` is usable evidence (one label per class) and at least two
+    classes have a human label: then the calibrator's prior mean is simulated on the graph (module docstring)."""
+    y = np.asarray(y, dtype=np.int64)
+    seeds, loo_label, loo_proba = loo
+    return calibration_evidence(y[seeds], loo_label, loo_proba).proxy.size == 0 and np.unique(y[y >= 0]).size >= 2
+
+
 def prior_for(
     ws: Workspace, embedding_key: str, W: sp.spmatrix | NDArray[Any], y: NDArray[Any], label: NDArray[Any],
     n_classes: int, loo: LooPredictions,
 ) -> SimulatedPrior:
-    """The calibrator's prior: simulated on the graph while no leave-one-out prediction is usable, else the default
-    mapping (``SimulatedPrior()``); the simulation is cached per graph and labels like :func:`loo_predictions`."""
+    """The calibrator's prior: simulated on the graph while :func:`needs_simulated_prior`, else the default mapping
+    (``SimulatedPrior()``); the simulation is cached per graph and labels like :func:`loo_predictions`."""
     y = np.asarray(y, dtype=np.int64)
-    seeds, loo_label, loo_proba = loo
-    usable = calibration_evidence(y[seeds], loo_label, loo_proba).proxy
-    if usable.size or np.unique(y[y >= 0]).size < 2:
+    if not needs_simulated_prior(y, loo):
         return SimulatedPrior()
     label = np.asarray(label, dtype=np.int64)
     digest = hashlib.sha1(y.tobytes() + label.tobytes()).hexdigest()
