@@ -325,8 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     honest_reading = (
         f"- honest numbers: mean ± std over {args.honest_seeds} random draws of k labels per class; confidence "
         f"calibrated as a refresh does (leave-one-out predictions of the human labels + {args.audits} blind audits "
-        "drawn uniformly from the propagated images and answered with the truth); accuracy, ECE (10 equal bins) and "
-        "the most confident half on the propagated images not audited; headline = share of the audits right, "
+        "drawn uniformly from the propagated images and answered with the truth; at k = 1, with no usable "
+        "leave-one-out prediction, the calibrator's prior mean is simulated on the graph); accuracy, ECE (10 equal "
+        "bins) and the most confident half on the propagated images not audited; headline = share of the audits right, "
         "'truth in interval' counts the draws whose Wilson 95 % interval holds the true accuracy of all propagated "
         "labels (about 95 % of draws should)"
     )
