@@ -189,10 +189,16 @@ def one_run(
     return out
 
 
-def growth(W: Any, y: NDArray[np.int64], k: int, seed: int) -> dict[str, float]:
-    """ECE as blind audits accumulate (on top of the leave-one-out evidence), with and without the isotonic stage."""
+def growth(W: Any, y: NDArray[np.int64], k: int, seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """ECE as blind audits accumulate (on top of the leave-one-out evidence), with and without the isotonic stage,
+    centred on the app's prior (simulated while no leave-one-out row is usable) and on the default mapping."""
+    n_classes = int(y.max()) + 1
     y_seen, result, seeds, loo_label, loo_proba, propagated = spread_and_loo(W, y, k, seed)
     right = result.label == y
+    usable = (loo_label >= 0) & (np.bincount(y_seen[seeds], minlength=n_classes)[y_seen[seeds]] >= 2)
+    app = SimulatedPrior()
+    if not usable.any():
+        app = simulated_prior(W, y_seen, result.label, n_classes, n_repeats=args.sim_repeats, random_state=seed)
     order = np.random.default_rng(2000 + seed).permutation(propagated)
     out: dict[str, float] = {}
     for n_audits in GROWTH_AUDITS:
@@ -204,8 +210,9 @@ def growth(W: Any, y: NDArray[np.int64], k: int, seed: int) -> dict[str, float]:
             audit_proba=result.proba[audited], audit_label=result.label[audited], audit_answer=y[audited],
         )
         X_rest = calibration_features(result.proba[rest])
-        for name, min_isotonic in (("blend", 200.0), ("platt", np.inf)):
-            model = ConfidenceCalibrator(min_isotonic=min_isotonic)
+        for name, prior, min_isotonic in (("blend", app, 200.0), ("platt", app, np.inf),
+                                          ("default", SimulatedPrior(), 200.0)):
+            model = prior.calibrator(min_isotonic=min_isotonic)
             model.fit(evidence.X, evidence.correct, evidence.sample_weight, proxy=evidence.proxy)
             out[f"{name} {n_audits}"] = expected_calibration_error(model.predict_confidence(X_rest), right[rest])
             if name == "blend":
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sim-repeats", type=int, default=8, help="re-seedings behind the simulated prior")
     parser.add_argument("--target", type=float, default=0.9, help="target precision of the threshold picker")
     parser.add_argument("--growth", default="mnist_a,fashion_1000", help="datasets that get the evidence-grows table")
-    parser.add_argument("--growth-k", type=int, default=10)
+    parser.add_argument("--growth-k", default="1,10", help="labels per class of the evidence-grows tables")
     parser.add_argument("--selection", default="digits,fashion_1000", help="datasets that get the selection-bias table")
     parser.add_argument("--selection-k", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS))
@@ -374,23 +381,25 @@ def main(argv: list[str] | None = None) -> None:
                 f"{fmt(col['mean rule kept'], 2)} | {count(col['mean rule met'])} | "
                 f"{int(np.sum(col['audit covers']))}/{len(rs)} |"
             )
-        if name in args.growth.split(","):
-            grown = [growth(W, y, args.growth_k, seed) for seed in range(args.seeds)]
+        for growth_k in ([int(k) for k in args.growth_k.split(",")] if name in args.growth.split(",") else []):
+            grown = [growth(W, y, growth_k, seed, args) for seed in range(args.seeds)]
             lines += [
                 "",
-                f"Evidence grows (k = {args.growth_k}): ECE after the leave-one-out evidence plus n blind audits; "
-                "'blend' is the default calibrator (isotonic blended in from 200 effective points, weight shown), "
-                "'Platt only' never switches.",
+                f"Evidence grows (k = {growth_k}): ECE after the leave-one-out evidence plus n blind audits; "
+                "'blend' is the app's calibrator (isotonic blended in from 200 effective points, weight shown; prior "
+                "simulated on the graph while no leave-one-out row is usable), 'Platt only' never switches, 'default "
+                "prior' is the blend centred on the default mapping instead.",
                 "",
-                "| audits | isotonic weight | ECE blend | ECE Platt only |",
-                "|---|---|---|---|",
+                "| audits | isotonic weight | ECE blend | ECE Platt only | ECE blend, default prior |",
+                "|---|---|---|---|---|",
             ]
             for n_audits in GROWTH_AUDITS:
                 if f"blend {n_audits}" in grown[0]:
                     lines.append(
                         f"| {n_audits} | {np.mean([g[f'weight {n_audits}'] for g in grown]):.2f} | "
                         f"{fmt([g[f'blend {n_audits}'] for g in grown])} | "
-                        f"{fmt([g[f'platt {n_audits}'] for g in grown])} |"
+                        f"{fmt([g[f'platt {n_audits}'] for g in grown])} | "
+                        f"{fmt([g[f'default {n_audits}'] for g in grown])} |"
                     )
         if name in args.selection.split(","):
             picked = [selection(X, y, args.selection_k, seed) for seed in range(args.seeds)]
