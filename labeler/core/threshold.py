@@ -181,16 +181,19 @@ def pick_threshold(
     mean_top = np.cumsum(d, axis=1) / m_all
     sd_top = np.sqrt(np.cumsum(d * (1.0 - d), axis=1)) / m_all
     tail = (1.0 - level) / 2
-    lower = _mixture_quantile(mean_top, sd_top, tail) if c.size else np.zeros(0)
-    ok = np.flatnonzero(run_end & (lower >= target_precision - 1e-12))
+    # The interval's lower end reaches the target exactly when the predictive CDF at the target is at most the tail
+    # probability: one pass over the draws instead of a quantile search for every m.
+    below_target = ndtr((target_precision - 1e-12 - mean_top) / np.maximum(sd_top, 1e-12)).mean(axis=0)
+    ok = np.flatnonzero(run_end & (below_target <= tail))
     if ok.size == 0:
         return ThresholdChoice(None, float("nan"), 0, level=level)
     j = int(ok[-1])
     m = j + 1
     threshold = float(ordered[j])
-    upper = float(_mixture_quantile(mean_top[:, j : j + 1], sd_top[:, j : j + 1], 1.0 - tail)[0])
-    expected = float(mean_top[:, j].mean())
-    expected_interval = (float(lower[j]), upper)
+    kept_mean, kept_sd = mean_top[:, j : j + 1], sd_top[:, j : j + 1]
+    expected_interval = (float(_mixture_quantile(kept_mean, kept_sd, tail)[0]),
+                         float(_mixture_quantile(kept_mean, kept_sd, 1.0 - tail)[0]))
+    expected = float(kept_mean.mean())
     if correct is None:
         return ThresholdChoice(threshold, expected, m, expected_interval, level)
     right = np.asarray(correct).astype(bool).ravel()
