@@ -135,7 +135,9 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     most confident half are measured on the propagated images that were not audited.
     """
     from labeler.core import diagnostics, propagate
-    from labeler.core.calibrate import expected_calibration_error, wilson_interval
+    from labeler.core.intervals import wilson_interval
+    from labeler.core.reliability import expected_calibration_error
+    from labeler.core.simulated_prior import simulated_prior
     from labeler.workflow import calibration
 
     n_classes = int(y.max()) + 1
@@ -155,8 +157,11 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     rows = np.flatnonzero(propagated)
     audited = np.random.default_rng(1000 + seed).choice(rows, size=min(audits, rows.size), replace=False)
     loo = diagnostics.loo_scores(W, y_seen, n_classes)
+    prior = None
+    if calibration.needs_simulated_prior(y_seen, loo):  # as a refresh does (labeler.workflow.calibration.prior_for)
+        prior = simulated_prior(W, y_seen, result.label, n_classes, random_state=seed)
     confidence, evidence = calibration.calibrate(result.confidence, result.proba, result.label, propagated, y_seen,
-                                                 loo, audited, y[audited])
+                                                 loo, audited, y[audited], prior)
     right = result.label == y
     scored = np.setdiff1d(rows, audited)
     half = scored[np.argsort(-confidence[scored], kind="stable")[: scored.size // 2]]
@@ -320,8 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     honest_reading = (
         f"- honest numbers: mean ± std over {args.honest_seeds} random draws of k labels per class; confidence "
         f"calibrated as a refresh does (leave-one-out predictions of the human labels + {args.audits} blind audits "
-        "drawn uniformly from the propagated images and answered with the truth); accuracy, ECE (10 equal bins) and "
-        "the most confident half on the propagated images not audited; headline = share of the audits right, "
+        "drawn uniformly from the propagated images and answered with the truth; at k = 1, with no usable "
+        "leave-one-out prediction, the calibrator's prior mean is simulated on the graph); accuracy, ECE (10 equal "
+        "bins) and the most confident half on the propagated images not audited; headline = share of the audits right, "
         "'truth in interval' counts the draws whose Wilson 95 % interval holds the true accuracy of all propagated "
         "labels (about 95 % of draws should)"
     )

@@ -21,7 +21,7 @@ from labeler.install_paths import app_script, sample_data_dir
 from labeler.store import UndoConflict
 from labeler.workflow import export
 from labeler.workflow.refresh import NoReadableImages, refresh
-from labeler.workflow.report import describe, status_lines
+from labeler.workflow.report import describe, precision_above, status_lines
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState
 from labeler.workflow.training import train
@@ -166,6 +166,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     export.write_csv(frame, Path(args.output))
     counts = frame["source"].value_counts().to_dict()
     print(f"wrote {len(frame)} rows to {args.output}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if args.min_confidence is not None:
+        kept = precision_above(ws, args.min_confidence)
+        if kept is not None:
+            print(kept["text"] + " Below it: flagged below-threshold.")
     return 0
 
 
@@ -371,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--min-confidence", type=float, default=None,
                    help="propagated rows whose confidence (calibrated probability that the label is right) is below "
-                   "this keep their label but are flagged below-threshold")
+                   "this keep their label but are flagged below-threshold; prints the share right to expect above it, "
+                   "with its 95%% interval")
     p.add_argument("--ground-truth", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 

@@ -35,7 +35,8 @@ threshold = None
 if use_threshold:
     threshold = st.slider("Minimum confidence", 0.0, 1.0, step=0.01,
                           help="Rows below it keep their label and are flagged below-threshold. The Review page "
-                          "suggests the threshold that reaches your target precision.",
+                          "suggests the lowest threshold whose 95% interval of the share right stays above your "
+                          "target precision.",
                           **remembered.bind("export:threshold", float(suggested or 0.5)))
 key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), ws.store.labels_version())
 n_rows = ws.image_count()
@@ -50,8 +51,9 @@ cols = st.columns(5)
 for col, source in zip(cols, ["human", "audited", "propagated", "none", "unreadable"], strict=False):
     col.metric(source, int(counts.get(source, 0)))
 if threshold is not None:
+    kept = report.precision_above(ws, threshold)
     st.caption(f"{int(frame['flagged'].str.contains('below-threshold').sum())} propagated rows flagged below "
-               f"{threshold:.2f}")
+               f"{threshold:.2f}." + (f" {kept['text']} {report.PROMISE_NOTE}" if kept else ""))
 shown = min(PREVIEW_ROWS, len(frame))
 if shown < len(frame):
     st.caption(f"Preview: the first {shown:,} of {len(frame):,} rows. The download holds all {len(frame):,}.")

@@ -109,6 +109,8 @@ elif view == "Blind audit":
                                                        table.get("low"), table.get("high")), key="reliability")
             st.caption(table["note"])
     target = st.slider("Target precision", 0.5, 0.999, step=0.005,
+                       help="The suggested threshold keeps the most propagated labels whose 95% interval of the share "
+                       "right stays at or above this.",
                        **remembered.bind("review:target_precision", float(ws.settings.target_precision)))
     choice = report.threshold_choice(ws, target, state)
     if choice is not None:

@@ -1,6 +1,7 @@
 """Random audit of propagated labels: sampling and the accuracy estimate with Wilson intervals.
 
-The interval itself, the reliability curve and the threshold picker live in :mod:`labeler.core.calibrate`.
+The interval itself (:mod:`labeler.core.intervals`), the reliability curve (:mod:`labeler.core.reliability`) and the
+threshold picker (:mod:`labeler.core.threshold`) live in modules of their own.
 
 The audit sample is drawn from propagated images only and labeled blind (the propagated label hidden), so it is
 an unbiased sample of the labels the tool produced; human seeds are never part of the estimate.
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler.core.calibrate import wilson_interval
+from labeler.core.intervals import wilson_interval
 
 
 def audit_sample(

@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 from sklearn.preprocessing import normalize
 
-from labeler.core.calibrate import SelectionEstimate, nested_selection_accuracy
 from labeler.core.graph import affinity_from_knn, knn_graph
 from labeler.core.propagate import check_labels, make_solver, normalized_affinity, one_hot
+from labeler.core.selection import SelectionEstimate, nested_selection_accuracy
 
 # Up to this many labels the supervised baseline is exact leave-one-out; above, stratified 10-fold.
 LOO_MAX_LABELS = 100
@@ -228,7 +228,7 @@ class RepresentationChoice:
     reason : why, in words
     loo_correct : per candidate, whether leave-one-out reproduces each human label (empty when nothing was measured)
     selection : the accuracy to expect from choosing this way, corrected for the choice (nested leave-one-out, see
-        :func:`labeler.core.calibrate.nested_selection_accuracy`); None when there was no choice to make
+        :func:`labeler.core.selection.nested_selection_accuracy`); None when there was no choice to make
     """
 
     name: str

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+from labeler.core.intervals import Z_95
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.core import diagnostics, graph, umap_map
-from labeler.core.calibrate import SelectionEstimate
+from labeler.core.selection import SelectionEstimate
 from labeler.embed import instant as representation
 from labeler.embed.chunked_embed import BatchFunction, embed_in_chunks, load_embedding
 from labeler.io.artifacts import (

@@ -55,6 +55,8 @@ class PipelineState:
     evidence_X: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 1)))
     evidence_correct: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     evidence_proxy: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # The calibrator's simulated prior (labeler.core.simulated_prior.SimulatedPrior fields); empty: the default one.
+    calibration_prior: dict[str, float] = field(default_factory=dict)
     # Selection-corrected accuracy of the representation choice ({} when there was no choice to make).
     representation_selection: dict[str, Any] = field(default_factory=dict)
     # Stopping rule: share of propagated labels each recent batch of human labels changed, oldest first, and how

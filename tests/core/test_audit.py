@@ -1,14 +1,15 @@
 import numpy as np
 import pytest
 
-from labeler.core import audit, calibrate
+from labeler.core import audit, intervals
 from labeler.core.audit import audit_estimate, audit_sample
-from labeler.core.calibrate import wilson_interval
+from labeler.core.intervals import wilson_interval
 
 
-def test_one_wilson_interval_and_no_twins_of_calibrate() -> None:
-    # The interval, the reliability curve and the threshold picker have one implementation: labeler.core.calibrate.
-    assert audit.wilson_interval is calibrate.wilson_interval
+def test_one_wilson_interval_and_no_twins() -> None:
+    # The interval, the reliability curve and the threshold picker have one implementation each (labeler.core.intervals,
+    # .reliability, .threshold).
+    assert audit.wilson_interval is intervals.wilson_interval
     for twin in ("reliability_table", "ReliabilityRow", "threshold_for_precision"):
         assert not hasattr(audit, twin)
 

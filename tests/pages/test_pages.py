@@ -220,6 +220,12 @@ def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[st
     assert len(frame) == len(colour_folder[1])
     assert sorted(frame["source"].unique()) == ["human", "propagated"]
     assert at.get("download_button")
+    # Two labels per class give calibration evidence, so a threshold is suggested and the page says what it keeps in
+    # the Review page's terms: the share right to expect, with its 95% interval.
+    flagged = [c.value for c in at.caption if "flagged below" in c.value]
+    assert len(flagged) == 1
+    assert "expected" in flagged[0]
+    assert "95% interval" in flagged[0]
 
 
 # ----------------------------------------------------------------------------------------------- text

@@ -12,6 +12,7 @@ from PIL import Image
 
 from labeler.cli import main
 from labeler.config import Settings
+from labeler.core.calibration_evidence import calibration_features
 from labeler.workflow import calibration, export, report
 from labeler.workflow.refresh import BATCH_LABELS, refresh
 from labeler.workflow.workspace import Workspace
@@ -75,7 +76,9 @@ def test_calibrated_confidence_is_high_for_clear_points_and_exported_next_to_the
         assert exported["score"] == pytest.approx(state.score[row], abs=1e-6)
 
 
-def test_min_confidence_filters_on_the_calibrated_value(blobs: tuple[Workspace, np.ndarray], tmp_path: Path) -> None:
+def test_min_confidence_filters_on_the_calibrated_value(
+    blobs: tuple[Workspace, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws, _ = blobs
     state = refresh(ws, compute_map=False)
     propagated = np.flatnonzero(state.source == "propagated")
@@ -88,6 +91,11 @@ def test_min_confidence_filters_on_the_calibrated_value(blobs: tuple[Workspace, 
     flagged = {path for path, row in exported.items() if "below-threshold" in row["flagged"]}
     assert flagged == {state.paths[r] for r in propagated if state.confidence[r] < threshold}
     assert all(exported[state.paths[r]]["label"] for r in propagated)  # flagged rows keep their label
+    # The command says what the threshold keeps in the same terms as the Review page's picker.
+    printed = capsys.readouterr().out
+    n_kept = int(np.sum(state.confidence[propagated] >= threshold))
+    assert f"Propagated labels with confidence ≥ {threshold:.2f}: {n_kept} of {propagated.size}, expected" in printed
+    assert "95% interval" in printed
 
 
 def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_path: Path) -> None:
@@ -122,6 +130,32 @@ def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_pat
     # The answer is calibration evidence, never a seed.
     assert calibration.evidence_counts(state)["audits"] == 1
     assert state.source[row] == "propagated"
+
+
+def test_one_label_per_class_calibrates_from_a_prior_simulated_on_the_graph(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_gradient_folder(root)
+    ws = Workspace.open(Settings(root, n_bootstrap=0))
+    ws.import_folder()
+    ws.store.label_paths([("img_000.png", "red"), ("img_079.png", "blue")], "tester")
+    state = refresh(ws, compute_map=False)
+    # No leave-one-out evidence at one label per class: the prior mean is simulated on this graph, recorded with the
+    # state, and the calibrator refitted from the state reproduces the confidences.
+    assert calibration.evidence_counts(state)["total"] == 0
+    prior = calibration.state_prior(state)
+    assert prior.n_rows > 0
+    assert "simulated on this graph" in report.calibration_note(state)
+    propagated = state.source == "propagated"
+    X = calibration_features(state.proba[propagated])
+    np.testing.assert_allclose(calibration.calibrator_for(state).predict_confidence(X), state.confidence[propagated])
+    assert calibration.calibrator_for(state).prior_coef == (prior.coef,)
+    # A second label per class brings leave-one-out evidence, which measures the person's own seeds: the default
+    # mapping is the prior again.
+    ws.store.label_paths([("img_005.png", "red"), ("img_074.png", "blue")], "tester")
+    state = refresh(ws, compute_map=False)
+    assert calibration.evidence_counts(state)["loo"] == 4
+    assert state.calibration_prior == {}
+    assert "simulated" not in report.calibration_note(state)
 
 
 def test_label_batches_record_how_much_new_labels_changed(blobs: tuple[Workspace, np.ndarray]) -> None:
