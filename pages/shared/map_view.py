@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from numpy.typing import NDArray
 
+from labeler.store import ImageRecord, UndoConflict
 from labeler.workflow import label_queue
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
@@ -154,8 +155,20 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
         st.toast(f"{len(targets)} images put at the top of the review queue.")
         st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
     if col_undo.button("Undo", key="map_undo", help="Revert your last label action (in this tab).", shortcut="u"):
-        if label_queue.undo_last(ws, annotator, records) is None:
-            st.toast("Nothing of yours to undo.")
-        else:
-            session.request_refresh()
-            st.toast("Your last label action is undone.")
+        undo(ws, annotator, records)
+
+
+def undo(ws: Workspace, annotator: str, records: Sequence[ImageRecord]) -> None:
+    """Undo this tab's last label action, or say why not: nothing to undo, or someone relabeled its images since
+    (the store refuses rather than overwrite their work)."""
+    try:
+        undone = label_queue.undo_last(ws, annotator, records)
+    except UndoConflict as conflict:
+        said = str(conflict)
+        st.toast(text.plain(f"{said[:1].upper()}{said[1:]}."), icon=":material/warning:")
+        return
+    if undone is None:
+        st.toast("Nothing of yours to undo.")
+    else:
+        session.request_refresh()
+        st.toast("Your last label action is undone.")

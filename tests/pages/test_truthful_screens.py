@@ -143,6 +143,34 @@ def test_map_selection_defaults_to_its_majority_and_can_leave_images_out(
     assert state.image_ids[green[0]] not in labels
 
 
+def test_map_undo_refuses_when_someone_relabeled_since_and_says_so(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    state = load_state(ws)
+    assert state is not None
+    blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:3]
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = blue
+    at.run()
+    at.button(key="map_label").click().run()
+    ids = {c.name: c.id for c in ws.store.classes()}
+    ws.store.set_labels([state.image_ids[blue[0]]], ids["green"], "someone#else")  # another tab, since
+    at.button(key="map_undo").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (toast,) = [t.value for t in at.toast]
+    assert toast == "Cannot undo\\: 1 image of that action was relabeled since by someone\\#else; undo would " \
+        "overwrite their work\\."  # (escaped for Markdown)
+    labels = ws.store.human_labels()
+    assert [labels[state.image_ids[r]] for r in blue] == [ids["green"], ids["blue"], ids["blue"]]  # nothing reverted
+    ws.store.undo("someone#else")  # their label goes: now this tab's action may be undone
+    at.button(key="map_undo").click().run()
+    assert [t.value for t in at.toast] == ["Your last label action is undone."]
+    assert not set(state.image_ids[r] for r in blue) & set(ws.store.human_labels())
+
+
 def test_needs_review_colours_what_the_review_queue_picks(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
