@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterable
@@ -38,6 +39,10 @@ GROUND_TRUTH_NAME = "ground_truth.csv"
 # Session keys that outlive page changes (no widget owns them).
 TEACHING_KEY = "teaching_mode"
 ANNOTATOR_KEY = "annotator"
+TAB_KEY = "tab_id"
+# This browser tab's id in the address bar (``?tab=...``): a reload is a new Streamlit session of the same tab.
+TAB_PARAM = "tab"
+_TAB_ID = re.compile(r"[0-9a-f]{6}")
 
 
 def startup_options(argv: list[str] | None = None) -> dict[str, Path | None]:
@@ -341,11 +346,29 @@ def require_images(title: str | None = None) -> Workspace:
     return ws
 
 
+def tab_id() -> str:
+    """This browser tab's id, kept in its address bar (``?tab=...``) so that a reload, which starts a new
+    Streamlit session, is still the same tab; a tab opened without it gets a fresh random one.
+
+    Called by ``app.py`` on every run: Streamlit drops query parameters on a page switch, and the id must be in the
+    address bar whenever the tab may be reloaded. (The id scopes undo to one tab's own actions; it is not a secret:
+    anyone who may open the app may label anything anyway.)
+    """
+    if TAB_KEY not in st.session_state:
+        given = st.query_params.get(TAB_PARAM)
+        valid = isinstance(given, str) and _TAB_ID.fullmatch(given) is not None
+        st.session_state[TAB_KEY] = given if valid else secrets.token_hex(3)
+    tab = str(st.session_state[TAB_KEY])
+    if st.query_params.get(TAB_PARAM) != tab:
+        st.query_params[TAB_PARAM] = tab
+    return tab
+
+
 def annotator(ws: Workspace) -> str:
-    """Who labels in this browser tab: the user's name and a short id of this session, so that undo in one tab
-    never reverts another tab's labels."""
+    """Who labels in this browser tab: the user's name and the tab's id (:func:`tab_id`), so that undo in one tab
+    never reverts another tab's labels, and still reaches this tab's own labels after a reload."""
     if ANNOTATOR_KEY not in st.session_state:
-        st.session_state[ANNOTATOR_KEY] = f"{ws.settings.annotator}#{secrets.token_hex(3)}"
+        st.session_state[ANNOTATOR_KEY] = f"{ws.settings.annotator}#{tab_id()}"
     return str(st.session_state[ANNOTATOR_KEY])
 
 

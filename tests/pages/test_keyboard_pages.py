@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
+    APP,
     CLASSES,
     data_dir_fixture,
     image_id_of,
@@ -102,6 +103,41 @@ def test_each_tab_undoes_only_its_own_labels(colour_folder: tuple[Path, dict[str
     assert any("not undone" in toast for toast in toasts)
     press(tab_a, "label_keys", [(item_a, "undo", None)])
     assert set(ws.store.human_labels()) == {image_id_of(item_b)}
+
+
+def test_a_reload_is_the_same_tab_and_undoes_its_earlier_labels(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = open_workspace(data_dir)
+    for name in CLASSES:
+        ws.store.add_class(name)
+    tab = run_page("label")
+    tab_id = tab.query_params["tab"]
+    assert tab.session_state["annotator"].endswith(f"#{tab_id}")
+    first, second = [item["id"] for item in widget_data(tab, "label_keys")["items"][:2]]
+    press(tab, "label_keys", [(first, "label", "red"), (second, "label", "green")])
+    tab.switch_page("pages/home.py").run()
+    assert tab.query_params["tab"] == tab_id  # kept in the address bar across a page switch
+
+    reloaded = AppTest.from_file(APP, default_timeout=60)  # a reload: a new session with the same address
+    reloaded.query_params["tab"] = tab_id
+    reloaded.switch_page("pages/label.py").run()
+    assert reloaded.session_state["annotator"] == tab.session_state["annotator"]
+    other = run_page("label")  # another tab: no id in its address, so an id of its own
+    assert other.query_params["tab"] != tab_id
+    assert other.session_state["annotator"] != tab.session_state["annotator"]
+    forged = AppTest.from_file(APP, default_timeout=60)
+    forged.query_params["tab"] = "x'; --"
+    forged.run()
+    assert forged.query_params["tab"] != "x'; --"  # not an id: replaced by a fresh one
+
+    toasts = press(other, "label_keys", [(second, "undo", None)])
+    assert any("not undone" in toast for toast in toasts)
+    assert len(ws.store.human_labels()) == 2  # the other tab's undo touched nothing
+    press(reloaded, "label_keys", [(second, "undo", None)])
+    assert set(ws.store.human_labels()) == {image_id_of(first)}  # the reloaded tab undid its own label from before
+    reloaded.switch_page("pages/map.py").run()
+    assert not reloaded.exception, [e.value for e in reloaded.exception]
 
 
 def test_labels_propagate_in_the_background(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
