@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from labeler.config import WORKSPACE_DIRNAME
 from labeler.store import InvalidClassName
 from labeler.workflow import report
 from pages.shared import class_keys, jobs_panel, remembered, session, text
@@ -48,8 +49,12 @@ if not settings.data_dir.is_dir():
              "above.")
     st.stop()
 if settings.workspace_dir == session.fallback_workspace(settings.data_dir):
+    own = settings.data_dir / WORKSPACE_DIRNAME
     st.info(f"{text.plain(settings.data_dir)} is read-only, so labeler keeps its labels and caches in "
-            f"{text.plain(settings.workspace_dir)}. The images are only read.", icon=":material/lock:")
+            f"{text.plain(settings.workspace_dir)}. The images are only read."
+            + (f" The folder's own workspace {text.plain(own)} cannot be written here and is not used: to go on "
+               "with its labels, start `labeler app` with `--workspace` on a writable copy of it."
+               if (own / "labeler.db").is_file() else ""), icon=":material/lock:")
 
 ws = session.require_images()
 col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
@@ -96,6 +101,8 @@ with st.form("add_class", clear_on_submit=True, border=True):
         try:
             if taken:
                 raise ValueError(f"key {hotkey} already labels {taken}; pick another key")
+            if any(c.name == name.strip() for c in classes):  # the store would quietly return the existing class
+                raise ValueError(f"a class named {name.strip()} already exists; pick another name")
             ws.store.add_class(name, colour=colour, hotkey=hotkey or None)
         except (InvalidClassName, ValueError) as error:
             st.error(text.plain(error))

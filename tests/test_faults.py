@@ -398,6 +398,61 @@ def test_a_read_only_data_folder_works_with_the_workspace_elsewhere(colour_folde
     assert len(out.read_text().splitlines()) == len(truth) + 1
 
 
+_HOME_OPENS = """
+import json, sys, time
+from streamlit.testing.v1 import AppTest
+folder, app = sys.argv[1], sys.argv[2]
+at = AppTest.from_file(app, default_timeout=60)
+at.run()
+at.text_input(key="folder_text").input(folder)
+at.button(key="open_folder").click()
+at.run()
+deadline = time.monotonic() + 120
+while not any(m.label == "Readable images" for m in at.metric) and time.monotonic() < deadline:
+    time.sleep(0.5)  # the first import runs in the background; the page polls for it
+    at.run()
+at.text_input(key="new_class_name").input("cat")
+next(b for b in at.button if b.label == "Add class").click()
+at.run()
+home = {"infos": [i.value for i in at.info], "errors": [e.value for e in at.error],
+        "metrics": {m.label: m.value for m in at.metric}, "exceptions": [e.value for e in at.exception]}
+at.switch_page("pages/label.py").run()
+print(json.dumps({**home, "label_exceptions": [e.value for e in at.exception],
+                  "label_errors": [e.value for e in at.error]}))
+"""
+
+
+@pytest.mark.slow
+def test_home_opens_a_read_only_folder_with_its_workspace_in_the_cache(colour_folder: tuple[Path, dict[str, str]],
+                                                                      tmp_path: Path) -> None:
+    root, truth = colour_folder
+    from pages.shared.text import plain
+
+    start = root.parent / "start"  # the app starts on another (empty) folder; Home opens the read-only one
+    start.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "home_opens.py"
+    script.write_text(_HOME_OPENS)
+    setup = f"mount --bind {root} {root} && mount -o remount,bind,ro {root}"
+    ((rc, out, err),) = _in_namespace(setup, [
+        f"HOME={home} LABELER_DATA_DIR={start} {sys.executable} {script} {root} {ROOT / 'app.py'}",
+    ])
+    assert rc == 0, err
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["exceptions"] == [], seen
+    assert seen["errors"] == [], seen
+    assert seen["metrics"]["Readable images"] == str(len(truth))
+    workspaces = list((home / ".cache" / "labeler" / "workspaces").iterdir())
+    assert len(workspaces) == 1
+    (said,) = [info for info in seen["infos"] if "is read-only" in info]
+    assert plain(workspaces[0]) in said  # Home says where the labels are kept (escaped for Markdown)
+    assert [c.name for c in LabelStore(workspaces[0] / "labeler.db").classes()] == ["cat"]
+    assert seen["label_exceptions"] == [], seen
+    assert seen["label_errors"] == [], seen
+    assert not (root / ".labeler").exists()
+
+
 # ----------------------------------------------------------------------------------------------- (d) write load
 
 

@@ -104,7 +104,7 @@ def ground_truth_for(data_dir: Path) -> Path | None:
 def fallback_workspace(data_dir: Path) -> Path:
     """Where the workspace of a read-only ``data_dir`` goes: a folder of its own under the user's cache."""
     digest = hashlib.sha1(str(data_dir).encode("utf-8")).hexdigest()[:10]
-    return Path.home() / ".cache" / "labeler" / "workspaces" / f"{data_dir.name or 'root'}-{digest}"
+    return (Path.home() / ".cache" / "labeler" / "workspaces" / f"{data_dir.name or 'root'}-{digest}").resolve()
 
 
 def workspace_dir_for(data_dir: Path, given: Path | None) -> Path | None:

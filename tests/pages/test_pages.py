@@ -79,6 +79,22 @@ def test_home_adds_a_class_and_refuses_a_formula_name(data_dir: Path) -> None:
     assert [c.name for c in open_workspace(data_dir).store.classes()] == ["cat", "dog"]
 
 
+def test_home_refuses_a_second_class_of_the_same_name_and_a_rename_onto_one(data_dir: Path) -> None:
+    ws = open_workspace(data_dir)
+    cat, dog = ws.store.add_class("cat"), ws.store.add_class("dog")
+    at = run_page("home")
+    at.text_input(key="new_class_name").input("cat ")
+    next(b for b in at.button if b.label == "Add class").click()
+    at.run()
+    assert [e.value for e in at.error] == ["a class named cat already exists; pick another name"]
+    at.selectbox(key="edit_class").select(dog).run()
+    at.text_input(key=f"edit_name_{dog.id}").input("cat")
+    at.button(key="save_class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["a class named cat already exists; pick another name"]
+    assert [(c.id, c.name) for c in ws.store.classes()] == [(cat.id, "cat"), (dog.id, "dog")]
+
+
 def test_home_refuses_a_folder_that_does_not_exist(data_dir: Path) -> None:
     at = run_page("home")
     at.text_input(key="folder_text").input(str(data_dir / "nope"))

@@ -225,6 +225,31 @@ def test_a_read_only_folder_gets_its_workspace_elsewhere(tmp_path: Path, monkeyp
 
 
 
+def test_home_says_where_the_workspace_of_a_read_only_folder_is(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pages.shared import session
+    from pages.shared.text import plain
+
+    open_workspace(data_dir)  # the folder's own workspace, made while it was writable
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    really = os.access
+
+    def access(path: object, mode: int) -> bool:  # the data folder and everything in it: read-only
+        inside = Path(str(path)) == data_dir or data_dir in Path(str(path)).parents
+        return not (mode & os.W_OK and inside) and really(path, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    elsewhere = session.fallback_workspace(data_dir)
+    assert tmp_path / "home" / ".cache" / "labeler" / "workspaces" in elsewhere.parents
+    (said,) = [i.value for i in at.info if "is read-only" in i.value]
+    assert f"keeps its labels and caches in {plain(elsewhere)}" in said
+    assert f"own workspace {plain(data_dir / '.labeler')} cannot be written here and is not used" in said
+
+
 # ----------------------------------------------------------------------------------------------- filters, jobs, demos
 
 
