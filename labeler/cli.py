@@ -170,6 +170,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         kept = precision_above(ws, args.min_confidence)
         if kept is not None:
             print(kept["text"] + " Below it: flagged below-threshold.")
+    removed = export.removed_files(ws)
+    if removed:
+        labeled = sum(1 for _, label in removed if label)
+        print(f"left out: {len(removed)} file{'s' if len(removed) != 1 else ''} removed from the folder since the "
+              f"import ({labeled} with a human "
+              "label, kept in the workspace; they count again if the files come back): "
+              + ", ".join(path for path, _ in removed[:5]) + (", ..." if len(removed) > 5 else ""))
     return 0
 
 

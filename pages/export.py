@@ -60,6 +60,14 @@ if shown < len(frame):
 else:
     st.caption(f"Preview: all {len(frame):,} rows.")
 st.dataframe(frame.head(PREVIEW_ROWS), hide_index=True, height=360)
+removed = export.removed_files(ws)
+if removed:
+    labeled = sum(1 for _, label in removed if label)
+    one = len(removed) == 1
+    with st.expander(f"{len(removed):,} file{'' if one else 's'} removed from the folder since the import "
+                     f"{'is' if one else 'are'} not in the CSV ({labeled:,} with a human label)"):
+        st.caption("Their labels stay in the workspace and count again if the files come back (Re-scan on Home).")
+        st.dataframe(pd.DataFrame(removed, columns=["path", "human label"]), hide_index=True)
 st.download_button(
     "Download CSV",
     data=lambda: export.to_csv_bytes(frame),

@@ -249,3 +249,59 @@ def test_train_passes_the_fine_tuning_choice(
     with pytest.raises(SystemExit):
         main(["train", str(root), "--finetune", "sometimes"])
     assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def test_export_leaves_removed_files_out_and_lists_them(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_001.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    kept = (root / "img_001.png").read_bytes()
+    (root / "img_001.png").unlink()  # labeled, then removed
+    (root / "img_002.png").unlink()  # never labeled, removed
+    assert main(["import", str(root)]) == 0
+    out_path = tmp_path / "labels.csv"
+    capsys.readouterr()
+    assert main(["export", str(root), "-o", str(out_path)]) == 0
+    said = capsys.readouterr().out
+    assert "left out: 2 files removed from the folder since the import (1 with a human label" in said
+    assert "img_001.png, img_002.png" in said
+    rows = {row["path"]: row for row in _read_csv(out_path)}
+    assert len(rows) == len(truth) - 2
+    assert "img_001.png" not in rows
+    ws = Workspace.open(Settings(root))
+    assert export.removed_files(ws) == [("img_001.png", "red"), ("img_002.png", "")]
+
+    (root / "img_001.png").write_bytes(kept)  # the file comes back: so does its label, in the CSV too
+    assert main(["import", str(root)]) == 0
+    assert main(["export", str(root), "-o", str(out_path)]) == 0
+    rows = {row["path"]: row for row in _read_csv(out_path)}
+    assert (rows["img_001.png"]["label"], rows["img_001.png"]["source"]) == ("red", "human")
+    assert export.removed_files(ws) == [("img_002.png", "")]
+
+
+def test_between_sessions_labels_follow_their_pictures(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    (root / "img_000.png").rename(root / "sub_moved.png")  # renamed: its label goes with it
+    (root / "img_030.png").write_bytes((root / "img_031.png").read_bytes())  # another picture, same name
+    (root / "new.png").write_bytes((root / "img_061.png").read_bytes())  # added
+    capsys.readouterr()
+    assert main(["import", str(root)]) == 0
+    said = capsys.readouterr().out
+    assert "labels follow content: 1 moved with their picture to its new name, 1 taken off files now holding " \
+        "another picture" in said
+    out_path = tmp_path / "labels.csv"
+    assert main(["export", str(root), "-o", str(out_path)]) == 0
+    rows = {row["path"]: row for row in _read_csv(out_path)}
+    assert len(rows) == len(truth) + 1  # img_000.png is missing (left out), new.png and sub_moved.png are in
+    assert (rows["sub_moved.png"]["label"], rows["sub_moved.png"]["source"]) == ("red", "human")
+    assert rows["img_030.png"]["source"] == "none"  # no longer the green seed: no green label is left
+    assert rows["new.png"]["source"] == "propagated"
+    assert rows["img_060.png"]["source"] == "human"
+    assert "left out: 1 file removed from the folder since the import (0 with a human label" \
+        in capsys.readouterr().out  # its label moved with its picture

@@ -4,6 +4,7 @@ from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassN
 from labeler.store.database import SCHEMA_VERSION, WorkspaceNotWritable
 from labeler.store.jobs import Job
 from labeler.store.labels import (
+    RESCAN_ANNOTATOR,
     ClassInfo,
     ImageRecord,
     ImportedImage,
@@ -13,7 +14,7 @@ from labeler.store.labels import (
 )
 
 __all__ = [
-    "DEFAULT_COLOURS", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken", "ImageRecord", "ImportedImage",
-    "InvalidClassName", "Job", "LabelStore", "UndoConflict", "WorkspaceNotWritable", "validate_annotator",
-    "validate_class_name",
+    "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken", "ImageRecord",
+    "ImportedImage", "InvalidClassName", "Job", "LabelStore", "UndoConflict", "WorkspaceNotWritable",
+    "validate_annotator", "validate_class_name",
 ]

@@ -19,6 +19,8 @@ from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassN
 from labeler.store.jobs import JobTable
 
 MAX_ANNOTATOR_LENGTH = 200
+# Who moves labels when a re-scan finds their content under another name (``labeler undo --annotator`` takes it).
+RESCAN_ANNOTATOR = "labeler#rescan"
 
 
 class UndoConflict(Exception):
@@ -90,8 +92,11 @@ class LabelStore(JobTable):
     def sync_images(self, found: Sequence[ImportedImage], duplicates: Mapping[str, str]) -> dict[str, int]:
         """Record the result of a scan. Images no longer found are marked missing; their labels are kept.
 
+        Labels follow content (see :meth:`_labels_follow_content`): a label whose picture is now under another
+        name moves there, and a file replaced by another picture under the same name loses its label.
         Readable images get ``row`` numbers 0..n-1 in path order: the row order of every cache and embedding.
-        Returns counts: ``added``, ``updated``, ``missing``, ``unreadable``, ``ok``.
+        Returns counts: ``added``, ``updated``, ``missing``, ``unreadable``, ``ok``, ``labels_moved`` and
+        ``labels_cleared``.
         """
         now_paths = {item.path for item in found}
         counts = {"added": 0, "updated": 0, "missing": 0, "unreadable": 0, "ok": 0}
@@ -119,9 +124,50 @@ class LabelStore(JobTable):
                 if path not in now_paths:
                     counts["missing"] += 1
                     conn.execute("UPDATE images SET status='missing', row=NULL WHERE path=?", (path,))
+            counts["labels_moved"], counts["labels_cleared"] = self._labels_follow_content(conn, known)
             _renumber_rows(conn)
             _bump_images_version(conn)  # the set and order of readable images may have changed
         return counts
+
+    def _labels_follow_content(self, conn: sqlite3.Connection, before: Mapping[str, sqlite3.Row]) -> tuple[int, int]:
+        """After a scan, keep each human label on the picture it was given to; returns (moved, cleared).
+
+        A label is displaced when its image's file is gone (missing) or holds another picture now (replaced under
+        the same name). It moves to a readable image that now holds its picture (same content hash) and has no
+        label of its own (a renamed or moved file; renames that swap names too). A replaced file whose old picture
+        is nowhere loses its label: it described another picture. A missing file whose picture is nowhere keeps
+        its label, in case it comes back. Every change is one event batch by :data:`RESCAN_ANNOTATOR`, so the
+        history keeps the old labels and ``labeler undo --annotator labeler#rescan`` gives them back.
+        """
+        labels = {row["image_id"]: row for row in conn.execute("SELECT * FROM labels")}
+        now = {row["id"]: row for row in conn.execute("SELECT id, path, sha256, status FROM images ORDER BY path")}
+        displaced = {
+            old["id"]: old["sha256"] for old in before.values()
+            if old["id"] in labels and old["sha256"] and old["status"] in {"ok", "missing"}
+            and (now[old["id"]]["status"] == "missing" or now[old["id"]]["sha256"] != old["sha256"])
+        }
+        if not displaced:
+            return 0, 0
+        holders: dict[str, list[int]] = {}
+        for image in now.values():
+            if image["status"] == "ok" and image["sha256"] and (image["id"] not in labels or image["id"] in displaced):
+                holders.setdefault(image["sha256"], []).append(image["id"])
+        moves: dict[int, int] = {}
+        for image_id, sha in sorted(displaced.items()):
+            target = next((t for t in holders.get(sha, []) if t != image_id and t not in moves.values()), None)
+            if target is not None:
+                moves[image_id] = target
+        cleared = [i for i in displaced if i not in moves and now[i]["status"] != "missing"]
+        if not moves and not cleared:
+            return 0, 0
+        batch, when = self._next_batch(conn), time.time()
+        for image_id in [*moves, *cleared]:  # first take every displaced label off, so that swapped names work
+            self._apply(conn, batch, "unlabel", image_id, None, RESCAN_ANNOTATOR, when)
+        for image_id, target in moves.items():
+            label = labels[image_id]  # given back with who set it and when
+            self._apply(conn, batch, "label", target, label["class_id"], RESCAN_ANNOTATOR, when,
+                        restore=(label["annotator"], label["labeled_at"]))
+        return len(moves), len(cleared)
 
     def images(self, status: str | None = None) -> list[ImageRecord]:
         """All images (or those with one status), readable ones in row order, then the rest by path."""

@@ -27,10 +27,24 @@ def _iso(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def removed_files(ws: Workspace) -> list[tuple[str, str]]:
+    """(path, its human label or "") of each file removed from the folder since it was imported, by path.
+
+    They are left out of the CSV (every row of which names a file that exists, so it can be fed to training as
+    is) and listed instead: ``labeler export`` prints how many, the Export page lists them. Their labels stay in
+    the workspace and count again if the files come back.
+    """
+    classes = {c.id: c.name for c in ws.classes()}
+    human = ws.store.human_labels()
+    return [(record.path, classes.get(human.get(record.id, -1), ""))
+            for record in ws.store.images(status="missing")]
+
+
 def export_frame(
     ws: Workspace, min_confidence: float | None = None, state: PipelineState | None = None
 ) -> pd.DataFrame:
-    """Every image on record, readable or not, as a DataFrame with :data:`COLUMNS`.
+    """Every image on record, readable or not, as a DataFrame with :data:`COLUMNS`; files removed from the folder
+    since the import are left out (see :func:`removed_files`).
 
     ``source`` is human (labeled by a person), audited (answered blind in the random audit), propagated, none
     (no seed reaches it) or unreadable. Below ``min_confidence`` propagated rows keep their label and are flagged

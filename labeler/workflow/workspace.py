@@ -49,6 +49,10 @@ class ImportReport:
             f"{c.get('missing', 0)} missing since last import), {len(self.unreadable)} unreadable, "
             f"{len(self.duplicates)} exact duplicates"
         ]
+        if c.get("labels_moved") or c.get("labels_cleared"):
+            out.append(f"labels follow content: {c.get('labels_moved', 0)} moved with their picture to its new name, "
+                       f"{c.get('labels_cleared', 0)} taken off files now holding another picture (undo: labeler "
+                       "undo DIR --annotator labeler#rescan)")
         out += [f"unreadable: {path}: {reason}" for path, reason in self.unreadable]
         out += [f"duplicate: {path} is identical to {original}" for path, original in self.duplicates.items()]
         if self.folder_labels or self.folder_label_problems:

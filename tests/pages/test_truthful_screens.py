@@ -205,6 +205,23 @@ def test_export_preview_says_how_many_rows_it_shows(tmp_path: Path, monkeypatch:
     assert not any(str(v).startswith("-0") for v in frame["entropy"])
 
 
+def test_export_page_lists_the_files_removed_since_the_import(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    labeled = {r.id: r.path for r in ws.records()}
+    gone = labeled[next(iter(ws.store.human_labels()))]
+    (data_dir / gone).unlink()
+    ws.import_folder()
+    at = run_page("export")
+    (expander,) = [e for e in at.expander if "removed from the folder" in e.label]
+    assert expander.label == "1 file removed from the folder since the import is not in the CSV (1 with a human " \
+        "label)"
+    assert expander.dataframe[0].value.values.tolist() == [[gone, truth[gone]]]
+    assert gone not in set(at.dataframe[0].value["path"])
+
+
 # ----------------------------------------------------------------------------------------------- read-only folder
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from labeler.store import (
+    RESCAN_ANNOTATOR,
     SCHEMA_VERSION,
     ClassNameTaken,
     ImportedImage,
@@ -34,6 +35,8 @@ def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:
     assert store.schema_version == SCHEMA_VERSION
     with sqlite3.connect(store.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with store._connect() as conn:  # what README promises: every commit fsynced before it returns
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     # Opening again is a no-op migration that keeps the data.
     again = LabelStore(store.db_path)
     assert len(again.images()) == 6
@@ -70,6 +73,39 @@ def test_missing_images_keep_their_labels(tmp_path: Path) -> None:
     store.sync_images([ImportedImage("img0.png", "sha0", 8, 8, None)], {})
     assert store.image_by_path("img0.png").status == "ok"  # type: ignore[union-attr]
     assert store.human_labels() == {first.id: cat.id}
+
+
+def test_labels_follow_content_across_renames_swaps_and_replacements(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path, 4)  # img0..img3 hold sha0..sha3
+    cat, dog, owl = store.add_class("cat"), store.add_class("dog"), store.add_class("owl")
+    ids = {r.path: r.id for r in store.images()}
+    store.label(ids["img0.png"], cat.id, "alice#tab")
+    store.label(ids["img1.png"], dog.id, "bob#tab")
+    store.label(ids["img2.png"], owl.id, "carol#tab")
+    given = store.label_details()
+    counts = store.sync_images([
+        ImportedImage("img1.png", "sha2", 8, 8, None),  # img1 and img2 swapped names
+        ImportedImage("img2.png", "sha1", 8, 8, None),
+        ImportedImage("img3.png", "sha9", 8, 8, None),  # img3 (unlabeled) replaced by another picture
+        ImportedImage("renamed.png", "sha0", 8, 8, None),  # img0 renamed
+    ], {})
+    assert (counts["labels_moved"], counts["labels_cleared"]) == (3, 0)
+    ids["renamed.png"] = store.image_by_path("renamed.png").id  # type: ignore[union-attr]
+    assert store.human_labels() == {ids["renamed.png"]: cat.id, ids["img1.png"]: owl.id, ids["img2.png"]: dog.id}
+    details = store.label_details()
+    assert details[ids["renamed.png"]][1:] == given[ids["img0.png"]][1:]  # still alice's, from when she gave it
+    assert store.image_by_path("img0.png").status == "missing"  # type: ignore[union-attr]
+
+    counts = store.sync_images([  # img1's picture replaced by one never seen: its label described the old one
+        ImportedImage("img1.png", "sha7", 8, 8, None),
+        ImportedImage("img2.png", "sha1", 8, 8, None),
+        ImportedImage("renamed.png", "sha0", 8, 8, None),
+    ], {})
+    assert (counts["labels_moved"], counts["labels_cleared"]) == (0, 1)
+    assert ids["img1.png"] not in store.human_labels()
+    assert store.history(image_id=ids["img1.png"], limit=1)[0]["annotator"] == RESCAN_ANNOTATOR
+    assert store.undo(RESCAN_ANNOTATOR) == 1  # the old label is in the history and can be given back
+    assert store.human_labels()[ids["img1.png"]] == owl.id
 
 
 def test_label_undo_and_history(tmp_path: Path) -> None:
