@@ -74,7 +74,7 @@ reasons = queues.reasons(ws)
 captions = {row: reasons.get(label_queue_rules.image_key(records[row]), "") for row in widget_rows}
 keyboard_labeler(label_events.items_for(ws, widget_rows, large=large, captions=captions),
                  label_events.class_specs(classes), key="label_keys", on_event=handler.on_event,
-                 image_px=480 if large else 240)
+                 image_px=480 if large else 240, undo_earlier=True)
 label_events.show_problems(handler)
 if len(classes) > len(class_keys.CLASS_KEYS):
     st.caption(f"Only the first {len(class_keys.CLASS_KEYS)} classes have keys; label the others by click.")

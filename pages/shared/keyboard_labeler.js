@@ -47,7 +47,8 @@ function createWidget(host) {
   const w = {
     stream: Math.random().toString(36).slice(2) + Date.now().toString(36),
     seq: 0, acked: 0, reflected: 0, pending: [], queue: [], acted: new Map(), history: [], waiting: [],
-    classes: [], keys: new Map(), classesSig: "", autofocus: true, done: false, send: null, timer: 0, tries: 0,
+    classes: [], keys: new Map(), classesSig: "", autofocus: true, undoEarlier: false, done: false, send: null,
+    timer: 0, tries: 0,
     messageTimer: 0,
   };
 
@@ -96,7 +97,10 @@ function createWidget(host) {
 
   function undo() {
     const entry = w.history.pop();
-    if (!entry) {
+    if (!entry && w.undoEarlier) {
+      emit("", "undo", null); // Python knows this tab's earlier labels (from before a reload); the page shows it
+      say("Undoing your last label from before…");
+    } else if (!entry) {
       say("Nothing to undo here.", true);
     } else if (!entry.item) {
       w.waiting.pop();
@@ -242,6 +246,7 @@ function createWidget(host) {
     w.pending = w.pending.filter((e) => e.seq > w.acked);
     for (const [id, seq] of w.acted) if (seq <= w.reflected) w.acted.delete(id); // Python's items now know
     w.autofocus = data.autofocus !== false;
+    w.undoEarlier = data.undo_earlier === true;
     root.style.setProperty("--kl-size", `${Number(data.image_px) || 240}px`);
     setClasses(data.classes || []);
     const incoming = (data.items || []).filter((item) => !w.acted.has(item.id));

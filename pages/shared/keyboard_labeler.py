@@ -16,7 +16,9 @@ Contract
     The ``id`` of the item the action applies to (an id this widget was given in ``items``, now or earlier).
 ``action``
     ``"label"`` (``label`` holds the class name), ``"skip"``, or ``"undo"``: revert this widget's latest label or
-    skip not yet undone, which was on ``image_id`` (the browser shows that image again).
+    skip not yet undone, which was on ``image_id`` (the browser shows that image again). With ``undo_earlier``
+    and nothing of its own left to undo (after a reload, or the page opened again), an undo has ``image_id``
+    ``""``: the caller's own earlier action, which the caller knows and the browser does not.
 ``label``
     The class name for ``"label"``, else ``None``.
 
@@ -147,6 +149,7 @@ def keyboard_labeler(
     on_event: Callable[[LabelEvent], None],
     image_px: int = 240,
     autofocus: bool = True,
+    undo_earlier: bool = False,
 ) -> list[LabelEvent]:
     """Show ``items[0]`` to label by key or click; ``on_event`` stores each new event once, in order.
 
@@ -165,6 +168,9 @@ def keyboard_labeler(
         Side of the image area in CSS pixels.
     autofocus : bool
         Take the keyboard focus on load and on every rerun (unless a text field has it).
+    undo_earlier : bool
+        When the widget has nothing of its own to undo, ``u`` sends an undo with ``image_id`` ``""`` (see the
+        module docstring) instead of saying there is nothing to undo.
 
     Returns
     -------
@@ -189,6 +195,7 @@ def keyboard_labeler(
         },
         "image_px": int(image_px),
         "autofocus": bool(autofocus),
+        "undo_earlier": bool(undo_earlier),
     }
     _render(key=key, data=data, on_outbox_change=functools.partial(_deliver, key, names, on_event))
     if not applied.lock.acquire(timeout=LOCK_TIMEOUT_S):

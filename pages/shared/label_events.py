@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from labeler.store import ClassInfo
+from labeler.store import ClassInfo, UndoConflict
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState
@@ -75,6 +75,9 @@ class Handler:
             self.queue.remove(key)
 
     def on_event(self, event: LabelEvent) -> None:
+        if event["image_id"] == "" and event["action"] == "undo":
+            self._undo_earlier()
+            return
         key, _, proposed = event["image_id"].partition("|")
         row = self.rows.get(key)
         if row is None:
@@ -112,6 +115,28 @@ class Handler:
             self.ws.store.set_labels([image_id], class_id, self.annotator)
             self.runner.request_refresh()
         self._leave(key)
+
+    def _undo_earlier(self) -> None:
+        """Undo this tab's latest label action from before the widget's own history (a reload, the page opened
+        again): the store knows it by the tab's annotator. Its image comes back first."""
+        if self.mode == "audit":
+            self.problems.append("Nothing to undo here: answer the image again to change an earlier answer.")
+            return
+        try:
+            row = label_queue_rules.undo_last(self.ws, self.annotator, self.records)
+        except UndoConflict as conflict:
+            said = str(conflict)
+            self.problems.append(f"{said[:1].upper()}{said[1:]}.")
+            return
+        if row is None:
+            self.problems.append("Nothing of yours to undo in this tab.")
+            return
+        self.runner.request_refresh()
+        key = label_queue_rules.image_key(self.records[row])
+        self.skipped.discard(key)
+        if self.queue is not None:
+            self._leave(key)
+            self.queue.insert(0, key)
 
     def _undo(self, key: str, row: int, image_id: int) -> None:
         if key in self.skipped:

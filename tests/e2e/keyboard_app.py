@@ -125,7 +125,8 @@ def main() -> None:
         if image_id not in done
     ][:prefetch]
     classes = list(zip(CLASSES, default_keys(len(CLASSES)), COLOURS, strict=True))
-    applied = keyboard_labeler(items, classes, key="labeler", on_event=lambda event: apply_event(run, event, apply_s))
+    applied = keyboard_labeler(items, classes, key="labeler", on_event=lambda event: apply_event(run, event, apply_s),
+                               undo_earlier=params.get("undo_earlier") == "1")
     if applied:  # UI state belongs here, not in on_event
         st.session_state["last"] = f"{applied[-1]['image_id']}: {applied[-1]['action']} {applied[-1]['label'] or ''}"
     st.caption(

@@ -189,6 +189,28 @@ def test_burst_at_start_up_before_the_first_run_ends(server: tuple[str, Path], p
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_undo_with_nothing_of_its_own_asks_for_the_earlier_action(server: tuple[str, Path], page: Any) -> None:
+    """A fresh widget (a reload) has no presses of its own to undo: without ``undo_earlier`` u says so and sends
+    nothing; with it, u sends an undo of image "" (the page's earlier action), once per press, and then its own
+    presses are undone as usual."""
+    url, record = server
+    widget = _open(page, f"{url}/?run=plain")
+    widget.locator("img[data-kl='image'][data-id='img_00']").wait_for()
+    page.keyboard.press("u")
+    widget.get_by_text("Nothing to undo here.").wait_for()
+    widget = _open(page, f"{url}/?run=earlier&undo_earlier=1")
+    widget.locator("img[data-kl='image'][data-id='img_00']").wait_for()
+    page.keyboard.press("1")
+    _type(page, ["u", "u"])
+    wait_for(lambda: len(_run(record, "earlier")["events"]) >= 3, 20, "three events")
+    time.sleep(0.5)
+    events = [(e["image_id"], e["action"]) for e in _run(record, "earlier")["events"]]
+    assert events == [("img_00", "label"), ("img_00", "undo"), ("", "undo")]
+    assert _run(record, "plain")["events"] == []
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_unknown_key_says_why_and_help_lists_the_keys(server: tuple[str, Path], page: Any) -> None:
     """A key bound to nothing shows why and records nothing; ? shows the keys, Esc hides them; markup in a
     caption shows as text."""

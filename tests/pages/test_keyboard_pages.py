@@ -133,9 +133,14 @@ def test_a_reload_is_the_same_tab_and_undoes_its_earlier_labels(
 
     toasts = press(other, "label_keys", [(second, "undo", None)])
     assert any("not undone" in toast for toast in toasts)
-    assert len(ws.store.human_labels()) == 2  # the other tab's undo touched nothing
-    press(reloaded, "label_keys", [(second, "undo", None)])
+    # The other tab's widget has nothing of its own to undo: it asks for the tab's earlier action, and there is none.
+    assert widget_data(other, "label_keys")["undo_earlier"] is True
+    assert press(other, "label_keys", [("", "undo", None)]) == ["Nothing of yours to undo in this tab\\."]
+    assert len(ws.store.human_labels()) == 2  # the other tab's undos touched nothing
+    # The reloaded widget does not know the labels of before the reload; the store does, by the tab's annotator.
+    press(reloaded, "label_keys", [("", "undo", None)])
     assert set(ws.store.human_labels()) == {image_id_of(first)}  # the reloaded tab undid its own label from before
+    assert widget_data(reloaded, "label_keys")["items"][0]["id"] == second  # and shows that image again
     reloaded.switch_page("pages/map.py").run()
     assert not reloaded.exception, [e.value for e in reloaded.exception]
 
