@@ -376,6 +376,8 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         page.get_by_role("tab", name="Manifold assumption").click()
         too_many = [line for line in console if "Too many active WebGL contexts" in line]
         assert not too_many, too_many
+
+        _two_tabs_and_a_cli_batch(browser, page, url, data, truth, store)
         browser.close()
 
     assert len(rows) == len(truth)
@@ -390,6 +392,93 @@ def test_label_propagate_map_review_export_train_in_a_browser(
     propagated_rows = [row for row in rows if row["source"] == "propagated"]
     right = sum(row["label"] == truth[row["path"]] for row in propagated_rows)
     assert right >= MIN_ACCURACY * len(propagated_rows), f"{right} of {len(propagated_rows)} propagated labels right"
+
+
+def _two_tabs_and_a_cli_batch(browser: Any, page: Any, url: str, data: Path, truth: dict[str, str],
+                              store: LabelStore) -> None:
+    """Two tabs (two browser contexts, so two annotators) and a ``labeler label`` batch label the same folder at
+    once: no label lost or doubled, the event log agrees with the labels, undo in one tab never touches the other's
+    or the batch's labels, and after a reload a tab still undoes its own earlier labels."""
+    other_context = browser.new_context(viewport={"width": 1366, "height": 900})
+    other = other_context.new_page()
+    other.set_default_timeout(60_000)
+    tabs = [page, other]
+    paths = {r.id: r.path for r in store.images()}
+    ids = {c.name: c.id for c in store.classes()}
+    hotkeys = {c.name: c.hotkey for c in store.classes()}
+
+    def widget(tab: Any) -> Any:
+        return tab.locator("[data-testid='stMain'] [data-kl='root']")
+
+    def ahead(tab: Any) -> list[str]:
+        """The path on screen, then those of the next images the tab's widget holds."""
+        item = widget(tab).locator("img[data-kl='image']").get_attribute("data-id") or ""
+        later = [re.match(r"[\w\-.]+\.png", alt or "") for alt in
+                 widget(tab).locator("[data-kl='next'] img").evaluate_all("els => els.map(e => e.alt)")]
+        return [paths.get(int(item.split(":")[0]), "") if item else "", *[m.group(0) for m in later if m]]
+
+    for tab in tabs:
+        tab.goto(f"{url}/label")
+        wait_for(lambda tab=tab: len(ahead(tab)) >= 4 and ahead(tab)[0], 60, "four images in each tab")
+    for _ in range(8):  # two tabs would show the same images first: the second tab skips to others
+        if not set(ahead(page)[:3]) & set(ahead(other)[:3]):
+            break
+        before = ahead(other)[0]
+        other.keyboard.press("s")
+        wait_for(lambda before=before: ahead(other)[0] not in {"", before}, 20, "the next image after a skip")
+        wait_for(lambda: len(ahead(other)) >= 3, 20, "three images ahead")
+    first, second = ahead(page)[:3], ahead(other)[:3]
+    assert not set(first) & set(second)
+    human = store.human_labels()
+    batch = [p for p in sorted(truth) if p not in {*first, *second}
+             and next(i for i, q in paths.items() if q == p) not in human][:10]
+    assert len(batch) == 10
+    seeds = data.parent / "batch.csv"
+    seeds.write_text("path,label\n" + "".join(f"{p},{truth[p]}\n" for p in batch))
+    last_event = max((e["id"] for e in store.history(limit=1)), default=0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cli = subprocess.Popen([sys.executable, "-m", "labeler.cli", "label", str(data), "--csv", str(seeds)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for a, b in zip(first, second, strict=True):  # the two tabs type in turns, 30 ms apart, while the CLI writes
+        page.keyboard.press(hotkeys[truth[a]] or "")
+        page.wait_for_timeout(15)
+        other.keyboard.press(hotkeys[truth[b]] or "")
+        page.wait_for_timeout(15)
+    out, _ = cli.communicate(timeout=120)
+    assert cli.returncode == 0, out
+    by_id = {q: i for i, q in paths.items()}
+    everything = [by_id[p] for p in [*first, *second, *batch]]
+    wait_for(lambda: set(everything) <= set(store.human_labels()), 30, "every label of both tabs and the batch")
+    labels = store.human_labels()
+    assert all(labels[by_id[p]] == ids[truth[p]] for p in [*first, *second, *batch])  # none lost, none mixed up
+    events = [e for e in reversed(store.history(limit=200)) if e["id"] > last_event]
+    assert sorted(e["image_id"] for e in events) == sorted(everything)  # one event per label: none doubled
+    for image_id in everything:  # the log agrees with the labels
+        assert [e["class_id"] for e in events if e["image_id"] == image_id][-1] == labels[image_id]
+    who = {paths[e["image_id"]]: e["annotator"] for e in events}
+    assert len({who[p] for p in first}) == len({who[p] for p in second}) == 1
+    assert len({who[p] for p in batch}) == 1
+    assert len({who[first[0]], who[second[0]], who[batch[0]]}) == 3  # two tabs, one batch: three annotators
+
+    def untouched() -> None:
+        now = store.human_labels()
+        assert all(now.get(by_id[p]) == ids[truth[p]] for p in [*first, *batch])
+
+    # Undo in the second tab reverts its own last label, and nothing of the first tab's or the batch's.
+    widget(other).get_by_text("All saved.").wait_for()
+    other.keyboard.press("u")
+    wait_for(lambda: by_id[second[2]] not in store.human_labels(), 20, "the second tab's undo")
+    untouched()
+    # A reload is the same tab (its id is in the address): its undo still reaches its labels of before.
+    assert "tab=" in other.url
+    other.reload()
+    wait_for(lambda: ahead(other)[0], 60, "the reloaded tab's widget")
+    other.wait_for_timeout(1000)
+    other.keyboard.press("u")
+    wait_for(lambda: by_id[second[1]] not in store.human_labels(), 20, "the reloaded tab's undo")
+    untouched()
+    assert store.human_labels().get(by_id[second[0]]) == ids[truth[second[0]]]
+    other_context.close()
 
 
 def _selectbox_value(main: Any, label: str) -> str:
