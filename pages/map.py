@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.shared import figures, filter_bar, map_view, queues, remembered, session, text
+from pages.shared import figures, filter_bar, map_hover, map_view, queues, remembered, session, text
 
 ws = session.require_images("Map")
 state = session.state(ws)
@@ -50,6 +50,7 @@ if mask is not None:
     selected = [row for row in selected if mask[row]]
 thumbs = session.thumbnails(ws)
 with col_point:
+    map_hover.hover_thumbnail(ws, state)  # hover shows the thumbnail at the pointer
     if len(selected) == 1:
         row = selected[0]
         st.image(thumbs[row], width="stretch")
@@ -57,7 +58,8 @@ with col_point:
         st.caption(f"{text.plain(records[row].path)}  \n{text.plain(name)} · {text.plain(state.source[row])} · "
                    f"confidence {state.confidence[row]:.0%}")
     else:
-        st.caption("Click a point to see its image here. Hover shows its name, label and confidence.")
+        st.caption("Hover a point to see its thumbnail; click it to see it here with its name, label and "
+                   "confidence.")
 if not selected:
     st.caption("Draw a lasso or a box around points to see those images here.")
     st.stop()

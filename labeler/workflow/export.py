@@ -104,7 +104,8 @@ def export_frame(
             if bool(state.new_class[i]) and row["source"] != "human":
                 flags.append("new-class")
             if state.umap is not None:
-                row.update(umap_x=round(float(state.umap[i, 0]), 5), umap_y=round(float(state.umap[i, 1]), 5))
+                row.update(umap_x=round(float(state.umap[i, 0]), 5) + 0.0,
+                           umap_y=round(float(state.umap[i, 1]), 5) + 0.0)
         row["flagged"] = ";".join(flags)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -296,6 +296,39 @@ def test_label_propagate_map_review_export_train_in_a_browser(
             page.mouse.move(corners[2], corners[3], steps=4)
             page.mouse.up()
 
+        # Hover shows the thumbnail: the pointer on a point brings its thumbnail and name in a panel beside it.
+        aim = rows_of[unlabeled[0]]
+        plot = page.locator(".js-plotly-plot").first
+        plot.evaluate("gd => gd.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+        spot = plot.evaluate(
+            """(gd, p) => {
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+                return [r.left + xa._offset + xa.d2p(p[0]), r.top + ya._offset + ya.d2p(p[1])];
+            }""",
+            [float(v) for v in state.umap[aim]],
+        )
+        panel = page.locator("[data-mh='box']")
+
+        def hovered() -> list[int]:
+            """[row] of the thumbnail shown, once it is the point under the pointer (or one beside it)."""
+            row = int(panel.get_attribute("data-row") or -1)
+            near = row >= 0 and np.linalg.norm(state.umap[row] - state.umap[aim]) < 1.0
+            return [row] if near and panel.get_attribute("hidden") is None else []
+
+        for attempt, dx in enumerate((0, 1, -1)):  # another small move if the first lands while the chart settles
+            page.mouse.move(spot[0] + dx, spot[1])
+            try:
+                (row,) = wait_for(hovered, 10, "the hovered point's thumbnail")
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        assert panel.locator("p").inner_text().startswith(f"{state.paths[row]} · ")
+        assert (panel.locator("img").get_attribute("src") or "").startswith("data:image/png;base64,")
+        page.mouse.move(5, 5)
+        panel.wait_for(state="hidden")
+
         selected = select_box()
         expected = [p for p in truth if _in_box(state.umap[rows_of[p]], inside)]
         assert selected == len(expected) >= 3

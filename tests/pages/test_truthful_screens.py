@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
     APP,
@@ -17,6 +18,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     open_workspace,
     run_page,
     typed_array,
+    widget_data,
 )
 from streamlit.testing.v1 import AppTest
 
@@ -60,6 +62,25 @@ def test_model_page_follows_a_new_representation(colour_folder: tuple[Path, dict
     said = [m.value for m in at.markdown if "simclr" in m.value]
     assert said == ["**simclr** — the trained encoder scores better"]
     assert not any("pixels\\-pca" in m.value for m in at.markdown)
+
+
+def test_the_loss_chart_counts_training_steps_not_epochs(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pages.shared import model_view
+
+    labeled_workspace(data_dir, colour_folder[1])
+    losses = [5.0 - 0.1 * step for step in range(18)]  # 9 epochs of 2 batches each
+    monkeypatch.setattr(model_view, "training_info",
+                        lambda ws: {"loss_history": losses, "epoch": 9, "elapsed_s": 90.0})
+    at = run_page("model")
+    (chart,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith(
+                    "NT-Xent")]
+    assert chart["layout"]["xaxis"]["title"]["text"] == "training step"
+    assert chart["layout"]["yaxis"]["title"]["text"] == "NT-Xent loss (per batch)"
+    assert typed_array(chart["data"][0]["x"]).tolist() == list(range(1, 19))
+    assert any(c.value.startswith("9 epochs · 18 steps · 1.5 minutes trained") for c in at.caption)
 
 
 # ----------------------------------------------------------------------------------------------- counts
@@ -169,6 +190,31 @@ def test_map_undo_refuses_when_someone_relabeled_since_and_says_so(
     at.button(key="map_undo").click().run()
     assert [t.value for t in at.toast] == ["Your last label action is undone."]
     assert not set(state.image_ids[r] for r in blue) & set(ws.store.human_labels())
+
+
+def test_map_hover_sends_the_thumbnail_of_the_point_under_the_pointer(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    from pages.shared.keyboard_labeler import thumbnail_data_url
+
+    ws = labeled_workspace(data_dir, colour_folder[1], with_map=True)
+    state = load_state(ws)
+    assert state is not None
+    at = run_page("map")
+    assert widget_data(at, "map_hover")["row"] is None  # nothing hovered yet: no thumbnail sent
+    chart = at.get("plotly_chart")[0].proto.spec
+    row = int(np.flatnonzero(state.source == "propagated")[0])
+    at.session_state["map_hover"] = {"hover": row}  # what the browser sends when the pointer is on that point
+    at.run()
+    sent = widget_data(at, "map_hover")
+    assert sent["row"] == row
+    assert sent["thumb"] == thumbnail_data_url(ws.thumbnails()[row], max_px=128)
+    name = state.class_names[state.label[row]]
+    assert sent["caption"] == f"{state.paths[row]} · {name} · propagated · {state.confidence[row]:.0%}"
+    assert at.get("plotly_chart")[0].proto.spec == chart  # the chart is not redrawn
+    at.session_state["map_hover"] = {"hover": len(state.label)}  # not a row of the map: ignored
+    at.run()
+    assert widget_data(at, "map_hover")["row"] is None
 
 
 def test_needs_review_colours_what_the_review_queue_picks(

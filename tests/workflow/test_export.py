@@ -8,6 +8,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from labeler.workflow import export
@@ -92,3 +93,17 @@ def test_export_when_the_states_representation_is_gone(ws: Workspace) -> None:
     reloaded = load_state(ws)
     assert reloaded is not None
     assert reloaded.embedding_key != "simclr-of-an-encoder-since-deleted"
+
+
+def test_no_negative_zero_in_any_number_column(ws: Workspace, tmp_path: Path) -> None:
+    records = ws.records()
+    for i, info in zip((0, 30, 60), (0, 1, 2), strict=True):
+        ws.store.set_labels([records[i].id], ws.classes()[info].id, "ann")
+    state = refresh(ws, compute_map=False)
+    umap = np.zeros((len(state.label), 2), dtype=np.float32)
+    umap[:, 0] = -1e-7  # rounds to -0.0
+    out = tmp_path / "labels.csv"
+    export.write_csv(export.export_frame(ws, state=dataclasses.replace(state, umap=umap)), out)
+    cells = [cell for row in _read(out) for cell in row.values()]
+    assert "-0.0" not in cells
+    assert {row["umap_x"] for row in _read(out)} == {"0.0"}
