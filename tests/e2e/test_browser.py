@@ -7,11 +7,14 @@ Debian's chromium (``/usr/bin/chromium``) driven by the Python ``playwright`` pa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -70,7 +73,7 @@ def _dataset(target: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str], int]]:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -97,9 +100,10 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
 
     try:
         wait_for(healthy, 60, "the app to answer")
-        yield url, data, truth
+        yield url, data, truth, process.pid  # the process group of the app and its server (a test may kill it)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the app and the streamlit server it started, nothing else
+        with contextlib.suppress(ProcessLookupError):  # the app and the streamlit server it started, nothing else
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -108,12 +112,12 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
 
 
 def test_label_propagate_map_review_export_train_in_a_browser(
-    app_url: tuple[str, Path, dict[str, str]], screenshot_dir: Path
+    app_url: tuple[str, Path, dict[str, str], int], screenshot_dir: Path
 ) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    url, data, truth = app_url
+    url, data, truth, server = app_url
     classes = sorted(set(truth.values()), key=lambda name: list(truth.values()).index(name))
     store = LabelStore(data / ".labeler" / "labeler.db")
     ws = Workspace.open(Settings(data_dir=data))  # the app's workspace, read from the test
@@ -411,6 +415,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         assert not too_many, too_many
 
         _two_tabs_and_a_cli_batch(browser, page, url, data, truth, store)
+        _kill_9_while_labeling(page, url, truth, store, server)  # the last step: the server is gone after it
         browser.close()
 
     assert len(rows) == len(truth)
@@ -512,6 +517,45 @@ def _two_tabs_and_a_cli_batch(browser: Any, page: Any, url: str, data: Path, tru
     untouched()
     assert store.human_labels().get(by_id[second[0]]) == ids[truth[second[0]]]
     other_context.close()
+
+
+def _kill_9_while_labeling(page: Any, url: str, truth: dict[str, str], store: LabelStore, server: int) -> None:
+    """kill -9 of the app server while labels are being written: every label the page acknowledged (its widget
+    stops counting it as "Saving") is in the store when it is opened again, and nothing else is."""
+    rng = random.Random(int(os.environ.get("LABELER_FAULT_SEED", "20261127")))
+    paths = {r.id: r.path for r in store.images()}
+    hotkeys = {c.name: c.hotkey for c in store.classes()}
+    ids = {c.name: c.id for c in store.classes()}
+    page.goto(f"{url}/label")
+    widget = page.locator("[data-testid='stMain'] [data-kl='root']")
+
+    def ahead() -> list[str]:
+        item = widget.locator("img[data-kl='image']").get_attribute("data-id") or ""
+        later = [re.match(r"[\w\-.]+\.png", alt or "") for alt in
+                 widget.locator("[data-kl='next'] img").evaluate_all("els => els.map(e => e.alt)")]
+        return [paths.get(int(item.split(":")[0]), "") if item else "", *[m.group(0) for m in later if m]]
+
+    wait_for(lambda: len(ahead()) >= 5 and ahead()[0], 60, "five images in the widget")
+    page.wait_for_timeout(1000)
+    pressed = ahead()[:5]
+    before = store.human_labels()
+    for path in pressed[:2]:
+        page.keyboard.press(hotkeys[truth[path]] or "")
+        page.wait_for_timeout(30)
+    wait_for(lambda: widget.get_attribute("data-pending") != "2", 20, "a first acknowledgement")
+    for path in pressed[2:]:  # the server is killed at a random moment while these are on their way
+        page.keyboard.press(hotkeys[truth[path]] or "")
+        page.wait_for_timeout(rng.uniform(0, 60))
+    os.killpg(server, signal.SIGKILL)
+    page.wait_for_timeout(1000)
+    acknowledged = len(pressed) - int(widget.get_attribute("data-pending") or 0)
+    assert acknowledged >= 1
+    after = {i: c for i, c in LabelStore(store.db_path).human_labels().items() if i not in before}  # reopened
+    by_path = {paths[i]: c for i, c in after.items()}
+    assert all(by_path.get(path) == ids[truth[path]] for path in pressed[:acknowledged]), (acknowledged, by_path)
+    assert set(by_path) <= set(pressed)  # nothing else written, nothing torn
+    with sqlite3.connect(store.db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def _selectbox_value(main: Any, label: str) -> str:
