@@ -80,7 +80,7 @@ if view == "Least certain":
                                    queue=label_events.handler_queue(st.session_state.get(queues.REVIEW_QUEUE)))
     keyboard_labeler(
         label_events.items_for(ws, [row for row, _ in rows], captions=captions, proposals=proposals),
-        [label_events.accept_spec(specs), *specs], key="review_keys", on_event=handler.on_event,
+        [label_events.accept_spec(specs), *specs], key="review_keys", on_event=handler.on_event, undo_earlier=True,
     )
     label_events.show_problems(handler)
 

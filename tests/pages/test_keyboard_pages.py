@@ -199,6 +199,14 @@ def test_review_accepts_the_proposal_with_one_key_or_takes_another_class(
     assert added == {image_id_of(first["id"]): proposed, image_id_of(second["id"]): green}
     shown = [item["id"].split("|")[0] for item in widget_data(at, "review_keys")["items"]]
     assert not {first["id"].split("|")[0], second["id"].split("|")[0]} & set(shown)
+    # A reload of this tab: its widget knows nothing of before, the store does (this tab's annotator).
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params["tab"] = at.query_params["tab"]
+    reloaded.switch_page("pages/review.py").run()
+    reloaded.segmented_control(key="widget:review:view").set_value("Least certain").run()
+    press(reloaded, "review_keys", [("", "undo", None)])
+    assert set(ws.store.human_labels()) == set(before) | {image_id_of(first["id"])}  # the last one (second) undone
+    assert widget_data(reloaded, "review_keys")["items"][0]["id"].split("|")[0] == second["id"].split("|")[0]
 
 
 def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
