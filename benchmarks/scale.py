@@ -9,10 +9,10 @@ equal; synthetic digits-like blobs when the file is absent), then runs the steps
 from ``os.wait4`` (``ru_maxrss`` of that child alone, file pages it mapped included) and the child reports the time
 of the step itself (interpreter and imports excluded). Steps: import; re-import after one file changed; the instant
 representation (pixels -> PCA); a short SimCLR training (setup, 15 s); embedding with the small encoder; embedding
-with the pretrained backbone when ``labeler.embed.pretrained`` exists (on a sample); kNN graphs; propagation
+with the pretrained backbone (on generated 640x480 colour JPEGs, a fixed sample); kNN graphs; propagation
 (the first refresh: representation choice and label spreading); the UMAP map; export; the cheap reads pages poll
 with; and label -> refreshed counts through the app's own path (``JobRunner.request_refresh`` then ``wait``).
-Results go to ``benchmarks/results/scale.md`` (or ``--out``).
+Results go to ``benchmarks/results/scale.md`` (or ``--out``); ``--steps import,reimport,propagate,label`` reruns some.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared" / "datasets" / "mnist_a.npz"
 RESULTS = ROOT / "benchmarks" / "results" / "scale.md"
 SEEDS_PER_CLASS = 10
-PRETRAINED_SAMPLE = 1000  # images embedded by the pretrained backbone (about 10 images/s per core)
+PRETRAINED_SAMPLE = 1000  # photos embedded by the pretrained backbone
+PHOTO_SIZE = (640, 480)  # of the generated photos (width, height)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -144,18 +145,38 @@ def step_embed_small(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     return {"seconds": seconds, "dims": int(reps["simclr"].X.shape[1])}
 
 
+def write_photos(folder: Path, n: int, size: tuple[int, int] = PHOTO_SIZE) -> list[Path]:
+    """N colour JPEGs at a photo size: smooth random colour fields (bicubic-upsampled coarse noise) with grain."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(n):
+        coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        field = np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+        grain = rng.integers(-10, 11, size=field.shape, dtype=np.int16)
+        path = folder / f"photo_{i:05d}.jpg"
+        Image.fromarray(np.clip(field + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
 def step_embed_pretrained(root: Path, truth: dict[str, str]) -> dict[str, Any]:
+    """The pretrained backbone on PRETRAINED_SAMPLE generated colour photos (PHOTO_SIZE JPEGs; the digits are too
+    small to be what it is for), decoding included, into an empty feature cache."""
+    import hashlib
+
+    from labeler.embed import pretrained
+
+    photos = write_photos(root.parent / f"{root.name}-photos", PRETRAINED_SAMPLE)  # not timed
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in photos]
+    cache = Path(tempfile.mkdtemp(dir=root.parent))
     try:
-        from labeler.embed import pretrained
-    except ImportError:
-        return {"skipped": "labeler.embed.pretrained is not on this branch"}
-    ws = _workspace(root)
-    records = ws.records()[:PRETRAINED_SAMPLE]
-    cache = Path(tempfile.mkdtemp(dir=ws.settings.cache_dir))
-    (X, _), seconds = _timed(lambda: pretrained.pretrained_features(
-        [ws.data_dir / r.path for r in records], [r.sha256 for r in records], cache))
-    shutil.rmtree(cache, ignore_errors=True)
-    return {"seconds": seconds, "sample": len(records), "dims": int(X.shape[1])}
+        (X, _), seconds = _timed(lambda: pretrained.pretrained_features(photos, digests, cache, device="cpu"))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(photos[0].parent, ignore_errors=True)
+    return {"seconds": seconds, "sample": len(photos), "dims": int(X.shape[1]),
+            "photos_per_s": len(photos) / seconds}
 
 
 def step_knn(root: Path, truth: dict[str, str]) -> dict[str, Any]:
@@ -252,7 +273,8 @@ STEPS: dict[str, tuple[str, Callable[[Path, dict[str, str]], dict[str, Any]]]] =
     "pca": ("instant representation (pixels -> PCA)", step_pca),
     "train": ("SimCLR training, 15 s budget (setup)", step_train),
     "embed-small": ("embedding, small encoder (features + projection)", step_embed_small),
-    "embed-pretrained": (f"embedding, pretrained backbone ({PRETRAINED_SAMPLE} images)", step_embed_pretrained),
+    "embed-pretrained": (f"embedding, pretrained backbone ({PRETRAINED_SAMPLE} generated {PHOTO_SIZE[0]}x"
+                         f"{PHOTO_SIZE[1]} JPEGs)", step_embed_pretrained),
     "knn": ("kNN graphs (one per representation)", step_knn),
     "propagate": ("first refresh: representation choice + propagation", step_propagate),
     "umap": ("UMAP map", step_umap),
@@ -296,12 +318,14 @@ def run_step(name: str, root: Path, truth_path: Path) -> dict[str, Any]:
     return result
 
 
-def measure(n: int, pool: Path, work: Path) -> dict[str, dict[str, Any]]:
+def measure(n: int, pool: Path, work: Path, steps: list[str]) -> dict[str, dict[str, Any]]:
     root = work / f"n{n}"
     link_subset(pool, root, n)
     results = {}
-    for name in STEPS:
+    for name in steps:
+        before = os.getloadavg()[0]
         results[name] = run_step(name, root, pool / "truth.json")
+        results[name]["load"] = (before, os.getloadavg()[0])  # other work on the machine, 1-minute average
         print(f"n={n} {name}: {json.dumps(results[name], default=str)}", flush=True)
     shutil.rmtree(root)
     return results
@@ -316,7 +340,8 @@ def growth(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], step
     return ", ".join(out)
 
 
-def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seconds_total: float) -> str:
+def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seconds_total: float,
+           steps: list[str] | None = None) -> str:
     head = " | ".join(f"{n:,} s | {n:,} MiB" for n in sizes)
     source = "mnist_a.npz tiled, shifted up to 2 px, with noise" if DATASET.is_file() else "synthetic blobs"
     lines = [
@@ -337,6 +362,8 @@ def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seco
         "| --- | " + " | ".join("---: | ---:" for _ in sizes) + " | --- | --- |",
     ]
     for name, (title, _) in STEPS.items():
+        if steps is not None and name not in steps:
+            continue
         cells = []
         for n in sizes:
             r = results[n][name]
@@ -346,10 +373,16 @@ def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seco
                 cells.append(f"{r['seconds']:.2f} | {r['peak_mib']:.0f}")
         lines.append(f"| {title} | {' | '.join(cells)} | {growth(sizes, results, name, 'seconds')} | "
                      f"{growth(sizes, results, name, 'peak_mib')} |")
+    loads = [value for by_step in results.values() for r in by_step.values() for value in r.get("load", ())]
+    if loads:
+        lines += ["", f"Load average (1 minute) at the start and end of the steps: {min(loads):.1f} to "
+                      f"{max(loads):.1f} on {os.cpu_count()} cores."]
     last = results[max(sizes)]
     lines += ["", f"Details at N = {max(sizes):,}:", ""]
-    for name in ("import", "reimport", "knn", "propagate", "reads", "label"):
-        extra = {k: v for k, v in last[name].items() if k not in {"seconds", "peak_mib", "wall"}}
+    for name in ("import", "reimport", "embed-pretrained", "knn", "propagate", "reads", "label"):
+        if name not in last:
+            continue
+        extra = {k: v for k, v in last[name].items() if k not in {"seconds", "peak_mib", "wall", "load"}}
         lines.append(f"- {name}: `{json.dumps(extra, default=lambda v: round(v, 3))}`")
     return "\n".join(lines) + "\n"
 
@@ -359,6 +392,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="largest size (default 100000)")
     parser.add_argument("--sizes", default="10000,30000,100000", help="sizes to measure, up to --n")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help="steps to run, in the usual order (default all; a step needs the ones it builds on, "
+                             "e.g. label needs import and propagate)")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--truth", type=Path, help=argparse.SUPPRESS)
@@ -370,13 +406,17 @@ def main() -> None:
         print(json.dumps(STEPS[args.step][1](args.root, truth), default=float))
         return
     sizes = sorted({int(s) for s in args.sizes.split(",") if int(s) <= args.n} | {args.n})
+    wanted = set(args.steps.split(","))
+    if wanted - set(STEPS):
+        parser.error(f"unknown steps: {', '.join(sorted(wanted - set(STEPS)))}")
+    steps = [name for name in STEPS if name in wanted]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="labeler-scale-") as tmp:
         work = Path(tmp)
         _, seconds = _timed(lambda: write_pool(work / "pool", max(sizes)))
         print(f"wrote {max(sizes)} PNGs in {seconds:.0f} s", flush=True)
-        results = {n: measure(n, work / "pool", work) for n in sizes}
-    text = report(sizes, results, time.perf_counter() - start)
+        results = {n: measure(n, work / "pool", work, steps) for n in sizes}
+    text = report(sizes, results, time.perf_counter() - start, steps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

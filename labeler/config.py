@@ -49,6 +49,9 @@ class Settings:
     # Colour photos: also fine-tune the pretrained backbone's last stages with SimCLR. "auto": where training runs on
     # a GPU; "always": on the CPU too (slow: minutes buy a few epochs); "never".
     finetune: str = "auto"
+    # Where the models' embeddings are computed after training: "" on this machine; a Ray address ("auto",
+    # "ray://head:10001", or "local" to start one here) runs them on that cluster (pip install "labeler[ray]").
+    ray_address: str = ""
     # Review
     target_precision: float = 0.95
     random_state: int = 0
@@ -77,6 +80,7 @@ class Settings:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.finetune not in FINETUNE_CHOICES:
             raise ValueError(f"finetune must be auto, always or never, got {self.finetune!r}")
+        object.__setattr__(self, "ray_address", str(self.ray_address).strip())
         if self.ground_truth_path is not None:
             object.__setattr__(self, "ground_truth_path", Path(self.ground_truth_path).expanduser().resolve())
 

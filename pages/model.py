@@ -26,14 +26,24 @@ finetune = col_finetune.selectbox(
     help="Colour photos: also fine-tune the last stages of the pretrained backbone with SimCLR. auto: only where "
          "training runs on a GPU; always: on the CPU too (slow: a few epochs in minutes); never.",
 )
+ray_address = st.text_input(
+    "Ray cluster for the embeddings", value=ws.settings.ray_address, key="ray_address",
+    placeholder="empty: this machine", help='Where the models embed every image after training: empty for this '
+    'machine, or a Ray address ("auto", "ray://head:10001"; "local" starts one here). Needs pip install '
+    '"labeler[ray]"; the data folder must be at the same path on every node.',
+).strip()
 training = jobs_panel.active_job(ws, "train")
 resume = model_view.training_info(ws) is not None
 if col_start.button("Resume" if resume else "Start", key="train_start", disabled=training is not None,
                     type="primary"):
-    job_runner.start_training(minutes=float(minutes), finetune=str(finetune))
+    job_runner.start_training(minutes=float(minutes), finetune=str(finetune), ray_address=ray_address)
     st.rerun()
 if col_stop.button("Stop", key="train_stop", disabled=training is None):
     job_runner.cancel("train")
+if ray_address and st.button("Embed on Ray now", key="ray_embed", disabled=training is not None,
+                             help="Compute the models' embeddings on the cluster without training first."):
+    job_runner.start_embedding(ray_address=ray_address)
+    st.rerun()
 
 
 def training_status() -> None:

@@ -37,9 +37,10 @@ def loo_scores(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Leave-one-out label spreading at every seed, exactly and without one run per seed.
 
-    With ``G = (I - alpha S)^-1`` the scores are ``F = (1 - alpha) G Y``; removing seed ``i`` changes only column
-    ``y_i`` at node ``i`` by ``(1 - alpha) G_ii``. So one spreading run plus the diagonal entries ``G_ii`` (solves
-    with unit right-hand sides, ``batch_size`` seeds at a time) give every leave-one-out prediction.
+    With ``G = (I - alpha S)^-1`` the scores are ``F = (1 - alpha) G Y``, so what the other seeds send to seed ``i``
+    is the ``i``-th row of ``(1 - alpha) G`` over them: solves with unit right-hand sides (``batch_size`` seeds at a
+    time) give those columns, and ``G`` is symmetric. See :func:`seed_influence`, which also updates them after a
+    few labels changed instead of starting again.
 
     Returns
     -------
@@ -47,32 +48,123 @@ def loo_scores(
     loo_label : int64 (n_seeds,), label propagated to each seed from the others, -1 if no other seed reaches it
     loo_proba : float64 (n_seeds, n_classes), normalised leave-one-out mass (zero rows where -1)
     """
-    S = normalized_affinity(W, dtype=np.float64)  # the subtraction below needs float64
-    n = S.shape[0]
-    y = check_labels(y, n, n_classes)
+    S = normalized_affinity(W, dtype=np.float64)
+    influence = seed_influence(S, y, n_classes, alpha=alpha, tol=tol, max_iter=max_iter, batch_size=batch_size)
+    _, component = connected_components(S, directed=False)
+    return loo_from_influence(influence, component)
+
+
+@dataclass(frozen=True)
+class SeedInfluence:
+    """What the seeds send each other on one graph: enough for every leave-one-out prediction, and small to keep.
+
+    Attributes
+    ----------
+    seeds : int64 (m,), rows of the seeds, ascending; labels : int64 (m,), their classes
+    own : float64 (m,), ``(1 - alpha) G_ii``, the mass a seed sends itself (depends on the graph only)
+    others : float64 (m, n_classes), ``(1 - alpha) sum_{j != i, y_j = c} G_ij``: what the other seeds of class
+        ``c`` send seed ``i``
+    """
+
+    seeds: NDArray[np.int64]
+    labels: NDArray[np.int64]
+    own: NDArray[np.float64]
+    others: NDArray[np.float64]
+
+
+def seed_influence(
+    S: sp.csr_matrix,
+    y: NDArray[Any],
+    n_classes: int,
+    *,
+    alpha: float = 0.99,
+    tol: float = 1e-8,
+    max_iter: int = 2000,
+    batch_size: int = 64,
+    previous: SeedInfluence | None = None,
+) -> SeedInfluence:
+    """:class:`SeedInfluence` of the seeds of ``y`` on ``S`` (:func:`normalized_affinity`, float64).
+
+    With ``previous`` (computed on the same ``S``, its labels in the class indices of ``y``, -1 for a class
+    deleted since) only the seeds added, removed or relabeled since are solved for, one column each, and the
+    others' sums are corrected by those columns: a new label costs one solve instead of one per seed.
+    """
+    y = check_labels(y, S.shape[0], n_classes)
     seeds = np.flatnonzero(y >= 0)
-    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol)
-    F, _ = solve(one_hot(y, n_classes))
-    G_diag = np.empty(seeds.size)
-    for start in range(0, seeds.size, batch_size):
-        batch = seeds[start : start + batch_size]
-        E = np.zeros((n, batch.size))
+    labels = y[seeds]
+    if previous is not None and previous.others.shape[1:] != (n_classes,):
+        previous = None
+    if previous is None:
+        before = np.zeros(0, dtype=np.int64)
+        old_label = np.zeros(0, dtype=np.int64)
+    else:
+        before, old_label = previous.seeds, previous.labels
+    # Seeds whose column changes the sums: added, removed, or given another class.
+    label_then = np.full(S.shape[0], -1, dtype=np.int64)
+    label_then[before] = old_label
+    was_seed = np.zeros(S.shape[0], dtype=bool)
+    was_seed[before] = True
+    is_seed = y >= 0
+    changed = np.flatnonzero((was_seed != is_seed) | (is_seed & was_seed & (label_then != y)))
+    if previous is None or changed.size >= seeds.size:  # starting again is no dearer
+        previous, changed = None, seeds
+        was_seed[:] = False
+    own = np.zeros(seeds.size)
+    others = np.zeros((seeds.size, n_classes))
+    kept = was_seed[seeds]  # seeds whose sums are carried over and corrected
+    if previous is not None:
+        at = np.searchsorted(previous.seeds, seeds[kept])
+        own[kept] = previous.own[at]
+        others[kept] = previous.others[at]
+    position = np.full(S.shape[0], -1, dtype=np.int64)
+    position[seeds] = np.arange(seeds.size)
+    solve = make_solver(S, alpha=alpha, max_iter=max_iter, tol=tol) if changed.size else None
+    for start in range(0, changed.size, batch_size):
+        assert solve is not None
+        batch = changed[start : start + batch_size]
+        E = np.zeros((S.shape[0], batch.size))
         E[batch, np.arange(batch.size)] = 1.0
-        # spread solves (I - aS) Z = (1 - a) E, so Z = (1 - a) G E: exactly the seed's self-contribution.
+        # spread solves (I - aS) Z = (1 - a) E, so column j of Z is (1 - a) G e_j; by symmetry also its row.
         Z, _ = solve(E)
-        G_diag[start : start + batch.size] = Z[batch, np.arange(batch.size)]
-    F_loo = F[seeds].copy()
-    own = F_loo[np.arange(seeds.size), y[seeds]] - G_diag
-    F_loo[np.arange(seeds.size), y[seeds]] = own
-    F_loo = np.maximum(F_loo, 0.0)
+        received = Z[seeds]  # (m, batch): what each current seed receives from each changed one
+        received[position[batch[is_seed[batch]]], np.flatnonzero(is_seed[batch])] = 0.0  # never from itself
+        new_fresh = (position[batch] >= 0) & ~was_seed[batch]
+        fresh_rows = position[batch[new_fresh]]
+        own[fresh_rows] = Z[batch[new_fresh], np.flatnonzero(new_fresh)]
+        others[fresh_rows] = received[:, new_fresh].T @ one_hot(labels, n_classes)
+        # Sums carried over: remove what a changed seed sent under its old class, add what it sends under its new.
+        rows = np.flatnonzero(kept)
+        sent_then = np.where(was_seed[batch], label_then[batch], -1)
+        sent_now = np.where(is_seed[batch], y[batch], -1)
+        others[rows] -= received[rows] @ _one_hot_or_none(sent_then, n_classes)
+        others[rows] += received[rows] @ _one_hot_or_none(sent_now, n_classes)
+    return SeedInfluence(seeds.astype(np.int64), labels.astype(np.int64), own, others)
+
+
+def _one_hot_or_none(labels: NDArray[np.int64], n_classes: int) -> NDArray[np.float64]:
+    """One-hot rows, all zero where the label is -1."""
+    out = np.zeros((labels.size, n_classes))
+    hit = labels >= 0
+    out[np.flatnonzero(hit), labels[hit]] = 1.0
+    return out
+
+
+def loo_from_influence(
+    influence: SeedInfluence, component: NDArray[Any]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """``(seeds, loo_label, loo_proba)`` as :func:`loo_scores` returns them, from :func:`seed_influence` and the
+    connected component of every node (``scipy.sparse.csgraph.connected_components``)."""
+    seeds, labels = influence.seeds, influence.labels
+    n_classes = influence.others.shape[1]
+    F_loo = np.maximum(influence.others, 0.0)
     # Class-balanced seeds, as in propagate(): divide each column by its seed count, which for the left-out
     # seed's own class is one fewer (a class left with no seed gets no mass).
-    counts = np.bincount(y[seeds], minlength=n_classes).astype(np.float64)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     denominators = np.tile(counts, (seeds.size, 1))
-    denominators[np.arange(seeds.size), y[seeds]] -= 1.0
+    denominators[np.arange(seeds.size), labels] -= 1.0
     F_loo = np.divide(F_loo, denominators, out=np.zeros_like(F_loo), where=denominators > 0)
     # Rounding leaves ~tol-sized mass when no other seed is connected; treat that as unreached.
-    _, component = connected_components(S, directed=False)
+    component = np.asarray(component)
     others = np.bincount(component[seeds], minlength=component.size)[component[seeds]] > 1
     totals = F_loo.sum(axis=1)
     reached = others & (totals > 0)

@@ -124,12 +124,17 @@ def spread(
         return F, max_iter
 
     r = b - (F - a * (S @ F)) if F0 is not None else b.copy()
-    p = r.copy()
     rr = np.einsum("ij,ij->j", r, r, dtype=np.float64)
     threshold = (tol * scale) ** 2
     n_iter = 1 if F0 is not None else 0
-    tmp = np.empty_like(b)  # in-place updates: the dense passes cost about a third of a sparse product each
-    while n_iter < max_iter and np.any(rr > threshold):
+    # Each column is its own CG run: one that meets the threshold is left as it is and the others go on without
+    # it. After one more label, warm-started, that is one column of ten: a tenth of the sparse work.
+    columns = np.flatnonzero(rr > threshold)
+    active = F if columns.size == F.shape[1] else F[:, columns]
+    r, rr = (r, rr) if active is F else (r[:, columns], rr[columns])
+    p = r.copy()
+    tmp = np.empty_like(r)  # in-place updates: the dense passes cost about a third of a sparse product each
+    while n_iter < max_iter and columns.size:
         Ap = S @ p
         Ap *= -a
         Ap += p
@@ -138,7 +143,7 @@ def spread(
         # Converged (or empty) columns have p = 0: leave them alone instead of dividing by zero.
         step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0).astype(dtype)
         np.multiply(p, step, out=tmp)
-        F += tmp
+        active += tmp
         np.multiply(Ap, step, out=tmp)
         r -= tmp
         rr_new = np.einsum("ij,ij->j", r, r, dtype=np.float64)
@@ -146,6 +151,15 @@ def spread(
         p *= beta
         p += r
         rr = rr_new
+        going = rr > threshold
+        if not going.all():  # drop the columns that converged (their values are final)
+            if active is not F:
+                F[:, columns] = active
+            columns, r, p, rr = columns[going], r[:, going], p[:, going], rr[going]
+            active = F[:, columns]
+            tmp = np.empty_like(r)
+    if active is not F:
+        F[:, columns] = active
     return F, n_iter
 
 
@@ -307,6 +321,7 @@ def propagate(
     random_state: int = 0,
     F0: NDArray[Any] | None = None,
     dtype: Any = np.float32,
+    should_stop: Callable[[], bool] | None = None,
 ) -> PropagationResult:
     """Label every image from the human labels ``y`` and say how far to trust each label.
 
@@ -319,6 +334,8 @@ def propagate(
     ----------
     W : (n, n) symmetric affinity; y : (n,) int with -1 unlabeled; n_classes : int
     F0 : (n, n_classes) optional warm start, e.g. ``previous_result.scores`` after one more label
+    should_stop : asked before each bootstrap re-run; once it says True the re-runs stop and stability is NaN (not
+        measured) except at seeds (1) and unreached images (0)
 
     Returns
     -------
@@ -362,10 +379,13 @@ def propagate(
         boot_tol = max(tol, BOOTSTRAP_TOL)
         agree = np.zeros(n)
         for _ in range(n_bootstrap):
+            if should_stop is not None and should_stop():
+                break
             y_boot = _drop_seeds(y, drop, rng)
             F_boot, _ = solve(balanced_seeds(y_boot, n_classes), F, tol=boot_tol)
             agree += _labels_from_scores(np.maximum(F_boot, 0), reached) == label
-        stability = agree / n_bootstrap
+        else:
+            stability = agree / n_bootstrap
     stability[seeds] = 1.0
     stability[source == Source.NONE] = 0.0
 

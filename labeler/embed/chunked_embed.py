@@ -44,6 +44,29 @@ def load_embedding(path: Path, n: int) -> NDArray[np.float32] | None:
     return X
 
 
+def resume_run(
+    out_path: Path, digests: Sequence[str], n: int, chunk_rows: int = CHUNK_ROWS
+) -> tuple[NDArray[np.float32] | None, ChunkedRun, list[int]]:
+    """Where an embedding of ``n`` images (content ``digests``) into ``out_path`` stands, local or on Ray.
+
+    Returns ``(finished, run, todo)``: the complete file memory-mapped (None until it exists), the chunk layout,
+    and the chunks still to compute (those an earlier run, here or on a cluster, did not save).
+    """
+    if len(digests) != n:
+        raise ValueError(f"need one digest per image ({n}), got {len(digests)}")
+    finished = load_embedding(out_path, n)
+    run = chunked_run(out_path, digests, chunk_rows)
+    return finished, run, [] if finished is not None else run.missing()
+
+
+def finish_run(run: ChunkedRun, progress: Progress = quiet) -> NDArray[np.float32] | None:
+    """Join the saved chunks of ``run`` (all of them) into its file; the embedding memory-mapped."""
+    dim = int(load_npy(run.part_path(0), mmap=True).shape[1]) if run.n else 0
+    run.assemble((dim,), np.float32)
+    progress(1.0, "embedded")
+    return load_embedding(run.path, run.n)
+
+
 def embed_in_chunks(
     images: NDArray[np.uint8],
     embed_batch: BatchFunction,
@@ -69,15 +92,9 @@ def embed_in_chunks(
     -------
     float32 memmap (N, D), or None when ``should_stop()`` interrupted the run (finished chunks are kept).
     """
-    n = len(images)
-    if len(digests) != n:
-        raise ValueError(f"need one digest per image ({n}), got {len(digests)}")
-    done = load_embedding(out_path, n)
+    done, run, todo = resume_run(out_path, digests, len(images), chunk_rows)
     if done is not None:
         return done
-    run = chunked_run(out_path, digests, chunk_rows)
-    todo = run.missing()
-    dim: int | None = None
     for count, i in enumerate(todo):
         if should_stop is not None and should_stop():
             return None
@@ -85,11 +102,5 @@ def embed_in_chunks(
         lo, hi = run.bounds(i)
         parts = [np.asarray(embed_batch(np.asarray(images[b : min(b + batch_size, hi)])), dtype=np.float32)
                  for b in range(lo, hi, batch_size)]
-        rows = np.concatenate(parts)
-        dim = rows.shape[1]
-        run.save(i, rows)
-    if dim is None:  # every chunk was saved by an earlier run
-        dim = load_npy(run.part_path(0), mmap=True).shape[1] if n else 0
-    run.assemble((dim,), np.float32)
-    progress(1.0, "embedded")
-    return load_embedding(out_path, n)
+        run.save(i, np.concatenate(parts))
+    return finish_run(run, progress)

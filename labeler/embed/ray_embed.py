@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler.embed.chunked_embed import CHUNK_ROWS, BatchFunction, chunked_run, load_embedding
+from labeler.embed.chunked_embed import CHUNK_ROWS, BatchFunction, finish_run, resume_run
 from labeler.io.decode import UnreadableImage
 from labeler.progress import Progress, StopCheck, quiet
 
@@ -115,14 +115,9 @@ def embed_with_ray(
     import ray
     import ray.data
 
-    n = len(paths)
-    if len(digests) != n:
-        raise ValueError(f"need one digest per image ({n}), got {len(digests)}")
-    done = load_embedding(out_path, n)
+    done, run, todo = resume_run(out_path, digests, len(paths), chunk_rows)
     if done is not None:
         return done
-    run = chunked_run(out_path, digests, chunk_rows)
-    todo = run.missing()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
@@ -134,13 +129,10 @@ def embed_with_ray(
                 return None
             if failures:
                 raise ImagesChanged(failures)
-        dim = int(np.load(run.part_path(0), mmap_mode="r").shape[1]) if n else 0
-        run.assemble((dim,), np.float32)
+        return finish_run(run, progress)
     finally:
         if started_here:
             ray.shutdown()
-    progress(1.0, "embedded")
-    return load_embedding(out_path, n)
 
 
 def _run_pipeline(

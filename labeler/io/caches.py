@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from labeler.io.artifacts import load_npy
-from labeler.io.chunked import NpyReader, NpyWriter
+from labeler.io.chunked import NpyPatch, NpyReader, NpyWriter
 from labeler.io.decode import UnreadableImage, decode_source
 from labeler.io.scan import map_files
 from labeler.progress import Progress, StopCheck, quiet
@@ -289,6 +289,37 @@ def write_gathered(
         if time.monotonic() - last > 0.2 or hi == n:
             last = time.monotonic()
             progress(hi / n, f"cached {hi}/{n} images")
+
+
+def patch_caches(
+    old: tuple[Path, Path],
+    new: tuple[Path, Path],
+    pending: tuple[Path, Path],
+    targets: NDArray[np.int64],
+    rows: NDArray[np.int64],
+) -> None:
+    """Turn the cache pair ``old`` into ``new`` in place: rows ``targets`` become rows ``rows`` of ``pending``.
+
+    For a re-import that changed some files and kept the row layout: the other rows are not copied (3 GB at
+    100,000 images), yet no reader sees a half-written cache (:class:`labeler.io.chunked.NpyPatch`). ``old`` is
+    consumed; after a failure neither pair exists and the caches are built again when next needed.
+    """
+    patches: list[NpyPatch] = []
+    try:
+        for old_path, new_path, pending_path in zip(old, new, pending, strict=True):
+            patch = NpyPatch(old_path, new_path)
+            patches.append(patch)
+            if len(targets):
+                reader = NpyReader(pending_path)
+                starts = np.flatnonzero(np.r_[True, (np.diff(targets) != 1) | (np.diff(rows) != 1)])
+                for lo, hi in zip(starts.tolist(), np.r_[starts[1:], len(targets)].tolist(), strict=True):
+                    patch.copy_rows(reader, int(rows[lo]), int(targets[lo]), hi - lo)
+        for patch in patches:
+            patch.commit()
+    except BaseException:
+        for patch in patches:
+            patch.abort()
+        raise
 
 
 def build_image_caches(

@@ -28,27 +28,16 @@ from numpy.typing import DTypeLike, NDArray
 from labeler.io.artifacts import load_npy, save_npy_atomic
 
 
-class NpyWriter:
-    """Write an array of ``shape`` and ``dtype`` to ``path`` by row ranges, atomically.
+class _RowFile:
+    """Row-range writes into an open ``.npy`` file: plain writes, or kernel copies from another ``.npy``."""
 
-    Use as a context manager: on a clean exit the file is renamed into place (``commit``), on an exception the
-    temporary file is removed (``abort``). Rows never written read as zeros.
-    """
-
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype: DTypeLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        self.temp_path = Path(name)
-        # open_memmap writes a valid header and sizes the (sparse) file; the map itself is dropped at once.
-        mapped = np.lib.format.open_memmap(self.temp_path, mode="w+", dtype=self.dtype, shape=self.shape)
-        self._offset = int(mapped.offset)
-        del mapped
-        self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
-        self._file = open(self.temp_path, "r+b")  # noqa: SIM115 (closed by commit or abort)
+    path: Path
+    temp_path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    _offset: int
+    _row_bytes: int
+    _file: Any
 
     def write(self, lo: int, rows: NDArray[Any]) -> None:
         """Store ``rows`` (shape (m, *shape[1:])) as rows ``lo .. lo + m - 1``."""
@@ -85,15 +74,45 @@ class NpyWriter:
                     raise OSError(f"could not copy rows from {reader.path}")
                 left, src_at, dst_at = left - done, src_at + done, dst_at + done
 
-    def commit(self, rows: int | None = None) -> Path:
-        """Rename the file into place; ``rows`` keeps only the first rows (fewer than were reserved)."""
-        if rows is not None and rows != self.shape[0]:
-            self._shrink(rows)
+    def _rename_into_place(self) -> Path:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.temp_path, self.path)
         return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self.temp_path.unlink(missing_ok=True)
+
+
+class NpyWriter(_RowFile):
+    """Write an array of ``shape`` and ``dtype`` to ``path`` by row ranges, atomically.
+
+    Use as a context manager: on a clean exit the file is renamed into place (``commit``), on an exception the
+    temporary file is removed (``abort``). Rows never written read as zeros.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: DTypeLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.temp_path = Path(name)
+        # open_memmap writes a valid header and sizes the (sparse) file; the map itself is dropped at once.
+        mapped = np.lib.format.open_memmap(self.temp_path, mode="w+", dtype=self.dtype, shape=self.shape)
+        self._offset = int(mapped.offset)
+        del mapped
+        self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+        self._file = open(self.temp_path, "r+b")  # noqa: SIM115 (closed by commit or abort)
+
+    def commit(self, rows: int | None = None) -> Path:
+        """Rename the file into place; ``rows`` keeps only the first rows (fewer than were reserved)."""
+        if rows is not None and rows != self.shape[0]:
+            self._shrink(rows)
+        return self._rename_into_place()
 
     def _shrink(self, rows: int) -> None:
         if not 0 <= rows < self.shape[0]:
@@ -112,10 +131,6 @@ class NpyWriter:
         self._file.truncate(self._offset + rows * self._row_bytes)
         self.shape = shape
 
-    def abort(self) -> None:
-        self._file.close()
-        self.temp_path.unlink(missing_ok=True)
-
     def __enter__(self) -> NpyWriter:
         return self
 
@@ -126,6 +141,34 @@ class NpyWriter:
             self.commit()
         else:
             self.abort()
+
+
+class NpyPatch(_RowFile):
+    """The ``.npy`` file ``source`` becomes ``path`` with some rows rewritten, without copying the rows that stay.
+
+    ``source`` is first renamed to a temporary name (``.{path name}.{pid}.patch.tmp``, which no reader takes for
+    an artifact and :func:`labeler.io.artifacts.remove_orphan_temp_files` removes after a crash), its rows are
+    rewritten in place, and :meth:`commit` renames it to ``path``: a reader opening either name sees a complete
+    file or none. ``source`` is consumed: after :meth:`abort` (or a crash) neither name exists. A process that
+    mapped ``source`` before sees the rewritten rows change under it.
+    """
+
+    def __init__(self, source: Path, path: Path) -> None:
+        reader = NpyReader(source)
+        self.path = Path(path)
+        self.shape, self.dtype, self._offset = reader.shape, reader.dtype, reader.offset
+        self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+        self.temp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.patch.tmp")
+        os.replace(source, self.temp_path)
+        try:
+            self._file = open(self.temp_path, "r+b")  # noqa: SIM115 (closed by commit or abort)
+        except OSError:
+            self.temp_path.unlink(missing_ok=True)
+            raise
+
+    def commit(self) -> Path:
+        """Make the patched rows durable, then rename the file to ``path``."""
+        return self._rename_into_place()
 
 
 class NpyReader:

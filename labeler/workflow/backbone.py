@@ -68,7 +68,13 @@ def photo_folder(ws: Workspace, records: list[ImageRecord] | None = None) -> boo
     records = ws.records() if records is None else records
     if not records:
         return False
-    return is_photo_folder([(r.width, r.height) for r in records], ws.training_images())
+    # Asked by every refresh (after each label): answered once per set of images, kept in this process.
+    key = ws.fingerprint(records)
+    kept = ws.memo.get("photo-folder")
+    if kept is None or kept[0] != key:
+        kept = (key, is_photo_folder([(r.width, r.height) for r in records], ws.training_images()))
+        ws.memo["photo-folder"] = kept
+    return bool(kept[1])
 
 
 def backbone_problem(ws: Workspace) -> str | None:

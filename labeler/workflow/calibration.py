@@ -20,16 +20,20 @@ The fitted model is not stored: the state keeps its evidence rows and prior, and
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
 
 from labeler.core import diagnostics
 from labeler.core.calibrate import ConfidenceCalibrator
 from labeler.core.calibration_evidence import Evidence, calibration_evidence, calibration_features
+from labeler.core.propagate import normalized_affinity
 from labeler.core.simulated_prior import SimulatedPrior, simulated_prior
 from labeler.io.artifacts import load_npz, save_npz_atomic
 from labeler.workflow.state import PipelineState, state_dir
@@ -64,29 +68,75 @@ def audited_rows(ws: Workspace, state: PipelineState) -> tuple[NDArray[np.int64]
 
 
 def loo_predictions(
-    ws: Workspace, embedding_key: str, W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int
+    ws: Workspace, embedding_key: str, W: sp.spmatrix | NDArray[Any], y: NDArray[Any], class_ids: Sequence[int]
 ) -> LooPredictions:
-    """:func:`labeler.core.diagnostics.loo_scores` on the graph of ``embedding_key``, cached per graph and labels.
+    """:func:`labeler.core.diagnostics.loo_scores` on the graph of ``embedding_key``, updated label by label.
 
-    Returns ``(seeds, loo_label, loo_proba)``; empty with fewer than two human labels (nothing to leave out).
+    What the seeds send each other (:class:`~labeler.core.diagnostics.SeedInfluence`, a few numbers per seed) is
+    kept per graph in ``state/loo.npz``: after a label only the seeds added, removed or relabeled since are solved
+    for (one sparse solve, not one per 64 seeds); a class added since keeps the others' sums.
+    ``class_ids`` are the classes of ``y``'s indices. Returns ``(seeds, loo_label, loo_proba)``; empty with fewer
+    than two human labels (nothing to leave out).
     """
     y = np.asarray(y, dtype=np.int64)
+    n_classes = len(class_ids)
     n_seeds = int(np.sum(y >= 0))
     if n_seeds < 2 or n_classes < 1:
         return (np.flatnonzero(y >= 0).astype(np.int64), np.full(n_seeds, -1, dtype=np.int64),
                 np.zeros((n_seeds, max(n_classes, 1))))
-    digest = hashlib.sha1(y.tobytes()).hexdigest()
-    key = f"{embedding_key}:k{ws.settings.n_neighbors}:a{ws.settings.alpha}:c{n_classes}:{digest}"
+    s = ws.settings
+    graph_key = f"{embedding_key}:k{s.n_neighbors}:a{s.alpha}:n{y.size}"
     path = state_dir(ws) / "loo.npz"
+    previous = _stored_influence(path, graph_key, list(class_ids))
+    S, component = _loo_graph(ws, graph_key, W)
+    influence = diagnostics.seed_influence(S, y, n_classes, alpha=s.alpha, previous=previous)
+    if previous is None or not _same_influence(previous, influence):
+        save_npz_atomic(path, {"key": np.array(graph_key), "class_ids": np.asarray(class_ids, dtype=np.int64),
+                               "seeds": influence.seeds, "labels": influence.labels, "own": influence.own,
+                               "others": influence.others})
+    return diagnostics.loo_from_influence(influence, component)
+
+
+def _stored_influence(path: Path, graph_key: str, class_ids: list[int]) -> diagnostics.SeedInfluence | None:
+    """The kept seed influence of ``graph_key`` in the column order of ``class_ids``; None when there is none.
+
+    A class added since starts with an empty column; a class no longer listed loses its column and its seeds are
+    dropped from what is kept (solved for again if they are seeds of another class now).
+    """
     try:
-        cached = load_npz(path)
-        if str(cached["key"]) == key:
-            return cached["seeds"], cached["loo_label"], cached["loo_proba"]
+        stored = load_npz(path)
+        if str(stored["key"]) != graph_key:
+            return None
+        old_ids = [int(c) for c in stored["class_ids"]]
+        seeds, labels, own, others = stored["seeds"], stored["labels"], stored["own"], stored["others"]
     except (OSError, ValueError, KeyError):
-        pass  # no cache yet, or an unreadable one: compute
-    seeds, loo_label, loo_proba = diagnostics.loo_scores(W, y, n_classes, alpha=ws.settings.alpha)
-    save_npz_atomic(path, {"key": np.array(key), "seeds": seeds, "loo_label": loo_label, "loo_proba": loo_proba})
-    return seeds, loo_label, loo_proba
+        return None  # no cache yet, or an unreadable or older one: computed from the start
+    column = {class_id: k for k, class_id in enumerate(class_ids)}
+    moved = np.array([column.get(class_id, -1) for class_id in old_ids], dtype=np.int64)
+    if others.shape != (seeds.size, len(old_ids)) or labels.shape != seeds.shape or own.shape != seeds.shape:
+        return None
+    keep = moved[labels] >= 0
+    remapped = np.zeros((int(keep.sum()), len(class_ids)))
+    alive = moved >= 0
+    remapped[:, moved[alive]] = others[keep][:, alive]
+    return diagnostics.SeedInfluence(seeds[keep].astype(np.int64), moved[labels[keep]], own[keep].astype(np.float64),
+                                     remapped)
+
+
+def _same_influence(a: diagnostics.SeedInfluence, b: diagnostics.SeedInfluence) -> bool:
+    return bool(np.array_equal(a.seeds, b.seeds) and np.array_equal(a.labels, b.labels))
+
+
+def _loo_graph(ws: Workspace, graph_key: str, W: sp.spmatrix | NDArray[Any]) -> tuple[sp.csr_matrix, NDArray[Any]]:
+    """The float64 normalised affinity and the connected components of the graph, kept in this process."""
+    kept = ws.memo.get("loo-graph")
+    if kept is None or kept[0] != graph_key:
+        S = normalized_affinity(W, dtype=np.float64)  # the sums below want float64
+        _, component = connected_components(S, directed=False)
+        kept = (graph_key, (S, component))
+        ws.memo["loo-graph"] = kept
+    graph: tuple[sp.csr_matrix, NDArray[Any]] = kept[1]
+    return graph
 
 
 def needs_simulated_prior(y: NDArray[Any], loo: LooPredictions) -> bool:
@@ -208,7 +258,7 @@ def calibrate_state(
         evidence, prior = state_evidence(previous), state_prior(previous)
         state.confidence = confidence_from(evidence, state.score, state.proba, propagated, y, prior)
     else:
-        loo = loo_predictions(ws, state.embedding_key, W, y, n_classes)
+        loo = loo_predictions(ws, state.embedding_key, W, y, state.class_ids)
         prior = prior_for(ws, state.embedding_key, W, y, state.label, n_classes, loo)
         rows, answers = audited_rows(ws, state)
         state.confidence, evidence = calibrate(state.score, state.proba, state.label, propagated, y, loo, rows,

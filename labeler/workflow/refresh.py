@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,16 @@ class NoReadableImages(ValueError):
     """The workspace has no readable image (an empty folder, or every file unreadable)."""
 
 
-def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool = True) -> PipelineState:
-    """Bring everything up to date with the current images, encoder and human labels; save and return it."""
+def refresh(
+    ws: Workspace, progress: Progress | None = None, compute_map: bool = True,
+    newer_labels: Callable[[], bool] | None = None,
+) -> PipelineState:
+    """Bring everything up to date with the current images, encoder and human labels; save and return it.
+
+    ``newer_labels()``, asked once the labels and counts are saved, says a newer pass is already wanted (the app's
+    runner: the person labeled again): the stability re-runs, new-class flags and calibration are then left to that
+    pass, so they never delay its counts.
+    """
     progress = progress or quiet
     labels_version = ws.store.labels_version()
     records = ws.records()
@@ -72,7 +81,11 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
         return propagate.propagate(
             W, y, max(n_classes, 1), alpha=settings.alpha, max_iter=settings.max_iter, tol=settings.tol,
             n_bootstrap=n_bootstrap, drop=settings.bootstrap_drop, random_state=settings.random_state, F0=F0,
+            should_stop=newer,
         )
+
+    def newer() -> bool:
+        return newer_labels is not None and newer_labels()
 
     # Labels and counts first (one warm-started solve), saved at once so pages show them; the bootstrap re-runs
     # that measure stability (ten more solves, seconds at 100,000 images) and the new-class flags follow.
@@ -118,20 +131,36 @@ def refresh(ws: Workspace, progress: Progress | None = None, compute_map: bool =
     # Saved at once with a provisional calibration, refitted on the last evidence (no solve).
     calibration.calibrate_state(ws, state, W, previous if same_graph else None)
     save_state(ws, state)
+    # The follow-up work below is abandoned as soon as newer labels wait (checked between its parts and between
+    # the re-runs): the next pass does it all for them, and the saved state keeps this pass's labels and counts.
+    deferred = "labels propagated (stability and calibration follow with the newer labels)"
+    if newer():
+        _finish(ws, state)
+        progress(1.0, deferred)
+        return state
     progress(0.7, "measuring stability (bootstrap re-runs) and possible new classes")
-    if n_classes:
-        state.new_class = np.asarray(review.possible_new_class(W, y), dtype=bool)
-    if settings.n_bootstrap > 0:
+    new_class = np.asarray(review.possible_new_class(W, y), dtype=bool) if n_classes else state.new_class
+    stability = state.stability
+    if settings.n_bootstrap > 0 and not newer():
         # Warm-started from the solution just found, the full solve returns at once; only stability is new.
-        state.stability = np.asarray(spread(settings.n_bootstrap, result.scores).stability, dtype=np.float64)
+        stability = np.asarray(spread(settings.n_bootstrap, result.scores).stability, dtype=np.float64)
+    if newer():
+        _finish(ws, state)
+        progress(1.0, deferred)
+        return state
+    state.new_class, state.stability = new_class, stability
     progress(0.9, "calibrating confidence")
     calibration.calibrate_state(ws, state, W)  # on the new labels' leave-one-out predictions and every audit
     save_state(ws, state)
-    collect_garbage(ws)  # caches of older images or encoders can never be read again
-    if settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
-        learning_curve.record_point(ws, state)
+    _finish(ws, state)
     progress(1.0, "labels propagated")
     return state
+
+
+def _finish(ws: Workspace, state: PipelineState) -> None:
+    collect_garbage(ws)  # caches of older images or encoders can never be read again
+    if ws.settings.ground_truth_path is not None:  # teaching mode: one more point of the learning curve
+        learning_curve.record_point(ws, state)
 
 
 def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:

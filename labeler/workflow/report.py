@@ -328,8 +328,7 @@ def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, Any] | Non
     except (LookupError, KeyError):
         return None
     y = calibration.human_labels(state)
-    n_classes = len(state.class_ids)
-    seeds, loo_label, _ = calibration.loo_predictions(ws, state.embedding_key, W, y, n_classes)
+    seeds, loo_label, _ = calibration.loo_predictions(ws, state.embedding_key, W, y, state.class_ids)
     n = int(seeds.size)
     out: dict[str, Any] = {"n": n}
     # Both are held-out predictions of each human label once (leave-one-out, or 10 folds above 100 labels).

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from labeler.config import Settings
 from labeler.core import diagnostics, graph, umap_map
 from labeler.core.selection import SelectionEstimate
 from labeler.embed import instant as representation
@@ -207,6 +208,22 @@ def embed_on_ray(
         embed_with_ray(paths, digests, model.batch_function(), model.path, decode=model.decode, address=address,
                        actors=actors, gpus_per_actor=gpus_per_actor, batch_size=batch_size, progress=report)
     return [model.path for model in models]
+
+
+def embed_as_configured(ws: Workspace, settings: Settings, progress: Progress = quiet) -> list[Path]:
+    """The models' embeddings on the Ray cluster ``settings.ray_address`` names ("local" starts one here); nothing
+    when it is empty (the next refresh embeds on this machine). Returns the files written.
+
+    Raises RuntimeError when Ray is not installed, and what :func:`embed_on_ray` raises.
+    """
+    if not settings.ray_address:
+        return []
+    from labeler.embed.ray_embed import ray_available
+
+    if not ray_available():
+        raise RuntimeError('embedding on a Ray cluster needs Ray: pip install "labeler[ray]"')
+    address = None if settings.ray_address == "local" else settings.ray_address
+    return embed_on_ray(ws, address, progress=progress)
 
 
 def selection_record(estimate: SelectionEstimate | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from labeler.progress import Progress, StopCheck
 from labeler.store import Job
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
+from labeler.workflow.representations import embed_as_configured
 from labeler.workflow.training import train
 from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
@@ -215,6 +216,11 @@ class JobRunner:
             self._ensure_worker(lane)
             self._cond.notify_all()
 
+    def _refresh_wanted(self) -> bool:
+        """Whether another refresh pass has been asked for since this one started."""
+        with self._cond:
+            return self._lanes["refresh"].refresh_wanted
+
     def _take_refresh_request(self) -> tuple[bool, bool]:
         """(a pass is wanted, with the map), clearing the request: a request after this asks for another pass."""
         lane = self._lanes["refresh"]
@@ -229,8 +235,9 @@ class JobRunner:
             wanted, compute_map = self._take_refresh_request()
             if not wanted:
                 break
-            # Propagate first without the map so counts refresh at once, then add the map if it is missing.
-            state = refresh(self.workspace, progress, compute_map=False)
+            # Propagate first without the map so counts refresh at once, then add the map if it is missing; the
+            # follow-up work (stability, calibration) is left to the next pass when labels arrived meanwhile.
+            state = refresh(self.workspace, progress, compute_map=False, newer_labels=self._refresh_wanted)
             if compute_map and state.umap is None:
                 with self._cond:
                     newer = self._lanes["refresh"].refresh_wanted
@@ -256,22 +263,46 @@ class JobRunner:
 
         return self._queue("import", job)
 
-    def start_training(self, minutes: float | None = None, epochs: int | None = None,
-                       finetune: str | None = None) -> int:
+    def start_training(
+        self, minutes: float | None = None, epochs: int | None = None, finetune: str | None = None,
+        ray_address: str | None = None,
+    ) -> int:
         """Queue a training run; returns its job id (the running or queued one if there is one already).
 
         ``finetune`` ("auto", "always", "never") overrides ``settings.finetune`` for this run (colour photos).
+        ``ray_address`` (default ``settings.ray_address``; "" = this machine) is where the new encoder's
+        embeddings are computed before the refresh that follows.
         """
         minutes = self.settings.ssl_minutes if minutes is None and epochs is None else minutes
+        settings = self.settings if ray_address is None else self.settings.with_(ray_address=ray_address)
 
         def job(progress: Progress, should_stop: StopCheck) -> str:
             message = train(self.workspace, minutes=minutes, epochs=epochs, progress=progress,
                             should_stop=should_stop, finetune=finetune)
-            self.request_refresh(compute_map=True)  # a new encoder: embed, graph, map and propagate follow
-            return message
+            if should_stop():
+                self.request_refresh(compute_map=True)
+                return message
+            return f"{message}; {self._embed_then_refresh(settings, progress)}"
 
         # One training at a time per workspace, in any process: they would write the same checkpoint.
         return self._queue("train", job)
+
+    def start_embedding(self, ray_address: str | None = None) -> int:
+        """Queue the models' embeddings on the Ray cluster ``ray_address`` (default ``settings.ray_address``) in the
+        train lane, then a refresh; returns the job id. With no address the refresh embeds on this machine."""
+        settings = self.settings if ray_address is None else self.settings.with_(ray_address=ray_address)
+        return self._queue("train", lambda progress, should_stop: self._embed_then_refresh(settings, progress))
+
+    def _embed_then_refresh(self, settings: Settings, progress: Progress) -> str:
+        """Embed where ``settings`` says, then ask for the refresh (embed, graph, map, propagate) in any case: a
+        failed cluster run still leaves this machine to embed, and the job shows why the cluster failed."""
+        try:
+            written = embed_as_configured(self.workspace, settings, progress)
+        finally:
+            self.request_refresh(compute_map=True)  # a new encoder: embed, graph, map and propagate follow
+        if not written:
+            return "embedding on this machine"
+        return f"embedded {len(written)} representation{'s' if len(written) != 1 else ''} on Ray"
 
     def _queue(self, kind: str, job: JobFunction) -> int:
         """Queue ``job`` on its lane unless one of ``kind`` is already active (in any process); returns its id."""

@@ -266,7 +266,9 @@ def import_folder(
     progress(0.0, "finding images")
     paths = find_images(ws.data_dir, exclude=[ws.workspace_dir])
     root = Path(ws.data_dir).absolute()
-    rels = [path.relative_to(root).as_posix() for path in paths]
+    prefix = str(root) + os.sep  # string slicing: Path.relative_to costs 2 s at 100,000 files
+    rels = [str(path)[len(prefix):].replace(os.sep, "/") if str(path).startswith(prefix)
+            else path.relative_to(root).as_posix() for path in paths]
     with cache_lock(s.cache_dir):
         previous = ws.records()
         previous_fingerprint = ws.fingerprint(previous)
@@ -375,6 +377,13 @@ def _assemble_caches(
         os.replace(pending_paths[0], final_thumbs)  # a first import: the decoded rows are the caches already
         os.replace(pending_paths[1], final_train)
         return
+    kept_in_place = np.any(which == 0) and np.all((which == 1) | (rows == np.arange(n)))
+    if kept_in_place and _rows_in(old_paths[0]) == n == _rows_in(old_paths[1]):
+        # Files changed, none added or removed: every other row stays where it is, so only the changed rows are
+        # written, into the old caches renamed aside (one 3 GB copy less at 100,000 images).
+        changed = np.flatnonzero(which == 1)
+        caches.patch_caches(old_paths, (final_thumbs, final_train), pending_paths, changed, rows[changed])
+        return
     s = ws.settings
     readers = [(NpyReader(old_paths[0]), NpyReader(old_paths[1])) if np.any(which == 0) else None,
                (NpyReader(pending_paths[0]), NpyReader(pending_paths[1]))]
@@ -385,3 +394,11 @@ def _assemble_caches(
         writer.abort()
         raise
     writer.commit()
+
+
+def _rows_in(path: Path) -> int | None:
+    """Rows of the ``.npy`` at ``path``; None when it is absent or unreadable."""
+    try:
+        return len(NpyReader(path))
+    except (OSError, ValueError):
+        return None

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.sparse.csgraph import connected_components
 from sklearn.datasets import make_blobs, make_moons
 
 from labeler.core.diagnostics import (
@@ -8,11 +9,13 @@ from labeler.core.diagnostics import (
     compare_representations,
     learning_curve_point,
     loo_accuracy,
+    loo_from_influence,
     loo_scores,
+    seed_influence,
     supervised_baseline_loo,
 )
 from labeler.core.graph import knn_graph
-from labeler.core.propagate import balanced_seeds, one_hot
+from labeler.core.propagate import balanced_seeds, normalized_affinity, one_hot
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +120,25 @@ def test_loo_scores_equal_brute_force():
         F = _closed_form(W, y_drop, 3, 0.9, balanced_seeds)  # propagate() balances class mass
         np.testing.assert_allclose(loo_proba[j], F[i] / F[i].sum(), atol=1e-6)
         assert loo_label[j] == np.argmax(F[i])
+
+
+def test_seed_influence_updated_label_by_label_equals_computing_it_again():
+    rng = np.random.default_rng(0)
+    S = normalized_affinity(knn_graph(rng.normal(size=(300, 5)), 8), dtype=np.float64)
+    _, component = connected_components(S, directed=False)
+    y = np.full(300, -1)
+    y[rng.choice(300, 20, replace=False)] = rng.integers(0, 3, 20)
+    kept = seed_influence(S, y, 3)
+    for step in range(12):  # a label added, removed, or changed to another class, in turn
+        i = rng.choice(np.flatnonzero(y < 0) if step % 3 == 0 else np.flatnonzero(y >= 0))
+        y[i] = {0: rng.integers(0, 3), 1: -1, 2: (y[i] + 1) % 3}[step % 3]
+        kept = seed_influence(S, y, 3, previous=kept)
+        again = seed_influence(S, y, 3)
+        np.testing.assert_array_equal(kept.seeds, np.flatnonzero(y >= 0))
+        np.testing.assert_allclose(kept.others, again.others, atol=1e-8)
+        np.testing.assert_allclose(kept.own, again.own, atol=1e-12)
+        for a, b in zip(loo_from_influence(kept, component), loo_from_influence(again, component), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_choose_representation_keeps_the_preferred_one_until_it_can_measure():

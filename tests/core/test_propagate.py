@@ -202,3 +202,18 @@ def test_a_class_with_more_seeds_does_not_swallow_the_others() -> None:
     accuracy = np.mean(result.label == truth)
     assert accuracy > 0.9
     assert accuracy > np.mean(unbalanced == truth) + 0.1
+
+
+def test_bootstrap_re_runs_stop_when_asked_and_leave_stability_unmeasured():
+    W = _random_graph(60)
+    y = np.full(60, -1)
+    y[[0, 1, 30, 31]] = [0, 0, 1, 1]
+    asked: list[int] = []
+    stopped = propagate(W, y, 2, n_bootstrap=5, should_stop=lambda: len(asked) > 1 or asked.append(1) is not None)
+    full = propagate(W, y, 2, n_bootstrap=5)
+    assert len(asked) == 2  # two re-runs went ahead, the third was stopped
+    np.testing.assert_array_equal(stopped.label, full.label)
+    propagated = stopped.source == Source.PROPAGATED
+    assert np.isnan(stopped.stability[propagated]).all()
+    assert (stopped.stability[y >= 0] == 1.0).all()
+    assert not np.isnan(full.stability).any()

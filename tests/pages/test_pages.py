@@ -211,8 +211,8 @@ def test_model_page_passes_the_fine_tuning_choice_to_training(
     calls: list[dict[str, object]] = []
 
     def start_training(self: JobRunner, minutes: float | None = None, epochs: int | None = None,
-                       finetune: str | None = None) -> int:
-        calls.append({"minutes": minutes, "finetune": finetune})
+                       finetune: str | None = None, ray_address: str | None = None) -> int:
+        calls.append({"minutes": minutes, "finetune": finetune, "ray_address": ray_address})
         return 0
 
     monkeypatch.setattr(JobRunner, "start_training", start_training)
@@ -222,7 +222,34 @@ def test_model_page_passes_the_fine_tuning_choice_to_training(
     assert list(choice.options) == ["auto", "always", "never"]
     choice.set_value("always").run()
     at.button(key="train_start").click().run()
-    assert calls == [{"minutes": 5.0, "finetune": "always"}]
+    assert calls == [{"minutes": 5.0, "finetune": "always", "ray_address": ""}]
+
+
+def test_model_page_passes_the_ray_address_to_the_embedding(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The address typed on the Model page reaches the Ray embedding after training (Ray itself is not started)."""
+    from labeler.embed import ray_embed
+    from labeler.workflow import representations
+    from labeler.workflow import runner as runner_module
+    from pages.shared import session
+
+    addresses: list[str | None] = []
+    monkeypatch.setattr(runner_module, "train", lambda ws, **options: "encoder trained")
+    monkeypatch.setattr(ray_embed, "ray_available", lambda: True)
+    monkeypatch.setattr(representations, "embed_on_ray",
+                        lambda ws, address, **options: addresses.append(address) or [Path("simclr.npy")])
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    at = run_page("model")
+    assert at.text_input(key="ray_address").value == ""  # Settings.ray_address: this machine by default
+    assert not [b for b in at.button if b.key == "ray_embed"]  # nothing to send anywhere yet
+    at.text_input(key="ray_address").input(" ray://head:10001 ").run()
+    at.button(key="train_start").click().run()
+    job_runner = session._runner(Settings(data_dir=data_dir))
+    assert job_runner.wait("train", timeout=60)
+    assert addresses == ["ray://head:10001"]
+    assert ws.store.jobs(kind="train")[0].message == "encoder trained; embedded 1 representation on Ray"
+    assert job_runner.wait("refresh", timeout=120)
 
 
 # ----------------------------------------------------------------------------------------------- export

@@ -48,6 +48,30 @@ def class_index(ws: Workspace, name: str) -> int:
     return [c.name for c in ws.classes()].index(name)
 
 
+def test_leave_one_out_kept_between_refreshes_equals_the_exact_one(blobs: tuple[Workspace, np.ndarray]) -> None:
+    """Labels added, removed and changed, and a class added, update the kept seed influence; the predictions stay
+    the exact ones."""
+    from labeler.core import diagnostics
+    from labeler.workflow.representations import graph_for_state
+
+    ws, _ = blobs
+    refresh(ws, compute_map=False)
+    ws.store.add_class("green")
+    ws.store.label_paths([("img_040.png", "green"), ("img_041.png", "green"), ("img_030.png", "red")], "tester")
+    for _ in range(2):
+        state = refresh(ws, compute_map=False)
+        W = graph_for_state(ws, state)
+        y = calibration.human_labels(state)
+        kept = calibration.loo_predictions(ws, state.embedding_key, W, y, state.class_ids)
+        exact = diagnostics.loo_scores(W, y, len(state.class_ids), alpha=ws.settings.alpha)
+        for a, b in zip(kept, exact, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        assert len(kept[0]) == int(np.sum(y >= 0))
+        ws.store.add_class("yellow")  # the kept sums get an empty column
+        ws.store.set_labels([ws.records()[41].id], None, "tester")
+        ws.store.label_paths([("img_008.png", "blue")], "tester")
+
+
 def test_calibrated_confidence_is_high_for_clear_points_and_exported_next_to_the_score(
     blobs: tuple[Workspace, np.ndarray],
 ) -> None:

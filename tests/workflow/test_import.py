@@ -69,6 +69,53 @@ def test_reimport_decodes_only_new_and_changed_files(tmp_path: Path, decodes: li
     assert tuple(train[paths.index("img_003.png")][0, 0]) == (250, 250, 0)
 
 
+def test_reimport_of_changed_files_rewrites_only_their_rows_in_place(tmp_path: Path, decodes: list[int]) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=4)
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    inodes = {path.stat().st_ino for path in ws.cache_paths()}
+    Image.new("RGB", (20, 20), (250, 250, 0)).save(root / "img_003.png")
+    Image.new("RGB", (30, 20), (0, 0, 250)).save(root / "img_009.png")
+    decodes.clear()
+    ws.import_folder()
+    assert len(decodes) == 2
+    new_paths = ws.cache_paths()
+    assert {path.stat().st_ino for path in new_paths} == inodes  # the old files, renamed: no row was copied
+    thumbs, train = ws.images()
+    expected_thumbs, expected_train = fresh_caches(root, tmp_path)
+    np.testing.assert_array_equal(thumbs, expected_thumbs)
+    np.testing.assert_array_equal(train, expected_train)
+    assert not list(ws.settings.cache_dir.glob(".*tmp"))
+    assert sorted(p.name for p in ws.settings.cache_dir.glob("t*-*.npy")) == sorted(p.name for p in new_paths)
+
+
+def test_a_failed_patch_leaves_no_cache_to_misread_and_the_next_read_rebuilds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeler.io import chunked
+
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=4)
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    Image.new("RGB", (20, 20), (250, 250, 0)).save(root / "img_003.png")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chunked.NpyPatch, "copy_rows", broken)
+    with pytest.raises(OSError, match="No space"):
+        ws.import_folder()
+    monkeypatch.undo()
+    assert not list(ws.settings.cache_dir.glob(".*tmp"))  # the half-patched pair is gone, under either name
+    assert not [p for p in ws.cache_paths() if p.exists()]
+    thumbs, train = Workspace.open(Settings(root)).images()  # built again from the files, as after a crash
+    expected_thumbs, expected_train = fresh_caches(root, tmp_path)
+    np.testing.assert_array_equal(thumbs, expected_thumbs)
+    np.testing.assert_array_equal(train, expected_train)
+
+
 def test_caches_are_memory_mapped_and_superseded_ones_removed(ws: Workspace, colour_folder: tuple[Path, dict]) -> None:
     root, _ = colour_folder
     thumbs, train = ws.images()

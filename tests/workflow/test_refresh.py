@@ -177,3 +177,25 @@ def test_counts_are_saved_before_the_stability_re_runs(labeled: tuple[Workspace,
     refresh(ws, compute_map=False)
     # Later runs show the last measured stability until the re-runs end.
     assert not np.isnan(saved[0][1]).any()
+
+
+def test_follow_up_work_is_left_to_the_next_pass_when_newer_labels_wait(
+    labeled: tuple[Workspace, dict[str, str]]
+) -> None:
+    ws, _ = labeled
+    first = refresh(ws, compute_map=False)
+    ws.store.label(ws.records()[5].id, ws.classes()[0].id, "ann")
+    asked: list[int] = []
+    state = refresh(ws, compute_map=False, newer_labels=lambda: asked.append(1) is None)
+    assert asked == [1]  # asked once, after the counts were saved
+    saved = load_state(ws)
+    assert saved is not None
+    assert saved.labels_version == ws.store.labels_version()  # this label is in the saved state
+    assert saved.source[5] == "human"
+    np.testing.assert_array_equal(saved.label, state.label)
+    propagated = state.source == "propagated"
+    # No re-runs: every propagated image keeps the stability measured last time.
+    np.testing.assert_array_equal(state.stability[propagated], first.stability[propagated])
+    full = refresh(ws, compute_map=False)  # the next pass does the rest
+    np.testing.assert_array_equal(full.label, state.label)
+    assert not np.isnan(full.stability).any()

@@ -220,3 +220,43 @@ def test_import_runs_in_the_job_lane_then_refreshes(tmp_path: Path) -> None:
     assert job_runner.last_import.counts["added"] == 9
     assert kinds["refresh"].status == "done"
     assert job_runner.workspace.image_count() == 9
+
+
+def test_training_embeds_on_the_ray_address_then_refreshes(runner: JobRunner,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from labeler.embed import ray_embed
+    from labeler.workflow import representations
+
+    addresses: list[str | None] = []
+    monkeypatch.setattr(runner_module, "train", lambda ws, **options: "encoder trained")
+    monkeypatch.setattr(ray_embed, "ray_available", lambda: True)
+    monkeypatch.setattr(representations, "embed_on_ray",
+                        lambda ws, address, **options: addresses.append(address) or [Path("a.npy"), Path("b.npy")])
+    _seed(runner)
+    runner.start_training(minutes=0.1, ray_address=" local ")  # "local" is a Ray started here: address None
+    assert runner.wait("train", timeout=60)
+    runner.start_embedding(ray_address="ray://head:10001")
+    assert runner.wait("train", timeout=60)
+    runner.start_training(minutes=0.1)  # the settings' default: this machine, so the refresh embeds
+    assert runner.wait("train", timeout=60)
+    assert runner.wait("refresh", timeout=120)
+    assert addresses == [None, "ray://head:10001"]
+    messages = [job.message for job in runner.store.jobs(kind="train")]
+    assert messages == ["encoder trained; embedding on this machine", "embedded 2 representations on Ray",
+                        "encoder trained; embedded 2 representations on Ray"]
+    assert not is_stale(runner.workspace, load_state(runner.workspace))  # the refresh followed
+
+
+def test_embedding_on_ray_without_ray_fails_clearly_and_still_refreshes(runner: JobRunner,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from labeler.embed import ray_embed
+
+    monkeypatch.setattr(ray_embed, "ray_available", lambda: False)
+    _seed(runner)
+    runner.start_embedding(ray_address="auto")
+    assert runner.wait("train", timeout=60)
+    assert runner.wait("refresh", timeout=120)
+    job = runner.store.jobs(kind="train")[0]
+    assert job.status == "failed"
+    assert 'pip install "labeler[ray]"' in (job.error or "")
+    assert load_state(runner.workspace) is not None  # this machine embedded and propagated instead
