@@ -17,7 +17,7 @@ from typing import Any
 
 from labeler.auth import TOKEN_ENV, is_loopback, new_token
 from labeler.config import FINETUNE_CHOICES, Settings
-from labeler.install_paths import app_script, sample_data_dir
+from labeler.install_paths import app_script, sample_data_dir, sample_photos_dir
 from labeler.store import UndoConflict
 from labeler.workflow import export
 from labeler.workflow.refresh import NoReadableImages, refresh
@@ -277,7 +277,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir) if args.data_dir else sample_data_dir()
+    bundled = sample_photos_dir() if args.sample == "photos" else sample_data_dir()
+    data_dir = Path(args.data_dir) if args.data_dir else bundled
     if not data_dir.is_dir():
         print(f"labeler: data folder {data_dir} does not exist or is not a folder", file=sys.stderr)
         return 2
@@ -423,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"serve without an access token even beyond loopback (else one is generated, or taken "
                         f"from {TOKEN_ENV}, and printed in the URL)")
     p.add_argument("--ground-truth", help="teaching mode: CSV path,label with the true classes")
+    p.add_argument("--sample", choices=["clothes", "photos"], default="clothes",
+                   help="without DATA_DIR: the bundled sample to open (1,000 Fashion-MNIST images, or 120 photos "
+                        "of cats and dogs)")
     p.set_defaults(func=cmd_app)
     return parser
 

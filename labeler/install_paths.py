@@ -1,8 +1,8 @@
 """Where the app script and the bundled sample data are: a source checkout, or an installed package.
 
-A source checkout keeps ``app.py``, ``pages/`` and ``sample_data/`` beside ``labeler/``. A regular install ships
-``app.py`` and ``pages`` as top-level modules next to ``labeler`` and the sample data under
-``<prefix>/share/labeler/sample_data`` (see ``pyproject.toml``).
+A source checkout keeps ``app.py``, ``pages/``, ``sample_data/`` and ``sample_photos/`` beside ``labeler/``. A
+regular install ships ``app.py`` and ``pages`` as top-level modules next to ``labeler`` and the sample folders under
+``<prefix>/share/labeler/`` (see ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,21 @@ def app_script() -> Path:
     raise FileNotFoundError("labeler's app.py is not installed: reinstall with `pip install labeler`")
 
 
-def sample_data_dir() -> Path:
-    """The bundled sample images (1,000 Fashion-MNIST PNGs); the checkout's copy first, else the installed one."""
+def _bundled(name: str) -> Path:
+    """A bundled sample folder: the checkout's copy first, else the installed one."""
     candidates = [
-        SOURCE_ROOT / "sample_data",
-        Path(sysconfig.get_paths()["data"]) / "share" / "labeler" / "sample_data",
-        Path(sys.prefix) / "share" / "labeler" / "sample_data",
+        SOURCE_ROOT / name,
+        Path(sysconfig.get_paths()["data"]) / "share" / "labeler" / name,
+        Path(sys.prefix) / "share" / "labeler" / name,
     ]
     return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+def sample_data_dir() -> Path:
+    """The bundled sample images (1,000 Fashion-MNIST PNGs): what the app opens by default."""
+    return _bundled("sample_data")
+
+
+def sample_photos_dir() -> Path:
+    """The bundled sample photos (120 cats and dogs of Oxford-IIIT Pet): where the pretrained backbone shows."""
+    return _bundled("sample_photos")

@@ -17,7 +17,7 @@ settings = session.settings()
 
 # ----------------------------------------------------------------------------------------------- dataset
 with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not settings.data_dir.is_dir()):
-    col_path, col_open, col_sample = st.columns([4, 1, 1], vertical_alignment="bottom")
+    col_path, col_open, col_sample, col_photos = st.columns([4, 1, 1, 1], vertical_alignment="bottom")
     folder_text = col_path.text_input("Folder of images", placeholder="/home/me/photos", key="folder_text")
     if col_open.button("Open folder", key="open_folder"):
         folder, problem = session.check_folder(folder_text)
@@ -26,8 +26,11 @@ with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not setti
         else:
             st.session_state["data_dir"] = str(folder)
             st.rerun()
-    if col_sample.button("Open sample", key="open_sample"):
+    if col_sample.button("Open sample", key="open_sample", help="1,000 Fashion-MNIST images (small, grey)"):
         st.session_state["data_dir"] = str(session.SAMPLE_DIR)
+        st.rerun()
+    if col_photos.button("Photo sample", key="open_photo_sample", help="120 photos of cats and dogs (Oxford-IIIT Pet)"):
+        st.session_state["data_dir"] = str(session.SAMPLE_PHOTOS_DIR)
         st.rerun()
     if session.ground_truth_for(settings.data_dir) is not None:
         st.toggle(

@@ -21,7 +21,7 @@ import streamlit as st
 from numpy.typing import NDArray
 
 from labeler.config import WORKSPACE_DIRNAME, Settings
-from labeler.install_paths import sample_data_dir
+from labeler.install_paths import sample_data_dir, sample_photos_dir
 from labeler.io import folders, uploads
 from labeler.store import ImageRecord
 from labeler.workflow.label_queue import image_key
@@ -33,6 +33,7 @@ from labeler.workflow.workspace import Workspace
 from pages.shared import auth, text
 
 SAMPLE_DIR = sample_data_dir()
+SAMPLE_PHOTOS_DIR = sample_photos_dir()
 
 
 GROUND_TRUTH_NAME = "ground_truth.csv"
@@ -70,7 +71,8 @@ def startup_options(argv: list[str] | None = None) -> dict[str, Path | None]:
 
 def allowed_roots() -> list[Path]:
     """Folders under which the home page may open a dataset (see ``labeler.io.folders.allowed_roots``)."""
-    return folders.allowed_roots(Path(str(startup_options()["data_dir"])), SAMPLE_DIR)
+    roots = folders.allowed_roots(Path(str(startup_options()["data_dir"])), SAMPLE_DIR)
+    return [*roots, SAMPLE_PHOTOS_DIR.resolve()]
 
 
 def check_folder(text: str) -> tuple[Path | None, str | None]:

@@ -95,6 +95,21 @@ def test_home_refuses_a_second_class_of_the_same_name_and_a_rename_onto_one(data
     assert [(c.id, c.name) for c in ws.store.classes()] == [(cat.id, "cat"), (dog.id, "dog")]
 
 
+def test_home_opens_the_photo_sample(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages.shared import session
+
+    photos = tmp_path / "sample_photos"  # a copy: tests never write a workspace into the checkout
+    photos.mkdir()
+    for source in sorted(session.SAMPLE_PHOTOS_DIR.glob("*.jpg"))[:4]:
+        (photos / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(session, "SAMPLE_PHOTOS_DIR", photos)
+    assert photos.resolve() in session.allowed_roots()
+    at = run_page("home")
+    at.button(key="open_photo_sample").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["data_dir"] == str(photos)
+
+
 def test_home_refuses_a_folder_that_does_not_exist(data_dir: Path) -> None:
     at = run_page("home")
     at.text_input(key="folder_text").input(str(data_dir / "nope"))
