@@ -1,0 +1,88 @@
+"""Honest numbers on real photos: calibration (ECE) and the audit headline on pets37, pretrained features.
+
+    python -m benchmarks.photo_calibration [--data-dir /work/shared/datasets] [--seeds 10] [--audits 30]
+
+The same run as ``benchmarks.quality``'s honest numbers (:func:`benchmarks.quality.honest_run`: label spreading,
+confidence calibrated as a refresh does from the seeds' leave-one-out predictions and blind audits answered with the
+truth), on the representation a photo folder gets before any training: the pretrained EfficientNet-Lite0 features.
+Species (2 classes) at 1 / 5 labels per class, breed (37 classes of 10) at 1 / 3 / 5. Writes
+``benchmarks/results/photo_calibration.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.quality import honest_run, machine
+
+RESULTS = Path(__file__).parent / "results" / "photo_calibration.md"
+TASKS = {"species": (1, 5), "breed": (1, 3, 5)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--audits", type=int, default=30)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    from labeler.core import graph
+    from labeler.embed.pretrained import pretrained_features
+
+    folder = Path(args.data_dir) / "pets37"
+    table = pd.read_csv(folder / "ground_truth.csv")
+    paths = [folder / "images" / p for p in table["path"]]
+    started = dt.datetime.now().astimezone()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        X, ok = pretrained_features(paths, [p.name for p in paths], Path(tmp))
+        X = np.array(X)
+    reps = {"pretrained": X}
+    W = {"pretrained": graph.knn_graph(X, 15)}
+    lines = [
+        "# Honest numbers on real photos (benchmarks/photo_calibration.py)",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M %Z}",
+        f"- machine: {machine()}; load average {load_before:.1f} before the run",
+        f"- command: `python -m benchmarks.photo_calibration --seeds {args.seeds} --audits {args.audits}`",
+        f"- pets37 (370 photos, {int(ok.sum())} decoded), representation: pretrained EfficientNet-Lite0 features (the "
+        "instant one of a photo folder, no training); 15-NN graph, label spreading; confidence calibrated as a "
+        f"refresh does (seeds' leave-one-out + {args.audits} blind audits answered with the truth; at one label per "
+        "class the simulated prior); ECE (10 equal bins), accuracy and the most confident half on the propagated "
+        "photos not audited (about 300: a 10-bin ECE on 300 points has a sampling floor of about 0.03-0.05); "
+        f"mean ± std over {args.seeds} draws",
+        "",
+        "| task | k | accuracy | ECE raw score | ECE confidence | mean confidence | accuracy, most confident half "
+        "| headline (audits) | truth in interval |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    t = time.perf_counter()
+    for task, ks in TASKS.items():
+        y = np.unique(table[task].to_numpy(str), return_inverse=True)[1].astype(np.int64)
+        for k in ks:
+            runs = [honest_run(reps, W, y, k, seed, args.audits) for seed in range(args.seeds)]
+
+            def cell(key: str, runs: list[dict[str, float]] = runs) -> str:
+                values = np.array([run[key] for run in runs])
+                return f"{values.mean():.3f} ± {values.std():.3f}"
+
+            covered = int(sum(run["covers"] for run in runs))
+            lines.append(
+                f"| {task} | {k} | {cell('accuracy')} | {cell('ece raw')} | {cell('ece')} | {cell('mean confidence')} "
+                f"| {cell('acc top half')} | {cell('headline')} | {covered}/{len(runs)} |"
+            )
+            print(lines[-1], flush=True)
+    lines += ["", f"{time.perf_counter() - t:.0f} s for the draws.", ""]
+    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
