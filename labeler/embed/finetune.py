@@ -48,9 +48,9 @@ from labeler.embed.feature_cache import FeatureCache
 from labeler.embed.pretrained import (
     Progress,
     cache_tag,
+    cached_photo_features,
     decode_batches,
     default_device,
-    embed_into_cache,
     load_photo,
     usable_cores,
 )
@@ -373,20 +373,7 @@ def finetuned_features(
     """Pooled features (N, D) of the fine-tuned network and ``ok`` (N,), as
     :func:`~labeler.embed.pretrained.pretrained_features` gives the plain ones (same decoding, cache per content
     digest), in a cache folder of this checkpoint."""
-    if len(paths) != len(digests):
-        raise ValueError(f"got {len(paths)} paths but {len(digests)} digests")
     spec = backbone_spec(read_finetuned(checkpoint)["backbone"])
     cache = FeatureCache(Path(cache_dir) / finetuned_tag(spec, checkpoint_digest(checkpoint)), spec.feature_dim)
-    rows = cache.lookup(digests)
-    todo = list({digest: i for i, digest in enumerate(digests) if rows[i] < 0}.values())
-    if todo:
-        target = torch.device(device) if device is not None else default_device()
-        model, _ = load_finetuned(checkpoint, target)
-
-        def load(i: int) -> NDArray[np.uint8]:
-            return load_photo(Path(paths[i]), spec.input_size, spec.resize_size)[None]
-
-        embed_into_cache(cache, todo, [[digests[i]] for i in todo], load, model, spec, target, batch_size,
-                         chunk_size, workers, progress, label="fine-tuned features")
-        rows = cache.lookup(digests)
-    return cache.gather(rows), rows >= 0
+    return cached_photo_features(paths, digests, cache, spec, lambda target: load_finetuned(checkpoint, target)[0],
+                                 device, batch_size, chunk_size, workers, progress, label="fine-tuned features")

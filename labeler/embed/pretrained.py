@@ -273,24 +273,41 @@ def pretrained_features(
     labeler.embed.backbones.BackboneUnavailable
         Only when some features are missing and the weights cannot be loaded.
     """
+    spec = backbone_spec(backbone)
+    cache = FeatureCache(Path(cache_dir) / cache_tag(spec), spec.feature_dim)
+    return cached_photo_features(paths, digests, cache, spec, lambda target: load_backbone(backbone, target)[0],
+                                 device, batch_size, chunk_size, workers, progress)
+
+
+def cached_photo_features(
+    paths: Sequence[Path],
+    digests: Sequence[str],
+    cache: FeatureCache,
+    spec: BackboneSpec,
+    load_model: Callable[[torch.device], nn.Module],
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    chunk_size: int = 512,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    label: str = "features",
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Features of image files from ``cache``, computing (with ``load_model(device)``, loaded only then) and storing
+    those whose digest is missing: one file per missing digest. Returns (X, ok) as :func:`pretrained_features`."""
     if len(paths) != len(digests):
         raise ValueError(f"got {len(paths)} paths but {len(digests)} digests")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
-    spec = backbone_spec(backbone)
-    cache = FeatureCache(Path(cache_dir) / cache_tag(spec), spec.feature_dim)
     rows = cache.lookup(digests)
-    todo_index = {digest: i for i, digest in enumerate(digests) if rows[i] < 0}  # one file per missing digest
-    todo = list(todo_index.values())
+    todo = list({digest: i for i, digest in enumerate(digests) if rows[i] < 0}.values())
     if todo:
-        device = torch.device(device) if device is not None else default_device()
-        model, _ = load_backbone(backbone, device)
+        target = torch.device(device) if device is not None else default_device()
+        model = load_model(target)
 
         def load(i: int) -> NDArray[np.uint8]:
             return load_photo(Path(paths[i]), spec.input_size, spec.resize_size)[None]
 
-        keys = [[digests[i]] for i in todo]
-        embed_into_cache(cache, todo, keys, load, model, spec, device, batch_size, chunk_size, workers, progress)
+        embed_into_cache(cache, todo, [[digests[i]] for i in todo], load, model, spec, target, batch_size,
+                         chunk_size, workers, progress, label=label)
         rows = cache.lookup(digests)
-    ok = rows >= 0
-    return cache.gather(rows), ok
+    return cache.gather(rows), rows >= 0
