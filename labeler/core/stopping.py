@@ -61,16 +61,31 @@ def changed_fraction(
     return float(np.mean(before[mask] != now[mask]))
 
 
-def audits_for_width(accuracy: float, max_width: float, z: float = Z_95) -> int:
+def audits_for_width(accuracy: float, max_width: float, z: float = Z_95, population: int | None = None) -> int:
     """Audits needed for a 95 % interval of width ``max_width`` around ``accuracy`` (normal approximation).
 
     ``width = 2 z sqrt(p (1 - p) / n)``; ``p`` is floored at 0.05 away from 0 and 1, where the normal approximation
-    would promise a zero width.
+    would promise a zero width. With ``population`` (the propagated images the audits are drawn from, without
+    replacement) the finite-population correction applies, ``n = n0 / (1 + (n0 - 1) / N)``, and no more than ``N``
+    are ever asked for: on a small folder, auditing every propagated image measures their accuracy exactly.
     """
     if max_width <= 0:
         raise ValueError(f"max_width must be > 0, got {max_width}")
     p = float(np.clip(accuracy, 0.05, 0.95)) if np.isfinite(accuracy) else 0.5
-    return int(np.ceil((2 * z) ** 2 * p * (1 - p) / max_width**2))
+    n0 = (2 * z) ** 2 * p * (1 - p) / max_width**2
+    if population is None:
+        return int(np.ceil(n0))
+    if population < 1:
+        return 0
+    return int(min(population, np.ceil(n0 / (1 + (n0 - 1) / population))))
+
+
+def finite_population_width(width: float, n_audits: int, population: int | None) -> float:
+    """An interval width computed as if drawn with replacement, shrunk by the finite-population correction
+    ``sqrt((N - n) / (N - 1))``: 0 once every one of the ``population`` images is audited."""
+    if population is None or population <= 1:
+        return width
+    return width * float(np.sqrt(max(population - n_audits, 0) / (population - 1)))
 
 
 def stopping_verdict(
@@ -83,6 +98,7 @@ def stopping_verdict(
     max_changed: float = 0.01,
     min_audits: int = 30,
     min_batches: int = 2,
+    population: int | None = None,
 ) -> StopVerdict:
     """Stop when the audit interval is narrow and the last label batches changed few propagated labels.
 
@@ -99,6 +115,9 @@ def stopping_verdict(
     min_audits : fewest audits to trust the interval at all (its width is unreliable on a handful)
     min_batches : fewest batches needed; every batch given must be below ``max_changed`` (one quiet batch may be
         luck), so the caller chooses the window by what it passes
+    population : int, optional
+        How many propagated images the audits are drawn from (audited ones included). A small folder then never
+        asks for more audits than it has images, and the interval narrows as the sample exhausts it.
 
     Returns
     -------
@@ -114,12 +133,20 @@ def stopping_verdict(
     unmet: list[str] = []
     audits_needed = 0
 
-    if n_audits < min_audits:
-        audits_needed = max(min_audits, audits_for_width(centre, max_width)) - n_audits
+    if population is not None:
+        min_audits = min(min_audits, population)
+    needed = audits_for_width(centre, max_width, population=population)
+    if population == 0:
+        unmet.append("Nothing is propagated yet, so there is nothing to audit.")
+    elif population is not None and n_audits >= population:
+        met.append(f"Every propagated label has been audited ({n_audits} audits): their accuracy is measured, not "
+                   "estimated.")
+    elif n_audits < min_audits:
+        audits_needed = max(min_audits, needed) - n_audits
         unmet.append(f"Not enough audits yet ({n_audits} of at least {min_audits}): audit about {audits_needed} more "
                      "random images.")
-    elif width > max_width:
-        audits_needed = max(audits_for_width(centre, max_width) - n_audits, 1)
+    elif finite_population_width(width, n_audits, population) > max_width:
+        audits_needed = max(needed - n_audits, 1)
         unmet.append(f"The audit interval {lower:.0%}-{upper:.0%} is {width:.2f} wide (needs <= {max_width:.2f}): "
                      f"audit about {audits_needed} more random images.")
     else:

@@ -63,3 +63,35 @@ def test_one_quiet_batch_is_not_a_trend() -> None:
 def test_rejects_a_malformed_interval() -> None:
     with pytest.raises(ValueError, match="audit_interval"):
         stopping_verdict((0.9, 0.8), 50, [0.0, 0.0])
+
+
+def test_a_small_folder_is_never_asked_for_more_audits_than_it_has_images() -> None:
+    # 118 propagated images, no audit yet: without the population the rule asked for about 385 (0.5 +- 0.05)
+    assert audits_for_width(0.5, 0.1) == 385
+    needed = audits_for_width(0.5, 0.1, population=118)
+    assert needed == 91  # 384.1 / (1 + 383.1 / 118), rounded up
+    verdict = stopping_verdict((0.0, 1.0), 0, [0.0, 0.0], population=118)
+    assert not verdict.stop
+    assert verdict.audits_needed == needed
+    assert "audit about 91 more" in verdict.reason
+
+
+def test_auditing_every_propagated_image_measures_their_accuracy() -> None:
+    # 40 of 40 audited: the Wilson interval (drawn as if with replacement) is still wide, the truth is known
+    verdict = stopping_verdict((0.80, 0.97), 40, [0.0, 0.0], population=40)
+    assert verdict.stop
+    assert verdict.audits_needed == 0
+    assert "Every propagated label has been audited" in verdict.reason
+
+
+def test_the_interval_narrows_as_audits_exhaust_a_small_folder() -> None:
+    # width 0.12 from 150 audits: too wide for 10,000 images, narrow enough once they are 150 of 200
+    assert not stopping_verdict((0.83, 0.95), 150, [0.0, 0.0], population=10_000).stop
+    assert stopping_verdict((0.83, 0.95), 150, [0.0, 0.0], population=200).stop
+
+
+def test_nothing_propagated_asks_for_no_audit() -> None:
+    verdict = stopping_verdict((0.0, 1.0), 0, [0.0, 0.0], population=0)
+    assert not verdict.stop
+    assert verdict.audits_needed == 0
+    assert "nothing to audit" in verdict.reason
