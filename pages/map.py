@@ -46,6 +46,7 @@ if live:
     map_view.rerun_when_state_changes(ws, map_view.shown_key(ws, state))
 
 selected = map_view.selected_rows(event)
+picked = bool(selected)
 if mask is not None:
     selected = [row for row in selected if mask[row]]
 thumbs = session.thumbnails(ws)
@@ -62,6 +63,7 @@ with col_point:
                    "confidence.")
 if not selected:
     st.caption("Draw a lasso or a box around points to see those images here.")
+    map_view.actions(ws, records, [], None, map_view.NONE_PASS_FILTER if picked else map_view.NOTHING_SELECTED)
     st.stop()
 
 map_view.selection_panel(ws, state, selected)

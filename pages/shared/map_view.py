@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from numpy.typing import NDArray
 
-from labeler.store import ImageRecord, UndoConflict
+from labeler.store import ClassInfo, ImageRecord, UndoConflict
 from labeler.workflow import label_queue
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
@@ -25,6 +25,8 @@ from pages.shared.jobs_panel import POLL_ACTIVE_S
 REVIEW_MARKED = 100
 MAX_SHOWN = 60  # thumbnails of a selection shown one by one, each with its own "keep" box
 PER_ROW = 10
+NOTHING_SELECTED = "Nothing selected: draw a lasso or a box around points on the map first."
+NONE_PASS_FILTER = "None of the selected points pass the filter: change the filter or select others."
 
 
 def _state_key(ws: Workspace, current: PipelineState | None) -> tuple[int, ...] | None:
@@ -138,22 +140,47 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
     default = 0
     if majority is not None and majority < len(current.class_ids) and current.class_ids[majority] in class_index:
         default = class_index[current.class_ids[majority]]
-    col_class, col_apply, col_review, col_undo = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    col_class, col_actions = st.columns([2, 3], vertical_alignment="bottom")
     chosen = col_class.selectbox(
         "Label all selected as", classes, index=default if classes else None, format_func=lambda c: c.name,
         key=f"map_class_{signature}", help="Starts at the label most of the selected images were given.",
     )
+    if not candidates:
+        why = (f"All {len(selected)} selected images already have a human label, and a bulk label never overwrites "
+               "one: correct them one by one (Review & audit, Suspect human labels).")
+    else:
+        why = "Every selected image is left out: tick the ones to act on."
+    with col_actions:
+        actions(ws, records, targets, chosen, why)
+
+
+def actions(ws: Workspace, records: Sequence[ImageRecord], targets: Sequence[int], chosen: ClassInfo | None,
+            why_none: str) -> None:
+    """The bulk actions and their keys: l labels ``targets`` as ``chosen``, v sends them to review, u undoes.
+
+    The buttons stay enabled when there is nothing to act on (``why_none`` says why), because a disabled button's
+    key does nothing, silently: a pressed key always answers.
+    """
+    col_apply, col_review, col_undo = st.columns(3, vertical_alignment="bottom")
     annotator = session.annotator(ws)
-    if col_apply.button(f"Label {len(targets)} images", key="map_label", type="primary", shortcut="l",
-                        disabled=not targets or chosen is None) and chosen is not None:
-        changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator)
-        session.request_refresh()
-        # A toast outlives the rerun that redraws the map once the new labels have propagated.
-        st.toast(f"{changed} images labeled {text.plain(chosen.name)} (Undo reverts them).")
-    if col_review.button("Send to review", key="map_review", disabled=not targets, shortcut="v"):
-        queues.send_to_review(ws, targets)
-        st.toast(f"{len(targets)} images put at the top of the review queue.")
-        st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
+    label_text = f"Label {len(targets)} images" if targets else "Label selected"
+    if col_apply.button(label_text, key="map_label", type="primary" if targets else "secondary", shortcut="l"):
+        if not targets:
+            st.toast(why_none, icon=":material/info:")
+        elif chosen is None:
+            st.toast("No class to label them with: add classes on the Home page first.", icon=":material/info:")
+        else:
+            changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator)
+            session.request_refresh()
+            # A toast outlives the rerun that redraws the map once the new labels have propagated.
+            st.toast(f"{changed} images labeled {text.plain(chosen.name)} (Undo reverts them).")
+    if col_review.button("Send to review", key="map_review", shortcut="v"):
+        if not targets:
+            st.toast(why_none, icon=":material/info:")
+        else:
+            queues.send_to_review(ws, list(targets))
+            st.toast(f"{len(targets)} images put at the top of the review queue.")
+            st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
     if col_undo.button("Undo", key="map_undo", help="Revert your last label action (in this tab).", shortcut="u"):
         undo(ws, annotator, records)
 

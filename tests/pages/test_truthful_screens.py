@@ -192,6 +192,62 @@ def test_map_undo_refuses_when_someone_relabeled_since_and_says_so(
     assert not set(state.image_ids[r] for r in blue) & set(ws.store.human_labels())
 
 
+def test_map_keys_say_why_they_did_nothing_without_a_selection(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """l and v (the buttons' shortcuts) with nothing selected: a toast says why, and nothing is stored."""
+    ws = labeled_workspace(data_dir, colour_folder[1], with_map=True)
+    before = ws.store.human_labels()
+    at = run_page("map")
+    for key in ("map_label", "map_review"):
+        button = at.button(key=key)
+        assert not button.disabled  # a disabled button's key would do nothing, silently
+        button.click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [t.value for t in at.toast] == [
+            "Nothing selected: draw a lasso or a box around points on the map first."]
+    assert ws.store.human_labels() == before
+
+
+def test_map_keys_say_why_when_every_selected_image_has_a_human_label(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    before = ws.store.human_labels()
+    humans = [r for r in range(len(state.label)) if state.image_ids[r] in before][:2]
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = humans
+    at.run()
+    at.button(key="map_label").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (toast,) = [t.value for t in at.toast]
+    assert toast.startswith("All 2 selected images already have a human label")
+    at.button(key="map_review").click().run()
+    assert [t.value for t in at.toast] == [toast]
+    assert ws.store.human_labels() == before
+
+
+def test_map_keys_say_why_when_every_selected_image_is_left_out(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    free = label_queue.unlabeled_rows(ws)[:2]
+    before = ws.store.human_labels()
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = free
+    at.run()
+    for box in [c for c in at.checkbox if c.key.startswith("map_keep_")]:
+        box.uncheck()
+    at.run()
+    at.button(key="map_label").click().run()
+    assert [t.value for t in at.toast] == ["Every selected image is left out: tick the ones to act on."]
+    assert ws.store.human_labels() == before
+
+
 def test_map_hover_sends_the_thumbnail_of_the_point_under_the_pointer(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
