@@ -40,7 +40,11 @@ class ImportReport:
     cancelled: bool = False
 
     def lines(self) -> list[str]:
-        """Human-readable report, one line each (CLI output)."""
+        """Human-readable report, one line each (CLI output): the summary, then one line per file it names."""
+        return self.summary_lines() + self.file_lines()
+
+    def summary_lines(self) -> list[str]:
+        """The report's lines about the whole folder (counts, labels that followed content, folder labels)."""
         if self.cancelled:
             return ["import cancelled: nothing was changed"]
         c = self.counts
@@ -53,11 +57,17 @@ class ImportReport:
             out.append(f"labels follow content: {c.get('labels_moved', 0)} moved with their picture to its new name, "
                        f"{c.get('labels_cleared', 0)} taken off files now holding another picture (undo: labeler "
                        "undo DIR --annotator labeler#rescan)")
-        out += [f"unreadable: {path}: {reason}" for path, reason in self.unreadable]
-        out += [f"duplicate: {path} is identical to {original}" for path, original in self.duplicates.items()]
         if self.folder_labels or self.folder_label_problems:
             out.append(f"{self.folder_labels} labels taken from folder names")
-            out += [f"folder label skipped: {path}: {reason}" for path, reason in self.folder_label_problems]
+        return out
+
+    def file_lines(self) -> list[str]:
+        """The report's lines about single files: unreadable ones, duplicates, folder labels skipped."""
+        if self.cancelled:
+            return []
+        out = [f"unreadable: {path}: {reason}" for path, reason in self.unreadable]
+        out += [f"duplicate: {path} is identical to {original}" for path, original in self.duplicates.items()]
+        out += [f"folder label skipped: {path}: {reason}" for path, reason in self.folder_label_problems]
         return out
 
 

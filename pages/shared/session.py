@@ -294,10 +294,11 @@ def start_import(labels_from_folders: bool = False) -> None:
     _images_version.clear()
 
 
-def import_lines() -> list[str]:
-    """What the last import of this app found (one line each), empty before one."""
+def import_lines() -> tuple[list[str], list[str]]:
+    """What the last import of this app found: the summary lines and the lines naming single files (unreadable,
+    duplicates, folder labels skipped), both empty before one."""
     found = getattr(runner(), "last_import", None)
-    return list(found.lines()) if found is not None else []
+    return (list(found.summary_lines()), list(found.file_lines())) if found is not None else ([], [])
 
 
 def _latest_import(ws: Workspace) -> Any:

@@ -20,6 +20,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     open_workspace,
     run_page,
     typed_array,
+    wait_for_import,
 )
 
 from labeler.config import Settings
@@ -108,6 +109,27 @@ def test_home_opens_the_photo_sample(data_dir: Path, tmp_path: Path, monkeypatch
     at.button(key="open_photo_sample").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["data_dir"] == str(photos)
+
+
+def test_home_shows_the_whole_import_report(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    """A re-scan from Home: the summary, that a label followed its renamed picture, and the unreadable file."""
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    labeled = next(r for r in ws.records() if r.id in ws.store.human_labels())
+    (data_dir / labeled.path).rename(data_dir / f"renamed-{Path(labeled.path).name}")
+    (data_dir / "broken.png").write_bytes(b"not a picture")
+    at = run_page("home")
+    at.button(key="rescan").click().run()
+    wait_for_import(data_dir)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (report,) = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Last import")]  # unescaped
+    assert "1 unreadable" in report
+    assert "labels follow content: 1 moved with their picture to its new name" in report
+    (expander,) = [e for e in at.expander if "named by the last import" in e.label]
+    assert expander.label.startswith("1 files")
+    (listing,) = expander.code
+    assert listing.value.startswith("unreadable: broken.png: ")
 
 
 def test_home_refuses_a_folder_that_does_not_exist(data_dir: Path) -> None:
