@@ -28,7 +28,7 @@ def export_frame(_ws: Workspace, key: tuple[object, ...], threshold: float | Non
     return export.export_frame(_ws, min_confidence=threshold)
 
 
-suggested = report.suggested_threshold(ws)
+suggested = report.suggested_threshold(ws, session.state(ws))
 use_threshold = st.toggle("Flag propagated labels below a confidence threshold",
                           **remembered.bind("export:use_threshold", suggested is not None))
 threshold = None
@@ -51,7 +51,7 @@ cols = st.columns(5)
 for col, source in zip(cols, ["human", "audited", "propagated", "none", "unreadable"], strict=False):
     col.metric(source, int(counts.get(source, 0)))
 if threshold is not None:
-    kept = report.precision_above(ws, threshold)
+    kept = report.precision_above(ws, threshold, session.state(ws))
     st.caption(f"{int(frame['flagged'].str.contains('below-threshold').sum())} propagated rows flagged below "
                f"{threshold:.2f}." + (f" {kept['text']} {report.PROMISE_NOTE}" if kept else ""))
 shown = min(PREVIEW_ROWS, len(frame))

@@ -9,6 +9,7 @@ sentences for the pages and the CLI to show.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -187,6 +188,30 @@ PROMISE_NOTE = ("The interval holds the share right you would find on checking e
                 "calibration's own uncertainty and for chance among a finite number of labels.")
 
 
+# Results kept per state and labels version (see _remembered), for how many arguments (targets, thresholds) each.
+REMEMBERED_ARGS = 16
+
+
+def _remembered(ws: Workspace, name: str, state: PipelineState, arg: float,
+                compute: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """``compute()``, kept in ``ws.memo`` for this very state object, the store's labels version (human labels and
+    blind audits) and ``arg``: the pages rerun on every widget change, and a threshold costs seconds at 100,000
+    images. The pages load one shared object per saved state, so identity is the state's version; the memo holds
+    the state, so its id cannot be reused by another while it is kept."""
+    version = f"{id(state)}:{ws.store.labels_version()}"
+    kept = ws.memo.get(name)
+    if kept is None or kept[0] != version or kept[1][0] is not state:
+        kept = (version, (state, {}))
+        ws.memo[name] = kept
+    results: dict[float, dict[str, Any] | None] = kept[1][1]
+    if arg not in results:
+        if len(results) >= REMEMBERED_ARGS:
+            results.pop(next(iter(results)))
+        results[arg] = compute()
+    found = results[arg]
+    return None if found is None else dict(found)
+
+
 def threshold_choice(ws: Workspace, target: float, state: PipelineState | None = None) -> dict[str, Any] | None:
     """The lowest calibrated-confidence threshold whose kept propagated labels reach ``target`` precision with 95%
     confidence; None without a propagation.
@@ -205,6 +230,10 @@ def threshold_choice(ws: Workspace, target: float, state: PipelineState | None =
     state = current_state(ws) if state is None else state
     if state is None:
         return None
+    return _remembered(ws, "threshold-choice", state, float(target), lambda: _threshold_choice(ws, target, state))
+
+
+def _threshold_choice(ws: Workspace, target: float, state: PipelineState) -> dict[str, Any] | None:
     propagated = np.flatnonzero(state.source == "propagated")
     if propagated.size == 0:
         return None
@@ -253,6 +282,10 @@ def precision_above(ws: Workspace, threshold: float, state: PipelineState | None
     state = current_state(ws) if state is None else state
     if state is None:
         return None
+    return _remembered(ws, "precision-above", state, float(threshold), lambda: _precision_above(threshold, state))
+
+
+def _precision_above(threshold: float, state: PipelineState) -> dict[str, Any] | None:
     propagated = np.flatnonzero(state.source == "propagated")
     if propagated.size == 0:
         return None
@@ -275,10 +308,10 @@ def threshold_for(ws: Workspace, target: float, state: PipelineState | None = No
     return None if choice is None else choice["threshold"]
 
 
-def suggested_threshold(ws: Workspace) -> float | None:
+def suggested_threshold(ws: Workspace, state: PipelineState | None = None) -> float | None:
     """:func:`threshold_for` at the configured target precision, once a propagation exists and its calibration
     rests on some evidence (leave-one-out predictions or audits; the default mapping alone promises too little)."""
-    state = current_state(ws)
+    state = current_state(ws) if state is None else state
     if state is None or calibration.evidence_counts(state)["total"] == 0 or calibration.one_labeled_class(state):
         return None
     return threshold_for(ws, ws.settings.target_precision, state)

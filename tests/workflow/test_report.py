@@ -127,6 +127,37 @@ def test_threshold_keeps_the_labels_whose_calibrated_confidence_reaches_the_targ
     assert report.precision_above(ws, 1.01, state)["n_kept"] == 0
 
 
+def test_threshold_is_computed_once_per_state_labels_and_target(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page rerun that changes nothing does not pick the threshold again; a new audit, target or state does."""
+    label_true(ws, colour_folder[1], 2)
+    state = refresh(ws, compute_map=False)
+    calls: list[float] = []
+    real = report.pick_threshold
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(float(args[1]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report, "pick_threshold", counted)
+    first = report.threshold_choice(ws, 0.95, state)
+    assert report.threshold_choice(ws, 0.95, state) == first
+    assert report.suggested_threshold(ws, state) == first["threshold"]  # the configured target is 0.95 too
+    assert calls == [0.95]
+    first["text"] = "changed by a caller"  # a copy: the kept result stays as computed
+    assert report.threshold_choice(ws, 0.95, state)["text"].startswith("Keep propagated labels")
+    report.threshold_choice(ws, 0.9, state)
+    report.threshold_choice(ws, 0.95, state)
+    assert calls == [0.95, 0.9]  # each target once
+    row = int(np.flatnonzero(state.source == "propagated")[0])
+    ws.store.record_audit(int(state.image_ids[row]), state.class_ids[int(state.label[row])], None, None, "tester")
+    report.threshold_choice(ws, 0.95, state)
+    assert calls == [0.95, 0.9, 0.95]  # an audit is new evidence
+    report.threshold_choice(ws, 0.95, refresh(ws, compute_map=False))
+    assert calls == [0.95, 0.9, 0.95, 0.95]  # so is a new state
+
+
 def test_diagnostics_on_separated_colours_are_perfect(
     ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
 ) -> None:
