@@ -10,8 +10,6 @@ from labeler.store import InvalidClassName
 from labeler.workflow import report
 from pages.shared import class_keys, jobs_panel, remembered, session, text
 
-MAX_REPORT_LINES = 500  # file lines shown on Home
-
 st.title("labeler")
 st.caption("Label a few images; the rest are labeled for you, with an honest estimate of how far to trust them.")
 
@@ -67,16 +65,13 @@ from_folders = col_folders.checkbox("Take labels from sub-folder names", key="la
 if col_rescan.button("Re-scan folder", key="rescan", help="Finds new, changed and removed files (in the background: "
                     "progress under Background jobs)."):
     session.start_import(labels_from_folders=from_folders)
-summary, per_file = session.import_lines()
-if summary:
-    st.caption("Last import: " + "  \n".join(text.plain(line) for line in summary))
-if per_file:
-    with st.expander(f"{len(per_file)} files named by the last import (unreadable, duplicates, folder labels "
-                     "skipped)"):
-        # st.code shows file names as they are (no Markdown); a long list scrolls, the rest is in `labeler import`.
-        st.code("\n".join(per_file[:MAX_REPORT_LINES]), language=None, height=min(40 + 22 * len(per_file), 320))
-        if len(per_file) > MAX_REPORT_LINES:
-            st.caption(f"and {len(per_file) - MAX_REPORT_LINES} more: `labeler import` lists them all.")
+imported = session.last_import()
+if imported is not None:
+    # The whole report but its file lists: unreadable files and duplicates are listed under Dataset below.
+    st.caption("Last import: " + "  \n".join(text.plain(line) for line in imported.summary_lines()))
+    if imported.folder_label_problems:
+        with st.expander(f"{len(imported.folder_label_problems)} folder labels skipped, and why"):
+            st.dataframe([{"file": p, "reason": r} for p, r in imported.folder_label_problems], hide_index=True)
 for line in st.session_state.get("import_lines", []):  # what the last upload saved
     st.caption(text.plain(line))
 

@@ -29,7 +29,7 @@ from labeler.workflow.representations import graph_for_state
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState, current_state
 from labeler.workflow.state import state_version as saved_state_version
-from labeler.workflow.workspace import Workspace
+from labeler.workflow.workspace import ImportReport, Workspace
 from pages.shared import auth, text
 
 SAMPLE_DIR = sample_data_dir()
@@ -294,11 +294,10 @@ def start_import(labels_from_folders: bool = False) -> None:
     _images_version.clear()
 
 
-def import_lines() -> tuple[list[str], list[str]]:
-    """What the last import of this app found: the summary lines and the lines naming single files (unreadable,
-    duplicates, folder labels skipped), both empty before one."""
+def last_import() -> ImportReport | None:
+    """What the last import of this app found, None before one."""
     found = getattr(runner(), "last_import", None)
-    return (list(found.summary_lines()), list(found.file_lines())) if found is not None else ([], [])
+    return found if isinstance(found, ImportReport) else None
 
 
 def _latest_import(ws: Workspace) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from labeler.workflow import export
 from labeler.workflow.refresh import refresh
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.workspace import Workspace
-from pages.shared import figures
+from pages.shared import figures, session
 
 # ----------------------------------------------------------------------------------------------- every page
 
@@ -112,24 +113,34 @@ def test_home_opens_the_photo_sample(data_dir: Path, tmp_path: Path, monkeypatch
 
 
 def test_home_shows_the_whole_import_report(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
-    """A re-scan from Home: the summary, that a label followed its renamed picture, and the unreadable file."""
+    """A re-scan from Home: the summary, that a label followed its renamed picture, the unreadable file, and a
+    folder name refused as a label, with why."""
+    from PIL import Image
+
     truth = colour_folder[1]
     ws = labeled_workspace(data_dir, truth)
     labeled = next(r for r in ws.records() if r.id in ws.store.human_labels())
     (data_dir / labeled.path).rename(data_dir / f"renamed-{Path(labeled.path).name}")
     (data_dir / "broken.png").write_bytes(b"not a picture")
+    (data_dir / "=cmd").mkdir()
+    Image.new("RGB", (16, 16), (12, 34, 56)).save(data_dir / "=cmd" / "odd.png")
     at = run_page("home")
+    at.checkbox(key="labels_from_folders").check()
     at.button(key="rescan").click().run()
     wait_for_import(data_dir)
+    time.sleep(session.IMAGES_VERSION_TTL_S)  # the pages read the images version at most this often
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     (report,) = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Last import")]  # unescaped
     assert "1 unreadable" in report
     assert "labels follow content: 1 moved with their picture to its new name" in report
-    (expander,) = [e for e in at.expander if "named by the last import" in e.label]
-    assert expander.label.startswith("1 files")
-    (listing,) = expander.code
-    assert listing.value.startswith("unreadable: broken.png: ")
+    assert "labels taken from folder names" in report
+    (skipped,) = [e for e in at.expander if e.label.endswith("folder labels skipped, and why")]
+    assert skipped.label.startswith("1 ")
+    table = skipped.dataframe[0].value
+    assert list(table["file"]) == ["=cmd/odd.png"]
+    (unreadable,) = [e for e in at.expander if e.label == "Unreadable files and why"]  # listed under Dataset
+    assert "broken.png" in list(unreadable.dataframe[0].value["file"])
 
 
 def test_home_refuses_a_folder_that_does_not_exist(data_dir: Path) -> None:
