@@ -101,15 +101,29 @@ def remove_orphan_temp_files(folder: Path) -> int:
     """
     removed = 0
     for path in Path(folder).rglob(f".*{_TEMP_SUFFIX}"):
-        parts = path.name[: -len(_TEMP_SUFFIX)].rsplit(".", 2)
-        try:
-            pid = int(parts[-2])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _alive(pid):
+        if orphan_temp_file(path):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def temp_file_writer(path: Path) -> int | None:
+    """The process id in a temporary file's name (``.{name}.{pid}.{anything}.tmp``, as every writer here names
+    them), None when the name holds none."""
+    name = Path(path).name
+    if not (name.startswith(".") and name.endswith(_TEMP_SUFFIX)):
+        return None
+    parts = name[: -len(_TEMP_SUFFIX)].rsplit(".", 2)
+    try:
+        return int(parts[-2]) if len(parts) == 3 else None
+    except ValueError:
+        return None
+
+
+def orphan_temp_file(path: Path) -> bool:
+    """True when ``path`` is a temporary file whose writer (the process named in it, on this host) is gone."""
+    pid = temp_file_writer(path)
+    return pid is not None and pid != os.getpid() and not _alive(pid)
 
 
 def _alive(pid: int) -> bool:

@@ -98,7 +98,8 @@ class NpyWriter(_RowFile):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        # The writer's pid in the name (as every artifact writer does): a crash's leftover is told from a live write.
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp")
         os.close(fd)
         self.temp_path = Path(name)
         # open_memmap writes a valid header and sizes the (sparse) file; the map itself is dropped at once.

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from labeler.io.artifacts import orphan_temp_file
 from labeler.io.caches import cache_lock
 from labeler.io.scan import file_sha256
 from labeler.workflow.backbone import adapted_head, head_digest
@@ -27,7 +28,9 @@ from labeler.workflow.workspace import Workspace
 # Files of these kinds are named after the fingerprint they belong to; anything else in the cache is left alone.
 CACHE_PREFIXES = ("thumbs-", "train-", "embedding-", "embeddings-", "knn-", "map-")
 FINETUNED_STORE = "finetuned-"  # per-image feature stores of a fine-tuned network: finetuned-<digest>-...
-# Temporary files older than this belong to a run that died: a live writer renames its file within minutes.
+# Temporary files older than this belong to a run that died: a live writer renames its file within minutes. (A
+# file whose name holds a writer's pid goes as soon as that process is gone; age decides for the others, and for a
+# pid that another process may have taken since.)
 STALE_TEMP_S = 6 * 3600.0
 
 
@@ -77,8 +80,9 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
                 newest_kept = _mtime(tuned) if tuned is not None else now - STALE_TEMP_S
                 if name.startswith(f"{FINETUNED_STORE}{digests['finetuned']}-") or _mtime(entry) > newest_kept:
                     continue
-            elif not (name.startswith(".") and name.endswith(".tmp") and now - _mtime(entry) > STALE_TEMP_S):
-                continue  # not ours (e.g. another representation's feature store), the lock, or files.json
+            elif not (name.startswith(".") and name.endswith(".tmp")
+                      and (orphan_temp_file(entry) or now - _mtime(entry) > STALE_TEMP_S)):
+                continue  # not ours (e.g. another representation's feature store), the lock, files.json, a live write
             _remove(entry)
             deleted.append(entry)
         for current, pattern in ((checkpoint, "encoder-*.pt"), (head, "adapted-*.pt"), (tuned, "finetuned-*.pt")):

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 import time
 
+import numpy as np
+
+from labeler.io.artifacts import temp_file_writer
 from labeler.io.caches import cache_lock
+from labeler.io.chunked import NpyWriter
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.workspace import Workspace
@@ -40,7 +47,8 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
         f"knn-simclr-{fp}-{digest}-k15.npz",
         "files.json",
         "pretrained-resnet18-0123456789ab",  # another representation's feature store: not ours to judge
-        ".fresh.npy.1234.tmp",  # a writer may be about to rename it
+        f".fresh.npy.{os.getpid()}.ab12.tmp",  # a live writer may be about to rename it
+        ".fresh.npy.ab12.tmp",  # no writer named: only age tells
     }
     drop = {
         "thumbs-96-0000000000000000.npy",
@@ -76,3 +84,29 @@ def test_refresh_collects_garbage_of_older_images(ws: Workspace) -> None:
     state = refresh(ws, compute_map=False)
     assert not stale.exists()
     assert (ws.settings.cache_dir / f"knn-{state.embedding_key}-k15.npz").exists()
+
+
+def test_a_dead_writers_temporary_file_goes_at_once_and_a_live_ones_stays(ws: Workspace) -> None:
+    """A process killed in the middle of an NpyWriter leaves its temporary file: the next collection removes it
+    however young it is, while this process's own write in progress is kept."""
+    cache = ws.settings.cache_dir
+    script = (
+        "import os, signal, sys\n"
+        "import numpy as np\n"
+        "from labeler.io.chunked import NpyWriter\n"
+        "writer = NpyWriter(sys.argv[1], (4, 2), np.float32)\n"
+        "writer.write(0, np.ones((2, 2), dtype=np.float32))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", script, str(cache / "thumbs-dead.npy")], check=False)
+    assert child.returncode == -signal.SIGKILL
+    (dead,) = cache.glob(".thumbs-dead.npy.*.tmp")
+    assert temp_file_writer(dead) not in (None, os.getpid())
+    with NpyWriter(cache / "thumbs-live.npy", (4, 2), np.float32) as live:
+        assert temp_file_writer(live.temp_path) == os.getpid()
+        deleted = collect_garbage(ws)
+        assert dead in deleted
+        assert not dead.exists()
+        assert live.temp_path.exists()
+        live.write(0, np.zeros((4, 2), dtype=np.float32))
+    assert (cache / "thumbs-live.npy").exists()  # and the live write completes
