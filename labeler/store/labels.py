@@ -92,11 +92,11 @@ class LabelStore(JobTable):
     def sync_images(self, found: Sequence[ImportedImage], duplicates: Mapping[str, str]) -> dict[str, int]:
         """Record the result of a scan. Images no longer found are marked missing; their labels are kept.
 
-        Labels follow content (see :meth:`_labels_follow_content`): a label whose picture is now under another
-        name moves there, and a file replaced by another picture under the same name loses its label.
+        Labels and blind audit answers follow content (see :meth:`_labels_follow_content`): one whose picture is
+        now under another name moves there, and a file replaced by another picture under the same name loses it.
         Readable images get ``row`` numbers 0..n-1 in path order: the row order of every cache and embedding.
-        Returns counts: ``added``, ``updated``, ``missing``, ``unreadable``, ``ok``, ``labels_moved`` and
-        ``labels_cleared``.
+        Returns counts: ``added``, ``updated``, ``missing``, ``unreadable``, ``ok``, ``labels_moved``,
+        ``labels_cleared``, ``audits_moved`` and ``audits_dropped``.
         """
         now_paths = {item.path for item in found}
         counts = {"added": 0, "updated": 0, "missing": 0, "unreadable": 0, "ok": 0}
@@ -125,6 +125,7 @@ class LabelStore(JobTable):
                     counts["missing"] += 1
                     conn.execute("UPDATE images SET status='missing', row=NULL WHERE path=?", (path,))
             counts["labels_moved"], counts["labels_cleared"] = self._labels_follow_content(conn, known)
+            counts["audits_moved"], counts["audits_dropped"] = self._audits_follow_content(conn, known)
             _renumber_rows(conn)
             _bump_images_version(conn)  # the set and order of readable images may have changed
         return counts
@@ -140,33 +141,7 @@ class LabelStore(JobTable):
         history keeps the old labels and ``labeler undo --annotator labeler#rescan`` gives them back.
         """
         labels = {row["image_id"]: row for row in conn.execute("SELECT * FROM labels")}
-        if not labels:
-            return 0, 0
-        now = {row["id"]: row for row in conn.execute(  # the labeled images only: a re-scan of 100,000 stays quick
-            "SELECT id, sha256, status FROM images WHERE id IN (SELECT image_id FROM labels)")}
-        displaced = {
-            old["id"]: old["sha256"] for old in before.values()
-            if old["id"] in labels and old["sha256"] and old["status"] in {"ok", "missing"}
-            and (now[old["id"]]["status"] == "missing" or now[old["id"]]["sha256"] != old["sha256"])
-        }
-        if not displaced:
-            return 0, 0
-        holders: dict[str, list[int]] = {}
-        shas = sorted(set(displaced.values()))
-        for start in range(0, len(shas), 500):  # SQLite's limit on bound parameters
-            part = shas[start:start + 500]
-            for image in conn.execute(
-                f"SELECT id, sha256 FROM images WHERE status='ok' AND sha256 IN ({','.join('?' * len(part))}) "
-                "ORDER BY path", part,
-            ):
-                if image["id"] not in labels or image["id"] in displaced:
-                    holders.setdefault(image["sha256"], []).append(image["id"])
-        moves: dict[int, int] = {}
-        for image_id, sha in sorted(displaced.items()):
-            target = next((t for t in holders.get(sha, []) if t != image_id and t not in moves.values()), None)
-            if target is not None:
-                moves[image_id] = target
-        cleared = [i for i in displaced if i not in moves and now[i]["status"] != "missing"]
+        moves, cleared = _content_moves(conn, before, "labels", set(labels))
         if not moves and not cleared:
             return 0, 0
         batch, when = self._next_batch(conn), time.time()
@@ -177,6 +152,26 @@ class LabelStore(JobTable):
             self._apply(conn, batch, "label", target, label["class_id"], RESCAN_ANNOTATOR, when,
                         restore=(label["annotator"], label["labeled_at"]))
         return len(moves), len(cleared)
+
+    @staticmethod
+    def _audits_follow_content(conn: sqlite3.Connection, before: Mapping[str, sqlite3.Row]) -> tuple[int, int]:
+        """After a scan, keep each blind audit answer on the picture it was given for; returns (moved, dropped).
+
+        The same rule as for labels (:meth:`_labels_follow_content`): an answer moves with its picture to a
+        renamed or moved file, and is dropped from a file that now holds another picture (it said what the old
+        picture showed, and would count for or against the new one's label); a missing file keeps its answer.
+        """
+        audits = {row["image_id"]: dict(row) for row in conn.execute("SELECT * FROM audits")}
+        moves, dropped = _content_moves(conn, before, "audits", set(audits))
+        for image_id in [*moves, *dropped]:  # all off first, so that swapped names work
+            conn.execute("DELETE FROM audits WHERE image_id = ?", (image_id,))
+        for image_id, target in moves.items():
+            answer = {**audits[image_id], "image_id": target}  # as given: who, when, what was proposed then
+            conn.execute(
+                "INSERT INTO audits(image_id, class_id, predicted_class_id, confidence, annotator, audited_at) "
+                "VALUES (:image_id, :class_id, :predicted_class_id, :confidence, :annotator, :audited_at)", answer,
+            )
+        return len(moves), len(dropped)
 
     def images(self, status: str | None = None) -> list[ImageRecord]:
         """All images (or those with one status), readable ones in row order, then the rest by path."""
@@ -499,3 +494,42 @@ def _renumber_rows(conn: sqlite3.Connection) -> None:
     ok_ids = [r["id"] for r in conn.execute("SELECT id FROM images WHERE status='ok' ORDER BY path")]
     conn.execute("UPDATE images SET row = NULL")
     conn.executemany("UPDATE images SET row=? WHERE id=?", [(i, image_id) for i, image_id in enumerate(ok_ids)])
+
+
+def _content_moves(conn: sqlite3.Connection, before: Mapping[str, sqlite3.Row], table: str,
+                   owned: set[int]) -> tuple[dict[int, int], list[int]]:
+    """Where the records of ``table`` (keyed by ``image_id``; ``owned`` holds those ids) go after a scan, given
+    the images table ``before`` it (by path): {displaced image id: image id now holding its picture} and the
+    displaced ids whose picture is nowhere while their file holds another one (the record no longer applies).
+
+    A record is displaced when its image is missing now or holds another picture. It moves to a readable image
+    with the same content hash that has no record of its own (or whose record is displaced too: swapped names).
+    """
+    if not owned:
+        return {}, []
+    now = {row["id"]: row for row in conn.execute(  # the owning images only: a re-scan of 100,000 stays quick
+        f"SELECT id, sha256, status FROM images WHERE id IN (SELECT image_id FROM {table})")}
+    displaced = {
+        old["id"]: old["sha256"] for old in before.values()
+        if old["id"] in owned and old["sha256"] and old["status"] in {"ok", "missing"}
+        and (now[old["id"]]["status"] == "missing" or now[old["id"]]["sha256"] != old["sha256"])
+    }
+    if not displaced:
+        return {}, []
+    holders: dict[str, list[int]] = {}
+    shas = sorted(set(displaced.values()))
+    for start in range(0, len(shas), 500):  # SQLite's limit on bound parameters
+        part = shas[start:start + 500]
+        for image in conn.execute(
+            f"SELECT id, sha256 FROM images WHERE status='ok' AND sha256 IN ({','.join('?' * len(part))}) "
+            "ORDER BY path", part,
+        ):
+            if image["id"] not in owned or image["id"] in displaced:
+                holders.setdefault(image["sha256"], []).append(image["id"])
+    moves: dict[int, int] = {}
+    for image_id, sha in sorted(displaced.items()):
+        target = next((t for t in holders.get(sha, []) if t != image_id and t not in moves.values()), None)
+        if target is not None:
+            moves[image_id] = target
+    cleared = [i for i in displaced if i not in moves and now[i]["status"] != "missing"]
+    return moves, cleared

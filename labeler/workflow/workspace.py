@@ -57,6 +57,9 @@ class ImportReport:
             out.append(f"labels follow content: {c.get('labels_moved', 0)} moved with their picture to its new name, "
                        f"{c.get('labels_cleared', 0)} taken off files now holding another picture (undo: labeler "
                        "undo DIR --annotator labeler#rescan)")
+        if c.get("audits_moved") or c.get("audits_dropped"):
+            out.append(f"blind audit answers follow content: {c.get('audits_moved', 0)} moved with their picture, "
+                       f"{c.get('audits_dropped', 0)} dropped from files now holding another picture")
         if self.folder_labels or self.folder_label_problems:
             out.append(f"{self.folder_labels} labels taken from folder names")
         return out

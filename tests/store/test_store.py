@@ -108,6 +108,38 @@ def test_labels_follow_content_across_renames_swaps_and_replacements(tmp_path: P
     assert store.human_labels()[ids["img1.png"]] == owl.id
 
 
+def test_audit_answers_follow_content_across_renames_swaps_and_replacements(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path, 4)  # img0..img3 hold sha0..sha3
+    cat, dog, owl = store.add_class("cat"), store.add_class("dog"), store.add_class("owl")
+    ids = {r.path: r.id for r in store.images()}
+    store.record_audit(ids["img0.png"], cat.id, dog.id, 0.4, "alice#tab")
+    store.record_audit(ids["img1.png"], dog.id, dog.id, 0.9, "bob#tab")
+    store.record_audit(ids["img2.png"], owl.id, None, None, "carol#tab")
+    given = {a["image_id"]: a for a in store.audits()}
+    counts = store.sync_images([
+        ImportedImage("img1.png", "sha2", 8, 8, None),  # img1 and img2 swapped names
+        ImportedImage("img2.png", "sha1", 8, 8, None),
+        ImportedImage("img3.png", "sha9", 8, 8, None),  # img3 (not audited) replaced by another picture
+        ImportedImage("renamed.png", "sha0", 8, 8, None),  # img0 renamed
+    ], {})
+    assert (counts["audits_moved"], counts["audits_dropped"]) == (3, 0)
+    ids["renamed.png"] = store.image_by_path("renamed.png").id  # type: ignore[union-attr]
+    audits = {a["image_id"]: a for a in store.audits()}
+    assert {image_id: a["class_id"] for image_id, a in audits.items()} == {
+        ids["renamed.png"]: cat.id, ids["img1.png"]: owl.id, ids["img2.png"]: dog.id}
+    # Each answer as given: who, when, what was proposed then.
+    assert {k: v for k, v in audits[ids["renamed.png"]].items() if k != "image_id"} == \
+        {k: v for k, v in given[ids["img0.png"]].items() if k != "image_id"}
+
+    counts = store.sync_images([  # img1's picture replaced by one never seen: its answer described the old one
+        ImportedImage("img1.png", "sha7", 8, 8, None),
+        ImportedImage("img2.png", "sha1", 8, 8, None),
+    ], {})  # and renamed.png is gone: missing, its answer kept in case it comes back
+    assert (counts["audits_moved"], counts["audits_dropped"]) == (0, 1)
+    assert {a["image_id"]: a["class_id"] for a in store.audits()} == {
+        ids["renamed.png"]: cat.id, ids["img2.png"]: dog.id}
+
+
 def test_label_undo_and_history(tmp_path: Path) -> None:
     store = _store_with_images(tmp_path)
     cat, dog = store.add_class("cat"), store.add_class("dog")
