@@ -7,6 +7,7 @@ import streamlit as st
 
 from labeler.workflow import label_queue as label_queue_rules
 from pages.shared import class_keys, filter_bar, jobs_panel, label_events, queues, remembered, session, text
+from pages.shared.key_help import no_keys_here
 from pages.shared.keyboard_labeler import keyboard_labeler
 
 GRID_COLUMNS = 4
@@ -19,6 +20,7 @@ ws = session.require_images("Label")
 classes = ws.store.classes()
 if not classes:
     st.info("Define your classes on the Home page first.")
+    no_keys_here("Keys on Label", "define your classes on the Home page first; each gets a key.")
     st.page_link("pages/home.py", label="Go to Home", icon=":material/home:")
     st.stop()
 
@@ -61,8 +63,10 @@ if not slot_rows:
 if not queue and not any(row in unlabeled for row in slot_rows):
     if image_filter.active:
         st.success("Every image this filter shows has a human label. Change the filter to see others.")
+        no_keys_here("Keys on Label", "every image this filter shows has a human label.")
     else:
         st.success("Every image has a human label.")
+        no_keys_here("Keys on Label", "every image has a human label.")
     st.stop()
 
 # ----------------------------------------------------------------------------------------------- keyboard widget

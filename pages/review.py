@@ -21,16 +21,20 @@ from pages.shared import (
     session,
     text,
 )
+from pages.shared.key_help import no_keys_here
 from pages.shared.keyboard_labeler import keyboard_labeler
 
 PREFETCH = 8
 VIEWS = ["Least certain", "Blind audit", "Suspect human labels", "Possible new classes"]
+NO_KEYS = "this view has no keys, its buttons do the work; class keys work in Least certain and Blind audit."
 
 ws = session.require_images("Review & audit")
 state = session.state(ws)
 classes = ws.store.classes()
 if state is None or not classes:
     st.info("Review starts once there are classes, a few human labels and a first propagation.")
+    no_keys_here("Keys on Review & audit", "review starts once there are classes, a few human labels and a first "
+                 "propagation.")
     map_view.rerun_when_state_changes(ws, None)
     st.stop()
 
@@ -42,6 +46,9 @@ view = st.segmented_control(
     "View", VIEWS, required=True, label_visibility="collapsed",
     **remembered.bind("review:view", VIEWS[0], valid=lambda v: v if v in VIEWS else VIEWS[0]),
 ) or VIEWS[0]
+
+if view in VIEWS[2:]:  # no labeling widget in these views: the page's key help answers a key instead
+    no_keys_here(f"Keys in {view}", NO_KEYS)
 
 
 def accuracy_estimate(current: PipelineState) -> dict[str, Any] | None:

@@ -110,6 +110,14 @@ def press(at: AppTest, key: str, events: list[tuple[str, str, str | None]], stre
     return toasts
 
 
+def key_help_data(at: AppTest) -> dict[str, Any] | None:
+    """What the page sent to the sidebar's key help (its keys, and what any other key says), None without one."""
+    for node in at.sidebar:
+        if node.proto.__class__.__name__ == "BidiComponent" and node.proto.id.endswith("-key_help"):
+            return dict(json.loads(node.proto.json))
+    return None
+
+
 def image_id_of(item_id: str) -> int:
     return int(item_id.split(":")[0])
 

@@ -10,6 +10,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     CLASSES,
     data_dir_fixture,
     image_id_of,
+    key_help_data,
     labeled_workspace,
     open_workspace,
     press,
@@ -20,6 +21,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 from streamlit.testing.v1 import AppTest
 
 from labeler.workflow.state import load_state
+from pages.shared.key_help import silent_key_text
 
 # ----------------------------------------------------------------------------------------------- label
 
@@ -234,3 +236,48 @@ def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
     # Undo shows the image again first; a new answer replaces the old one.
     press(at, "audit_keys", [(items[2]["id"], "undo", None)])
     assert widget_data(at, "audit_keys")["items"][0]["id"] == items[2]["id"]
+
+
+# ----------------------------------------------------------------------------------------------- keys that do nothing
+
+
+def test_a_key_that_does_nothing_says_why_on_every_page(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """Where no labeling widget answers the keys, the sidebar's key help does: with what a key means on the page,
+    and, for any other key, why it does nothing there."""
+    open_workspace(data_dir)
+    at = run_page("label")  # no class yet: nothing to label with
+    assert widget_data_or_none(at, "label_keys") is None
+    said = key_help_data(at)
+    assert said is not None
+    assert said["keys"] == []
+    assert said["silent"] == "does nothing now: define your classes on the Home page first; each gets a key."
+
+    labeled_workspace(data_dir, colour_folder[1], with_map=True)
+    at = run_page("label")
+    assert key_help_data(at) is None  # the labeling widget answers every key itself
+    at = AppTest.from_file(APP, default_timeout=60)  # Home, from the entry script's sidebar (AppTest keeps that
+    at.run()  # sidebar only on the first page it runs)
+    said = key_help_data(at)
+    assert said is not None
+    assert said["keys"] == []
+    assert said["silent"].startswith("does nothing on this page (it has no keys)")
+    assert silent_key_text([("l", "label")]) == "does nothing on this page: press ? for its keys."  # e.g. Map
+
+    at = run_page("review")
+    assert key_help_data(at) is None  # Least certain: the labeling widget
+    at.segmented_control[0].set_value("Suspect human labels").run()
+    said = key_help_data(at)
+    assert said is not None
+    assert said["keys"] == []
+    assert "class keys work in Least certain and Blind audit" in said["silent"]
+    at.segmented_control[0].set_value("Blind audit").run()
+    assert key_help_data(at) is None
+
+
+def widget_data_or_none(at: AppTest, key: str) -> dict[str, object] | None:
+    try:
+        return widget_data(at, key)
+    except AssertionError:
+        return None
