@@ -128,6 +128,9 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         page.set_default_timeout(60_000)
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
+        outside: list[str] = []  # images never leave the machine, and nothing the app shows comes from the network
+        page.on("request", lambda request: outside.append(request.url)
+                if request.url.startswith(("http:", "https:")) and not request.url.startswith(url) else None)
         main = page.locator("[data-testid='stMain']")
 
         def goto(path: str, ready: str) -> None:
@@ -413,6 +416,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         page.get_by_role("tab", name="Manifold assumption").click()
         too_many = [line for line in console if "Too many active WebGL contexts" in line]
         assert not too_many, too_many
+        assert not outside, sorted(set(outside))
 
         _two_tabs_and_a_cli_batch(browser, page, url, data, truth, store)
         _kill_9_while_labeling(page, url, truth, store, server)  # the last step: the server is gone after it
