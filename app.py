@@ -2,8 +2,8 @@
 
 The entry script only sets up the page and the navigation; each page in ``pages/`` is a thin script over
 ``labeler``. Options after ``--``: ``--data-dir`` (default: the bundled ``sample_data/``), ``--workspace`` and
-``--ground-truth`` (teaching mode); the environment variables ``LABELER_DATA_DIR``, ``LABELER_WORKSPACE`` and
-``LABELER_GROUND_TRUTH`` do the same.
+``--ground-truth`` (teaching mode), ``--ray`` (the Ray cluster the models embed on); the environment variables
+``LABELER_DATA_DIR``, ``LABELER_WORKSPACE``, ``LABELER_GROUND_TRUTH`` and ``LABELER_RAY_ADDRESS`` do the same.
 """
 
 from __future__ import annotations

@@ -293,6 +293,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         command += ["--workspace", str(Path(args.workspace).resolve())]
     if args.ground_truth:
         command += ["--ground-truth", str(Path(args.ground_truth).resolve())]
+    if args.ray:
+        command += ["--ray", args.ray.strip()]
     env = dict(os.environ)
     # Beyond loopback anyone on the network could reach the labels: a token is required unless --no-auth. A token
     # already in the environment is kept (a stable URL across restarts), also on loopback.
@@ -427,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", choices=["clothes", "photos"], default="clothes",
                    help="without DATA_DIR: the bundled sample to open (1,000 Fashion-MNIST images, or 120 photos "
                         "of cats and dogs)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help='Ray cluster for the models\' embeddings (after an import and after training; "auto", '
+                        '"ray://head:10001", "local" starts one here); default this machine; needs pip install '
+                        '"labeler[ray]"')
     p.set_defaults(func=cmd_app)
     return parser
 

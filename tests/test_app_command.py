@@ -140,3 +140,21 @@ def test_the_token_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert f"?token={tokens[1]}" in out
     assert "--no-auth: anyone who can reach this address" in out
+
+
+def test_the_ray_address_reaches_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`labeler app --ray ADDRESS` hands the address to the Streamlit process after `--`, where the pages read it
+    (pages.shared.session.startup_ray_address); without it nothing is passed."""
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], cwd: str, env: dict[str, str]) -> int:
+        commands.append(command)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_forwarding_signals", fake_run)
+    assert cli.main(["app", str(tmp_path), "--ray", "ray://head:10001"]) == 0
+    assert cli.main(["app", str(tmp_path)]) == 0
+    with_ray, without = commands
+    app_options = with_ray[with_ray.index("--") + 1:]
+    assert app_options[app_options.index("--ray") + 1] == "ray://head:10001"
+    assert "--ray" not in without

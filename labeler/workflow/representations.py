@@ -210,6 +210,16 @@ def embed_on_ray(
     return [model.path for model in models]
 
 
+def models_to_embed(ws: Workspace) -> list[ModelEmbedding]:
+    """The model representations whose vectors are not in the cache yet for the images as they are now (the
+    pretrained backbone's for a newly imported photo folder, the trained encoder's for new images)."""
+    records = ws.records()
+    if not records:
+        return []
+    return [model for model in model_embeddings(ws, ws.fingerprint(records), records)
+            if load_embedding(model.path, len(records)) is None]
+
+
 def embed_as_configured(ws: Workspace, settings: Settings, progress: Progress = quiet) -> list[Path]:
     """The models' embeddings on the Ray cluster ``settings.ray_address`` names ("local" starts one here); nothing
     when it is empty (the next refresh embeds on this machine). Returns the files written.

@@ -22,7 +22,7 @@ from labeler.progress import Progress, StopCheck
 from labeler.store import Job
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
-from labeler.workflow.representations import embed_as_configured
+from labeler.workflow.representations import embed_as_configured, models_to_embed
 from labeler.workflow.training import train
 from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
@@ -258,10 +258,20 @@ class JobRunner:
             if report.cancelled:
                 return "import cancelled"
             collect_garbage(self.workspace)
-            self.request_refresh(compute_map=True)
-            return report.lines()[0]
+            return f"{report.lines()[0]}{self._embed_after_import()}"
 
         return self._queue("import", job)
+
+    def _embed_after_import(self) -> str:
+        """Ask for the refresh after an import; with a Ray address (``settings.ray_address``) and model embeddings
+        still to compute, queue them on the cluster first (the train lane): the refresh follows that job, and embeds
+        on this machine if the cluster fails. Returns what the import job adds to its message."""
+        training = any(job.active for job in self.store.jobs(kind="train", limit=5))  # it embeds when it ends
+        if self.settings.ray_address and not training and models_to_embed(self.workspace):
+            self.start_embedding()
+            return f"; embedding on Ray ({self.settings.ray_address})"
+        self.request_refresh(compute_map=True)
+        return ""
 
     def start_training(
         self, minutes: float | None = None, epochs: int | None = None, finetune: str | None = None,

@@ -69,6 +69,18 @@ def startup_options(argv: list[str] | None = None) -> dict[str, Path | None]:
     }
 
 
+RAY_ENV = "LABELER_RAY_ADDRESS"
+
+
+def startup_ray_address(argv: list[str] | None = None) -> str:
+    """The Ray cluster the models' embeddings go to by default (``--ray`` after ``--``, or ``LABELER_RAY_ADDRESS``;
+    "" = this machine): ``Settings.ray_address`` of every dataset this app opens."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--ray", dest="ray")
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return str(known.ray or os.environ.get(RAY_ENV) or "").strip()
+
+
 def allowed_roots() -> list[Path]:
     """Folders under which the home page may open a dataset (see ``labeler.io.folders.allowed_roots``)."""
     roots = folders.allowed_roots(Path(str(startup_options()["data_dir"])), SAMPLE_DIR)
@@ -128,7 +140,8 @@ def settings() -> Settings:
     given = options["workspace"] if data_dir == options["data_dir"] else None
     workspace = workspace_dir_for(data_dir, given)
     ground_truth = ground_truth_for(data_dir) if teaching_mode() else None
-    return Settings(data_dir=data_dir, workspace_dir=workspace or Path(), ground_truth_path=ground_truth)
+    return Settings(data_dir=data_dir, workspace_dir=workspace or Path(), ground_truth_path=ground_truth,
+                    ray_address=startup_ray_address())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

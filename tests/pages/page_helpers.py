@@ -34,6 +34,7 @@ def data_dir_fixture(colour_folder: tuple[Path, dict[str, str]], monkeypatch: py
     monkeypatch.setenv("LABELER_DATA_DIR", str(root))
     monkeypatch.delenv("LABELER_WORKSPACE", raising=False)
     monkeypatch.delenv("LABELER_GROUND_TRUTH", raising=False)
+    monkeypatch.delenv("LABELER_RAY_ADDRESS", raising=False)
     return root
 
 

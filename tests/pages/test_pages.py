@@ -300,6 +300,24 @@ def test_model_page_passes_the_ray_address_to_the_embedding(
     assert job_runner.wait("refresh", timeout=120)
 
 
+def test_the_app_s_ray_address_is_the_default_everywhere_embedding_starts(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`labeler app --ray ADDRESS` (here its environment variable) sets Settings.ray_address of the open dataset: the
+    Model page starts from it and the runner (which embeds after an import) has it."""
+    from pages.shared import session
+
+    assert session.startup_ray_address(["--data-dir", "x", "--ray", " auto "]) == "auto"
+    assert session.startup_ray_address(["--data-dir", "x"]) == ""
+    monkeypatch.setenv(session.RAY_ENV, "ray://head:10001")
+    labeled_workspace(data_dir, colour_folder[1])
+    at = run_page("model")
+    assert at.text_input(key="ray_address").value == "ray://head:10001"
+    assert [b for b in at.button if b.key == "ray_embed"]  # the button to embed there now is offered
+    job_runner = session._runner(Settings(data_dir=data_dir, ray_address="ray://head:10001"))
+    assert job_runner.settings.ray_address == "ray://head:10001"
+
+
 # ----------------------------------------------------------------------------------------------- export
 
 

@@ -260,3 +260,70 @@ def test_embedding_on_ray_without_ray_fails_clearly_and_still_refreshes(runner: 
     assert job.status == "failed"
     assert 'pip install "labeler[ray]"' in (job.error or "")
     assert load_state(runner.workspace) is not None  # this machine embedded and propagated instead
+
+
+def test_import_embeds_on_the_ray_address_then_refreshes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an address (`labeler app --ray`), the model embeddings an import leaves to compute go to the cluster
+    before the refresh (Ray itself is not started); without one, or with nothing to embed, the refresh follows at
+    once."""
+    from conftest import make_colour_folder
+
+    from labeler.embed import ray_embed
+    from labeler.workflow import representations
+
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=3)
+    addresses: list[str | None] = []
+    monkeypatch.setattr(ray_embed, "ray_available", lambda: True)
+    monkeypatch.setattr(representations, "embed_on_ray",
+                        lambda ws, address, **options: addresses.append(address) or [Path("pretrained.npy")])
+    job_runner = JobRunner(Settings(root, n_bootstrap=2, ray_address="ray://head:10001"))
+    try:
+        assert representations.models_to_embed(job_runner.workspace) == []  # not imported yet: nothing
+        job_runner.start_import()
+        assert job_runner.wait("import", timeout=60)
+        # Small colour squares and no trained encoder: no model to run, so no cluster job.
+        assert representations.models_to_embed(job_runner.workspace) == []
+        assert job_runner.wait("refresh", timeout=120)
+        assert job_runner.store.jobs(kind="train") == []
+        assert addresses == []
+        # A photo folder (or new images after training) leaves a model's vectors to compute: they go to Ray.
+        monkeypatch.setattr(runner_module, "models_to_embed", lambda ws: ["pretrained"])
+        make_colour_folder(root / "more", per_class=1, seed=1)  # three new files
+        job_runner.start_import()
+        assert job_runner.wait("import", timeout=60)
+        assert job_runner.wait("train", timeout=60)
+        assert job_runner.wait("refresh", timeout=120)
+        assert addresses == ["ray://head:10001"]
+        imported = job_runner.store.jobs(kind="import")[0]
+        assert imported.message.endswith("; embedding on Ray (ray://head:10001)")
+        assert job_runner.store.jobs(kind="train")[0].message == "embedded 1 representation on Ray"
+        assert not is_stale(job_runner.workspace, load_state(job_runner.workspace))  # the refresh followed
+    finally:
+        job_runner.close()
+
+
+def test_import_embedding_on_ray_without_ray_fails_clearly_and_embeds_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import make_colour_folder
+
+    from labeler.embed import ray_embed
+
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=3)
+    monkeypatch.setattr(ray_embed, "ray_available", lambda: False)
+    monkeypatch.setattr(runner_module, "models_to_embed", lambda ws: ["pretrained"])
+    job_runner = JobRunner(Settings(root, n_bootstrap=2, ray_address="auto"))
+    try:
+        job_runner.start_import()
+        assert job_runner.wait("import", timeout=60)
+        assert job_runner.wait("train", timeout=60)
+        assert job_runner.wait("refresh", timeout=120)
+        assert job_runner.store.jobs(kind="import")[0].status == "done"  # the import itself stands
+        job = job_runner.store.jobs(kind="train")[0]
+        assert job.status == "failed"
+        assert 'pip install "labeler[ray]"' in (job.error or "")
+        assert load_state(job_runner.workspace) is not None  # this machine embedded and propagated instead
+    finally:
+        job_runner.close()
