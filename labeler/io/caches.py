@@ -297,17 +297,19 @@ def patch_caches(
     pending: tuple[Path, Path],
     targets: NDArray[np.int64],
     rows: NDArray[np.int64],
+    n: int | None = None,
 ) -> None:
     """Turn the cache pair ``old`` into ``new`` in place: rows ``targets`` become rows ``rows`` of ``pending``.
 
-    For a re-import that changed some files and kept the row layout: the other rows are not copied (3 GB at
+    For a re-import that changed some files and kept the row layout, or added files after every old row (``n``
+    rows in all; the rows from the old end on must all be in ``targets``): the other rows are not copied (3 GB at
     100,000 images), yet no reader sees a half-written cache (:class:`labeler.io.chunked.NpyPatch`). ``old`` is
     consumed; after a failure neither pair exists and the caches are built again when next needed.
     """
     patches: list[NpyPatch] = []
     try:
         for old_path, new_path, pending_path in zip(old, new, pending, strict=True):
-            patch = NpyPatch(old_path, new_path)
+            patch = NpyPatch(old_path, new_path, n)
             patches.append(patch)
             if len(targets):
                 reader = NpyReader(pending_path)

@@ -123,12 +123,10 @@ class NpyWriter(_RowFile):
         if self._file.read(8) != b"\x93NUMPY\x01\x00":
             raise ValueError(f"{self.temp_path}: only version 1.0 headers can be shrunk")
         shape = (rows, *self.shape[1:])
-        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
-        room = self._offset - 10
-        encoded = header.encode("latin1")
-        encoded += b" " * (room - len(encoded) - 1) + b"\n"
-        self._file.seek(8)
-        self._file.write(struct.pack("<H", room) + encoded)
+        header = _header(self.dtype, shape, self._offset)
+        assert header is not None  # a shorter shape always fits where the longer one did
+        self._file.seek(0)
+        self._file.write(header)
         self._file.truncate(self._offset + rows * self._row_bytes)
         self.shape = shape
 
@@ -144,6 +142,30 @@ class NpyWriter(_RowFile):
             self.abort()
 
 
+def _header(dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> bytes | None:
+    """A version 1.0 ``.npy`` header of exactly ``offset`` bytes (magic included) for ``shape``; None if it does not
+    fit (numpy leaves room for a longer first dimension, so a grown row count normally does)."""
+    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    room = offset - 10
+    encoded = text.encode("latin1")
+    if len(encoded) + 1 > room:
+        return None
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", room) + encoded + b" " * (room - len(encoded) - 1) + b"\n"
+
+
+def can_grow(path: Path, rows: int) -> bool:
+    """Whether :class:`NpyPatch` can grow the ``.npy`` at ``path`` to ``rows`` rows in place."""
+    try:
+        reader = NpyReader(path)
+        with open(path, "rb") as handle:
+            version = handle.read(8)
+    except (OSError, ValueError):
+        return False
+    shape = (int(rows), *reader.shape[1:])
+    return (version == b"\x93NUMPY\x01\x00" and rows >= reader.shape[0]
+            and _header(reader.dtype, shape, reader.offset) is not None)
+
+
 class NpyPatch(_RowFile):
     """The ``.npy`` file ``source`` becomes ``path`` with some rows rewritten, without copying the rows that stay.
 
@@ -151,21 +173,39 @@ class NpyPatch(_RowFile):
     an artifact and :func:`labeler.io.artifacts.remove_orphan_temp_files` removes after a crash), its rows are
     rewritten in place, and :meth:`commit` renames it to ``path``: a reader opening either name sees a complete
     file or none. ``source`` is consumed: after :meth:`abort` (or a crash) neither name exists. A process that
-    mapped ``source`` before sees the rewritten rows change under it.
+    mapped ``source`` before sees the rewritten rows change under it. With ``rows`` larger than ``source``'s, the
+    file grows to that many rows (new rows zero until written); the rows it had stay where they are.
     """
 
-    def __init__(self, source: Path, path: Path) -> None:
+    def __init__(self, source: Path, path: Path, rows: int | None = None) -> None:
         reader = NpyReader(source)
         self.path = Path(path)
         self.shape, self.dtype, self._offset = reader.shape, reader.dtype, reader.offset
         self._row_bytes = int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
         self.temp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.patch.tmp")
+        grown = None
+        if rows is not None and rows != self.shape[0]:
+            # Growing only: rows beyond the old end are appended, the old ones stay where they are, so a process
+            # that mapped ``source`` keeps seeing its rows (shrinking would cut the file under its map).
+            grown = (int(rows), *self.shape[1:])
+            header = _header(self.dtype, grown, self._offset) if rows > self.shape[0] else None
+            if header is None:
+                raise ValueError(f"{source}: cannot grow {self.shape} to {grown} in place")
         os.replace(source, self.temp_path)
         try:
             self._file = open(self.temp_path, "r+b")  # noqa: SIM115 (closed by commit or abort)
         except OSError:
             self.temp_path.unlink(missing_ok=True)
             raise
+        if grown is not None:
+            try:
+                self._file.seek(0)
+                self._file.write(header)
+                self._file.truncate(self._offset + grown[0] * self._row_bytes)  # new rows are zeros until written
+            except BaseException:
+                self.abort()
+                raise
+            self.shape = grown
 
     def commit(self) -> Path:
         """Make the patched rows durable, then rename the file to ``path``."""

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.config import Settings
-from labeler.io import caches, scan
+from labeler.io import caches, chunked, scan
 from labeler.io.caches import cache_lock
 from labeler.io.chunked import NpyReader
 from labeler.io.scan import ScannedImage, dataset_fingerprint, find_duplicates, find_images
@@ -391,11 +391,16 @@ def _assemble_caches(
         os.replace(pending_paths[1], final_train)
         return
     kept_in_place = np.any(which == 0) and np.all((which == 1) | (rows == np.arange(n)))
-    if kept_in_place and _rows_in(old_paths[0]) == n == _rows_in(old_paths[1]):
-        # Files changed, none added or removed: every other row stays where it is, so only the changed rows are
-        # written, into the old caches renamed aside (one 3 GB copy less at 100,000 images).
+    old_n = _rows_in(old_paths[0])
+    if kept_in_place and old_n is not None and old_n == _rows_in(old_paths[1]) and old_n <= n \
+            and (old_n == n or all(chunked.can_grow(path, n) for path in old_paths)):
+        # Files changed, or added after every old row (rows are in path order: new names that sort last, as a
+        # camera's next numbers or a new dated folder do): every other row stays where it is, so only the new and
+        # changed rows are written, into the old caches renamed aside (one 3 GB copy less at 100,000 images).
+        # Files added in the middle or removed shift the rows after them: copied whole below, because moving rows
+        # inside the old file would change, or cut short, what a page that mapped it shows meanwhile.
         changed = np.flatnonzero(which == 1)
-        caches.patch_caches(old_paths, (final_thumbs, final_train), pending_paths, changed, rows[changed])
+        caches.patch_caches(old_paths, (final_thumbs, final_train), pending_paths, changed, rows[changed], n)
         return
     s = ws.settings
     readers = [(NpyReader(old_paths[0]), NpyReader(old_paths[1])) if np.any(which == 0) else None,

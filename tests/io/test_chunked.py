@@ -84,3 +84,24 @@ def test_writer_copies_rows_file_to_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[0], np.full((2, 2), 99))
     np.testing.assert_array_equal(out[1:4], source[7:10])
     np.testing.assert_array_equal(out[4:], source[:2])
+
+
+def test_patch_grows_a_file_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    from labeler.io.chunked import NpyPatch, can_grow
+
+    source = tmp_path / "old.npy"
+    np.save(source, np.arange(5 * 3, dtype=np.float32).reshape(5, 3))
+    assert can_grow(source, 99_999)  # numpy leaves room in the header for a longer first dimension
+    assert not can_grow(source, 4)  # shrinking would cut the file under a reader's map
+    patch = NpyPatch(source, tmp_path / "new.npy", rows=7)
+    patch.write(5, np.full((2, 3), -1, dtype=np.float32))
+    patch.write(1, np.full((1, 3), 9, dtype=np.float32))
+    patch.commit()
+    assert not source.exists()
+    grown = np.load(tmp_path / "new.npy")
+    expected = np.arange(15, dtype=np.float32).reshape(5, 3)
+    expected[1] = 9
+    np.testing.assert_array_equal(grown, np.vstack([expected, np.full((2, 3), -1, dtype=np.float32)]))
+    with pytest.raises(ValueError, match="cannot grow"):
+        NpyPatch(tmp_path / "new.npy", tmp_path / "newer.npy", rows=3)
+    assert (tmp_path / "new.npy").exists()  # refused before anything was renamed

@@ -90,6 +90,46 @@ def test_reimport_of_changed_files_rewrites_only_their_rows_in_place(tmp_path: P
     assert sorted(p.name for p in ws.settings.cache_dir.glob("t*-*.npy")) == sorted(p.name for p in new_paths)
 
 
+def test_reimport_of_files_added_after_every_other_appends_their_rows_in_place(
+    tmp_path: Path, decodes: list[int]
+) -> None:
+    """New names that sort last (a camera's next numbers) grow the old caches: no row is copied, and a reader that
+    mapped the old caches still reads the same pictures; a file added in the middle still gives the right caches."""
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=4)  # img_000 .. img_011
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    inodes = {path.stat().st_ino for path in ws.cache_paths()}
+    old_thumbs, _ = ws.images()
+    before = np.array(old_thumbs)
+    Image.new("RGB", (20, 20), (250, 250, 0)).save(root / "img_003.png")  # changed
+    Image.new("RGB", (20, 20), (0, 250, 250)).save(root / "img_012.png")  # added after every other name
+    Image.new("RGB", (24, 20), (250, 0, 250)).save(root / "img_013.png")
+    decodes.clear()
+    report = ws.import_folder()
+    assert len(decodes) == 3
+    assert report.counts["added"] == 2
+    new_paths = ws.cache_paths()
+    assert {path.stat().st_ino for path in new_paths} == inodes  # the old files, renamed and grown
+    thumbs, train = ws.images()
+    assert len(thumbs) == 14
+    expected_thumbs, expected_train = fresh_caches(root, tmp_path)
+    np.testing.assert_array_equal(thumbs, expected_thumbs)
+    np.testing.assert_array_equal(train, expected_train)
+    unchanged = [i for i in range(12) if i != 3]
+    np.testing.assert_array_equal(old_thumbs[unchanged], before[unchanged])  # the old map: same rows, same place
+    assert not list(ws.settings.cache_dir.glob(".*tmp"))
+    assert sorted(p.name for p in ws.settings.cache_dir.glob("t*-*.npy")) == sorted(p.name for p in new_paths)
+
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(root / "img_0055.png")  # sorts between img_005 and img_006
+    ws.import_folder()
+    assert not {path.stat().st_ino for path in ws.cache_paths()} & inodes  # rows shift: a new pair, copied
+    thumbs, train = ws.images()
+    expected_thumbs, expected_train = fresh_caches(root, tmp_path / "again")
+    np.testing.assert_array_equal(thumbs, expected_thumbs)
+    np.testing.assert_array_equal(train, expected_train)
+
+
 def test_a_failed_patch_leaves_no_cache_to_misread_and_the_next_read_rebuilds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
