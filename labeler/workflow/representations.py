@@ -35,7 +35,7 @@ from labeler.io.scan import file_sha256
 from labeler.progress import Progress, quiet
 from labeler.store import ImageRecord
 from labeler.workflow import backbone, finetuning
-from labeler.workflow.state import PipelineState, state_dir
+from labeler.workflow.state import PipelineState, load_state, state_dir, touch_state
 from labeler.workflow.training import trained_checkpoint
 from labeler.workflow.workspace import Workspace
 
@@ -313,6 +313,24 @@ def map_for(ws: Workspace, rep: Representation, progress: Progress = quiet) -> N
     coords = umap_map.umap_coordinates(indices, distances, rep.X, random_state=ws.settings.random_state)
     save_npy_atomic(path, coords.astype(np.float32))
     return coords
+
+
+def map_for_state(ws: Workspace, progress: Progress = quiet) -> bool:
+    """Compute the map of the saved propagation's representation if it has none; True when one was computed.
+
+    The map is cached per embedding, not in the state: the state file is touched afterwards, so that pages polling
+    its version load it again, now with the map. Nothing is written into the state itself, so a propagation saved
+    meanwhile is never overwritten.
+    """
+    state = load_state(ws)
+    if state is None or state.umap is not None:
+        return False
+    rep = representations(ws, progress).get(state.representation)
+    if rep is None or rep.key != state.embedding_key:  # superseded: the newer pass asks for its own map
+        return False
+    map_for(ws, rep, progress)
+    touch_state(ws)
+    return True
 
 
 def affinity_for(ws: Workspace, rep: Representation) -> Any:

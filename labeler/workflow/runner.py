@@ -22,12 +22,12 @@ from labeler.progress import Progress, StopCheck
 from labeler.store import Job
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
-from labeler.workflow.representations import embed_as_configured, models_to_embed
+from labeler.workflow.representations import embed_as_configured, map_for_state, models_to_embed
 from labeler.workflow.training import train
 from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
 JobFunction = Callable[[Progress, StopCheck], object]
-LANES = ("import", "train", "refresh")
+LANES = ("import", "train", "refresh", "map")
 HEARTBEAT_S = 5.0  # well inside labeler.store.jobs.STALE_AFTER_S
 
 
@@ -41,8 +41,8 @@ class _Lane:
 
     name: str
     queue: list[tuple[int, JobFunction]] = field(default_factory=list)  # train: jobs created, waiting to run
-    refresh_wanted: bool = False  # refresh: labels changed since the running pass started
-    map_wanted: bool = False
+    refresh_wanted: bool = False  # refresh: labels changed since the running pass started; map: a map is wanted
+    map_wanted: bool = False  # refresh: a map is wanted after the pass
     busy: bool = False  # a job is running on the worker now
     thread: threading.Thread | None = None
 
@@ -50,9 +50,11 @@ class _Lane:
 class JobRunner:
     """One per workspace and process (the app holds it with ``st.cache_resource``).
 
-    Two lanes run at once, each with one worker thread: ``train`` (long jobs, in order) and ``refresh`` (short,
-    coalesced: any number of requests while a pass runs produce one more pass, and a request arriving at any
-    moment, even as the worker is about to go idle, is never lost). One condition variable guards all lane state.
+    Lanes run at once, each with one worker thread: ``import`` and ``train`` (long jobs, in order), ``refresh``
+    (short, coalesced: any number of requests while a pass runs produce one more pass, and a request arriving at any
+    moment, even as the worker is about to go idle, is never lost) and ``map`` (the UMAP layout, coalesced the same
+    way, so that minutes of layout at 100,000 images never hold back the next label's refresh). One condition
+    variable guards all lane state.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -97,8 +99,8 @@ class JobRunner:
                 lane.busy = True
                 if lane.queue:
                     job_id, function = lane.queue.pop(0)
-                else:  # a refresh pass: its job row is made now, so one row covers the requests it coalesces
-                    job_id, function = -1, self._refresh_loop
+                else:  # a refresh or map pass: its job row is made now, so one row covers the requests it coalesces
+                    job_id, function = -1, self._refresh_loop if lane.name == "refresh" else self._map_loop
             try:
                 if job_id < 0:
                     job_id = self.store.create_job(lane.name)
@@ -235,19 +237,33 @@ class JobRunner:
             wanted, compute_map = self._take_refresh_request()
             if not wanted:
                 break
-            # Propagate first without the map so counts refresh at once, then add the map if it is missing; the
-            # follow-up work (stability, calibration) is left to the next pass when labels arrived meanwhile.
+            # Propagate without the map so counts refresh at once; the follow-up work (stability, calibration) is
+            # left to the next pass when labels arrived meanwhile. A missing map is the map lane's job: the pass is
+            # done without it, and the next labels do not wait minutes for a layout.
             state = refresh(self.workspace, progress, compute_map=False, newer_labels=self._refresh_wanted)
             if compute_map and state.umap is None:
-                with self._cond:
-                    newer = self._lanes["refresh"].refresh_wanted
-                if newer:  # newer labels first; the map follows in the next pass
-                    with self._cond:
-                        self._lanes["refresh"].map_wanted = True
-                else:
-                    refresh(self.workspace, progress, compute_map=True)
+                self.request_map()
             runs += 1
         return f"propagated ({runs} run{'s' if runs != 1 else ''})"
+
+    def request_map(self) -> None:
+        """Ask for the UMAP map of the latest propagation's representation, if it has none (returns at once)."""
+        lane = self._lanes["map"]
+        with self._cond:
+            lane.refresh_wanted = True
+            self._ensure_worker(lane)
+            self._cond.notify_all()
+
+    def _map_loop(self, progress: Progress, should_stop: StopCheck) -> str:
+        computed = 0
+        while not should_stop():
+            lane = self._lanes["map"]
+            with self._cond:
+                wanted, lane.refresh_wanted = lane.refresh_wanted, False
+            if not wanted:
+                break
+            computed += int(map_for_state(self.workspace, progress))
+        return "map computed" if computed else "map up to date"
 
     def start_import(self, labels_from_folders: bool = False) -> int:
         """Queue an import of the data folder (progress, cancel); the report lands in ``last_import``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zipfile
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -118,6 +119,18 @@ def save_state(ws: Workspace, state: PipelineState) -> None:
     save_npz_atomic(state_path(ws), arrays)
     for name in _LEGACY_FILES:
         (state_dir(ws) / name).unlink(missing_ok=True)
+
+
+def touch_state(ws: Workspace) -> None:
+    """Change :func:`state_version` without changing the state (the map of its embedding appeared meanwhile), so
+    pages that poll it load it again; nothing when there is no state."""
+    path = state_path(ws)
+    try:
+        before = os.stat(path).st_mtime_ns
+        now = max(time.time_ns(), before + 1)
+        os.utime(path, ns=(now, now))
+    except OSError:
+        return
 
 
 def _plain(value: Any) -> Any:

@@ -327,3 +327,45 @@ def test_import_embedding_on_ray_without_ray_fails_clearly_and_embeds_here(
         assert load_state(job_runner.workspace) is not None  # this machine embedded and propagated instead
     finally:
         job_runner.close()
+
+
+def test_a_missing_map_is_its_own_job_and_never_holds_back_the_next_label(runner: JobRunner,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refresh after a label is done once labels, stability and calibration are saved; the UMAP map (minutes at
+    100,000 images) follows in the map lane, and a label given meanwhile is propagated without waiting for it."""
+    from labeler.core import umap_map
+    from labeler.workflow.state import state_version
+
+    release = threading.Event()
+    real = umap_map.umap_coordinates
+
+    def slow_layout(*args: object, **kwargs: object) -> object:
+        assert release.wait(timeout=120)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(umap_map, "umap_coordinates", slow_layout)
+    _seed(runner)
+    runner.request_refresh(compute_map=True)
+    assert runner.wait("refresh", timeout=60)  # done while the layout is still waiting
+    assert runner.status()[0].kind == "map" or runner.is_running("map")
+    first = load_state(runner.workspace)
+    assert first is not None
+    assert first.umap is None
+    runner.workspace.store.label_paths([("img_001.png", "red")], "ann")
+    runner.request_refresh(compute_map=True)
+    assert runner.wait("refresh", timeout=60)  # the next label's pass is not queued behind the map
+    second = load_state(runner.workspace)
+    assert second is not None
+    assert second.counts["human"] == 4
+    version = state_version(runner.workspace)
+    release.set()
+    assert runner.wait("map", timeout=120)
+    maps = runner.store.jobs(kind="map")
+    assert [job.status for job in maps] == ["done"] * len(maps)
+    assert maps[0].message == "map computed"
+    assert state_version(runner.workspace) != version  # pages polling the version load the state again
+    shown = load_state(runner.workspace)
+    assert shown is not None
+    assert shown.umap is not None
+    assert shown.umap.shape == (len(shown.image_ids), 2)
+    assert shown.counts["human"] == 4  # the latest propagation, not overwritten by the map job
