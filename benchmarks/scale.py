@@ -12,7 +12,9 @@ representation (pixels -> PCA); a short SimCLR training (setup, 15 s); embedding
 with the pretrained backbone (on generated 640x480 colour JPEGs, a fixed sample); kNN graphs; propagation
 (the first refresh: representation choice and label spreading); the UMAP map; export; the cheap reads pages poll
 with; and label -> refreshed counts through the app's own path (``JobRunner.request_refresh`` then ``wait``).
-Results go to ``benchmarks/results/scale.md`` (or ``--out``); ``--steps import,reimport,propagate,label`` reruns some.
+Results go to ``benchmarks/results/scale.md`` (or ``--out``); ``--steps import,reimport,propagate,label`` reruns some;
+``--steps import,reimport-append,reimport-insert`` times re-imports that add 100 files after every other name (rows
+appended in place) and in the middle (caches copied).
 """
 
 from __future__ import annotations
@@ -120,6 +122,29 @@ def step_reimport(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     pixels[:4] = 255
     Image.fromarray(pixels).save(root / ".changed.png")
     os.replace(root / ".changed.png", root / name)  # a new inode: the pool's file stays as it was
+    report, seconds = _timed(ws.import_folder)
+    return {"seconds": seconds, "decoded": report.decoded}
+
+
+def _add_files(root: Path, names: list[str], first: int) -> None:
+    for i, name in enumerate(names):
+        pixels = np.asarray(Image.open(root / f"img_{first + i:06d}.png")).copy()
+        pixels[-4:] = 255  # new content: decoded, not reused
+        Image.fromarray(pixels).save(root / name)
+
+
+def step_reimport_append(root: Path, truth: dict[str, str]) -> dict[str, Any]:
+    """100 new files whose names sort after every other (a camera's next numbers): their rows are appended."""
+    ws = _workspace(root)
+    _add_files(root, [f"img_{len(truth) + i:06d}z.png" for i in range(100)], first=0)
+    report, seconds = _timed(ws.import_folder)
+    return {"seconds": seconds, "decoded": report.decoded}
+
+
+def step_reimport_insert(root: Path, truth: dict[str, str]) -> dict[str, Any]:
+    """100 new files whose names sort in the middle: the rows after them shift, so the caches are copied."""
+    ws = _workspace(root)
+    _add_files(root, [f"img_{len(truth) // 2:06d}{i:03d}.png" for i in range(100)], first=100)
     report, seconds = _timed(ws.import_folder)
     return {"seconds": seconds, "decoded": report.decoded}
 
@@ -276,6 +301,8 @@ def step_label_latency(root: Path, truth: dict[str, str]) -> dict[str, Any]:
 STEPS: dict[str, tuple[str, Callable[[Path, dict[str, str]], dict[str, Any]]]] = {
     "import": ("import (find, hash, decode once, caches)", step_import),
     "reimport": ("re-import, one file changed", step_reimport),
+    "reimport-append": ("re-import, 100 files added after every other name", step_reimport_append),
+    "reimport-insert": ("re-import, 100 files added in the middle", step_reimport_insert),
     "pca": ("instant representation (pixels -> PCA)", step_pca),
     "train": ("SimCLR training, 15 s budget (setup)", step_train),
     "embed-small": ("embedding, small encoder (features + projection)", step_embed_small),
@@ -288,6 +315,10 @@ STEPS: dict[str, tuple[str, Callable[[Path, dict[str, str]], dict[str, Any]]]] =
     "reads": ("cheap reads a page polls with (total)", step_reads),
     "label": ("label -> refreshed counts (app refresh path, warm median)", step_label_latency),
 }
+
+
+# The re-imports that add files change N (and files the ground truth does not know): only when asked for.
+DEFAULT_STEPS = [name for name in STEPS if name not in {"reimport-append", "reimport-insert"}]
 
 
 # Modules a step imports lazily: imported before its clock starts (numba's compilation still counts).
@@ -398,9 +429,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="largest size (default 100000)")
     parser.add_argument("--sizes", default="10000,30000,100000", help="sizes to measure, up to --n")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--steps", default=",".join(STEPS),
-                        help="steps to run, in the usual order (default all; a step needs the ones it builds on, "
-                             "e.g. label needs import and propagate)")
+    parser.add_argument("--steps", default=",".join(DEFAULT_STEPS),
+                        help="steps to run, in the usual order (default all but the reimport-append and "
+                             "reimport-insert ones, which add files; a step needs the ones it builds on, e.g. label "
+                             "needs import and propagate)")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--truth", type=Path, help=argparse.SUPPRESS)
