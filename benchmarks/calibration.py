@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.decomposition import PCA
 
+from benchmarks.machine import cpu_name
 from labeler.core.calibrate import ConfidenceCalibrator
 from labeler.core.calibration_evidence import calibration_evidence, calibration_features, seed_hops
 from labeler.core.intervals import wilson_interval
@@ -258,14 +259,7 @@ def selection(X: NDArray[np.float32], y: NDArray[np.int64], k: int, seed: int) -
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name(platform.processor() or platform.machine())
     return f"{cpu}, {os.cpu_count()} cores (shared); Python {platform.python_version()}, numpy {np.__version__}"
 
 

@@ -37,6 +37,8 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from benchmarks.machine import cpu_name
+
 RESULTS = Path(__file__).parent / "results" / "pretrained.md"
 BREED_KS = (1, 3, 5)
 SPECIES_KS = (1, 5)
@@ -203,14 +205,7 @@ def run_quality(data: Path, args: argparse.Namespace) -> tuple[dict[str, NDArray
 
 # -- report --------------------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (

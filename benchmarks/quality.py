@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 
+from benchmarks.machine import cpu_name
 from labeler.embed.instant import pca_representation, pixel_features, umap_representation
 from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
@@ -210,14 +211,7 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name(platform.processor() or platform.machine())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}; torch {torch.__version__}"
 
