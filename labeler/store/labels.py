@@ -174,15 +174,20 @@ class LabelStore(JobTable):
         return len(moves), len(dropped)
 
     def images(self, status: str | None = None) -> list[ImageRecord]:
-        """All images (or those with one status), readable ones in row order, then the rest by path."""
-        query = "SELECT * FROM images"
+        """All images (or those with one status), readable ones in row order, then the rest by path.
+
+        Built from plain tuples: twice as fast at 100,000 images as ``sqlite3.Row`` to dict to keyword arguments.
+        """
+        columns = ", ".join(field.name for field in dataclasses.fields(ImageRecord))
+        query = f"SELECT {columns} FROM images"
         params: tuple[Any, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
             params = (status,)
         query += " ORDER BY row IS NULL, row, path"
         with self._connect() as conn:
-            return [ImageRecord(**dict(row)) for row in conn.execute(query, params)]
+            conn.row_factory = None
+            return [ImageRecord(*row) for row in conn.execute(query, params)]
 
     def readable_images(self) -> list[ImageRecord]:
         """Images with a cache row, in row order (index i is row i)."""
@@ -438,22 +443,6 @@ class LabelStore(JobTable):
                 "SELECT * FROM images WHERE row >= ? AND row < ? AND status = 'ok' ORDER BY row", (lo, hi)
             )
             return [ImageRecord(**dict(row)) for row in rows]
-
-    def image_records(self, status: str | None = None) -> list[ImageRecord]:
-        """:meth:`images` (readable ones in row order, then the rest by path), built from plain tuples.
-
-        Twice as fast at 100,000 images (no ``sqlite3.Row`` to dict to keyword arguments per record).
-        """
-        columns = ", ".join(field.name for field in dataclasses.fields(ImageRecord))
-        query = f"SELECT {columns} FROM images"
-        params: tuple[Any, ...] = ()
-        if status is not None:
-            query += " WHERE status = ?"
-            params = (status,)
-        query += " ORDER BY row IS NULL, row, path"
-        with self._connect() as conn:
-            conn.row_factory = None
-            return [ImageRecord(*row) for row in conn.execute(query, params)]
 
     def mark_unreadable(self, reasons: Mapping[str, str]) -> int:
         """Mark readable images (``{path: reason}``) unreadable, e.g. when decoding fails while caches are built.

@@ -118,7 +118,7 @@ class Workspace:
         """
         version = self.store.images_version()
         if self._records is None or self._records[0] != version:
-            records = self.store.image_records("ok")
+            records = self.store.images("ok")
             self._records = (version, records, _fingerprint(records))
         return self._records[1]
 
@@ -291,7 +291,7 @@ def import_folder(
         old_row = {r.sha256: i for i, r in enumerate(previous) if r.sha256} if have_old else {}
         stamps_path = s.cache_dir / STAMPS_NAME
         old_stamps = scan.load_stamps(stamps_path)
-        known = {r.path: r for r in ws.store.image_records()}
+        known = {r.path: r for r in ws.store.images()}
         found: list[ImportedImage | None] = [None] * len(paths)
         stamps: dict[str, tuple[int, int]] = {}
         to_read: list[int] = []
