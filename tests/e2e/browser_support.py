@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,3 +33,19 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, every: 
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_server(process: subprocess.Popen[Any], url: str, log: Path, what: str, every: float = 0.1) -> None:
+    """Wait up to 60 s for the Streamlit server ``process`` to answer its health check at ``url``; fail with its
+    ``log`` as soon as it exits."""
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited: " + log.read_text())
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, 60, f"{what} to answer", every=every)

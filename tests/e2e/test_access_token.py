@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server
 
 from labeler.auth import TOKEN_ENV
 
@@ -40,16 +39,8 @@ def test_without_the_token_nothing_renders_and_nothing_is_written(colour_folder:
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
-        assert process.poll() is None, (tmp_path / "app.log").read_text()
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(healthy, 60, "the app to answer")
+        wait_for_server(process, url, tmp_path / "app.log", "labeler app")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page()

@@ -17,14 +17,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server
 
 from labeler.config import Settings
 from labeler.store import LabelStore
@@ -89,17 +88,8 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str], int]]:
     )
     url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError("labeler app exited: " + (tmp_path / "app.log").read_text())
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(healthy, 60, "the app to answer")
+        wait_for_server(process, url, tmp_path / "app.log", "labeler app")
         yield url, data, truth, process.pid  # the process group of the app and its server (a test may kill it)
     finally:
         with contextlib.suppress(ProcessLookupError):  # the app and the streamlit server it started, nothing else

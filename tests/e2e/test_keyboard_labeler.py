@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pages` is not installed with the package
     sys.path.insert(0, str(ROOT))
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for  # noqa: E402
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server  # noqa: E402
 
 from pages.shared import keyboard_labeler as kl  # noqa: E402
 
@@ -61,17 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         )
     url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError("streamlit exited: " + log_path.read_text())
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(healthy, 60, "the demo app to answer", every=0.25)
+        wait_for_server(process, url, log_path, "the demo app", every=0.25)
         yield url, record
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server started above, nothing else
