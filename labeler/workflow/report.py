@@ -332,7 +332,7 @@ def stopping(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     n_audits = 0 if estimate is None else estimate["n"]
     verdict = stopping_verdict(interval, n_audits, [float(c) for c in state.recent_changes],
                                n_recent_labels=int(np.sum(state.recent_batch_sizes)) or None,
-                               population=int(np.sum(state.source == "propagated")))
+                               population=state.counts["propagated"])
     return {"stop": verdict.stop, "text": verdict.reason, "audits_needed": verdict.audits_needed}
 
 
