@@ -55,6 +55,7 @@ from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "quality.md"
+TARGET = 0.95  # labeler.config.Settings.target_precision
 QUICK_MARKER = "<!-- honest numbers: written by python -m benchmarks.quality --quick -->"
 PHOTO_MARKER = "<!-- photos: written by python -m benchmarks.quality when --datasets holds a photo folder -->"
 PHOTO_END = "<!-- end of photos -->"
@@ -136,9 +137,11 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     most confident half are measured on the propagated images that were not audited.
     """
     from labeler.core import diagnostics, propagate
+    from labeler.core.calibration_evidence import calibration_features
     from labeler.core.intervals import wilson_interval
-    from labeler.core.reliability import expected_calibration_error
+    from labeler.core.reliability import calibration_error_floor, expected_calibration_error
     from labeler.core.simulated_prior import simulated_prior
+    from labeler.core.threshold import pick_threshold
     from labeler.workflow import calibration
 
     n_classes = int(y.max()) + 1
@@ -166,6 +169,18 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     right = result.label == y
     scored = np.setdiff1d(rows, audited)
     half = scored[np.argsort(-confidence[scored], kind="stable")[: scored.size // 2]]
+    # The threshold picker as Review/Export run it (target TARGET), with the calibration's posterior draws.
+    draws = calibration.fit_calibrator(evidence, prior).sample_confidence(
+        calibration_features(result.proba[scored]), n_draws=200, random_state=seed)
+    picked = pick_threshold(confidence[scored], TARGET, correct=right[scored], confidence_draws=draws)
+    if picked.threshold is not None:
+        lo_p, hi_p = picked.expected_interval
+        out.update({
+            "kept": picked.n_kept / scored.size, "expected": picked.expected_precision,
+            "realised": picked.realised_precision, "target met": float(picked.realised_precision >= TARGET),
+            "realised in promised": float(lo_p <= picked.realised_precision <= hi_p),
+            "promised in realised": float(picked.interval[0] <= picked.expected_precision <= picked.interval[1]),
+        })
     hits = int(right[audited].sum())
     low, high = wilson_interval(hits, audited.size)
     truth = float(right[rows].mean())  # what the audits sample: every propagated label
@@ -173,6 +188,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
         "accuracy": float(right[scored].mean()),
         "ece raw": expected_calibration_error(result.confidence[scored], right[scored]),
         "ece": expected_calibration_error(confidence[scored], right[scored]),
+        "ece floor": calibration_error_floor(confidence[scored]),
         "mean confidence": float(confidence[scored].mean()),
         "acc top half": float(right[half].mean()),
         "headline": hits / audited.size, "width": high - low, "covers": float(low <= truth <= high),
@@ -197,16 +213,33 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
         return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values):.{digits}f}"
 
     selection = any("selection" in run for k in KS for run in runs[k])
-    head = ("| k | accuracy | ECE raw score | ECE confidence | mean confidence | accuracy, most confident half "
-            f"| headline estimate ({args.audits} audits) | interval width | truth in interval |")
+    head = ("| k | accuracy | ECE raw score | ECE confidence | ECE floor | mean confidence "
+            f"| accuracy, most confident half | headline estimate ({args.audits} audits) | interval width "
+            "| truth in interval |")
     lines = [head + (" winner's LOO | selection-corrected |" if selection else ""),
-             "|---|" + "---|" * (8 + 2 * selection)]
+             "|---|" + "---|" * (9 + 2 * selection)]
     for k in KS:
         covered = int(sum(run["covers"] for run in runs[k]))
-        row = (f"| {k} | {cell(k, 'accuracy')} | {cell(k, 'ece raw')} | {cell(k, 'ece')} | "
+        row = (f"| {k} | {cell(k, 'accuracy')} | {cell(k, 'ece raw')} | {cell(k, 'ece')} | {cell(k, 'ece floor')} | "
                f"{cell(k, 'mean confidence')} | {cell(k, 'acc top half')} | {cell(k, 'headline')} | "
                f"{cell(k, 'width', 2)} | {covered}/{len(runs[k])} |")
         lines.append(row + (f" {cell(k, 'winner loo')} | {cell(k, 'selection')} |" if selection else ""))
+    lines += ["", f"Threshold picker at target precision {TARGET} (as Review and Export run it: the most labels whose "
+              "95 % predictive interval of the share right, from the calibration's posterior draws and the chance "
+              "spread of a finite number kept, has its lower end at or above the target), against the truth of the "
+              "scored images; counts over the draws where some threshold qualified:", "",
+              "| k | chosen | kept share | promised (expected) | realised | target met | realised in promised interval "
+              "| promised in realised 95 % interval |", "|---|---|---|---|---|---|---|---|"]
+
+    def count(k: int, key: str) -> str:
+        values = [run[key] for run in runs[k] if key in run]
+        return f"{int(sum(values))}/{len(values)}"
+
+    for k in KS:
+        chosen = sum("kept" in run for run in runs[k])
+        lines.append(f"| {k} | {chosen}/{len(runs[k])} | {cell(k, 'kept', 2)} | {cell(k, 'expected')} | "
+                     f"{cell(k, 'realised')} | {count(k, 'target met')} | {count(k, 'realised in promised')} | "
+                     f"{count(k, 'promised in realised')} |")
     return lines
 
 
@@ -243,7 +276,14 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
         rows["pixels -> PCA-50 -> UMAP-10, spreading"] = score(labeler_spreading, umap_representation(P), y,
                                                                args.seeds)
     info["baselines_s"] = time.perf_counter() - t
-    if args.minutes > 0:
+    saved = Path(args.embeddings_dir) / f"{name}-{args.minutes:g}min.npz" if args.embeddings_dir else None
+    if args.minutes > 0 and saved is not None and saved.exists():
+        with np.load(saved, allow_pickle=False) as stored:  # an earlier run's encoder: re-score without training
+            E, Z = stored["E"], stored["Z"]
+            info.update({key: stored[key].item() for key in ("train_s", "embed_s", "epochs", "steps", "final_loss",
+                                                               "views_per_s")})
+            info["preset"] = str(stored["preset"])
+    elif args.minutes > 0:
         reports: list[TrainProgress] = []
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
@@ -263,6 +303,11 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
         info["final_loss"] = float(np.mean(state["loss_history"][-20:]))
         info["preset"] = state["config"]["preset"]
         info["views_per_s"] = 2 * reports[-1].images_per_s if reports else float("nan")
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(saved, E=E, Z=Z, preset=info["preset"], **{key: info[key] for key in (
+                "train_s", "embed_s", "epochs", "steps", "final_loss", "views_per_s")})
+    if args.minutes > 0:
         rows[f"(c) labeler: SimCLR {args.minutes:g} min, encoder features, spreading"] = score(
             labeler_spreading, E, y, args.seeds
         )
@@ -306,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small-pretrained", type=int, default=0, metavar="N",
                         help="instead of the full runs of the .npz sets, compare pixels, pretrained and from-scratch "
                         "on their first N images (in the photos section)")
+    parser.add_argument("--embeddings-dir", default=None, metavar="DIR",
+                        help="keep each set's trained embeddings in DIR and reuse them when there (re-score the "
+                        "honest numbers after a calibration change without training again)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     photos, kept_photos = photo_run(args), photo_block(Path(args.out))  # takes the photo folders off --datasets

@@ -75,3 +75,21 @@ def expected_calibration_error(confidence: NDArray[Any], correct: NDArray[Any], 
     used = curve.count > 0
     gaps = np.abs(curve.accuracy[used] - curve.mean_confidence[used])
     return float(np.sum(curve.count[used] * gaps) / n)
+
+
+def calibration_error_floor(
+    confidence: NDArray[Any], n_bins: int = 10, n_draws: int = 200, random_state: int = 0
+) -> float:
+    """The ECE that *perfectly calibrated* confidences would show on these points, by chance alone.
+
+    A binned ECE on a few hundred points is never near zero even when every confidence is the true probability: each
+    bin's accuracy is a binomial share around its mean confidence. Drawing ``correct ~ Bernoulli(confidence)`` and
+    measuring :func:`expected_calibration_error` gives that floor (its mean over ``n_draws``), against which a
+    measured ECE can be read (Roelofs et al. 2022 discuss this bias of binned estimators). NaN without points.
+    """
+    c = np.asarray(confidence, dtype=np.float64).ravel()
+    if c.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(random_state)
+    draws = rng.random((n_draws, c.size)) < c
+    return float(np.mean([expected_calibration_error(c, hit, n_bins) for hit in draws]))

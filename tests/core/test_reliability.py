@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeler.core.reliability import expected_calibration_error, reliability_curve
+from labeler.core.reliability import calibration_error_floor, expected_calibration_error, reliability_curve
 
 
 def test_ece_by_hand() -> None:
@@ -26,3 +26,15 @@ def test_reliability_curve_bins() -> None:
     assert curve.lower[0] < 0.5 < curve.upper[0]
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         reliability_curve(np.array([1.2]), np.array([True]))
+
+
+def test_calibration_error_floor_matches_the_binomial_closed_form() -> None:
+    # All n confidences 0.5 fall in one bin whose ECE is |share right - 0.5|, share ~ Binomial(n, 0.5) / n:
+    # E|share - 0.5| -> sqrt(0.25 / n) * sqrt(2 / pi) (the mean absolute deviation of a normal).
+    n = 400
+    floor = calibration_error_floor(np.full(n, 0.5), n_draws=2000)
+    assert floor == pytest.approx(np.sqrt(0.25 / n) * np.sqrt(2 / np.pi), rel=0.06)
+    # Certain confidences have no chance spread; more points lower the floor.
+    assert calibration_error_floor(np.r_[np.zeros(50), np.ones(50)]) == 0.0
+    assert calibration_error_floor(np.full(4000, 0.7)) < calibration_error_floor(np.full(400, 0.7))
+    assert np.isnan(calibration_error_floor(np.empty(0)))
