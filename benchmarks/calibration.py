@@ -135,8 +135,8 @@ def one_run(
                          proxy=None if args.no_proxy else evidence.proxy)
 
     usable = (loo_label >= 0) & (np.bincount(y_seen[seeds], minlength=n_classes)[y_seen[seeds]] >= 2)
-    # As the app does (labeler.workflow.calibration): the simulated prior while no leave-one-out row is usable.
-    simulated = args.prior == "simulated" or (args.prior == "app" and not usable.any())
+    # As the app does (labeler.workflow.calibration): the simulated prior at every k.
+    simulated = args.prior in ("simulated", "app")
     best_model = fit(True, True, False, simulated)
 
     out: dict[str, float] = {"accuracy": float(right[rest].mean())}
@@ -192,14 +192,11 @@ def one_run(
 
 def growth(W: Any, y: NDArray[np.int64], k: int, seed: int, args: argparse.Namespace) -> dict[str, float]:
     """ECE as blind audits accumulate (on top of the leave-one-out evidence), with and without the isotonic stage,
-    centred on the app's prior (simulated while no leave-one-out row is usable) and on the default mapping."""
+    centred on the app's prior (simulated on the graph) and on the default mapping."""
     n_classes = int(y.max()) + 1
     y_seen, result, seeds, loo_label, loo_proba, propagated = spread_and_loo(W, y, k, seed)
     right = result.label == y
-    usable = (loo_label >= 0) & (np.bincount(y_seen[seeds], minlength=n_classes)[y_seen[seeds]] >= 2)
-    app = SimulatedPrior()
-    if not usable.any():
-        app = simulated_prior(W, y_seen, result.label, n_classes, n_repeats=args.sim_repeats, random_state=seed)
+    app = simulated_prior(W, y_seen, result.label, n_classes, n_repeats=args.sim_repeats, random_state=seed)
     order = np.random.default_rng(2000 + seed).permutation(propagated)
     out: dict[str, float] = {}
     for n_audits in GROWTH_AUDITS:
@@ -301,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="treat leave-one-out rows like audits (no level offset of their own)")
     parser.add_argument("--prior", choices=("app", "default", "simulated"), default="app",
                         help="prior mean of the calibrator behind the threshold picker and the mean confidence; app: "
-                        "simulated while no leave-one-out row is usable, else default")
+                        "simulated on the graph (as labeler.workflow.calibration), like 'simulated'")
     parser.add_argument("--sim-repeats", type=int, default=8, help="re-seedings behind the simulated prior")
     parser.add_argument("--target", type=float, default=0.9, help="target precision of the threshold picker")
     parser.add_argument("--growth", default="mnist_a,fashion_1000", help="datasets that get the evidence-grows table")
@@ -381,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
                 "",
                 f"Evidence grows (k = {growth_k}): ECE after the leave-one-out evidence plus n blind audits; "
                 "'blend' is the app's calibrator (isotonic blended in from 200 effective points, weight shown; prior "
-                "simulated on the graph while no leave-one-out row is usable), 'Platt only' never switches, 'default "
+                "simulated on the graph), 'Platt only' never switches, 'default "
                 "prior' is the blend centred on the default mapping instead.",
                 "",
                 "| audits | isotonic weight | ECE blend | ECE Platt only | ECE blend, default prior |",
@@ -446,8 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         "k = 1 there are none, so 'LOO only' is the prior's default mapping)",
         f"- simulated prior (`labeler.core.simulated_prior`, {args.sim_repeats} re-seedings): the calibrator's prior "
         "mean fitted on re-seeded spreading with the current labels standing in for the truth; its columns use it "
-        "at every k for comparison, while the app (and the threshold picker below, `--prior "
-        f"{args.prior}`) uses it only while no leave-one-out row is usable (k = 1)",
+        "at every k, as the app does (the threshold picker below: `--prior "
+        f"{args.prior}`)",
         "- load: " + load_text(),
         f"- total time {time.perf_counter() - started:.0f} s",
         "- reading: a 10-bin ECE has a sampling floor on a few hundred to a few thousand images; the 'Platt fit on "

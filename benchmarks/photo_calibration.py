@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--audits", type=int, default=30)
+    parser.add_argument("--audits", default="30", help="a number, or 'stop': as many as the stopping rule asks for")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     from labeler.core import graph
@@ -41,6 +41,8 @@ def main() -> None:
     table = pd.read_csv(folder / "ground_truth.csv")
     paths = [folder / "images" / p for p in table["path"]]
     started = dt.datetime.now().astimezone()
+    audit_words = ("as many as the stopping rule asks for (interval 0.10 wide)" if args.audits == "stop"
+                   else args.audits)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         X, ok = pretrained_features(paths, [p.name for p in paths], Path(tmp))
@@ -55,31 +57,32 @@ def main() -> None:
         f"- command: `python -m benchmarks.photo_calibration --seeds {args.seeds} --audits {args.audits}`",
         f"- pets37 (370 photos, {int(ok.sum())} decoded), representation: pretrained EfficientNet-Lite0 features (the "
         "instant one of a photo folder, no training); 15-NN graph, label spreading; confidence calibrated as a "
-        f"refresh does (seeds' leave-one-out + {args.audits} blind audits answered with the truth; at one label per "
-        "class the simulated prior); ECE (10 equal bins), accuracy and the most confident half on the propagated "
-        "photos not audited (150-340 of them); 'ECE floor' is what perfectly calibrated confidences would score on "
+        f"refresh does (seeds' leave-one-out + {audit_words} blind audits answered with the truth; prior mean "
+        "simulated on the graph); ECE (10 equal bins), accuracy and the most confident half on the propagated "
+        "photos not audited; 'ECE floor' is what perfectly calibrated confidences would score on "
         "the same photos by chance (`labeler.core.reliability.calibration_error_floor`); "
         f"mean ± std over {args.seeds} draws",
         "",
         "| task | k | accuracy | ECE raw score | ECE confidence | ECE floor | mean confidence "
-        "| accuracy, most confident half | headline (audits) | truth in interval |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| accuracy, most confident half | audits | headline (audits) | truth in interval |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     t = time.perf_counter()
     for task, ks in TASKS.items():
         y = np.unique(table[task].to_numpy(str), return_inverse=True)[1].astype(np.int64)
         for k in ks:
-            runs = [honest_run(reps, W, y, k, seed, args.audits) for seed in range(args.seeds)]
+            runs = [honest_run(reps, W, y, k, seed, None if args.audits == "stop" else int(args.audits))
+                    for seed in range(args.seeds)]
 
-            def cell(key: str, runs: list[dict[str, float]] = runs) -> str:
+            def cell(key: str, runs: list[dict[str, float]] = runs, digits: int = 3) -> str:
                 values = np.array([run[key] for run in runs])
-                return f"{values.mean():.3f} ± {values.std():.3f}"
+                return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
             covered = int(sum(run["covers"] for run in runs))
             lines.append(
                 f"| {task} | {k} | {cell('accuracy')} | {cell('ece raw')} | {cell('ece')} | {cell('ece floor')} "
                 f"| {cell('mean confidence')} "
-                f"| {cell('acc top half')} | {cell('headline')} | {covered}/{len(runs)} |"
+                f"| {cell('acc top half')} | {cell('audits', digits=0)} | {cell('headline')} | {covered}/{len(runs)} |"
             )
             print(lines[-1], flush=True)
     lines += ["", f"{time.perf_counter() - t:.0f} s for the draws.", ""]

@@ -56,6 +56,8 @@ from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "quality.md"
 TARGET = 0.95  # labeler.config.Settings.target_precision
+STOP_WIDTH = 0.10  # labeler.core.stopping.stopping_verdict's max_width
+STOP_FIRST_AUDITS = 30  # answers the stopping rule's first estimate rests on
 QUICK_MARKER = "<!-- honest numbers: written by python -m benchmarks.quality --quick -->"
 PHOTO_MARKER = "<!-- photos: written by python -m benchmarks.quality when --datasets holds a photo folder -->"
 PHOTO_END = "<!-- end of photos -->"
@@ -128,8 +130,12 @@ def score(method: Callable[[NDArray[np.floating], NDArray[np.int64]], NDArray[np
 
 
 def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: NDArray[np.int64], k: int,
-               seed: int, audits: int) -> dict[str, float]:
+               seed: int, audits: int | None) -> dict[str, float]:
     """The app's own numbers after ``k`` random labels per class and ``audits`` blind audits, against the truth.
+
+    ``audits=None``: as many as the app's stopping rule asks for (:func:`labeler.core.stopping.audits_for_width`
+    with its default width 0.10, estimated from the first 30 answers and corrected for the finite folder), i.e. what
+    a person who audits until Home says the estimate is precise enough would have given.
 
     As a refresh does: the representation chosen by leave-one-out (the trained encoder preferred), label spreading,
     confidence calibrated by :func:`labeler.workflow.calibration.calibrate` on the seeds' leave-one-out predictions
@@ -159,11 +165,18 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     result = propagate.propagate(W, y_seen, n_classes, n_bootstrap=0, random_state=seed)
     propagated = result.source == propagate.Source.PROPAGATED
     rows = np.flatnonzero(propagated)
-    audited = np.random.default_rng(1000 + seed).choice(rows, size=min(audits, rows.size), replace=False)
+    if audits is None:
+        from labeler.core.stopping import audits_for_width
+
+        order = np.random.default_rng(1000 + seed).permutation(rows)
+        first = order[:STOP_FIRST_AUDITS]
+        needed = audits_for_width(float(np.mean(result.label[first] == y[first])), STOP_WIDTH, population=rows.size)
+        audited = order[: max(needed, first.size)]
+    else:
+        audited = np.random.default_rng(1000 + seed).choice(rows, size=min(audits, rows.size), replace=False)
     loo = diagnostics.loo_scores(W, y_seen, n_classes)
-    prior = None
-    if calibration.needs_simulated_prior(y_seen, loo):  # as a refresh does (labeler.workflow.calibration.prior_for)
-        prior = simulated_prior(W, y_seen, result.label, n_classes, random_state=seed)
+    # The prior mean simulated on the graph, as a refresh does (labeler.workflow.calibration.prior_for).
+    prior = simulated_prior(W, y_seen, result.label, n_classes, random_state=seed)
     confidence, evidence = calibration.calibrate(result.confidence, result.proba, result.label, propagated, y_seen,
                                                  loo, audited, y[audited], prior)
     right = result.label == y
@@ -192,6 +205,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
         "mean confidence": float(confidence[scored].mean()),
         "acc top half": float(right[half].mean()),
         "headline": hits / audited.size, "width": high - low, "covers": float(low <= truth <= high),
+        "audits": float(audited.size),
         "loo evidence": float(evidence.proxy.sum()),
         "chosen": float(name == "simclr"),
     })
@@ -204,7 +218,8 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
     from labeler.core import graph
 
     graphs = {name: graph.knn_graph(X, 15) for name, X in reps.items()}
-    runs = {k: [honest_run(reps, graphs, y, k, seed, args.audits) for seed in range(args.honest_seeds)] for k in KS}
+    audits = None if args.audits == "stop" else int(args.audits)
+    runs = {k: [honest_run(reps, graphs, y, k, seed, audits) for seed in range(args.honest_seeds)] for k in KS}
 
     def cell(k: int, key: str, digits: int = 3) -> str:
         values = np.array([run.get(key, np.nan) for run in runs[k]], dtype=np.float64)
@@ -214,14 +229,15 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
 
     selection = any("selection" in run for k in KS for run in runs[k])
     head = ("| k | accuracy | ECE raw score | ECE confidence | ECE floor | mean confidence "
-            f"| accuracy, most confident half | headline estimate ({args.audits} audits) | interval width "
+            "| accuracy, most confident half | audits | headline estimate | interval width "
             "| truth in interval |")
     lines = [head + (" winner's LOO | selection-corrected |" if selection else ""),
-             "|---|" + "---|" * (9 + 2 * selection)]
+             "|---|" + "---|" * (10 + 2 * selection)]
     for k in KS:
         covered = int(sum(run["covers"] for run in runs[k]))
         row = (f"| {k} | {cell(k, 'accuracy')} | {cell(k, 'ece raw')} | {cell(k, 'ece')} | {cell(k, 'ece floor')} | "
-               f"{cell(k, 'mean confidence')} | {cell(k, 'acc top half')} | {cell(k, 'headline')} | "
+               f"{cell(k, 'mean confidence')} | {cell(k, 'acc top half')} | {cell(k, 'audits', 0)} | "
+               f"{cell(k, 'headline')} | "
                f"{cell(k, 'width', 2)} | {covered}/{len(runs[k])} |")
         lines.append(row + (f" {cell(k, 'winner loo')} | {cell(k, 'selection')} |" if selection else ""))
     lines += ["", f"Threshold picker at target precision {TARGET} (as Review and Export run it: the most labels whose "
@@ -342,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--view-size", type=int, default=None)
     parser.add_argument("--variants", action="store_true", help="also score PCA/UMAP variants")
     parser.add_argument("--honest-seeds", type=int, default=10, help="draws per k for the honest numbers")
-    parser.add_argument("--audits", type=int, default=30, help="blind audits behind the honest numbers")
+    parser.add_argument("--audits", default="30", help="blind audits behind the honest numbers: a number, or 'stop' "
+                        "for as many as the app's stopping rule asks for (audit interval 0.10 wide)")
     parser.add_argument("--quick", action="store_true",
                         help="honest numbers only, on pixels -> PCA-50 (no training, no textbook baselines); "
                         "replaces only the honest-numbers section of --out")
@@ -364,11 +381,13 @@ def main(argv: list[str] | None = None) -> None:
         args.minutes = 0.0
     started = dt.datetime.now().astimezone()
     command = f"- command: `python -m benchmarks.quality {' '.join(sys.argv[1:] if argv is None else argv)}`"
+    audit_words = ("as many as the stopping rule asks for (interval 0.10 wide, from the first 30 answers)"
+                   if args.audits == "stop" else args.audits)
     honest_reading = (
         f"- honest numbers: mean ± std over {args.honest_seeds} random draws of k labels per class; confidence "
-        f"calibrated as a refresh does (leave-one-out predictions of the human labels + {args.audits} blind audits "
-        "drawn uniformly from the propagated images and answered with the truth; at k = 1, with no usable "
-        "leave-one-out prediction, the calibrator's prior mean is simulated on the graph); accuracy, ECE (10 equal "
+        f"calibrated as a refresh does (leave-one-out predictions of the human labels + {audit_words} blind audits "
+        "drawn uniformly from the propagated images and answered with the truth; the calibrator's prior "
+        "mean simulated on the graph); accuracy, ECE (10 equal "
         "bins) and the most confident half on the propagated images not audited; headline = share of the audits right, "
         "'truth in interval' counts the draws whose Wilson 95 % interval holds the true accuracy of all propagated "
         "labels (about 95 % of draws should)"

@@ -19,7 +19,7 @@ from labeler.core import audit
 from labeler.core import diagnostics as diag
 from labeler.core.calibration_evidence import calibration_features
 from labeler.core.intervals import wilson_interval
-from labeler.core.reliability import expected_calibration_error, reliability_curve
+from labeler.core.reliability import calibration_error_floor, expected_calibration_error, reliability_curve
 from labeler.core.stopping import stopping_verdict
 from labeler.core.threshold import kept_precision, pick_threshold
 from labeler.workflow import backbone, calibration, finetuning
@@ -133,7 +133,8 @@ def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, 
     Returns
     -------
     {"confidence", "accuracy", "count", "low", "high": one entry per non-empty bin (Wilson 95% interval),
-     "ece": expected calibration error of those confidences, "n": audits, "note": what the plot shows}
+     "ece": expected calibration error of those confidences, "ece_floor": what perfectly calibrated confidences would
+     show on as many answers by chance, "n": audits, "note": what the plot shows}
     """
     state = current_state(ws) if state is None else state
     if state is None:
@@ -145,12 +146,16 @@ def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, 
     correct = state.label[rows] == answers
     curve = reliability_curve(confidence, correct)
     used = curve.count > 0
+    ece = expected_calibration_error(confidence, correct)
+    floor = calibration_error_floor(confidence)
     return {
         "confidence": curve.mean_confidence[used].tolist(), "accuracy": curve.accuracy[used].tolist(),
         "count": curve.count[used].tolist(), "low": curve.lower[used].tolist(), "high": curve.upper[used].tolist(),
-        "ece": expected_calibration_error(confidence, correct), "n": int(rows.size),
+        "ece": ece, "ece_floor": floor, "n": int(rows.size),
         "note": f"Calibrated confidence against the share right among {rows.size} blind audits. Each audited image's "
-                "confidence comes from a calibration fitted without its own answer, so the plot is not in-sample.",
+                "confidence comes from a calibration fitted without its own answer, so the plot is not in-sample. "
+                f"Calibration error {ece:.3f}; perfectly calibrated confidences would show about {floor:.3f} on "
+                f"{rows.size} answers by chance alone.",
     }
 
 

@@ -173,13 +173,30 @@ def test_one_label_per_class_calibrates_from_a_prior_simulated_on_the_graph(tmp_
     X = calibration_features(state.proba[propagated])
     np.testing.assert_allclose(calibration.calibrator_for(state).predict_confidence(X), state.confidence[propagated])
     assert calibration.calibrator_for(state).prior_coef == (prior.coef,)
-    # A second label per class brings leave-one-out evidence, which measures the person's own seeds: the default
-    # mapping is the prior again.
+    # A second label per class brings leave-one-out evidence, fitted around the simulated mapping; the labels doubled,
+    # so the simulation ran again for the new seeds.
     ws.store.label_paths([("img_005.png", "red"), ("img_074.png", "blue")], "tester")
     state = refresh(ws, compute_map=False)
     assert calibration.evidence_counts(state)["loo"] == 4
+    again = calibration.state_prior(state)
+    assert again.n_rows > 0
+    assert again != prior
+    assert "calibrated from 4 answers" in report.calibration_note(state)
+    assert "starting from a mapping simulated on this graph" in report.calibration_note(state)
+    # One more label is within PRIOR_REFRESH_GROWTH of the 4 the prior was simulated with: it is kept, not re-run.
+    ws.store.label_paths([("img_010.png", "red")], "tester")
+    state = refresh(ws, compute_map=False)
+    assert calibration.state_prior(state) == again
+
+
+def test_no_simulated_prior_until_two_classes_have_labels(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_gradient_folder(root)
+    ws = Workspace.open(Settings(root, n_bootstrap=0))
+    ws.import_folder()
+    ws.store.label_paths([("img_000.png", "red"), ("img_003.png", "red")], "tester")
+    state = refresh(ws, compute_map=False)
     assert state.calibration_prior == {}
-    assert "simulated" not in report.calibration_note(state)
 
 
 def test_label_batches_record_how_much_new_labels_changed(blobs: tuple[Workspace, np.ndarray]) -> None:
@@ -217,6 +234,9 @@ def test_reliability_is_out_of_sample_and_counts_every_audit(blobs: tuple[Worksp
     assert table is not None
     assert sum(table["count"]) == rows.size == table["n"]
     assert "not in-sample" in table["note"]
+    # The error is read against what chance alone gives on as many answers.
+    assert 0.0 <= table["ece_floor"] <= 0.5
+    assert f"about {table['ece_floor']:.3f} on {rows.size} answers by chance" in table["note"]
     held_out = calibration.held_out_audit_confidence(state, *calibration.audited_rows(ws, state))
     # Without its own answer each audit's confidence differs from the in-sample one, but not by much here.
     assert not np.allclose(held_out, state.confidence[rows], atol=0, rtol=0)
