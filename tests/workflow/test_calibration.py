@@ -122,11 +122,17 @@ def test_min_confidence_filters_on_the_calibrated_value(
     assert "95% interval" in printed
 
 
-def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_path: Path) -> None:
+def gradient_workspace(tmp_path: Path) -> Workspace:
+    """The two-blob folder imported, without labels and without bootstrap stability (faster refreshes)."""
     root = tmp_path / "data"
     make_gradient_folder(root)
     ws = Workspace.open(Settings(root, n_bootstrap=0))
     ws.import_folder()
+    return ws
+
+
+def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_path: Path) -> None:
+    ws = gradient_workspace(tmp_path)
     ws.store.add_class("red")
     ws.store.add_class("blue")
     ws.store.label_paths([("img_000.png", "red")], "tester")
@@ -157,10 +163,7 @@ def test_an_audit_taken_before_a_relabel_is_scored_against_the_new_label(tmp_pat
 
 
 def test_one_label_per_class_calibrates_from_a_prior_simulated_on_the_graph(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    make_gradient_folder(root)
-    ws = Workspace.open(Settings(root, n_bootstrap=0))
-    ws.import_folder()
+    ws = gradient_workspace(tmp_path)
     ws.store.label_paths([("img_000.png", "red"), ("img_079.png", "blue")], "tester")
     state = refresh(ws, compute_map=False)
     # No leave-one-out evidence at one label per class: the prior mean is simulated on this graph, recorded with the
@@ -190,10 +193,7 @@ def test_one_label_per_class_calibrates_from_a_prior_simulated_on_the_graph(tmp_
 
 
 def test_no_simulated_prior_until_two_classes_have_labels(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    make_gradient_folder(root)
-    ws = Workspace.open(Settings(root, n_bootstrap=0))
-    ws.import_folder()
+    ws = gradient_workspace(tmp_path)
     ws.store.label_paths([("img_000.png", "red"), ("img_003.png", "red")], "tester")
     state = refresh(ws, compute_map=False)
     assert state.calibration_prior == {}
