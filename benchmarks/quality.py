@@ -16,7 +16,12 @@ of the calibrated ``confidence`` (fitted as the app does, on the leave-one-out p
 ``--audits`` blind audits answered with the truth), the accuracy of the most confident half, the app's headline
 estimate (share of the audits right, Wilson 95 % interval) and whether the interval holds the true accuracy of the
 propagated labels (coverage over draws; near 95 % is right), and with several representations the
-selection-corrected estimate next to the winner's own leave-one-out score.
+selection-corrected estimate next to the winner's own leave-one-out score. Beside the ECE, its chance floor: what
+perfectly calibrated confidences would score on as many images. Then the threshold picker at the app's default
+target (0.95): what it keeps, the precision it promises with its 95 % interval, and what is realised.
+``--audits stop`` audits each draw as far as the app's stopping rule asks instead of a fixed number.
+``--embeddings-dir DIR`` keeps the trained embeddings and reuses them on a later run (re-scoring after a change to
+the calibration without training again).
 
 Real photos (a folder with ``images/`` and ``ground_truth.csv`` with columns path,breed,species, e.g. ``pets37``):
 pixels -> PCA-50, the pretrained EfficientNet-Lite0 features, pretrained + SimCLR (a head adapted for
