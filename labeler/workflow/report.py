@@ -242,13 +242,7 @@ def _threshold_choice(ws: Workspace, target: float, state: PipelineState) -> dic
     propagated = np.flatnonzero(state.source == "propagated")
     if propagated.size == 0:
         return None
-    rows, answers = calibration.audited_rows(ws, state)
-    position = {int(r): j for j, r in enumerate(propagated)}
-    known = np.zeros(propagated.size, dtype=bool)
-    correct = np.zeros(propagated.size, dtype=bool)
-    for row, answer in zip(rows, answers, strict=True):
-        known[position[int(row)]] = True
-        correct[position[int(row)]] = state.label[row] == answer
+    known, correct = _audit_answers(ws, state, propagated)
     choice = pick_threshold(state.confidence[propagated], target, correct=correct, known=known,
                             confidence_draws=_confidence_draws(state, propagated))
     low, high = choice.expected_interval
@@ -266,12 +260,34 @@ def _threshold_choice(ws: Workspace, target: float, state: PipelineState) -> dic
     text = (f"Keep propagated labels with confidence ≥ {choice.threshold:.2f}: {choice.n_kept} of {propagated.size} "
             f"({out['share_kept']:.0%}), {_promise_text(choice.expected_precision, low, high)}, so at least "
             f"{target:.1%} with 95% confidence. {PROMISE_NOTE} ({calibration_note(state)}.)")
-    if choice.n_evaluated:
-        hits = round(choice.realised_precision * choice.n_evaluated)
-        text += (f" Blind audits above it: {hits} of {choice.n_evaluated} right "
-                 f"({_interval_text(choice.interval[0], choice.interval[1], choice.n_evaluated, 'audits')}).")
-    out["text"] = text
+    out["text"] = text + _audits_above_text(choice.threshold, state.confidence[propagated], known, correct)
     return out
+
+
+def _audit_answers(ws: Workspace, state: PipelineState, propagated: NDArray[np.int64]
+                   ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """For each propagated row: whether a blind audit answered it, and whether its current label is the answer."""
+    rows, answers = calibration.audited_rows(ws, state)
+    position = {int(r): j for j, r in enumerate(propagated)}
+    known = np.zeros(propagated.size, dtype=bool)
+    correct = np.zeros(propagated.size, dtype=bool)
+    for row, answer in zip(rows, answers, strict=True):
+        known[position[int(row)]] = True
+        correct[position[int(row)]] = state.label[row] == answer
+    return known, correct
+
+
+def _audits_above_text(threshold: float, confidence: NDArray[np.float64], known: NDArray[np.bool_],
+                       correct: NDArray[np.bool_]) -> str:
+    """The blind audits at or above ``threshold``, compared with the current labels: a check of the promise that
+    does not rest on the calibration model (empty without such audits)."""
+    above = known & (confidence >= threshold)
+    n = int(above.sum())
+    if n == 0:
+        return ""
+    hits = int(correct[above].sum())
+    low, high = wilson_interval(hits, n)
+    return f" Blind audits above it: {hits} of {n} right ({_interval_text(low, high, n, 'audits')})."
 
 
 def precision_above(ws: Workspace, threshold: float, state: PipelineState | None = None) -> dict[str, Any] | None:
@@ -287,10 +303,11 @@ def precision_above(ws: Workspace, threshold: float, state: PipelineState | None
     state = current_state(ws) if state is None else state
     if state is None:
         return None
-    return _remembered(ws, "precision-above", state, float(threshold), lambda: _precision_above(threshold, state))
+    return _remembered(ws, "precision-above", state, float(threshold),
+                       lambda: _precision_above(ws, threshold, state))
 
 
-def _precision_above(threshold: float, state: PipelineState) -> dict[str, Any] | None:
+def _precision_above(ws: Workspace, threshold: float, state: PipelineState) -> dict[str, Any] | None:
     propagated = np.flatnonzero(state.source == "propagated")
     if propagated.size == 0:
         return None
@@ -302,8 +319,10 @@ def _precision_above(threshold: float, state: PipelineState) -> dict[str, Any] |
     if estimate.n_kept == 0:
         out["text"] = f"No propagated label has confidence ≥ {threshold:.2f}."
     else:
+        known, correct = _audit_answers(ws, state, propagated)
         out["text"] = (f"Propagated labels with confidence ≥ {threshold:.2f}: {estimate.n_kept} of {propagated.size}, "
-                       f"{_promise_text(estimate.expected, low, high)}.")
+                       f"{_promise_text(estimate.expected, low, high)}."
+                       + _audits_above_text(threshold, state.confidence[propagated], known, correct))
     return out
 
 

@@ -127,6 +127,33 @@ def test_threshold_keeps_the_labels_whose_calibrated_confidence_reaches_the_targ
     assert report.precision_above(ws, 1.01, state)["n_kept"] == 0
 
 
+def test_a_threshold_shows_the_blind_audits_above_it(ws: Workspace, colour_folder: tuple[Path, dict[str, str]]) -> None:
+    label_true(ws, colour_folder[1], 2)
+    state = refresh(ws, compute_map=False)
+    propagated = np.flatnonzero(state.source == "propagated")
+    truth = colour_folder[1]
+    paths = {int(r.id): r.path for r in ws.records()}
+    # Four audits answered with the truth and one answered wrongly, all above any threshold (every label is certain).
+    for j, row in enumerate(propagated[:5]):
+        image_id = int(state.image_ids[row])
+        right = truth[paths[image_id]]
+        answer = right if j < 4 else next(name for name in CLASSES if name != right)
+        ws.store.record_audit(image_id, class_id(ws, answer), None, None, "tester")
+    state = refresh(ws, compute_map=False)
+    threshold = float(state.confidence[state.source == "propagated"].min())
+    low, high = wilson_interval(4, 5)
+    check = f"Blind audits above it: 4 of 5 right (95% interval {low:.0%}–{high:.0%}, 5 audits)."
+    # The same model-free check beside the promise, for a threshold picked by hand (Export, --min-confidence) and for
+    # the suggested one.
+    kept = report.precision_above(ws, threshold, state)
+    assert kept is not None
+    assert kept["text"].endswith(check)
+    assert "Blind audits above it" not in report.precision_above(ws, 1.0, state)["text"]
+    choice = report.threshold_choice(ws, 0.5, state)
+    assert choice is not None
+    assert choice["text"].endswith(check)
+
+
 def test_threshold_is_computed_once_per_state_labels_and_target(
     ws: Workspace, colour_folder: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
