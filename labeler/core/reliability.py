@@ -30,14 +30,26 @@ class ReliabilityCurve:
     upper: NDArray[np.float64]
 
 
-def _check_pair(confidence: NDArray[Any], correct: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _check_confidence(confidence: NDArray[Any]) -> NDArray[np.float64]:
     c = np.asarray(confidence, dtype=np.float64).ravel()
+    if np.any((c < 0) | (c > 1)):
+        raise ValueError("confidence must lie in [0, 1]")
+    return c
+
+
+def _check_pair(confidence: NDArray[Any], correct: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    c = _check_confidence(confidence)
     k = np.asarray(correct).astype(bool).ravel()
     if c.shape != k.shape:
         raise ValueError(f"confidence and correct differ in shape: {c.shape} vs {k.shape}")
-    if np.any((c < 0) | (c > 1)):
-        raise ValueError("confidence must lie in [0, 1]")
     return c, k
+
+
+def _bins(confidence: NDArray[np.float64], n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Equal-width bin edges on [0, 1] and each confidence's bin: ``(edges[b], edges[b + 1]]``, the first also
+    holding 0."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return edges, np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
 
 
 def reliability_curve(confidence: NDArray[Any], correct: NDArray[Any], n_bins: int = 10) -> ReliabilityCurve:
@@ -50,8 +62,7 @@ def reliability_curve(confidence: NDArray[Any], correct: NDArray[Any], n_bins: i
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     c, k = _check_pair(confidence, correct)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(c, edges[1:-1], right=True), 0, n_bins - 1)
+    edges, which = _bins(c, n_bins)
     count = np.bincount(which, minlength=n_bins)
     hits = np.bincount(which, weights=k.astype(np.float64), minlength=n_bins)
     total = np.bincount(which, weights=c, minlength=n_bins)
@@ -87,13 +98,10 @@ def calibration_error_floor(
     measuring :func:`expected_calibration_error` gives that floor (its mean over ``n_draws``), against which a
     measured ECE can be read (Roelofs et al. 2022 discuss this bias of binned estimators). NaN without points.
     """
-    c = np.asarray(confidence, dtype=np.float64).ravel()
+    c = _check_confidence(confidence)
     if c.size == 0:
         return float("nan")
-    if np.any((c < 0) | (c > 1)):
-        raise ValueError("confidence must lie in [0, 1]")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(c, edges[1:-1], right=True), 0, n_bins - 1)  # the bins of reliability_curve
+    _, which = _bins(c, n_bins)
     in_bin = np.zeros((c.size, n_bins))
     in_bin[np.arange(c.size), which] = 1.0
     rng = np.random.default_rng(random_state)
