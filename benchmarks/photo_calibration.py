@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.quality import honest_run, machine
+from labeler.core.stopping import MAX_WIDTH
 
 RESULTS = Path(__file__).parent / "results" / "photo_calibration.md"
 TASKS = {"species": (1, 5), "breed": (1, 3, 5)}
@@ -41,7 +42,7 @@ def main() -> None:
     table = pd.read_csv(folder / "ground_truth.csv")
     paths = [folder / "images" / p for p in table["path"]]
     started = dt.datetime.now().astimezone()
-    audit_words = ("as many as the stopping rule asks for (interval 0.10 wide)" if args.audits == "stop"
+    audit_words = (f"as many as the stopping rule asks for (interval {MAX_WIDTH:.2f} wide)" if args.audits == "stop"
                    else args.audits)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

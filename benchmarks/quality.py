@@ -55,14 +55,14 @@ from PIL import Image
 from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 
 from benchmarks.machine import cpu_name
+from labeler.config import Settings
+from labeler.core.stopping import MAX_WIDTH, MIN_AUDITS
 from labeler.embed.instant import pca_representation, pixel_features, umap_representation
 from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
 KS = (1, 3, 10)
 RESULTS = Path(__file__).parent / "results" / "quality.md"
-TARGET = 0.95  # labeler.config.Settings.target_precision
-STOP_WIDTH = 0.10  # labeler.core.stopping.stopping_verdict's max_width
-STOP_FIRST_AUDITS = 30  # answers the stopping rule's first estimate rests on
+TARGET = Settings.target_precision  # the threshold picker's default target, as Review and Export use it
 QUICK_MARKER = "<!-- honest numbers: written by python -m benchmarks.quality --quick -->"
 PHOTO_MARKER = "<!-- photos: written by python -m benchmarks.quality when --datasets holds a photo folder -->"
 PHOTO_END = "<!-- end of photos -->"
@@ -174,8 +174,8 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
         from labeler.core.stopping import audits_for_width
 
         order = np.random.default_rng(1000 + seed).permutation(rows)
-        first = order[:STOP_FIRST_AUDITS]
-        needed = audits_for_width(float(np.mean(result.label[first] == y[first])), STOP_WIDTH, population=rows.size)
+        first = order[:MIN_AUDITS]  # the fewest answers the stopping rule trusts an interval on
+        needed = audits_for_width(float(np.mean(result.label[first] == y[first])), MAX_WIDTH, population=rows.size)
         audited = order[: max(needed, first.size)]
     else:
         audited = np.random.default_rng(1000 + seed).choice(rows, size=min(audits, rows.size), replace=False)
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", action="store_true", help="also score PCA/UMAP variants")
     parser.add_argument("--honest-seeds", type=int, default=10, help="draws per k for the honest numbers")
     parser.add_argument("--audits", default="30", help="blind audits behind the honest numbers: a number, or 'stop' "
-                        "for as many as the app's stopping rule asks for (audit interval 0.10 wide)")
+                        f"for as many as the app's stopping rule asks for (audit interval {MAX_WIDTH:.2f} wide)")
     parser.add_argument("--quick", action="store_true",
                         help="honest numbers only, on pixels -> PCA-50 (no training, no textbook baselines); "
                         "replaces only the honest-numbers section of --out")
@@ -386,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         args.minutes = 0.0
     started = dt.datetime.now().astimezone()
     command = f"- command: `python -m benchmarks.quality {' '.join(sys.argv[1:] if argv is None else argv)}`"
-    audit_words = ("as many as the stopping rule asks for (interval 0.10 wide, from the first 30 answers)"
+    audit_words = (f"as many as the stopping rule asks for (interval {MAX_WIDTH:.2f} wide, from the first {MIN_AUDITS} "
+                   "answers)"
                    if args.audits == "stop" else args.audits)
     honest_reading = (
         f"- honest numbers: mean ± std over {args.honest_seeds} random draws of k labels per class; confidence "

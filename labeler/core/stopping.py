@@ -88,15 +88,21 @@ def finite_population_width(width: float, n_audits: int, population: int | None)
     return width * float(np.sqrt(max(population - n_audits, 0) / (population - 1)))
 
 
+# What "precise enough" means: the audit interval at most this wide (about +-0.05), resting on at least this many
+# answers. Benchmarks that audit "until the app says stop" read these.
+MAX_WIDTH = 0.10
+MIN_AUDITS = 30
+
+
 def stopping_verdict(
     audit_interval: tuple[float, float],
     n_audits: int,
     recent_changes: Sequence[float],
     *,
     n_recent_labels: int | None = None,
-    max_width: float = 0.10,
+    max_width: float = MAX_WIDTH,
     max_changed: float = 0.01,
-    min_audits: int = 30,
+    min_audits: int = MIN_AUDITS,
     min_batches: int = 2,
     population: int | None = None,
 ) -> StopVerdict:
