@@ -8,7 +8,8 @@ images with
   (a) scikit-learn LabelPropagation(kernel="knn") on raw pixels (the textbook recipe),
   (b) the same on UMAP-10 of the raw pixels,
   (c) labeler: SimCLR trained for ``--minutes`` on the images, L2-normalised encoder features, kNN label spreading,
-plus labeler's instant representation (pixels -> PCA-50) and training throughput.
+plus labeler's instant representations (pixels -> PCA-50; edge histograms, HOG -> PCA-50, beside it) and training
+throughput.
 
 Honest numbers (issue 10), per set and k over ``--honest-seeds`` draws, on the representation the app would choose:
 the accuracy of the propagated labels, the expected calibration error (10 equal bins) of the raw spreading score and
@@ -57,7 +58,13 @@ from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 from benchmarks.machine import cpu_name
 from labeler.config import Settings
 from labeler.core.stopping import MAX_WIDTH, MIN_AUDITS
-from labeler.embed.instant import pca_representation, pixel_features, umap_representation
+from labeler.embed.instant import (
+    hog_representation,
+    joint_representation,
+    pca_representation,
+    pixel_features,
+    umap_representation,
+)
 from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
 KS = (1, 3, 10)
@@ -160,8 +167,10 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     out: dict[str, float] = {}
     name = next(iter(reps))
     if len(reps) > 1:
-        choice = diagnostics.choose_representation(reps, y_seen, n_classes, preferred="simclr", n_neighbors=15,
-                                                   alpha=0.99)
+        from labeler.workflow.backbone import preferred_representation
+
+        choice = diagnostics.choose_representation(reps, y_seen, n_classes, n_neighbors=15, alpha=0.99,
+                                                   preferred=preferred_representation(reps, photos=False))
         name = choice.name
         if choice.selection is not None:
             out["selection"] = choice.selection.accuracy
@@ -276,9 +285,12 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
     info: dict = {"n": len(y)}
     pixels = raw.reshape(len(raw), -1).astype(np.float32) / 255.0
     P = pca_representation(cache, 50)
+    edges = hog_representation(cache, 50)
+    H = joint_representation(edges, P)
+    instant = {"hog-pixels": H, "pixels-pca": P}  # as the app has them for small images before any training
     if args.quick:
         t = time.perf_counter()
-        info["honest"] = honest_numbers({"pixels-pca": P}, y, args)
+        info["honest"] = honest_numbers(instant, y, args)
         info["honest_s"] = time.perf_counter() - t
         return rows, info
     t = time.perf_counter()
@@ -290,6 +302,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
     info["umap_s"] = time.perf_counter() - t_umap
     rows["(b) sklearn LabelPropagation knn, UMAP-10 of pixels"] = score(sklearn_propagation, U, y, args.seeds)
     rows["labeler instant: pixels -> PCA-50 (L2), spreading"] = score(labeler_spreading, P, y, args.seeds)
+    rows["edge histograms (HOG) -> PCA-50 (L2) alone, spreading"] = score(labeler_spreading, edges, y, args.seeds)
+    rows["labeler instant: HOG -> PCA-50 beside pixels -> PCA-50, spreading"] = score(labeler_spreading, H, y,
+                                                                                       args.seeds)
     if args.variants:
         rows["pixels (32px cache), spreading"] = score(labeler_spreading, pixel_features(cache), y, args.seeds)
         Pw = pca_representation(cache, 50, whiten=True)
@@ -333,7 +348,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
             labeler_spreading, E, y, args.seeds
         )
         rows["(c') SimCLR projection-head output, spreading"] = score(labeler_spreading, Z, y, args.seeds)
-        reps = {"pixels-pca": P, "simclr": E, "simclr-projection": Z}
+        reps = {"pixels-pca": P, "hog-pixels": H, "simclr": E, "simclr-projection": Z}
         rows["labeler's choice (leave-one-out; trained encoder kept unless beaten by > 1 s.e.)"] = score(
             lambda X, y_seen: chosen_spreading(reps, y_seen, info), P, y, args.seeds
         )
@@ -342,7 +357,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
                 labeler_spreading, umap_representation(Z), y, args.seeds
             )
     t = time.perf_counter()
-    info["honest"] = honest_numbers(reps if args.minutes > 0 else {"pixels-pca": P}, y, args)
+    info["honest"] = honest_numbers(reps if args.minutes > 0 else instant, y, args)
     info["honest_s"] = time.perf_counter() - t
     return rows, info
 
@@ -401,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.quick:
-        section = [QUICK_MARKER, "", "## Honest numbers (`--quick`: pixels -> PCA-50, no encoder trained)", "",
+        section = [QUICK_MARKER, "", "## Honest numbers (`--quick`: the instant representations, no encoder trained)",
+                   "",
                    f"- date: {started:%Y-%m-%d %H:%M %Z}", f"- machine: {machine()}", command.rstrip(),
                    honest_reading, ""]
         for name in args.datasets.split(","):
@@ -458,7 +474,8 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
     """The representations the app compares on these files, each computed as the app does, and timings.
 
     pixels -> PCA-50 and the from-scratch encoder on the 32 px training cache, the pretrained features, and with
-    ``adapt`` (colour photos) pretrained + SimCLR; the two trainings get ``--photo-minutes`` each.
+    ``adapt`` (colour photos) pretrained + SimCLR, without it (small images) edge histograms beside pixels; the two
+    trainings get ``--photo-minutes`` each.
     """
     from labeler.embed.adapted import adapted_features
     from labeler.embed.pretrained import pretrained_features
@@ -468,6 +485,8 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
     info: dict[str, Any] = {"n": len(paths), "load_before": os.getloadavg()[0]}
     cache = np.stack([read_training_image(p, 96, args.size) for p in paths])  # the app's 32 px training cache
     reps = {"pixels-pca": pca_representation(cache, 50)}
+    if not adapt:  # small images: the app's instant representation is edge histograms beside pixels
+        reps["hog-pixels"] = joint_representation(hog_representation(cache, 50), reps["pixels-pca"])
     costs = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -534,7 +553,8 @@ def photo_section(title: str, paths: list[Path], truth: dict[str, NDArray[np.int
             table.setdefault(rep, []).extend(f"{m:.3f} ± {s:.3f}" for m, s in cells)
     kept = "pretrained + SimCLR" if photos else "the from-scratch encoder"
     labels = {
-        "pixels-pca": "pixels -> PCA-50" + ("" if photos else " (the instant representation here)"),
+        "pixels-pca": "pixels -> PCA-50",
+        "hog-pixels": "edge histograms (HOG) -> PCA-50 beside pixels -> PCA-50 (the instant representation here)",
         "pretrained": "pretrained: EfficientNet-Lite0 pooled features" + (" (the instant one)" if photos else ""),
         "pretrained-simclr": f"pretrained + SimCLR: head adapted for {args.photo_minutes:g} min (concat)",
         "simclr": f"SimCLR from scratch, {args.photo_minutes:g} min, 32 px",

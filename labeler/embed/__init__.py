@@ -1,1 +1,2 @@
-"""Representations of images: the instant pixel PCA and the SimCLR encoder trained on the user's own images."""
+"""Representations of images: the instant ones (pixels and edge histograms -> PCA), the pretrained backbone, and the
+SimCLR encoder trained on the user's own images."""

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from labeler.core import review
 from labeler.core.propagate import PropagationResult, Source
 from labeler.store import ImageRecord, UndoConflict
+from labeler.workflow import backbone
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
@@ -57,7 +58,7 @@ def as_result(state: PipelineState) -> PropagationResult:
 def cold_start_rows(ws: Workspace, n: int) -> list[int]:
     """``n`` typical, diverse rows to label first: k-means centres on the best representation available."""
     reps = representations(ws)
-    X = reps["simclr"].X if "simclr" in reps else reps["pixels-pca"].X
+    X = reps[backbone.preferred_representation(reps, backbone.photo_folder(ws))].X
     return [int(i) for i in review.cold_start(X, n, random_state=ws.settings.random_state)]
 
 

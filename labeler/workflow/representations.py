@@ -42,13 +42,18 @@ from labeler.workflow.workspace import Workspace
 
 @dataclass
 class Representation:
-    name: str  # "pixels-pca", "simclr", "simclr-projection", "pretrained", "pretrained-simclr", "pretrained-finetuned"
+    name: str  # "pixels-pca", "hog-pixels", "simclr", "simclr-projection", "pretrained", "pretrained-simclr",
+    # "pretrained-finetuned"
     key: str  # changes whenever the vectors change
     X: NDArray[np.float32]
 
 
 def pca_path(ws: Workspace, fingerprint: str) -> Path:
     return ws.settings.cache_dir / f"embedding-pixels-pca-{fingerprint}.npy"
+
+
+def hog_path(ws: Workspace, fingerprint: str) -> Path:
+    return ws.settings.cache_dir / f"embedding-hog-pixels-{fingerprint}.npy"
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,9 @@ def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]
 def representations(
     ws: Workspace, progress: Progress = quiet, records: list[ImageRecord] | None = None
 ) -> dict[str, Representation]:
-    """Every representation available now: the instant pixel PCA always, the pretrained backbone's for colour
-    photos, SimCLR once an encoder is trained (or, for photos, a head adapted).
+    """Every representation available now: the instant pixel PCA always, edge histograms and pixels (HOG -> PCA
+    beside pixels -> PCA) for small or grey images, the pretrained backbone's for colour photos, SimCLR once an
+    encoder is trained (or, for photos, a head adapted).
 
     Vectors are computed once per dataset version (and encoder) and memory-mapped from the cache afterwards;
     a model's vectors may also come from a Ray cluster (:func:`embed_on_ray`), into the same file.
@@ -166,6 +172,15 @@ def representations(
     found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
     if not records:
         return found
+    if not backbone.photo_folder(ws, records):  # photos have the pretrained backbone, far ahead of both
+        pixels = X
+        X = load_embedding(hog_path(ws, fingerprint), len(records))
+        if X is None:
+            progress(0.05, "computing the instant representation (edge histograms -> PCA)")
+            edges = representation.hog_representation(ws.training_images(), random_state=ws.settings.random_state)
+            X = representation.joint_representation(edges, pixels)
+            save_npy_atomic(hog_path(ws, fingerprint), X)
+        found["hog-pixels"] = Representation("hog-pixels", f"hog-pixels-{fingerprint}", X)
     for model in model_embeddings(ws, fingerprint, records):
         X = load_embedding(model.path, len(records))
         if X is None:

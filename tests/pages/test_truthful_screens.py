@@ -53,7 +53,7 @@ def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str
 def test_model_page_follows_a_new_representation(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
     ws = labeled_workspace(data_dir, colour_folder[1])
     at = run_page("model")
-    assert any(m.value.startswith("**pixels\\-pca**") for m in at.markdown)
+    assert any(m.value.startswith("**hog\\-pixels**") for m in at.markdown)
     state = load_state(ws)
     assert state is not None
     state.representation, state.representation_reason = "simclr", "the trained encoder scores better"
@@ -61,7 +61,7 @@ def test_model_page_follows_a_new_representation(colour_folder: tuple[Path, dict
     at.run()
     said = [m.value for m in at.markdown if "simclr" in m.value]
     assert said == ["**simclr** — the trained encoder scores better"]
-    assert not any("pixels\\-pca" in m.value for m in at.markdown)
+    assert not any("hog\\-pixels" in m.value for m in at.markdown)
 
 
 def test_the_loss_chart_counts_training_steps_not_epochs(

@@ -68,7 +68,7 @@ def unavailable(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_small_images_get_no_backbone(ws: Workspace) -> None:
     assert not backbone.photo_folder(ws)
-    assert set(representations(ws)) == {"pixels-pca"}
+    assert set(representations(ws)) == {"pixels-pca", "hog-pixels"}
     assert backbone.status_lines(ws) == []
 
 
@@ -261,6 +261,8 @@ def test_preference_while_labels_cannot_decide() -> None:
     # Small or grey images: the pretrained features must win leave-one-out to be used.
     assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}, photos=False) == "simclr"
     assert backbone.preferred_representation({"pixels-pca", "pretrained"}, photos=False) == "pixels-pca"
+    # Before training: edge histograms and pixels, ahead of pixels alone.
+    assert backbone.preferred_representation({"pixels-pca", "hog-pixels"}, photos=False) == "hog-pixels"
 
 
 @pytest.mark.slow
@@ -280,7 +282,7 @@ def test_small_images_get_the_pretrained_candidate_when_training_has_time_for_it
     message = train(ws, minutes=0.05)
     assert message.startswith("pretrained features computed as a candidate; encoder trained for")
     reps = representations(ws)
-    assert set(reps) == {"pixels-pca", "pretrained", "simclr", "simclr-projection"}
+    assert set(reps) == {"pixels-pca", "hog-pixels", "pretrained", "simclr", "simclr-projection"}
     assert refresh(ws, compute_map=False).representation == "simclr"  # kept while the labels cannot decide
     assert train(ws, epochs=1).startswith("encoder trained")  # a run of so many epochs has no budget to share
     monkeypatch.undo()

@@ -36,8 +36,8 @@ def test_refresh_labels_every_image_and_saves_state(labeled: tuple[Workspace, di
     assert all(names[i] == truth[path] for i, path in enumerate(state.paths))
     assert state.umap is not None
     assert state.umap.shape == (len(truth), 2)
-    assert state.representation == "pixels-pca"
-    assert "only representation" in state.representation_reason
+    assert state.representation == "hog-pixels"
+    assert "too few labels to compare" in state.representation_reason
     loaded = load_state(ws)
     assert loaded is not None
     assert loaded.paths == state.paths
@@ -94,16 +94,16 @@ def test_representation_choice_is_measured_and_recorded(labeled: tuple[Workspace
     reps["noise"] = Representation("noise", "noise-key", noise)
     y = ws.human_label_vector()
     choice = select_representation(ws, reps, y, 3)
-    assert choice.name == "pixels-pca"
-    assert choice.scores["pixels-pca"] == 1.0
-    assert choice.scores["pixels-pca"] > choice.scores["noise"]
+    assert choice.name == "hog-pixels"  # the instant one preferred for small images; pixels alone do no better
+    assert choice.scores["hog-pixels"] == choice.scores["pixels-pca"] == 1.0
+    assert choice.scores["hog-pixels"] > choice.scores["noise"]
     assert "leave-one-out" in choice.reason
     # All six held-out labels are right on the kept representation: the selection-corrected estimate says so, with
     # the Wilson interval of 6/6, and is recorded with the choice.
     assert choice.selection is not None
     assert (choice.selection.accuracy, choice.selection.n) == (1.0, 6)
     recorded = (ws.workspace_dir / "state" / "representation.json").read_text()
-    assert "pixels-pca" in recorded
+    assert "hog-pixels" in recorded
     again = select_representation(ws, reps, y, 3)  # read back from the record, not remeasured
     assert again.selection == choice.selection
     assert again.name == choice.name
@@ -136,7 +136,7 @@ def test_training_installs_the_encoder_and_propagation_can_use_it(
     assert checkpoint is not None
     assert checkpoint.name.startswith("encoder-")
     reps = representations(ws)
-    assert set(reps) == {"pixels-pca", "simclr", "simclr-projection"}
+    assert set(reps) == {"pixels-pca", "hog-pixels", "simclr", "simclr-projection"}
     assert reps["simclr"].X.shape[0] == len(ws.records())
     np.testing.assert_allclose(np.linalg.norm(reps["simclr"].X, axis=1), 1.0, atol=1e-3)
 
@@ -148,7 +148,7 @@ def test_stopped_training_keeps_the_old_encoder(colour_folder: tuple[Path, dict[
     message = train(ws, epochs=3, should_stop=lambda: True)
     assert "stopped" in message
     assert trained_checkpoint(ws) is None
-    assert set(representations(ws)) == {"pixels-pca"}
+    assert set(representations(ws)) == {"pixels-pca", "hog-pixels"}
 
 
 def test_counts_are_saved_before_the_stability_re_runs(labeled: tuple[Workspace, dict[str, str]],
