@@ -303,7 +303,7 @@ STEPS: dict[str, tuple[str, Callable[[Path, dict[str, str]], dict[str, Any]]]] =
     "reimport": ("re-import, one file changed", step_reimport),
     "reimport-append": ("re-import, 100 files added after every other name", step_reimport_append),
     "reimport-insert": ("re-import, 100 files added in the middle", step_reimport_insert),
-    "pca": ("instant representation (pixels -> PCA)", step_pca),
+    "pca": ("instant representations (pixels -> PCA; HOG beside pixels)", step_pca),
     "train": ("SimCLR training, 15 s budget (setup)", step_train),
     "embed-small": ("embedding, small encoder (features + projection)", step_embed_small),
     "embed-pretrained": (f"embedding, pretrained backbone ({PRETRAINED_SAMPLE} generated {PHOTO_SIZE[0]}x"
