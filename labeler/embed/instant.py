@@ -188,7 +188,8 @@ def hog_representation(
     L2-normalised (cosine geometry for the kNN graph).
 
     Computed ``chunk_rows`` images at a time, with the PCA fitted on at most ``fit_rows`` of them drawn at random,
-    so memory stays bounded however many images there are (``images`` may be a memory map).
+    so memory stays bounded however many images there are (``images`` may be a memory map). Images smaller than
+    ``2 * HOG_CELLS`` pixels get fewer cells, of 2 pixels each.
 
     Returns
     -------
@@ -196,9 +197,10 @@ def hog_representation(
     """
     _check_images(images)
     n = len(images)
+    n_cells = min(HOG_CELLS, images.shape[1] // 2)
     rng = np.random.default_rng(random_state)
     fit_index = np.sort(rng.choice(n, size=fit_rows, replace=False)) if n > fit_rows else np.arange(n)
-    sample = np.concatenate([edge_histograms(np.asarray(images[fit_index[i:i + chunk_rows]]))
+    sample = np.concatenate([edge_histograms(np.asarray(images[fit_index[i:i + chunk_rows]]), n_cells=n_cells)
                              for i in range(0, fit_index.size, chunk_rows)])
     d = max(1, min(n_components, sample.shape[0], sample.shape[1]))
     pca = PCA(n_components=d, random_state=random_state).fit(sample)
@@ -207,7 +209,8 @@ def hog_representation(
     del sample
     out = np.empty((n, d), dtype=np.float32)
     for i in range(0, n, chunk_rows):
-        out[i:i + chunk_rows] = normalize(pca.transform(edge_histograms(np.asarray(images[i:i + chunk_rows]))))
+        histograms = edge_histograms(np.asarray(images[i:i + chunk_rows]), n_cells=n_cells)
+        out[i:i + chunk_rows] = normalize(pca.transform(histograms))
     return out
 
 

@@ -166,6 +166,9 @@ def test_hog_representation_in_chunks_equals_all_at_once():
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
     assert whole.shape == (50, 8)
     np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1.0, rtol=1e-5)
+    # The smallest training size the settings allow (8 px) gets 4 x 4 cells of 2 px instead of failing.
+    small = hog_representation(images[:, :8, :8], n_components=8)
+    assert small.shape == (50, 8)
 
 
 def test_joint_representation_averages_the_cosine_similarities():
