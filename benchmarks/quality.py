@@ -116,12 +116,16 @@ def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neig
 
 def chosen_spreading(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], info: dict) -> NDArray[np.int64]:
     """What the app does (``core.diagnostics.choose_representation``): leave-one-out accuracy on the human labels
-    picks the representation, the trained encoder kept unless beaten by more than a standard error (and kept
-    outright with one label per class, where nothing can be measured); then spread on it."""
+    picks the representation, the app's preferred one (the trained encoder beside the edges and pixels) kept unless
+    beaten by more than a standard error (and kept outright with one label per class, where nothing can be
+    measured); then spread on it."""
     from labeler.core.diagnostics import choose_representation
 
     n_classes = int(y_seen.max()) + 1
-    name = choose_representation(reps, y_seen, n_classes, preferred="simclr", n_neighbors=15, alpha=0.99).name
+    from labeler.workflow.backbone import preferred_representation
+
+    name = choose_representation(reps, y_seen, n_classes, preferred=preferred_representation(reps, photos=False),
+                                 n_neighbors=15, alpha=0.99).name
     info.setdefault("chosen", []).append(name)
     return labeler_spreading(reps[name], y_seen)
 
@@ -348,8 +352,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[dict[str, dict[int
             labeler_spreading, E, y, args.seeds
         )
         rows["(c') SimCLR projection-head output, spreading"] = score(labeler_spreading, Z, y, args.seeds)
-        reps = {"pixels-pca": P, "hog-pixels": H, "simclr": E, "simclr-projection": Z}
-        rows["labeler's choice (leave-one-out; trained encoder kept unless beaten by > 1 s.e.)"] = score(
+        EH = joint_representation(E, H)
+        rows["labeler: SimCLR encoder beside HOG and pixels, spreading"] = score(labeler_spreading, EH, y, args.seeds)
+        reps = {"pixels-pca": P, "hog-pixels": H, "simclr": E, "simclr-hog": EH, "simclr-projection": Z}
+        rows["labeler's choice (leave-one-out; encoder beside HOG and pixels kept unless beaten by > 1 s.e.)"] = score(
             lambda X, y_seen: chosen_spreading(reps, y_seen, info), P, y, args.seeds
         )
         if args.variants:

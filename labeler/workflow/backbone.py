@@ -6,10 +6,10 @@ candidates: ``pretrained`` (EfficientNet-Lite0's pooled features, computed once 
 digest in the cache folder, so a changed file is the only one recomputed) and, once training has run,
 ``pretrained-simclr`` (those features next to the hidden layer of a head trained with NT-Xent on augmented views,
 :mod:`labeler.embed.adapted`). Small or grey images get edge histograms and pixels (``hog-pixels``) as the instant
-representation, pixels -> PCA alone as a candidate, and train the from-scratch encoder; when the folder is small
-enough for the backbone to fit in a third of the training budget, training computes ``pretrained`` too, as one more
-candidate that must win leave-one-out to be used (it beats the from-scratch encoder on Fashion-MNIST and loses to it
-on MNIST digits, ``benchmarks/results/quality.md``).
+representation, pixels -> PCA alone as a candidate, and train the from-scratch encoder, used beside the edges and
+pixels (``simclr-hog``); when the folder is small enough for the backbone to fit in a third of the training budget,
+training computes ``pretrained`` too, as one more candidate that must win leave-one-out to be used (it beats the
+from-scratch encoder on Fashion-MNIST and loses to it on MNIST digits, ``benchmarks/results/quality.md``).
 When the weights are missing or damaged (:class:`~labeler.embed.backbones.BackboneUnavailable`) the folder falls
 back to those, and the reason is kept in the store's meta for the state's reason and ``labeler status`` to show.
 
@@ -47,6 +47,7 @@ BLOCK_ROWS = 4096  # images per block of features read or written: bounds memory
 DESCRIPTIONS = {
     "pixels-pca": "pixels -> PCA (instant, no model)",
     "hog-pixels": "edge-orientation histograms (HOG) and pixels, each -> PCA (instant, no model)",
+    "simclr-hog": "the from-scratch SimCLR encoder beside edge histograms and pixels",
     "simclr": "the small SimCLR encoder trained from scratch on these images",
     "simclr-projection": "the projection-head output of the from-scratch SimCLR encoder",
     "pretrained": f"{BACKBONE_TITLE} features (colour photos)",
@@ -56,10 +57,11 @@ DESCRIPTIONS = {
 # Kept while the labels cannot tell the representations apart, the first one present wins. Photos: an adapted head
 # was trained for this folder, the pretrained features beat pixels on photos; the fine-tuned last stages did not beat
 # either on pets37 (benchmarks/results/gpu.md), so they must win leave-one-out to be used. Small or grey images: the
-# trained encoder beats edge histograms and pixels on digits (not on clothing: leave-one-out decides there), which
-# beat pixels alone; the pretrained features are never kept by default there (on MNIST they lose to all three).
+# trained encoder beats edge histograms and pixels on digits and loses to them on clothing, and the two side by side
+# match the better of them on both; edges and pixels beat pixels alone; the pretrained features are never kept by
+# default there (on MNIST they lose to all of these).
 PREFERENCE = {True: ("pretrained-simclr", "pretrained", "pretrained-finetuned", "simclr", "pixels-pca"),
-              False: ("simclr", "hog-pixels", "pixels-pca")}
+              False: ("simclr-hog", "simclr", "hog-pixels", "pixels-pca")}
 # Images per second the backbone embeds small images at on two busy cores (18 measured): training computes the
 # pretrained candidate for small or grey images only when the folder takes at most a third of the budget.
 SMALL_IMAGES_PER_S = 15.0

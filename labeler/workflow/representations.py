@@ -42,8 +42,9 @@ from labeler.workflow.workspace import Workspace
 
 @dataclass
 class Representation:
-    name: str  # "pixels-pca", "hog-pixels", "simclr", "simclr-projection", "pretrained", "pretrained-simclr",
+    # "pixels-pca", "hog-pixels", "simclr", "simclr-hog", "simclr-projection", "pretrained", "pretrained-simclr",
     # "pretrained-finetuned"
+    name: str
     key: str  # changes whenever the vectors change
     X: NDArray[np.float32]
 
@@ -155,7 +156,8 @@ def representations(
 ) -> dict[str, Representation]:
     """Every representation available now: the instant pixel PCA always, edge histograms and pixels (HOG -> PCA
     beside pixels -> PCA) for small or grey images, the pretrained backbone's for colour photos, SimCLR once an
-    encoder is trained (or, for photos, a head adapted).
+    encoder is trained (or, for photos, a head adapted), and for small images the encoder beside the edges and
+    pixels.
 
     Vectors are computed once per dataset version (and encoder) and memory-mapped from the cache afterwards;
     a model's vectors may also come from a Ray cluster (:func:`embed_on_ray`), into the same file.
@@ -194,6 +196,16 @@ def representations(
                                     [r.sha256 or "" for r in records])
                 assert X is not None  # no should_stop: runs to the end
         found[model.name] = Representation(model.name, model.key, X)
+    if "simclr" in found and "hog-pixels" in found:
+        # The trained encoder beside the edges and pixels: two images are near where both put them near. It labels
+        # as the encoder does where the encoder is better (digits) and as the edges do where they are (clothing).
+        encoder = found["simclr"]
+        path = ws.settings.cache_dir / f"embedding-{encoder.key}-hog.npy"  # named after the encoder: collected with it
+        X = load_embedding(path, len(records))
+        if X is None:
+            X = representation.joint_representation(encoder.X, found["hog-pixels"].X)
+            save_npy_atomic(path, X)
+        found["simclr-hog"] = Representation("simclr-hog", f"{encoder.key}-hog", X)
     return found
 
 

@@ -261,8 +261,10 @@ def test_preference_while_labels_cannot_decide() -> None:
     # Small or grey images: the pretrained features must win leave-one-out to be used.
     assert backbone.preferred_representation({"pixels-pca", "simclr", "pretrained"}, photos=False) == "simclr"
     assert backbone.preferred_representation({"pixels-pca", "pretrained"}, photos=False) == "pixels-pca"
-    # Before training: edge histograms and pixels, ahead of pixels alone.
+    # Before training: edge histograms and pixels, ahead of pixels alone; after it, the encoder beside them.
     assert backbone.preferred_representation({"pixels-pca", "hog-pixels"}, photos=False) == "hog-pixels"
+    assert backbone.preferred_representation({"pixels-pca", "hog-pixels", "simclr", "simclr-hog"},
+                                             photos=False) == "simclr-hog"
 
 
 @pytest.mark.slow
@@ -282,8 +284,8 @@ def test_small_images_get_the_pretrained_candidate_when_training_has_time_for_it
     message = train(ws, minutes=0.05)
     assert message.startswith("pretrained features computed as a candidate; encoder trained for")
     reps = representations(ws)
-    assert set(reps) == {"pixels-pca", "hog-pixels", "pretrained", "simclr", "simclr-projection"}
-    assert refresh(ws, compute_map=False).representation == "simclr"  # kept while the labels cannot decide
+    assert set(reps) == {"pixels-pca", "hog-pixels", "pretrained", "simclr", "simclr-hog", "simclr-projection"}
+    assert refresh(ws, compute_map=False).representation == "simclr-hog"  # kept while the labels cannot decide
     assert train(ws, epochs=1).startswith("encoder trained")  # a run of so many epochs has no budget to share
     monkeypatch.undo()
     too_few = ws.image_count() / backbone.SMALL_IMAGES_PER_S * 3 / 60 * 0.9  # minutes a bit short of enough

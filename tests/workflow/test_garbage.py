@@ -45,6 +45,8 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
         f"embeddings-{fp}-{digest}-projection.npy",
         f"embeddings-{fp}-{digest}.npy.parts",  # an interrupted run of the current encoder: resumable
         f"knn-simclr-{fp}-{digest}-k15.npz",
+        f"embedding-hog-pixels-{fp}.npy",
+        f"embedding-simclr-{fp}-{digest}-hog.npy",  # the encoder beside the edges and pixels
         "files.json",
         "pretrained-resnet18-0123456789ab",  # another representation's feature store: not ours to judge
         f".fresh.npy.{os.getpid()}.ab12.tmp",  # a live writer may be about to rename it
@@ -58,6 +60,8 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
         "map-pixels-pca-0000000000000000-k15.npy",
         f"embeddings-{fp}-ffffffffffffffff.npy",  # this dataset, an older encoder
         f"map-simclr-{fp}-ffffffffffffffff-k15.npy",
+        f"embedding-simclr-{fp}-ffffffffffffffff-hog.npy",
+        "embedding-hog-pixels-0000000000000000.npy",
         "embeddings-0000000000000000-ffffffffffffffff.npy.parts",
         ".stale.npy.99.tmp",
     }

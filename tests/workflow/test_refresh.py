@@ -136,7 +136,7 @@ def test_training_installs_the_encoder_and_propagation_can_use_it(
     assert checkpoint is not None
     assert checkpoint.name.startswith("encoder-")
     reps = representations(ws)
-    assert set(reps) == {"pixels-pca", "hog-pixels", "simclr", "simclr-projection"}
+    assert set(reps) == {"pixels-pca", "hog-pixels", "simclr", "simclr-hog", "simclr-projection"}
     assert reps["simclr"].X.shape[0] == len(ws.records())
     np.testing.assert_allclose(np.linalg.norm(reps["simclr"].X, axis=1), 1.0, atol=1e-3)
 
