@@ -33,7 +33,8 @@ adds the same comparison (no adaptation) on the first N images of the .npz sets,
 features to small grey images.
 
 Writes ``benchmarks/results/quality.md``; ``--quick`` (no training, no textbook baselines) replaces only the file's
-honest-numbers section. Needs ``/work/shared/datasets`` (or ``--data-dir``); nothing is downloaded.
+quick honest-numbers section, and a full run keeps it (and the photos section). Needs ``/work/shared/datasets`` (or
+``--data-dir``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -465,7 +466,10 @@ def main(argv: list[str] | None = None) -> None:
             lines.append("")
         lines += ["Honest numbers (the app's choice of representation):", "", *info["honest"], ""]
         print("\n".join(lines[-len(rows) - len(KS) - 10 :]), flush=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A `--quick` section written earlier is kept, as the photos section is.
+    parts = out.read_text(encoding="utf-8").split(QUICK_MARKER, 1) if out.exists() else []
+    quick = [QUICK_MARKER + parts[1].rstrip()] if len(parts) == 2 else []
+    out.write_text("\n".join([*lines, *quick]) + "\n", encoding="utf-8")
     write_photo_block(out, photos or kept_photos)
     print(f"wrote {out}")
 
