@@ -484,8 +484,8 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
     """The representations the app compares on these files, each computed as the app does, and timings.
 
     pixels -> PCA-50 and the from-scratch encoder on the 32 px training cache, the pretrained features, and with
-    ``adapt`` (colour photos) pretrained + SimCLR, without it (small images) edge histograms beside pixels; the two
-    trainings get ``--photo-minutes`` each.
+    ``adapt`` (colour photos) pretrained + SimCLR, without it (small images) edge histograms beside pixels, alone and
+    beside the encoder; the two trainings get ``--photo-minutes`` each.
     """
     from labeler.embed.adapted import adapted_features
     from labeler.embed.pretrained import pretrained_features
@@ -517,6 +517,8 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
                                   temperature=args.temperature, preset=args.preset, lr=args.lr, random_state=0)
         costs.append(f"from scratch {time.perf_counter() - t:.0f} s")
         reps["simclr"] = embed(cache, checkpoint)
+        if "hog-pixels" in reps:  # as the app has it after training: the encoder beside the edges and pixels
+            reps["simclr-hog"] = joint_representation(reps["simclr"], reps["hog-pixels"])
     info["costs"] = "; ".join(costs)
     info["load_after"] = os.getloadavg()[0]
     return reps, info
@@ -561,13 +563,14 @@ def photo_section(title: str, paths: list[Path], truth: dict[str, NDArray[np.int
         columns += [f"{task}@{k}" for k in ks]
         for rep, cells in scores.items():
             table.setdefault(rep, []).extend(f"{m:.3f} ± {s:.3f}" for m, s in cells)
-    kept = "pretrained + SimCLR" if photos else "the from-scratch encoder"
+    kept = "pretrained + SimCLR" if photos else "the encoder beside edges and pixels"
     labels = {
         "pixels-pca": "pixels -> PCA-50",
         "hog-pixels": "edge histograms (HOG) -> PCA-50 beside pixels -> PCA-50 (the instant representation here)",
         "pretrained": "pretrained: EfficientNet-Lite0 pooled features" + (" (the instant one)" if photos else ""),
         "pretrained-simclr": f"pretrained + SimCLR: head adapted for {args.photo_minutes:g} min (concat)",
         "simclr": f"SimCLR from scratch, {args.photo_minutes:g} min, 32 px",
+        "simclr-hog": "the from-scratch encoder beside edge histograms and pixels",
         "choice": f"labeler's choice (leave-one-out; {kept} kept unless beaten by > 1 s.e.)",
     }
     classes = ", ".join(f"{task}: {len(np.unique(y))} classes" for task, y in truth.items())
