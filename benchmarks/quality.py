@@ -115,18 +115,21 @@ def labeler_spreading(X: NDArray[np.floating], y_seen: NDArray[np.int64], n_neig
     return np.asarray(np.argmax(scores, axis=1))
 
 
-def chosen_spreading(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], info: dict) -> NDArray[np.int64]:
+def app_choice(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], photos: bool = False) -> Any:
     """What the app does (``core.diagnostics.choose_representation``): leave-one-out accuracy on the human labels
-    picks the representation, the app's preferred one (the trained encoder beside the edges and pixels) kept unless
-    beaten by more than a standard error (and kept outright with one label per class, where nothing can be
-    measured); then spread on it."""
+    picks the representation, the app's preferred one (``labeler.workflow.backbone.PREFERENCE``: for small images
+    the trained encoder beside the edges and pixels) kept unless beaten by more than a standard error, and kept
+    outright where nothing can be measured (one label per class)."""
     from labeler.core.diagnostics import choose_representation
-
-    n_classes = int(y_seen.max()) + 1
     from labeler.workflow.backbone import preferred_representation
 
-    name = choose_representation(reps, y_seen, n_classes, preferred=preferred_representation(reps, photos=False),
-                                 n_neighbors=15, alpha=0.99).name
+    return choose_representation(reps, y_seen, int(y_seen.max()) + 1,
+                                 preferred=preferred_representation(reps, photos), n_neighbors=15, alpha=0.99)
+
+
+def chosen_spreading(reps: dict[str, NDArray[np.float32]], y_seen: NDArray[np.int64], info: dict) -> NDArray[np.int64]:
+    """Spreading on the representation the app would choose (:func:`app_choice`)."""
+    name = app_choice(reps, y_seen).name
     info.setdefault("chosen", []).append(name)
     return labeler_spreading(reps[name], y_seen)
 
@@ -154,7 +157,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     with its default width 0.10, estimated from the first 30 answers and corrected for the finite folder), i.e. what
     a person who audits until Home says the estimate is precise enough would have given.
 
-    As a refresh does: the representation chosen by leave-one-out (the trained encoder preferred), label spreading,
+    As a refresh does: the representation chosen by leave-one-out (:func:`app_choice`), label spreading,
     confidence calibrated by :func:`labeler.workflow.calibration.calibrate` on the seeds' leave-one-out predictions
     and the audits; the headline estimate is the audits' share right with its Wilson interval. Accuracy, ECE and the
     most confident half are measured on the propagated images that were not audited.
@@ -172,10 +175,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     out: dict[str, float] = {}
     name = next(iter(reps))
     if len(reps) > 1:
-        from labeler.workflow.backbone import preferred_representation
-
-        choice = diagnostics.choose_representation(reps, y_seen, n_classes, n_neighbors=15, alpha=0.99,
-                                                   preferred=preferred_representation(reps, photos=False))
+        choice = app_choice(reps, y_seen)
         name = choice.name
         if choice.selection is not None:
             out["selection"] = choice.selection.accuracy
@@ -226,7 +226,6 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
         "headline": hits / audited.size, "width": high - low, "covers": float(low <= truth <= high),
         "audits": float(audited.size),
         "loo evidence": float(evidence.proxy.sum()),
-        "chosen": float(name == "simclr"),
     })
     return out
 
@@ -388,8 +387,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audits", default="30", help="blind audits behind the honest numbers: a number, or 'stop' "
                         f"for as many as the app's stopping rule asks for (audit interval {MAX_WIDTH:.2f} wide)")
     parser.add_argument("--quick", action="store_true",
-                        help="honest numbers only, on pixels -> PCA-50 (no training, no textbook baselines); "
-                        "replaces only the honest-numbers section of --out")
+                        help="honest numbers only, on the instant representations (no training, no textbook "
+                        "baselines); replaces only the quick honest-numbers section of --out")
     parser.add_argument("--photo-minutes", type=float, default=3.0,
                         help="training budget of pretrained + SimCLR and of the from-scratch encoder on photo folders")
     parser.add_argument("--small-pretrained", type=int, default=0, metavar="N",
@@ -528,11 +527,6 @@ def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks:
                  photos: bool, chosen: list[str]) -> dict[str, list[tuple[float, float]]]:
     """Spreading accuracy on the hidden images, mean and std over ``seeds`` draws per k, for each representation
     and for the app's leave-one-out choice among them (its picks appended to ``chosen``)."""
-    from labeler.core.diagnostics import choose_representation
-    from labeler.workflow.backbone import preferred_representation
-
-    n_classes = int(y.max()) + 1
-    preferred = preferred_representation(reps, photos)
     accuracies: dict[str, list[list[float]]] = {name: [] for name in [*reps, "choice"]}
     for k in ks:
         for values in accuracies.values():
@@ -540,7 +534,7 @@ def photo_scores(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], ks:
         for seed in range(seeds):
             y_seen = draw_seeds(y, k, seed)
             hidden = y_seen < 0
-            picked = choose_representation(reps, y_seen, n_classes, preferred=preferred).name
+            picked = app_choice(reps, y_seen, photos).name
             chosen.append(picked)
             for name, X in reps.items():
                 accuracy = float(np.mean(labeler_spreading(X, y_seen)[hidden] == y[hidden]))
