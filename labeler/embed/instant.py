@@ -33,6 +33,12 @@ def _check_images(images: NDArray[np.uint8]) -> None:
         raise ValueError(f"images must be (N, S, S, 3), got {images.shape}")
 
 
+def _all_grey(images: NDArray[np.uint8]) -> bool:
+    """True when every image has one channel, or three equal ones (the copies carry nothing)."""
+    return images.shape[-1] == 1 or bool(
+        np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2]))
+
+
 def pixel_features(images: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Flattened pixels scaled to [0, 1].
 
@@ -46,8 +52,7 @@ def pixel_features(images: NDArray[np.uint8]) -> NDArray[np.float32]:
     copies carry nothing), else (N, S*S*3).
     """
     _check_images(images)
-    gray = bool(np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2]))
-    pixels = images[..., 0] if gray else images
+    pixels = images[..., 0] if _all_grey(images) else images
     return pixels.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
 
 
@@ -153,9 +158,7 @@ def edge_histograms(
         raise ValueError(f"images of {images.shape[1]} x {images.shape[2]} px are too small for {n_cells} cells")
     side = cell * n_cells
     n = images.shape[0]
-    grey = images.shape[-1] == 1 or bool(
-        np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2]))
-    pixels = images[:, :side, :side, :1] if grey else images[:, :side, :side]
+    pixels = images[:, :side, :side, :1] if _all_grey(images) else images[:, :side, :side]
     x = pixels.astype(np.float32) / np.float32(255.0)
     gy, gx = np.gradient(x, axis=(1, 2))
     magnitude = np.hypot(gx, gy)
