@@ -150,14 +150,15 @@ def score(method: Callable[[NDArray[np.floating], NDArray[np.int64]], NDArray[np
 
 
 def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: NDArray[np.int64], k: int,
-               seed: int, audits: int | None) -> dict[str, float]:
+               seed: int, audits: int | None, photos: bool = False) -> dict[str, float]:
     """The app's own numbers after ``k`` random labels per class and ``audits`` blind audits, against the truth.
 
     ``audits=None``: as many as the app's stopping rule asks for (:func:`labeler.core.stopping.audits_for_width`
     with its default width 0.10, estimated from the first 30 answers and corrected for the finite folder), i.e. what
     a person who audits until Home says the estimate is precise enough would have given.
 
-    As a refresh does: the representation chosen by leave-one-out (:func:`app_choice`), label spreading,
+    As a refresh does: the representation chosen by leave-one-out (:func:`app_choice`; ``photos`` says which
+    preference a photo folder has), label spreading,
     confidence calibrated by :func:`labeler.workflow.calibration.calibrate` on the seeds' leave-one-out predictions
     and the audits; the headline estimate is the audits' share right with its Wilson interval. Accuracy, ECE and the
     most confident half are measured on the propagated images that were not audited.
@@ -175,7 +176,7 @@ def honest_run(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], y: 
     out: dict[str, float] = {}
     name = next(iter(reps))
     if len(reps) > 1:
-        choice = app_choice(reps, y_seen)
+        choice = app_choice(reps, y_seen, photos)
         name = choice.name
         if choice.selection is not None:
             out["selection"] = choice.selection.accuracy

@@ -3,19 +3,29 @@
 An ImageNet backbone sees colour photographs at 224 px; on small grey images (digits, glyphs, 28 px scans) its
 features lose to pixels and to the small encoder trained from scratch (``benchmarks/results/quality.md``), and
 computing them costs far more than a PCA of the pixels. So the pretrained representation is the instant one only
-for folders of colour images whose typical shorter side is at least ``min_side`` pixels.
+for folders of colour images whose typical shorter side is at least ``min_side`` pixels (32: colour thumbnails are
+photographs too; pets37 reduced to 32 px keeps 0.25 of its breeds right at one label each on the backbone's features
+against 0.04 on edges and pixels, ``benchmarks/results/thumbnails.md``).
+
+Small images (typical shorter side below ``SMALL_SIDE``) also get edge histograms and pixels, in colour too: colour
+digits on photo backgrounds (MNIST-M-like, 32 px) are 0.58 right at ten labels per class on edges and pixels against
+0.36 on the backbone, so for small colour images the labels decide by leave-one-out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-PHOTO_MIN_SIDE = 64  # typical shorter side, in source pixels, from which images count as photos
+PHOTO_MIN_SIDE = 32  # typical shorter side, in source pixels, from which colour images count as photos
+SMALL_SIDE = 64  # typical shorter side below which images also get edge histograms and pixels
 _COLOUR_SPREAD = 16  # max - min over R, G, B above which a pixel is coloured (JPEG noise on grey stays below)
 _COLOUR_PIXELS = 0.05  # share of coloured pixels from which an image counts as a colour image
+# (width, height) of each image in source pixels, None where unknown
+Sizes = NDArray[Any] | Sequence[tuple[int | None, int | None]]
 
 
 def colour_share(images: NDArray[np.uint8], *, max_images: int = 512) -> float:
@@ -40,8 +50,21 @@ def colour_share(images: NDArray[np.uint8], *, max_images: int = 512) -> float:
     return float(np.mean(coloured >= _COLOUR_PIXELS))
 
 
+def typical_side(sizes: Sizes) -> float | None:
+    """Median shorter side of the images, in source pixels; unknown sizes (None) are left out; None if none known."""
+    known = [(w, h) for w, h in np.asarray(sizes, dtype=object).reshape(-1, 2) if w and h]
+    return float(np.median([min(int(w), int(h)) for w, h in known])) if known else None
+
+
+def is_small_folder(sizes: Sizes, *, max_side: int = SMALL_SIDE) -> bool:
+    """True when the typical shorter side is below ``max_side`` (or no size is known): edges and pixels are a
+    candidate representation there, whatever the colour."""
+    side = typical_side(sizes)
+    return side is None or side < max_side
+
+
 def is_photo_folder(
-    sizes: NDArray[Any] | list[tuple[int | None, int | None]],
+    sizes: Sizes,
     images: NDArray[np.uint8],
     *,
     min_side: int = PHOTO_MIN_SIDE,
@@ -59,11 +82,8 @@ def is_photo_folder(
 
     Examples
     --------
-    Grey 28 px digits: False (pixels -> PCA is instant and the from-scratch encoder wins). Colour 200 px photos:
-    True. Colour 32 px thumbnails (CIFAR-like): False.
+    Grey 28 px digits: False (edges and pixels are instant and the from-scratch encoder wins). Colour 200 px photos:
+    True. Colour 32 px thumbnails (CIFAR-like): True. Colour 28 px icons: False.
     """
-    known = [(w, h) for w, h in np.asarray(sizes, dtype=object).reshape(-1, 2) if w and h]
-    if not known:
-        return False
-    typical_side = float(np.median([min(int(w), int(h)) for w, h in known]))
-    return typical_side >= min_side and colour_share(images, max_images=max_images) >= 0.5
+    side = typical_side(sizes)
+    return side is not None and side >= min_side and colour_share(images, max_images=max_images) >= 0.5

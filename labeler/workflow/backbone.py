@@ -1,11 +1,12 @@
 """The shipped ImageNet backbone in a workspace: when it is used, its vectors, the SimCLR head adapted to the
 folder's photos, and what the user is told when it cannot be used.
 
-Folders of colour photographs (:func:`labeler.embed.folder_kind.is_photo_folder`) get two more representation
-candidates: ``pretrained`` (EfficientNet-Lite0's pooled features, computed once per image and cached by content
-digest in the cache folder, so a changed file is the only one recomputed) and, once training has run,
+Folders of colour photographs (:func:`labeler.embed.folder_kind.is_photo_folder`, 32 px and up) get two more
+representation candidates: ``pretrained`` (EfficientNet-Lite0's pooled features, computed once per image and
+cached by content digest in the cache folder, so a changed file is the only one recomputed) and, once training has run,
 ``pretrained-simclr`` (those features next to the hidden layer of a head trained with NT-Xent on augmented views,
-:mod:`labeler.embed.adapted`). Small or grey images get edge histograms and pixels (``hog-pixels``) as the instant
+:mod:`labeler.embed.adapted`); below 64 px they also get edge histograms and pixels, which the labels may prefer
+(colour digits). Small or grey images get edge histograms and pixels (``hog-pixels``) as the instant
 representation, pixels -> PCA alone as a candidate, and train the from-scratch encoder, used beside the edges and
 pixels (``simclr-hog``); when the folder is small enough for the backbone to fit in a third of the training budget,
 training computes ``pretrained`` too, as one more candidate that must win leave-one-out to be used (it beats the
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeler.embed.folder_kind import is_photo_folder
+from labeler.embed.folder_kind import is_photo_folder, is_small_folder
 from labeler.io.artifacts import write_bytes_atomic
 from labeler.io.chunked import NpyWriter
 from labeler.io.scan import file_sha256
@@ -59,8 +60,10 @@ DESCRIPTIONS = {
 # either on pets37 (benchmarks/results/gpu.md), so they must win leave-one-out to be used. Small or grey images: the
 # trained encoder beats edge histograms and pixels on digits and loses to them on clothing, and the two side by side
 # match the better of them on both; edges and pixels beat pixels alone; the pretrained features are never kept by
-# default there (on MNIST they lose to all of these).
-PREFERENCE = {True: ("pretrained-simclr", "pretrained", "pretrained-finetuned", "simclr", "pixels-pca"),
+# default there (on MNIST they lose to all of these). Small colour photos have edges and pixels too, behind the
+# backbone: on natural thumbnails it is far ahead, on colour digits behind (labeler.embed.folder_kind).
+PREFERENCE = {True: ("pretrained-simclr", "pretrained", "pretrained-finetuned", "simclr-hog", "simclr", "hog-pixels",
+                     "pixels-pca"),
               False: ("simclr-hog", "simclr", "hog-pixels", "pixels-pca")}
 # Images per second the backbone embeds small images at on two busy cores (18 measured): training computes the
 # pretrained candidate for small or grey images only when the folder takes at most a third of the budget.
@@ -80,6 +83,21 @@ def photo_folder(ws: Workspace, records: list[ImageRecord] | None = None) -> boo
         kept = (key, is_photo_folder([(r.width, r.height) for r in records], ws.training_images()))
         ws.memo["photo-folder"] = kept
     return bool(kept[1])
+
+
+def edges_wanted(ws: Workspace, records: list[ImageRecord] | None = None) -> bool:
+    """Whether edge histograms and pixels (``hog-pixels``) are a representation here: every folder but one of large
+    colour photographs (small colour images may be photos or colour digits, so they get both and the labels
+    decide)."""
+    records = ws.records() if records is None else records
+    if not records:
+        return False
+    key = ws.fingerprint(records)
+    kept = ws.memo.get("small-folder")
+    if kept is None or kept[0] != key:
+        kept = (key, is_small_folder([(r.width, r.height) for r in records]))
+        ws.memo["small-folder"] = kept
+    return bool(kept[1]) or not photo_folder(ws, records)
 
 
 def backbone_problem(ws: Workspace) -> str | None:

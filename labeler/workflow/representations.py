@@ -174,7 +174,7 @@ def representations(
     found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
     if not records:
         return found
-    if not backbone.photo_folder(ws, records):  # photos have the pretrained backbone, far ahead of both
+    if backbone.edges_wanted(ws, records):  # large colour photos have the pretrained backbone, far ahead of both
         pixels = X
         X = load_embedding(hog_path(ws, fingerprint), len(records))
         if X is None:

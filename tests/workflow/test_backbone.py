@@ -68,6 +68,7 @@ def unavailable(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_small_images_get_no_backbone(ws: Workspace) -> None:
     assert not backbone.photo_folder(ws)
+    assert backbone.edges_wanted(ws)
     assert set(representations(ws)) == {"pixels-pca", "hog-pixels"}
     assert backbone.status_lines(ws) == []
 
@@ -78,6 +79,7 @@ def test_colour_photos_get_pretrained_at_once_and_fall_back_when_it_is_unavailab
 ) -> None:
     ws, truth = photos
     assert backbone.photo_folder(ws)
+    assert not backbone.edges_wanted(ws)
 
     # Damaged weights: the other representations, and the reason said where the user looks.
     state = refresh(ws, compute_map=False)
@@ -106,6 +108,27 @@ def test_colour_photos_get_pretrained_at_once_and_fall_back_when_it_is_unavailab
     assert state.representation_scores["pretrained"] == 1.0
     names = state.label_names()
     assert all(names[i] == truth[path] for i, path in enumerate(state.paths))
+
+
+@pytest.mark.slow
+def test_colour_thumbnails_get_the_backbone_and_edges_and_the_labels_choose(tmp_path: Path) -> None:
+    # 40 px crops (CIFAR-like): photos, so the backbone is preferred before labels can compare, but small, so edges
+    # and pixels are a candidate too (they win on colour digits, labeler.embed.folder_kind).
+    truth = make_photos(tmp_path / "thumbs")
+    for path in truth:
+        image = Image.open(tmp_path / "thumbs" / path)
+        image.resize((40 * image.width // image.height, 40)).save(tmp_path / "thumbs" / path, quality=90)
+    ws = Workspace.open(Settings(tmp_path / "thumbs", n_bootstrap=0))
+    ws.import_folder()
+    for name in ("cat", "coffee"):
+        ws.store.add_class(name)
+    assert backbone.photo_folder(ws)
+    assert backbone.edges_wanted(ws)
+    assert set(representations(ws)) == {"pixels-pca", "hog-pixels", "pretrained"}
+    assert refresh(ws, compute_map=False).representation == "pretrained"
+    ws.store.label_paths([(p, name) for p, name in truth.items() if p.endswith(("_0.jpg", "_1.jpg"))], "ann")
+    state = refresh(ws, compute_map=False)
+    assert set(state.representation_scores) == {"pixels-pca", "hog-pixels", "pretrained"}
 
 
 @pytest.mark.slow
