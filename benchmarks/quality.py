@@ -488,6 +488,7 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
     beside the encoder; the two trainings get ``--photo-minutes`` each.
     """
     from labeler.embed.adapted import adapted_features
+    from labeler.embed.centred import centred_features
     from labeler.embed.pretrained import pretrained_features
     from labeler.io.caches import read_training_image
 
@@ -504,7 +505,7 @@ def photo_representations(paths: list[Path], args: argparse.Namespace, adapt: bo
         seconds = time.perf_counter() - t
         costs.append(f"pretrained features {seconds:.0f} s ({len(paths) / seconds:.0f} images/s end to end, model load "
                      f"included, {int(ok.sum())} of {len(paths)} decoded)")
-        reps["pretrained"] = np.array(X)
+        reps["pretrained"] = centred_features(X)  # compared from the folder's mean, as the app does
         if adapt:
             t = time.perf_counter()
             adapted = adapted_features(paths, digests, Path(tmp), minutes=args.photo_minutes, random_state=0)

@@ -67,6 +67,7 @@ def colour_digits(digits: NDArray[np.uint8], folder: Path, side: int, seed: int 
 def representations(images: list[Image.Image], tmp: Path) -> tuple[dict[str, NDArray[np.float32]], float, bool]:
     """The app's representations of a folder of these images (as PNG files), the backbone's seconds, and whether the
     app takes the folder for photos."""
+    from labeler.embed.centred import centred_features
     from labeler.embed.folder_kind import is_photo_folder, is_small_folder
     from labeler.embed.instant import hog_representation, joint_representation, pca_representation
     from labeler.embed.pretrained import pretrained_features
@@ -81,8 +82,8 @@ def representations(images: list[Image.Image], tmp: Path) -> tuple[dict[str, NDA
     X, _ = pretrained_features(paths, [p.name for p in paths], tmp / "cache")
     seconds = time.perf_counter() - started
     pixels = pca_representation(cache, 50)
-    reps = {"pretrained": np.asarray(X), "hog-pixels": joint_representation(hog_representation(cache, 50), pixels),
-            "pixels-pca": pixels}
+    reps = {"pretrained": centred_features(X),
+            "hog-pixels": joint_representation(hog_representation(cache, 50), pixels), "pixels-pca": pixels}
     sizes = [image.size for image in images]
     return reps, seconds, is_photo_folder(sizes, cache) and is_small_folder(sizes)
 

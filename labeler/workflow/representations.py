@@ -21,6 +21,7 @@ from labeler.config import Settings
 from labeler.core import diagnostics, graph, umap_map
 from labeler.core.selection import SelectionEstimate
 from labeler.embed import instant as representation
+from labeler.embed.centred import write_centred
 from labeler.embed.chunked_embed import BatchFunction, embed_in_chunks, load_embedding
 from labeler.io.artifacts import (
     load_json,
@@ -47,6 +48,22 @@ class Representation:
     name: str
     key: str  # changes whenever the vectors change
     X: NDArray[np.float32]
+
+
+# The backbone's pooled features (plain or fine-tuned) are compared from the folder's mean (labeler.embed.centred).
+CENTRED = ("pretrained", "pretrained-finetuned")
+
+
+def centred_copy(path: Path, X: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The centred, normalised rows of the features ``X`` stored at ``path``: beside it (``-centred.npy``), computed
+    once per features file and memory-mapped after."""
+    out = path.with_name(f"{path.stem}-centred.npy")
+    centred = load_embedding(out, len(X))
+    if centred is None:
+        write_centred(X, out)
+        centred = load_embedding(out, len(X))
+        assert centred is not None
+    return centred
 
 
 def pca_path(ws: Workspace, fingerprint: str) -> Path:
@@ -195,6 +212,10 @@ def representations(
                 X = embed_in_chunks(ws.training_images(), model.batch_function(), model.path,
                                     [r.sha256 or "" for r in records])
                 assert X is not None  # no should_stop: runs to the end
+        if model.name in CENTRED:
+            X = centred_copy(model.path, X)
+            found[model.name] = Representation(model.name, f"{model.key}-centred", X)
+            continue
         found[model.name] = Representation(model.name, model.key, X)
     if "simclr" in found and "hog-pixels" in found:
         # The trained encoder beside the edges and pixels: two images are near where both put them near. It labels

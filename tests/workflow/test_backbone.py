@@ -14,6 +14,7 @@ from PIL import Image
 import labeler.embed.pretrained as pretrained
 from labeler.config import Settings
 from labeler.embed.backbones import BackboneUnavailable
+from labeler.embed.centred import centred_features
 from labeler.workflow import backbone, finetuning
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
@@ -100,6 +101,11 @@ def test_colour_photos_get_pretrained_at_once_and_fall_back_when_it_is_unavailab
     assert set(reps) == {"pixels-pca", "pretrained"}
     assert reps["pretrained"].X.shape == (2 * PER_CLASS, 1280)
     assert isinstance(reps["pretrained"].X, np.memmap)  # streamed to disk, read back mapped
+    # Compared from the folder's mean: centred, unit rows (labeler.embed.centred).
+    np.testing.assert_allclose(np.linalg.norm(reps["pretrained"].X, axis=1), 1.0, rtol=1e-5)
+    raw = np.load(backbone.features_path(ws, ws.fingerprint(), backbone.representation_tag()))
+    assert raw.min() >= 0.0  # the backbone's own vectors are not
+    np.testing.assert_allclose(reps["pretrained"].X, centred_features(raw), atol=1e-6)
 
     # Two labels per class: leave-one-out compares, and the cat/coffee split follows the pretrained graph.
     ws.store.label_paths([(p, name) for p, name in truth.items() if p.endswith(("_0.jpg", "_1.jpg"))], "ann")
@@ -136,7 +142,12 @@ def test_a_changed_photo_is_the_only_one_recomputed(
     photos: tuple[Workspace, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws, _ = photos
-    first = np.array(representations(ws)["pretrained"].X)
+
+    def raw_features() -> np.ndarray:  # the backbone's own vectors (the representation is them centred)
+        representations(ws)
+        return np.load(backbone.features_path(ws, ws.fingerprint(), backbone.representation_tag()))
+
+    first = raw_features()
     forwards: list[int] = []
     real = pretrained.load_backbone
 
@@ -148,7 +159,7 @@ def test_a_changed_photo_is_the_only_one_recomputed(
     monkeypatch.setattr(pretrained, "load_backbone", counting)
     Image.fromarray(skimage_data.astronaut()).save(ws.data_dir / "cat_3.jpg")
     ws.import_folder()
-    X = np.array(representations(ws)["pretrained"].X)
+    X = raw_features()
     assert sum(forwards) == 1
     row = [r.path for r in ws.records()].index("cat_3.jpg")
     assert not np.allclose(X[row], first[row])
@@ -205,7 +216,8 @@ def test_fine_tuning_the_last_stages_gives_a_candidate_that_leave_one_out_weighs
     reps = representations(ws)
     assert set(reps) == {"pixels-pca", "pretrained", "pretrained-simclr", "pretrained-finetuned"}
     assert reps["pretrained-finetuned"].X.shape == (2 * PER_CLASS, 1280)
-    assert not np.allclose(reps["pretrained-finetuned"].X, reps["pretrained"].X, atol=1e-2)
+    # Both centred unit rows (entries about 1280 ** -0.5 = 0.03): the fine-tuned ones differ beyond float noise.
+    assert not np.allclose(reps["pretrained-finetuned"].X, reps["pretrained"].X, atol=5e-4)
     assert any(line.startswith("fine-tuned backbone: last 2 stages") and str(tuned) in line
                for line in status_lines(ws))
 
