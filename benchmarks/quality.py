@@ -563,7 +563,8 @@ def photo_section(title: str, paths: list[Path], truth: dict[str, NDArray[np.int
     labels = {
         "pixels-pca": "pixels -> PCA-50",
         "hog-pixels": "edge histograms (HOG) -> PCA-50 beside pixels -> PCA-50 (the instant representation here)",
-        "pretrained": "pretrained: EfficientNet-Lite0 pooled features" + (" (the instant one)" if photos else ""),
+        "pretrained": ("pretrained: EfficientNet-Lite0 pooled features, centred"
+                       + (" (the instant one)" if photos else "")),
         "pretrained-simclr": f"pretrained + SimCLR: head adapted for {args.photo_minutes:g} min (concat)",
         "simclr": f"SimCLR from scratch, {args.photo_minutes:g} min, 32 px",
         "simclr-hog": "the from-scratch encoder beside edge histograms and pixels",

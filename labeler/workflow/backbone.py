@@ -3,7 +3,8 @@ folder's photos, and what the user is told when it cannot be used.
 
 Folders of colour photographs (:func:`labeler.embed.folder_kind.is_photo_folder`, 32 px and up) get two more
 representation candidates: ``pretrained`` (EfficientNet-Lite0's pooled features, computed once per image and
-cached by content digest in the cache folder, so a changed file is the only one recomputed) and, once training has run,
+cached by content digest in the cache folder, so a changed file is the only one recomputed, and compared from the
+folder's mean, :mod:`labeler.embed.centred`) and, once training has run,
 ``pretrained-simclr`` (those features next to the hidden layer of a head trained with NT-Xent on augmented views,
 :mod:`labeler.embed.adapted`); below 64 px they also get edge histograms and pixels, which the labels may prefer
 (colour digits). Small or grey images get edge histograms and pixels (``hog-pixels``) as the instant
@@ -71,18 +72,25 @@ SMALL_IMAGES_PER_S = 15.0
 
 
 # ------------------------------------------------------------------------------------------ when it is used
-def photo_folder(ws: Workspace, records: list[ImageRecord] | None = None) -> bool:
-    """Whether the workspace's images are colour photographs (see :func:`is_photo_folder`)."""
+def _folder_kind(ws: Workspace, records: list[ImageRecord] | None) -> tuple[bool, bool]:
+    """(colour photographs, small images) of the workspace's images; (False, False) without images."""
     records = ws.records() if records is None else records
     if not records:
-        return False
+        return False, False
     # Asked by every refresh (after each label): answered once per set of images, kept in this process.
     key = ws.fingerprint(records)
-    kept = ws.memo.get("photo-folder")
+    kept = ws.memo.get("folder-kind")
     if kept is None or kept[0] != key:
-        kept = (key, is_photo_folder([(r.width, r.height) for r in records], ws.training_images()))
-        ws.memo["photo-folder"] = kept
-    return bool(kept[1])
+        sizes = [(r.width, r.height) for r in records]
+        kept = (key, (is_photo_folder(sizes, ws.training_images()), is_small_folder(sizes)))
+        ws.memo["folder-kind"] = kept
+    photos, small = kept[1]
+    return bool(photos), bool(small)
+
+
+def photo_folder(ws: Workspace, records: list[ImageRecord] | None = None) -> bool:
+    """Whether the workspace's images are colour photographs (see :func:`is_photo_folder`)."""
+    return _folder_kind(ws, records)[0]
 
 
 def edges_wanted(ws: Workspace, records: list[ImageRecord] | None = None) -> bool:
@@ -92,12 +100,8 @@ def edges_wanted(ws: Workspace, records: list[ImageRecord] | None = None) -> boo
     records = ws.records() if records is None else records
     if not records:
         return False
-    key = ws.fingerprint(records)
-    kept = ws.memo.get("small-folder")
-    if kept is None or kept[0] != key:
-        kept = (key, is_small_folder([(r.width, r.height) for r in records]))
-        ws.memo["small-folder"] = kept
-    return bool(kept[1]) or not photo_folder(ws, records)
+    photos, small = _folder_kind(ws, records)
+    return small or not photos
 
 
 def backbone_problem(ws: Workspace) -> str | None:
