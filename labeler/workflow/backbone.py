@@ -146,7 +146,8 @@ def features_path(ws: Workspace, fingerprint: str, tag: str) -> Path:
 
 def adapted_path(ws: Workspace, fingerprint: str, digest: str) -> Path:
     """The (N, 1280 + 512) float32 ``.npy`` of the adapted embedding of the images of ``fingerprint``."""
-    return ws.settings.cache_dir / f"embedding-pretrained-simclr-{fingerprint}-{digest}.npy"
+    # "-c": the features' half is centred, not standardised (since 2026-11-27); files without it are of the old kind.
+    return ws.settings.cache_dir / f"embedding-pretrained-simclr-{fingerprint}-{digest}-c.npy"
 
 
 def stored_features(ws: Workspace, fingerprint: str, n: int) -> Path | None:

@@ -150,7 +150,7 @@ def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]
             X = features(progress)
             return None if X is None else backbone.compute_adapted(head, X, adapted)
 
-        found.append(ModelEmbedding("pretrained-simclr", f"pretrained-simclr-{fingerprint}-{digest}", adapted,
+        found.append(ModelEmbedding("pretrained-simclr", f"pretrained-simclr-{fingerprint}-{digest}-c", adapted,
                                     functools.partial(backbone.backbone_batches, head, device),
                                     backbone.decode_for_backbone, compute=embed))
     tuned = finetuning.finetuned_checkpoint(ws) if photos else None

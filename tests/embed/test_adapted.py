@@ -10,6 +10,7 @@ import pytest
 
 from labeler.embed.adapted import adapted_features, train_projection
 from labeler.embed.backbones import backbone_spec
+from labeler.embed.centred import centred_features
 from labeler.embed.views import ViewAugment, load_views, view_features
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -37,7 +38,7 @@ def test_a_short_run_lowers_the_nt_xent_loss() -> None:
     # At temperature 0.5 and batch 32 the loss cannot go much below log(1 + 62 / e^2) = 2.24 (positives at cosine 1,
     # negatives at 0); it starts near 3.0.
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:3]) - 0.3, result.losses
-    assert result.embedding.shape == (64, 32 + 64)  # concat: the 32 standardised inputs and the 64 hidden units
+    assert result.embedding.shape == (64, 32 + 64)  # concat: the 32 centred inputs and the 64 hidden units
     assert result.embedding.dtype == np.float32
 
 
@@ -58,6 +59,8 @@ def test_output_layer_and_determinism() -> None:
     np.testing.assert_allclose(
         a.embedding[:, 32:], hidden.embedding / np.linalg.norm(hidden.embedding, axis=1)[:, None], rtol=1e-4, atol=1e-6
     )
+    # The features' half is the inputs centred on their mean, not divided by each one's spread.
+    np.testing.assert_allclose(a.embedding[:, :32], centred_features(X), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("temperature", [0.0, -0.1])
