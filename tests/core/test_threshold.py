@@ -51,19 +51,41 @@ def test_the_interval_without_draws_holds_the_realised_share_as_often_as_stated(
     assert kept_precision(confidence, 1.1).n_kept == 0
 
 
+def test_a_few_labels_are_a_count_not_a_normal_spread() -> None:
+    # Ten labels at 0.995: one of them is wrong with probability 1 - 0.995 ** 10 = 0.049, and one wrong of ten is
+    # 90 %, under a 95 % target; so no promise at 97.5 % (the normal approximation, mean 0.995 - 1.96 * 0.0223 =
+    # 0.951, would have made one). At 0.998 one is wrong with probability 0.020 <= 0.025: the ten qualify.
+    assert pick_threshold(np.full(10, 0.995), 0.95).threshold is None
+    ten = pick_threshold(np.full(10, 0.998), 0.95)
+    assert ten.n_kept == 10
+    assert ten.expected_interval == pytest.approx((0.998, 1.0))
+    estimate = kept_precision(np.full(10, 0.995), 0.5)
+    assert estimate.interval == pytest.approx((0.9, 1.0))  # 0 or 1 wrong: P(2 or more) = 0.001
+    # Many labels: the count is nearly normal, and the interval is the normal one to within a label or two.
+    many = kept_precision(np.full(4000, 0.9), 0.5)
+    sd = np.sqrt(0.09 / 4000)
+    assert many.interval[0] == pytest.approx(0.9 - Z_95 * sd, abs=1e-3)
+    assert many.interval[1] == pytest.approx(0.9 + Z_95 * sd, abs=1e-3)
+
+
 def test_threshold_picker_edge_cases() -> None:
     none = pick_threshold(np.array([0.5, 0.6]), 0.9)
     assert none.threshold is None
     assert none.n_kept == 0
-    # Four labels averaging 0.9 do not make a 0.9 promise: their share right could well be 3 of 4.
-    assert pick_threshold(np.array([0.99, 0.85, 0.85, 0.9]), 0.9).threshold is None
+    # Four labels averaging 0.9 do not make a 0.9 promise: their share right could well be 3 of 4. The 0.99 one alone
+    # does: it is right with probability 0.99 >= 0.975, and then the share is 1.
+    single = pick_threshold(np.array([0.99, 0.85, 0.85, 0.9]), 0.9)
+    assert single.n_kept == 1
+    assert single.expected_interval == pytest.approx((0.99, 1.0))  # widened to hold the expected 0.99
+    assert pick_threshold(np.array([0.97, 0.85, 0.85, 0.9]), 0.9).threshold is None
     # A run of equal confidences is kept or dropped as a whole: 1000 at 1.0 and 1000 at 0.85 average 0.925, lower
-    # end 0.925 - 1.96 sqrt(1000 * 0.1275) / 2000 = 0.914; the 0.5 run would drag it far below.
+    # end about 0.925 - 1.96 sqrt(1000 * 0.1275) / 2000 = 0.914 (150 wrong expected: the count is nearly normal);
+    # the 0.5 run would drag it far below.
     confidence = np.repeat([1.0, 0.85, 0.5], 1000)
     tied = pick_threshold(confidence, 0.9)
     assert tied.threshold == 0.85
     assert tied.n_kept == 2000
-    assert tied.expected_interval[0] == pytest.approx(0.925 - Z_95 * np.sqrt(127.5) / 2000, abs=1e-4)
+    assert tied.expected_interval[0] == pytest.approx(0.925 - Z_95 * np.sqrt(127.5) / 2000, abs=1e-3)
     # Only audited images count towards the realised precision.
     known = np.zeros(3000, dtype=bool)
     known[[0, 1000, 1001, 2000]] = True
