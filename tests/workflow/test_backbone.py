@@ -164,6 +164,14 @@ def test_a_changed_photo_is_the_only_one_recomputed(
     row = [r.path for r in ws.records()].index("cat_3.jpg")
     assert not np.allclose(X[row], first[row])
     np.testing.assert_array_equal(np.delete(X, row, axis=0), np.delete(first, row, axis=0))
+    # The centred copy follows the folder: the new one is kept, the old folder's goes with its features.
+    centred = sorted(ws.settings.cache_dir.glob("embedding-pretrained-*-centred.npy"))
+    assert len(centred) == 2
+    collect_garbage(ws, wait=True)
+    kept = list(ws.settings.cache_dir.glob("embedding-pretrained-*-centred.npy"))
+    assert len(kept) == 1
+    assert ws.fingerprint() in kept[0].name
+    np.testing.assert_allclose(np.load(kept[0]), centred_features(X), atol=1e-6)
 
 
 @pytest.mark.slow
