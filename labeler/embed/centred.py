@@ -9,8 +9,9 @@ right instead of 0.920 (20 draws), and its ECE falls from 0.038 to 0.012; on 32 
 0.61 / 0.30 (species / breed) instead of 0.56 / 0.25; on 37 breeds of full-size photos it is the same at one label
 each and 0.008 / 0.019 lower at 3 / 5 (``benchmarks/results/photo_calibration.md``, ``thumbnails.md``).
 
-The adapted head (:mod:`labeler.embed.adapted`) standardises the features itself; this is for the plain and the
-fine-tuned backbone's features. In blocks of rows, so a memory-mapped array is never read whole.
+This is for the plain and the fine-tuned backbone's features; the adapted embedding (:mod:`labeler.embed.adapted`)
+centres them itself, about the mean its head was trained with. In blocks of rows, so a memory-mapped array is never
+read whole.
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ An ImageNet backbone sees colour photographs at 224 px; on small grey images (di
 features lose to pixels and to the small encoder trained from scratch (``benchmarks/results/quality.md``), and
 computing them costs far more than a PCA of the pixels. So the pretrained representation is the instant one only
 for folders of colour images whose typical shorter side is at least ``min_side`` pixels (32: colour thumbnails are
-photographs too; pets37 reduced to 32 px keeps 0.25 of its breeds right at one label each on the backbone's features
+photographs too; pets37 reduced to 32 px keeps 0.30 of its breeds right at one label each on the backbone's features
 against 0.04 on edges and pixels, ``benchmarks/results/thumbnails.md``).
 
 Small images (typical shorter side below ``SMALL_SIDE``) also get edge histograms and pixels, in colour too: colour
-digits on photo backgrounds (MNIST-M-like, 32 px) are 0.58 right at ten labels per class on edges and pixels against
-0.36 on the backbone, so for small colour images the labels decide by leave-one-out.
+digits on photo backgrounds (MNIST-M-like, 32 px) are 0.57 right at ten labels per class on edges and pixels against
+0.32 on the backbone, so for small colour images the labels decide by leave-one-out.
 """
 
 from __future__ import annotations
