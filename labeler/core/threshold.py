@@ -104,9 +104,10 @@ def _wrong_cdf(allowed: NDArray[np.float64], mean: NDArray[np.float64], var: NDA
     return out
 
 
-def _share_interval(mean: NDArray[np.float64], var: NDArray[np.float64], m: int, level: float) -> tuple[float, float]:
-    """Central ``level`` interval of the share right among ``m`` kept labels, under the equal-weight mixture over
-    draws of the counts of wrong labels with ``mean`` and ``var`` (one value per draw)."""
+def _share_estimate(mean: NDArray[np.float64], var: NDArray[np.float64], m: int, level: float
+                    ) -> tuple[float, tuple[float, float]]:
+    """Expected share right among ``m`` kept labels and its central ``level`` interval, under the equal-weight mixture
+    over draws of the counts of wrong labels with ``mean`` and ``var`` (one value per draw)."""
 
     def quantile(prob: float) -> int:  # smallest count e with P(wrong <= e) >= prob, by bisection on 0..m
         lo, hi = 0, m
@@ -122,7 +123,7 @@ def _share_interval(mean: NDArray[np.float64], var: NDArray[np.float64], m: int,
     # Widened, where need be, to hold the expected share: a count's central interval can leave its mean out (ten
     # labels at 0.998 are all right 98 % of the time: the interval is [1, 1], the mean 0.998).
     expected = 1.0 - float(np.mean(mean)) / m
-    return min(1.0 - quantile(1.0 - tail) / m, expected), max(1.0 - quantile(tail) / m, expected)
+    return expected, (min(1.0 - quantile(1.0 - tail) / m, expected), max(1.0 - quantile(tail) / m, expected))
 
 
 def _draws_for(confidence: NDArray[np.float64], confidence_draws: NDArray[Any] | None) -> NDArray[np.float64]:
@@ -165,8 +166,8 @@ def kept_precision(
     if m == 0:
         return PrecisionEstimate(float("nan"), (float("nan"), float("nan")), 0, level)
     wrong = 1.0 - draws[:, kept]
-    lo, hi = _share_interval(wrong.sum(axis=1), np.sum(wrong * (1.0 - wrong), axis=1), m, level)
-    return PrecisionEstimate(float(1.0 - wrong.mean()), (lo, hi), m, level)
+    expected, interval = _share_estimate(wrong.sum(axis=1), np.sum(wrong * (1.0 - wrong), axis=1), m, level)
+    return PrecisionEstimate(expected, interval, m, level)
 
 
 def pick_threshold(
@@ -218,8 +219,7 @@ def pick_threshold(
     j = int(ok[-1])
     m = j + 1
     threshold = float(ordered[j])
-    expected_interval = _share_interval(wrong_mean[:, j], wrong_var[:, j], m, level)
-    expected = float(1.0 - wrong_mean[:, j].mean() / m)
+    expected, expected_interval = _share_estimate(wrong_mean[:, j], wrong_var[:, j], m, level)
     if correct is None:
         return ThresholdChoice(threshold, expected, m, expected_interval, level)
     right = np.asarray(correct).astype(bool).ravel()

@@ -212,11 +212,10 @@ def representations(
                 X = embed_in_chunks(ws.training_images(), model.batch_function(), model.path,
                                     [r.sha256 or "" for r in records])
                 assert X is not None  # no should_stop: runs to the end
+        key = model.key
         if model.name in CENTRED:
-            X = centred_copy(model.path, X)
-            found[model.name] = Representation(model.name, f"{model.key}-centred", X)
-            continue
-        found[model.name] = Representation(model.name, model.key, X)
+            X, key = centred_copy(model.path, X), f"{key}-centred"
+        found[model.name] = Representation(model.name, key, X)
     if "simclr" in found and "hog-pixels" in found:
         # The trained encoder beside the edges and pixels: two images are near where both put them near. It labels
         # as the encoder does where the encoder is better (digits) and as the edges do where they are (clothing).
