@@ -26,18 +26,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import TARGET, honest_run, machine
+from benchmarks.quality import TARGET, honest_run, machine, training_cache
 
 RESULTS = Path(__file__).parent / "results" / "digit_variants.md"
 KS = (1, 3, 10)
 N_MNIST = 3000
-
-
-def training_cache(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """The (N, 32, 32, 3) training-image cache the app builds from grey (N, H, W) images."""
-    from labeler.io.caches import make_training_image
-
-    return np.stack([make_training_image(Image.fromarray(image).convert("RGB"), 32) for image in images])
 
 
 def variants(data_dir: Path) -> dict[str, tuple[NDArray[np.uint8], NDArray[np.int64]]]:
@@ -50,10 +43,10 @@ def variants(data_dir: Path) -> dict[str, tuple[NDArray[np.uint8], NDArray[np.in
     small = np.stack([np.asarray(Image.fromarray(image).resize((16, 16), Image.Resampling.BILINEAR))
                       for image in images])
     return {
-        "scikit-learn digits, 8 px": (training_cache((digits.images * 16).clip(0, 255).astype(np.uint8)),
+        "scikit-learn digits, 8 px": (training_cache((digits.images * 16).clip(0, 255).astype(np.uint8), 32),
                                       digits.target.astype(np.int64)),
-        "MNIST at 16 px": (training_cache(small), labels),
-        "MNIST inverted": (training_cache(255 - images), labels),
+        "MNIST at 16 px": (training_cache(small, 32), labels),
+        "MNIST inverted": (training_cache(255 - images, 32), labels),
     }
 
 

@@ -46,7 +46,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,18 @@ PHOTO_END = "<!-- end of photos -->"
 PHOTO_TASKS = {"breed": (1, 3, 5), "species": (1, 5)}  # labels per class; pets37 has 10 images per breed
 
 
-def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
-    """Raw (N, 28, 28) images, the (N, size, size, 3) training cache as the app builds it, and labels."""
+def training_cache(images: Iterable[NDArray[np.uint8]], size: int) -> NDArray[np.uint8]:
+    """The (N, size, size, 3) training-image cache the app builds from grey (H, W) or colour (H, W, 3) images."""
     from labeler.io.caches import make_training_image
 
+    return np.stack([make_training_image(Image.fromarray(image).convert("RGB"), size) for image in images])
+
+
+def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
+    """Raw (N, 28, 28) images, the (N, size, size, 3) training cache as the app builds it, and labels."""
     with np.load(path, allow_pickle=False) as data:
         raw, labels = data["images"], data["labels"].astype(np.int64)
-    cache = np.stack([make_training_image(Image.fromarray(img).convert("RGB"), size) for img in raw])
-    return raw, cache, labels
+    return raw, training_cache(raw, size), labels
 
 
 def draw_seeds(y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:

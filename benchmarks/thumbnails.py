@@ -29,7 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import app_choice, draw_seeds, honest_run, labeler_spreading, machine
+from benchmarks.quality import app_choice, draw_seeds, honest_run, labeler_spreading, machine, training_cache
 
 RESULTS = Path(__file__).parent / "results" / "thumbnails.md"
 N_DIGITS = 2000
@@ -71,13 +71,12 @@ def representations(images: list[Image.Image], tmp: Path) -> tuple[dict[str, NDA
     from labeler.embed.folder_kind import is_photo_folder, is_small_folder
     from labeler.embed.instant import hog_representation, joint_representation, pca_representation
     from labeler.embed.pretrained import pretrained_features
-    from labeler.io.caches import make_training_image
 
     paths = []
     for i, image in enumerate(images):
         paths.append(tmp / f"{i:05d}.png")
         image.save(paths[-1])
-    cache = np.stack([make_training_image(image, 32) for image in images])
+    cache = training_cache([np.asarray(image) for image in images], 32)
     started = time.perf_counter()
     X, _ = pretrained_features(paths, [p.name for p in paths], tmp / "cache")
     seconds = time.perf_counter() - started
