@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from labeler.core import graph, propagate
 from labeler.core.calibrate import DEFAULT_INTERCEPT, DEFAULT_SLOPE, ConfidenceCalibrator
 from labeler.core.calibration_evidence import calibration_features
-from labeler.core.simulated_prior import SimulatedPrior, simulated_prior
+from labeler.core.simulated_prior import LEVEL_SD, MAX_INTERCEPT_SD, SimulatedPrior, simulated_prior
 
 N_CLASSES, DIM, SEPARATION, N = 3, 8, 3.0, 1500
 
@@ -94,3 +94,26 @@ def test_nothing_to_simulate_gives_the_default_mapping() -> None:
         simulated_prior(W, np.array([0, 1, -1, -1]), np.array([0, 1, 1]), 2)
     with pytest.raises(ValueError, match="n_repeats"):
         simulated_prior(W, np.array([0, 1, -1, -1]), np.array([0, 1, 1, 1]), 2, n_repeats=0)
+
+
+def test_the_width_on_the_level_is_level_sd_in_probability_at_the_simulated_level() -> None:
+    # LEVEL_SD in probability is LEVEL_SD / (a (1 - a)) logits at level a (the logistic's slope there), capped.
+    assert SimulatedPrior(3.0, 0.0, 100, 0.5).intercept_sd == pytest.approx(LEVEL_SD / 0.25)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.8).intercept_sd == pytest.approx(LEVEL_SD / 0.16)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.98).intercept_sd == MAX_INTERCEPT_SD  # 4 logits, capped
+    assert SimulatedPrior(3.0, 0.0, 100, 1.0).intercept_sd == MAX_INTERCEPT_SD  # every simulated row agreed
+    assert SimulatedPrior().intercept_sd == MAX_INTERCEPT_SD  # the default mapping was not simulated
+    assert SimulatedPrior(3.0, 0.0, 100, 0.5).calibrator().intercept_sd == pytest.approx(LEVEL_SD / 0.25)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.5).calibrator(intercept_sd=2.0).intercept_sd == 2.0
+
+
+def test_thirty_audits_and_the_prior_weigh_by_their_precisions() -> None:
+    # Known answer (normal approximation): a prior level of 0.6 with sd LEVEL_SD = 0.08 and 30 answers 80 % right
+    # (chance sd sqrt(0.6 * 0.4 / 30) = 0.089 about the prior's level) combine to 0.6 + 0.2 * 0.08^2 / (0.08^2 +
+    # 0.089^2) = 0.69. A width of 1 logit (0.24 in probability here) let the answers all but decide: 0.77.
+    prior = SimulatedPrior(0.0, float(np.log(0.6 / 0.4)), 1000, 0.6)
+    X, right = np.zeros((30, 1)), np.arange(30) < 24
+    level = prior.calibrator().fit(X, right).predict_confidence(np.zeros((1, 1)))[0]
+    assert 0.67 < level < 0.71
+    before = prior.calibrator(intercept_sd=MAX_INTERCEPT_SD).fit(X, right).predict_confidence(np.zeros((1, 1)))[0]
+    assert before > 0.76
