@@ -182,24 +182,25 @@ def representations(
     records = ws.records() if records is None else records
     fingerprint = ws.fingerprint(records)
     found: dict[str, Representation] = {}
-    pca_key = f"pixels-pca-{fingerprint}"
-    X = load_embedding(pca_path(ws, fingerprint), len(records))
-    if X is None:
+    seed = ws.settings.random_state
+
+    def pixels() -> NDArray[np.float32]:
         progress(0.0, "computing the instant representation (pixels -> PCA)")
-        X = representation.pca_representation(ws.training_images(), random_state=ws.settings.random_state)
-        save_npy_atomic(pca_path(ws, fingerprint), X)
-    found["pixels-pca"] = Representation("pixels-pca", pca_key, X)
+        return representation.pca_representation(ws.training_images(), random_state=seed)
+
+    pixels_X = _cached(pca_path(ws, fingerprint), len(records), pixels)
+    found["pixels-pca"] = Representation("pixels-pca", f"pixels-pca-{fingerprint}", pixels_X)
     if not records:
         return found
     if backbone.edges_wanted(ws, records):  # large colour photos have the pretrained backbone, far ahead of both
-        pixels = X
-        X = load_embedding(hog_path(ws, fingerprint), len(records))
-        if X is None:
+
+        def edges_and_pixels() -> NDArray[np.float32]:
             progress(0.05, "computing the instant representation (edge histograms -> PCA)")
-            edges = representation.hog_representation(ws.training_images(), random_state=ws.settings.random_state)
-            X = representation.joint_representation(edges, pixels)
-            save_npy_atomic(hog_path(ws, fingerprint), X)
-        found["hog-pixels"] = Representation("hog-pixels", f"hog-pixels-{fingerprint}", X)
+            edges = representation.hog_representation(ws.training_images(), random_state=seed)
+            return representation.joint_representation(edges, pixels_X)
+
+        found["hog-pixels"] = Representation("hog-pixels", f"hog-pixels-{fingerprint}",
+                                             _cached(hog_path(ws, fingerprint), len(records), edges_and_pixels))
     for model in model_embeddings(ws, fingerprint, records):
         X = load_embedding(model.path, len(records))
         if X is None:
@@ -219,14 +220,22 @@ def representations(
     if "simclr" in found and "hog-pixels" in found:
         # The trained encoder beside the edges and pixels: two images are near where both put them near. It labels
         # as the encoder does where the encoder is better (digits) and as the edges do where they are (clothing).
-        encoder = found["simclr"]
+        encoder, edges_X = found["simclr"], found["hog-pixels"].X
         path = ws.settings.cache_dir / f"embedding-{encoder.key}-hog.npy"  # named after the encoder: collected with it
-        X = load_embedding(path, len(records))
-        if X is None:
-            X = representation.joint_representation(encoder.X, found["hog-pixels"].X)
-            save_npy_atomic(path, X)
-        found["simclr-hog"] = Representation("simclr-hog", f"{encoder.key}-hog", X)
+        found["simclr-hog"] = Representation(
+            "simclr-hog", f"{encoder.key}-hog",
+            _cached(path, len(records), lambda: representation.joint_representation(encoder.X, edges_X)))
     return found
+
+
+def _cached(path: Path, n_rows: int, compute: Callable[[], NDArray[np.float32]]) -> NDArray[np.float32]:
+    """The vectors kept at ``path`` (memory-mapped) when they are there for ``n_rows`` images, else ``compute()``'s,
+    saved there first."""
+    X = load_embedding(path, n_rows)
+    if X is None:
+        X = compute()
+        save_npy_atomic(path, X)
+    return X
 
 
 def embed_on_ray(
