@@ -129,8 +129,8 @@ def one_run(
             audit_weight=args.audit_weight,
         )
         centre = prior if simulated else SimulatedPrior()  # SimulatedPrior(): the default mapping
-        model = centre.calibrator(coef_sd=args.coef_sd, intercept_sd=args.intercept_sd,
-                                  proxy_offset_sd=args.proxy_offset_sd)
+        widths = {} if args.intercept_sd is None else {"intercept_sd": args.intercept_sd}  # None: as the app
+        model = centre.calibrator(coef_sd=args.coef_sd, proxy_offset_sd=args.proxy_offset_sd, **widths)
         return model.fit(evidence.X, evidence.correct, evidence.sample_weight,
                          proxy=None if args.no_proxy else evidence.proxy)
 
@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audits", type=int, default=30)
     parser.add_argument("--audit-weight", type=float, default=1.0)
     parser.add_argument("--coef-sd", type=float, default=1.5, help="prior sd of the calibrator's feature weights")
-    parser.add_argument("--intercept-sd", type=float, default=1.0, help="prior sd of the calibrator's intercept")
+    parser.add_argument("--intercept-sd", type=float, default=None,
+                        help="prior sd of the calibrator's intercept (default: as the app, the prior's own, "
+                        "SimulatedPrior.intercept_sd)")
     parser.add_argument("--proxy-offset-sd", type=float, default=0.5,
                         help="prior sd of the leave-one-out rows' level offset (logit units)")
     parser.add_argument("--typical", default="mnist_a,fashion_1000,digits",
@@ -434,7 +436,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- command: `{command.strip()}`",
         f"- representation: pixels -> PCA-50, cosine kNN graph (15 neighbours), label spreading alpha 0.99 with "
         f"bootstrap stability; k random labels per class, {args.seeds} draws (mean ± std)",
-        f"- calibrator: ConfidenceCalibrator(coef_sd={args.coef_sd}, intercept_sd={args.intercept_sd}, "
+        f"- calibrator: ConfidenceCalibrator(coef_sd={args.coef_sd}, "
+        f"intercept_sd={args.intercept_sd or 'as the prior mean sets it (SimulatedPrior.intercept_sd)'}, "
         f"proxy_offset_sd={args.proxy_offset_sd}{', no proxy offset' if args.no_proxy else ''}), "
         f"feature log(p1 / p2); "
         f"{args.audits} blind audits drawn uniformly from the propagated images (answered with the truth, "

@@ -13,8 +13,8 @@ has labels, at random among the images carrying that label; spread; record, for 
 the calibration feature and whether the re-seeded label agrees with the current one. Repeat a few times and fit the
 calibrator's logistic model on those rows. The fit is the calibration curve expected on *this* graph when a person's
 labels land at random, and becomes the prior mean of :class:`~labeler.core.calibrate.ConfidenceCalibrator`; the
-prior's widths stay as they are, since the real draw of seeds is one seeding among many, and audits and leave-one-out
-rows update it as before.
+slope's width stays as it is, since the real draw of seeds is one seeding among many, the level's is set below, and
+audits and leave-one-out rows update it as before.
 
 What it cannot see: where the current labels are wrong in a way the graph agrees with (a cluster of class A that
 spreading gives to B is "truth" here), and seeds chosen rather than drawn. The simulated truth is smoother than the
@@ -22,16 +22,18 @@ real one, which makes errors inside a cluster invisible (optimistic), while a ra
 than the person's (pessimistic); audits remain what pins the level.
 
 How far to trust it (:attr:`SimulatedPrior.intercept_sd`): the width of the prior on the level is set where its error
-is measured, in probability. At one label per class (no leave-one-out evidence, so the prior and the audits alone
-decide) the simulated level's error had a root mean square of 0.08 over six sets (digits at 8, 16 and 28 px,
-clothing, pets37's breeds and species; per set from 0.02 to 0.15, clothing's level 0.14 too high on average;
-``benchmarks/results/prior_width.md``), about the chance error of 30 audits at 60-80 % right, so prior and audits
-should weigh about equally. A fixed width in logits cannot say that: one logit is 0.24 in probability near a level
-of 0.6 (there 30 answers outweighed the prior about seven to one: pets37's breeds at one label each scored ECE 0.115,
-the prior alone 0.069) and 0.02 near 0.98. So the width is ``LEVEL_SD / (a (1 - a))`` logits at the simulated
-agreement ``a`` (the logistic's slope there), at most the calibrator's former 1.0. With it, the ECE after 30 audits
-fell or held in 17 of the 18 set and label-count cells of that benchmark (breeds at one label 0.115 -> 0.076) and
-rose by 0.001 in one (clothing at one label).
+is measured, in probability, from two parts. At one label per class (no leave-one-out evidence: the prior and the
+audits alone decide) the simulated level's error (the mean P(right) it predicts minus the share right) was, per set,
+a bias plus a spread from draw to draw (``benchmarks/results/prior_width.md``, nine sets: digits at 8, 16 and 28 px,
+clothing, pets37's breeds and species at full size and at 32 px, digits on photo crops). The spread is what the
+simulation itself shows: how much the agreement differs from one re-seeding to the next (:attr:`SimulatedPrior.spread`;
+0.03-0.09 on most sets and 0.26 on the 32 px species, whose accuracy from one label per class swings from 0.4 to 0.9
+between draws), and it tracked the draw-to-draw spread of the error (0.02-0.07, 0.17 there). The bias it cannot see
+(clothing's level is 0.14 too high on average); its root mean square over the sets, ``BIAS_SD``, is the other part.
+The width is ``sqrt(BIAS_SD ** 2 + spread ** 2)`` in probability, i.e. that over ``a (1 - a)`` logits at the
+simulated agreement ``a`` (the logistic's slope there), at most the calibrator's former 1.0. A fixed width in logits
+cannot say this: one logit is 0.24 in probability near a level of 0.6, where 30 answers then outweighed the prior
+about seven to one (pets37's breeds at one label each scored ECE 0.115, the prior alone 0.069), and 0.02 near 0.98.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ from labeler.core.calibrate import DEFAULT_INTERCEPT, DEFAULT_SLOPE, ConfidenceC
 from labeler.core.calibration_evidence import calibration_features
 from labeler.core.propagate import Source, propagate
 
-# Root mean square error of the simulated level (mean P(right) it predicts, minus the share right) at one label per
-# class over six sets (benchmarks/prior_width.py: 0.081), in probability.
-LEVEL_SD = 0.08
+# Root mean square over sets of the simulated level's average error (mean P(right) it predicts minus the share
+# right) at one label per class, in probability (benchmarks/prior_width.py).
+BIAS_SD = 0.065
 # The widest prior on the intercept (logits): ConfidenceCalibrator's default, what a level near 0 or 1 keeps.
 MAX_INTERCEPT_SD = 1.0
 
@@ -63,22 +65,29 @@ class SimulatedPrior:
     coef : float, slope on ``log(p1 / p2)``; intercept : float (logit units)
     n_rows : int, simulated (feature, agreement) rows the fit rests on (0: the default mapping, nothing simulated)
     agreement : float, share of those rows whose re-seeded label agreed with the current one (NaN without rows)
+    spread : float, standard deviation of the agreement from one re-seeding to the next (0 with fewer than two)
     """
 
     coef: float = DEFAULT_SLOPE
     intercept: float = DEFAULT_INTERCEPT
     n_rows: int = 0
     agreement: float = float("nan")
+    spread: float = 0.0
+
+    @property
+    def level_sd(self) -> float:
+        """How far off the simulated level may be, in probability: ``sqrt(BIAS_SD ** 2 + spread ** 2)``."""
+        return float(np.hypot(BIAS_SD, self.spread))
 
     @property
     def intercept_sd(self) -> float:
-        """Prior standard deviation of the calibrator's intercept (logits): ``LEVEL_SD`` in probability at the
-        simulated agreement ``a``, i.e. ``LEVEL_SD / (a (1 - a))``, at most ``MAX_INTERCEPT_SD`` (module docstring);
+        """Prior standard deviation of the calibrator's intercept (logits): :attr:`level_sd` at the simulated
+        agreement ``a``, i.e. ``level_sd / (a (1 - a))``, at most ``MAX_INTERCEPT_SD`` (module docstring);
         ``MAX_INTERCEPT_SD`` for the default mapping, which was not simulated."""
         a = self.agreement
         if not self.n_rows or not 0.0 < a < 1.0:
             return MAX_INTERCEPT_SD
-        return min(LEVEL_SD / (a * (1.0 - a)), MAX_INTERCEPT_SD)
+        return min(self.level_sd / (a * (1.0 - a)), MAX_INTERCEPT_SD)
 
     def calibrator(self, **params: Any) -> ConfidenceCalibrator:
         """A :class:`ConfidenceCalibrator` centred on this mapping, with :attr:`intercept_sd` as the width of its
@@ -143,4 +152,6 @@ def simulated_prior(
     # Fitted under the default prior, so a degenerate simulation (every row agrees) stays finite; thousands of rows
     # outweigh that prior otherwise.
     model = ConfidenceCalibrator(min_isotonic=np.inf).fit(X, right)
-    return SimulatedPrior(float(model.coef_[0]), float(model.intercept_), int(right.size), float(right.mean()))
+    shares = [float(a.mean()) for a in agree if a.size]
+    spread = float(np.std(shares, ddof=1)) if len(shares) >= 2 else 0.0
+    return SimulatedPrior(float(model.coef_[0]), float(model.intercept_), int(right.size), float(right.mean()), spread)

@@ -171,12 +171,12 @@ def prior_for(
         cached = load_npz(path)
         since = int(cached["n_labels"])
         if str(cached["key"]) == key and since <= n_labels <= PRIOR_REFRESH_GROWTH * since:
-            coef, intercept, n_rows, agreement = (float(v) for v in cached["values"])
-            return SimulatedPrior(coef, intercept, int(n_rows), agreement)
+            coef, intercept, n_rows, agreement, spread = (float(v) for v in cached["values"])
+            return SimulatedPrior(coef, intercept, int(n_rows), agreement, spread)
     except (OSError, ValueError, KeyError):
         pass  # no cache yet, or an unreadable or older one: compute
     prior = simulated_prior(W, y, label, n_classes, alpha=ws.settings.alpha, random_state=ws.settings.random_state)
-    values = np.array([prior.coef, prior.intercept, prior.n_rows, prior.agreement])
+    values = np.array([prior.coef, prior.intercept, prior.n_rows, prior.agreement, prior.spread])
     save_npz_atomic(path, {"key": np.array(key), "n_labels": np.array(n_labels), "values": values})
     return prior
 
@@ -287,7 +287,7 @@ def state_prior(state: PipelineState) -> SimulatedPrior:
     if not stored:
         return SimulatedPrior()
     return SimulatedPrior(float(stored["coef"]), float(stored["intercept"]), int(stored["n_rows"]),
-                          float(stored["agreement"]))
+                          float(stored["agreement"]), float(stored.get("spread", 0.0)))  # no spread before 2026-11-27
 
 
 def calibrator_for(state: PipelineState) -> ConfidenceCalibrator:

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from labeler.core import graph, propagate
 from labeler.core.calibrate import DEFAULT_INTERCEPT, DEFAULT_SLOPE, ConfidenceCalibrator
 from labeler.core.calibration_evidence import calibration_features
-from labeler.core.simulated_prior import LEVEL_SD, MAX_INTERCEPT_SD, SimulatedPrior, simulated_prior
+from labeler.core.simulated_prior import BIAS_SD, MAX_INTERCEPT_SD, SimulatedPrior, simulated_prior
 
 N_CLASSES, DIM, SEPARATION, N = 3, 8, 3.0, 1500
 
@@ -96,24 +96,46 @@ def test_nothing_to_simulate_gives_the_default_mapping() -> None:
         simulated_prior(W, np.array([0, 1, -1, -1]), np.array([0, 1, 1, 1]), 2, n_repeats=0)
 
 
-def test_the_width_on_the_level_is_level_sd_in_probability_at_the_simulated_level() -> None:
-    # LEVEL_SD in probability is LEVEL_SD / (a (1 - a)) logits at level a (the logistic's slope there), capped.
-    assert SimulatedPrior(3.0, 0.0, 100, 0.5).intercept_sd == pytest.approx(LEVEL_SD / 0.25)
-    assert SimulatedPrior(3.0, 0.0, 100, 0.8).intercept_sd == pytest.approx(LEVEL_SD / 0.16)
-    assert SimulatedPrior(3.0, 0.0, 100, 0.98).intercept_sd == MAX_INTERCEPT_SD  # 4 logits, capped
+def test_the_width_on_the_level_joins_the_unseen_bias_and_the_simulated_spread_at_the_simulated_level() -> None:
+    # sqrt(BIAS_SD^2 + spread^2) in probability is that over a (1 - a) logits at level a (the logistic's slope there).
+    assert SimulatedPrior(3.0, 0.0, 100, 0.5).intercept_sd == pytest.approx(BIAS_SD / 0.25)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.8, 0.05).level_sd == pytest.approx(np.sqrt(BIAS_SD**2 + 0.05**2))
+    assert SimulatedPrior(3.0, 0.0, 100, 0.8, 0.05).intercept_sd == pytest.approx(np.hypot(BIAS_SD, 0.05) / 0.16)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.98).intercept_sd == MAX_INTERCEPT_SD  # 3.3 logits, capped
+    assert SimulatedPrior(3.0, 0.0, 100, 0.6, 0.3).intercept_sd == MAX_INTERCEPT_SD  # re-seedings disagree widely
     assert SimulatedPrior(3.0, 0.0, 100, 1.0).intercept_sd == MAX_INTERCEPT_SD  # every simulated row agreed
     assert SimulatedPrior().intercept_sd == MAX_INTERCEPT_SD  # the default mapping was not simulated
-    assert SimulatedPrior(3.0, 0.0, 100, 0.5).calibrator().intercept_sd == pytest.approx(LEVEL_SD / 0.25)
+    assert SimulatedPrior(3.0, 0.0, 100, 0.5).calibrator().intercept_sd == pytest.approx(BIAS_SD / 0.25)
     assert SimulatedPrior(3.0, 0.0, 100, 0.5).calibrator(intercept_sd=2.0).intercept_sd == 2.0
 
 
-def test_thirty_audits_and_the_prior_weigh_by_their_precisions() -> None:
-    # Known answer (normal approximation): a prior level of 0.6 with sd LEVEL_SD = 0.08 and 30 answers 80 % right
-    # (chance sd sqrt(0.6 * 0.4 / 30) = 0.089 about the prior's level) combine to 0.6 + 0.2 * 0.08^2 / (0.08^2 +
-    # 0.089^2) = 0.69. A width of 1 logit (0.24 in probability here) let the answers all but decide: 0.77.
-    prior = SimulatedPrior(0.0, float(np.log(0.6 / 0.4)), 1000, 0.6)
+@pytest.mark.parametrize("spread", [0.0, 0.05])
+def test_thirty_audits_and_the_prior_weigh_by_their_precisions(spread: float) -> None:
+    # Known answer (normal approximation): a prior level of 0.6 with sd s = level_sd and 30 answers 80 % right
+    # (chance sd sqrt(0.6 * 0.4 / 30) = 0.089 about the prior's level) combine to 0.6 + 0.2 s^2 / (s^2 + 0.089^2):
+    # 0.67 for s = 0.065, 0.69 for s = 0.082. A width of 1 logit (0.24 in probability here) let the answers all
+    # but decide: 0.77.
+    prior = SimulatedPrior(0.0, float(np.log(0.6 / 0.4)), 1000, 0.6, spread)
+    s2, chance2 = prior.level_sd**2, 0.6 * 0.4 / 30
     X, right = np.zeros((30, 1)), np.arange(30) < 24
     level = prior.calibrator().fit(X, right).predict_confidence(np.zeros((1, 1)))[0]
-    assert 0.67 < level < 0.71
+    assert level == pytest.approx(0.6 + 0.2 * s2 / (s2 + chance2), abs=0.01)
     before = prior.calibrator(intercept_sd=MAX_INTERCEPT_SD).fit(X, right).predict_confidence(np.zeros((1, 1)))[0]
     assert before > 0.76
+
+
+def test_the_spread_is_how_much_the_agreement_differs_between_re_seedings() -> None:
+    # On the path of test_on_a_path_only_images_near_the_boundary_disagree, where the boundary lands depends on where
+    # the two seeds fall: the agreement differs from one re-seeding to the next. One re-seeding has no spread.
+    n = 60
+    A = sp.diags(np.ones(n - 1), 1, shape=(n, n))
+    W = (A + A.T).tocsr()
+    label, seeds = np.repeat([0, 1], n // 2), np.full(n, -1)
+    seeds[[10, 45]] = [0, 1]
+    assert 0.01 < simulated_prior(W, seeds, label, 2, n_repeats=20).spread < 0.3
+    assert simulated_prior(W, seeds, label, 2, n_repeats=1).spread == 0.0
+    # Two well-separated cliques: every re-seeding recovers the labels, no spread.
+    cliques = sp.block_diag([np.ones((5, 5)) - np.eye(5)] * 2, format="csr")
+    two = simulated_prior(cliques, np.array([0] + [-1] * 4 + [1] + [-1] * 4), np.repeat([0, 1], 5), 2)
+    assert two.agreement == 1.0
+    assert two.spread == 0.0
