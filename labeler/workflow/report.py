@@ -166,14 +166,17 @@ def calibration_note(state: PipelineState) -> str:
         return (f"confidence: chance (1/{len(state.class_ids)}) until a second class has a human label: with one "
                 "labeled class, label spreading cannot tell the classes apart")
     simulated = bool(state.calibration_prior)
+    prior = calibration.state_prior(state)
+    # How far the simulation is trusted (SimulatedPrior.level_sd): what the answers have to outweigh.
+    trust = (f"re-seeded at random, spreading agreed with your current labels on {prior.agreement:.0%} of images; "
+             f"taken as good to about ±{100 * prior.level_sd:.0f} percentage points")
     if counts["total"] == 0:
         if simulated:
-            return ("confidence: mapping of the spreading score simulated on this graph (random re-seedings, your "
-                    "current labels standing in for the truth; no answers yet): give a class a second label or audit "
-                    "some images to calibrate it")
+            return (f"confidence: mapping of the spreading score simulated on this graph ({trust}; no answers yet): "
+                    "give a class a second label or audit some images to calibrate it")
         return ("confidence: default mapping of the spreading score (no evidence yet): give a class a second label "
                 "or audit some images to calibrate it")
-    start = ", starting from a mapping simulated on this graph" if simulated else ""
+    start = f", starting from a mapping simulated on this graph ({trust})" if simulated else ""
     return (f"confidence calibrated from {counts['total']} answers ({counts['loo']} leave-one-out predictions of "
             f"human labels, {counts['audits']} blind audits){start}")
 

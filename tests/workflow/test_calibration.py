@@ -172,6 +172,8 @@ def test_one_label_per_class_calibrates_from_a_prior_simulated_on_the_graph(tmp_
     prior = calibration.state_prior(state)
     assert prior.n_rows > 0
     assert "simulated on this graph" in report.calibration_note(state)
+    assert f"agreed with your current labels on {prior.agreement:.0%}" in report.calibration_note(state)
+    assert f"good to about ±{100 * prior.level_sd:.0f} percentage points" in report.calibration_note(state)
     propagated = state.source == "propagated"
     X = calibration_features(state.proba[propagated])
     np.testing.assert_allclose(calibration.calibrator_for(state).predict_confidence(X), state.confidence[propagated])
