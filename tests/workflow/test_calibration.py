@@ -243,3 +243,22 @@ def test_reliability_is_out_of_sample_and_counts_every_audit(blobs: tuple[Worksp
     # Without its own answer each audit's confidence differs from the in-sample one, but not by much here.
     assert not np.allclose(held_out, state.confidence[rows], atol=0, rtol=0)
     np.testing.assert_allclose(held_out, state.confidence[rows], atol=0.05)
+
+
+def test_a_prior_kept_before_it_had_a_spread_is_simulated_again(tmp_path: Path) -> None:
+    # Priors kept before 2026-11-27 18:00 hold four values (no spread): read as missing, not as a wrong width.
+    ws = gradient_workspace(tmp_path)
+    ws.store.label_paths([("img_000.png", "red"), ("img_079.png", "blue")], "tester")
+    state = refresh(ws, compute_map=False)
+    kept = calibration.state_dir(ws) / "simulated_prior.npz"
+    with np.load(kept) as stored:
+        key, n_labels, values = stored["key"], stored["n_labels"], stored["values"]
+    assert values.size == 5
+    np.savez(kept, key=key, n_labels=n_labels, values=values[:4] + 1.0)  # an older, different prior
+    W = np.ones((state.label.size, state.label.size)) - np.eye(state.label.size)
+    again = calibration.prior_for(ws, state.embedding_key, W, calibration.human_labels(state), state.label,
+                                  len(state.class_ids))
+    assert again.n_rows > 0
+    assert again.coef != values[0] + 1.0  # simulated again, not read from the old file
+    with np.load(kept) as stored:
+        assert stored["values"].size == 5
