@@ -165,7 +165,8 @@ def main() -> None:
         *table,
         "",
         "At one label per class the error is a bias per set (its mean over the draws) plus a spread from draw to "
-        "draw, which the simulation's own spread (the agreement's standard deviation over its re-seedings) tracks. "
+        "draw, of about the size of the simulation's own spread (the agreement's standard deviation over its "
+        "re-seedings) or smaller. "
         f"Root mean square of the biases, each set weighing the same: {rms:.3f} (per set: "
         f"{', '.join(f'{name} {value:+.3f}' for name, value in bias.items())}); the app's BIAS_SD is {BIAS_SD}.",
         "",

@@ -28,7 +28,8 @@ a bias plus a spread from draw to draw (``benchmarks/results/prior_width.md``, n
 clothing, pets37's breeds and species at full size and at 32 px, digits on photo crops). The spread is what the
 simulation itself shows: how much the agreement differs from one re-seeding to the next (:attr:`SimulatedPrior.spread`;
 0.03-0.09 on most sets and 0.26 on the 32 px species, whose accuracy from one label per class swings from 0.4 to 0.9
-between draws), and it tracked the draw-to-draw spread of the error (0.02-0.07, 0.17 there). The bias it cannot see
+between draws), about the size of the error's own spread from draw to draw or larger (0.02-0.07; 0.17 there), so
+counting it does not make the prior too sure. The bias it cannot see
 (clothing's level is 0.14 too high on average); its root mean square over the sets, ``BIAS_SD``, is the other part.
 The width is ``sqrt(BIAS_SD ** 2 + spread ** 2)`` in probability, i.e. that over ``a (1 - a)`` logits at the
 simulated agreement ``a`` (the logistic's slope there), at most the calibrator's former 1.0. A fixed width in logits
