@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import TARGET, honest_run, machine, training_cache
+from benchmarks.quality import TARGET, honest_run, instant_representations, machine, training_cache
 
 RESULTS = Path(__file__).parent / "results" / "digit_variants.md"
 KS = (1, 3, 10)
@@ -58,14 +58,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     from labeler.core import graph
-    from labeler.embed.instant import hog_representation, joint_representation, pca_representation
 
     started = dt.datetime.now().astimezone()
     t = time.perf_counter()
     table = []
     for name, (cache, y) in variants(Path(args.data_dir)).items():
-        pixels = pca_representation(cache, 50)
-        reps = {"hog-pixels": joint_representation(hog_representation(cache, 50), pixels), "pixels-pca": pixels}
+        reps = instant_representations(cache)
         graphs = {rep: graph.knn_graph(X, 15) for rep, X in reps.items()}
         for k in KS:
             runs = [honest_run(reps, graphs, y, k, seed, args.audits) for seed in range(args.seeds)]

@@ -29,7 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmarks.digit_variants import variants
-from benchmarks.quality import draw_seeds, load_dataset, machine
+from benchmarks.quality import draw_seeds, instant_representations, load_dataset, machine
 from benchmarks.thumbnails import N_DIGITS, colour_digits, pet_thumbnails
 from benchmarks.thumbnails import representations as thumbnail_representations
 
@@ -40,20 +40,16 @@ N_AUDITS = 30
 def representations(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
     """{set name: (representation the app starts with, truth)}."""
     from labeler.embed.centred import centred_features
-    from labeler.embed.instant import hog_representation, joint_representation, pca_representation
     from labeler.embed.pretrained import pretrained_features
-
-    def edges_and_pixels(cache: NDArray[np.uint8]) -> NDArray[np.float32]:
-        return joint_representation(hog_representation(cache, 50), pca_representation(cache, 50))
 
     sets = {}
     for name, rows in (("MNIST", 3000), ("Fashion-MNIST", 1000)):
         file = "mnist_a.npz" if name == "MNIST" else "fashion_1000.npz"
         _, cache, y = load_dataset(data_dir / file, 32)
-        sets[name] = (edges_and_pixels(cache[:rows]), y[:rows])
+        sets[name] = (instant_representations(cache[:rows])["hog-pixels"], y[:rows])
     for name, (cache, y) in variants(data_dir).items():
         if "inverted" not in name:  # the same distances as MNIST (benchmarks/results/digit_variants.md)
-            sets[name] = (edges_and_pixels(cache), y)
+            sets[name] = (instant_representations(cache)["hog-pixels"], y)
     folder = data_dir / "pets37"
     table = pd.read_csv(folder / "ground_truth.csv")
     paths = [folder / "images" / p for p in table["path"]]

@@ -84,6 +84,13 @@ def training_cache(images: Iterable[NDArray[np.uint8]], size: int) -> NDArray[np
     return np.stack([make_training_image(Image.fromarray(image).convert("RGB"), size) for image in images])
 
 
+def instant_representations(cache: NDArray[np.uint8]) -> dict[str, NDArray[np.float32]]:
+    """The instant representations the app gives small images, from their training cache: edge histograms beside
+    pixels (``hog-pixels``) and pixels alone (``pixels-pca``), each through PCA-50."""
+    pixels = pca_representation(cache, 50)
+    return {"hog-pixels": joint_representation(hog_representation(cache, 50), pixels), "pixels-pca": pixels}
+
+
 def load_dataset(path: Path, size: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.int64]]:
     """Raw (N, 28, 28) images, the (N, size, size, 3) training cache as the app builds it, and labels."""
     with np.load(path, allow_pickle=False) as data:

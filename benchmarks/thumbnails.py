@@ -29,7 +29,15 @@ import pandas as pd
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import app_choice, draw_seeds, honest_run, labeler_spreading, machine, training_cache
+from benchmarks.quality import (
+    app_choice,
+    draw_seeds,
+    honest_run,
+    instant_representations,
+    labeler_spreading,
+    machine,
+    training_cache,
+)
 
 RESULTS = Path(__file__).parent / "results" / "thumbnails.md"
 N_DIGITS = 2000
@@ -69,7 +77,6 @@ def representations(images: list[Image.Image], tmp: Path) -> tuple[dict[str, NDA
     app takes the folder for photos."""
     from labeler.embed.centred import centred_features
     from labeler.embed.folder_kind import is_photo_folder, is_small_folder
-    from labeler.embed.instant import hog_representation, joint_representation, pca_representation
     from labeler.embed.pretrained import pretrained_features
 
     paths = []
@@ -80,9 +87,7 @@ def representations(images: list[Image.Image], tmp: Path) -> tuple[dict[str, NDA
     started = time.perf_counter()
     X, _ = pretrained_features(paths, [p.name for p in paths], tmp / "cache")
     seconds = time.perf_counter() - started
-    pixels = pca_representation(cache, 50)
-    reps = {"pretrained": centred_features(X),
-            "hog-pixels": joint_representation(hog_representation(cache, 50), pixels), "pixels-pca": pixels}
+    reps = {"pretrained": centred_features(X), **instant_representations(cache)}
     sizes = [image.size for image in images]
     return reps, seconds, is_photo_folder(sizes, cache) and is_small_folder(sizes)
 
