@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import TARGET, honest_run, instant_representations, machine, training_cache
+from benchmarks.quality import SHARED_DATASETS, TARGET, honest_run, instant_representations, machine, training_cache
 
 RESULTS = Path(__file__).parent / "results" / "digit_variants.md"
 KS = (1, 3, 10)
@@ -52,7 +52,7 @@ def variants(data_dir: Path) -> dict[str, tuple[NDArray[np.uint8], NDArray[np.in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATASETS))
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--audits", type=int, default=30)
     parser.add_argument("--out", default=str(RESULTS))

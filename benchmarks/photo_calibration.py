@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.quality import honest_run, machine
+from benchmarks.quality import SHARED_DATASETS, honest_run, machine
 from labeler.core.stopping import MAX_WIDTH
 
 RESULTS = Path(__file__).parent / "results" / "photo_calibration.md"
@@ -68,7 +68,7 @@ def draw_rows(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], tabl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--audits", default="30", help="a number, or 'stop': as many as the stopping rule asks for")
     parser.add_argument("--adapt-minutes", type=float, default=3.0,

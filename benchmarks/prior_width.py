@@ -29,7 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmarks.digit_variants import variants
-from benchmarks.quality import draw_seeds, instant_representations, load_dataset, machine
+from benchmarks.quality import SHARED_DATASETS, draw_seeds, instant_representations, load_dataset, machine
 from benchmarks.thumbnails import N_DIGITS, colour_digits, pet_thumbnails
 from benchmarks.thumbnails import representations as thumbnail_representations
 
@@ -110,7 +110,7 @@ def draw(W: object, y: NDArray[np.int64], k: int, seed: int) -> dict[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATASETS))
     parser.add_argument("--seeds", type=int, default=12)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()

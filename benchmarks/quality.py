@@ -69,6 +69,8 @@ from labeler.embed.instant import (
 from labeler.embed.ssl.train import TrainProgress, embed, train_simclr
 
 KS = (1, 3, 10)
+# The shared reference datasets beside the checkout (../shared/datasets), every benchmark's default --data-dir.
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).parent / "results" / "quality.md"
 TARGET = Settings.target_precision  # the threshold picker's default target, as Review and Export use it
 QUICK_MARKER = "<!-- honest numbers: written by python -m benchmarks.quality --quick -->"
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--datasets", default="mnist_a,fashion_1000,pets37")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATASETS))
     parser.add_argument("--size", type=int, default=32, help="training cache size (Settings.train_size)")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--blocks", type=int, nargs="+", default=[1, 1, 1, 1])

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from benchmarks.quality import (
+    SHARED_DATASETS,
     app_choice,
     draw_seeds,
     honest_run,
@@ -124,7 +125,7 @@ def rows(title: str, reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--side", type=int, default=32)
     parser.add_argument("--out", default=str(RESULTS))
