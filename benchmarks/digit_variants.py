@@ -26,7 +26,16 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from benchmarks.quality import SHARED_DATASETS, TARGET, honest_run, instant_representations, machine, training_cache
+from benchmarks.quality import (
+    SHARED_DATASETS,
+    TARGET,
+    honest_run,
+    instant_representations,
+    machine,
+    mean_sd,
+    share_of,
+    training_cache,
+)
 
 RESULTS = Path(__file__).parent / "results" / "digit_variants.md"
 KS = (1, 3, 10)
@@ -67,17 +76,10 @@ def main() -> None:
         graphs = {rep: graph.knn_graph(X, 15) for rep, X in reps.items()}
         for k in KS:
             runs = [honest_run(reps, graphs, y, k, seed, args.audits) for seed in range(args.seeds)]
-
-            def cell(key: str, runs: list[dict[str, float]] = runs) -> str:
-                values = np.array([run[key] for run in runs])
-                return f"{values.mean():.3f} ± {values.std():.3f}"
-
-            def count(key: str, runs: list[dict[str, float]] = runs) -> str:
-                return f"{sum(run.get(key, 0.0) for run in runs):.0f}/{sum(key in run for run in runs)}"
-
-            table.append(f"| {name} | {len(y)} | {k} | {cell('accuracy')} | {cell('ece')} | {cell('ece floor')} "
-                         f"| {cell('mean confidence')} | {count('covers')} | {count('target met')} "
-                         f"| {count('realised in promised')} |")
+            table.append(f"| {name} | {len(y)} | {k} | {mean_sd(runs, 'accuracy')} | {mean_sd(runs, 'ece')} "
+                         f"| {mean_sd(runs, 'ece floor')} | {mean_sd(runs, 'mean confidence')} "
+                         f"| {share_of(runs, 'covers')} | {share_of(runs, 'target met')} "
+                         f"| {share_of(runs, 'realised in promised')} |")
             print(table[-1], flush=True)
     lines = [
         "# Honest numbers on digit sets the development did not use (benchmarks/digit_variants.py)",

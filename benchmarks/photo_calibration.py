@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.quality import SHARED_DATASETS, honest_run, machine
+from benchmarks.quality import SHARED_DATASETS, honest_run, machine, mean_sd, share_of
 from labeler.core.stopping import MAX_WIDTH
 
 RESULTS = Path(__file__).parent / "results" / "photo_calibration.md"
@@ -49,18 +49,12 @@ def draw_rows(reps: dict[str, NDArray[np.float32]], graphs: dict[str, Any], tabl
         for k in ks:
             runs = [honest_run(reps, graphs, y, k, seed, None if args.audits == "stop" else int(args.audits),
                                photos=True) for seed in range(args.seeds)]
-
-            def cell(key: str, runs: list[dict[str, float]] = runs, digits: int = 3) -> str:
-                values = np.array([run[key] for run in runs])
-                return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
-
-            def count(key: str, runs: list[dict[str, float]] = runs) -> str:
-                return f"{sum(run.get(key, 0.0) for run in runs):.0f}/{sum(key in run for run in runs)}"
-
+            cells = [mean_sd(runs, key) for key in ("accuracy", "ece raw", "ece", "ece floor", "mean confidence",
+                                                     "acc top half")]
             lines.append(
-                f"| {task} | {k} | {cell('accuracy')} | {cell('ece raw')} | {cell('ece')} | {cell('ece floor')} "
-                f"| {cell('mean confidence')} | {cell('acc top half')} | {cell('audits', digits=0)} "
-                f"| {cell('headline')} | {count('covers')} | {count('target met')} | {count('realised in promised')} |"
+                f"| {task} | {k} | {' | '.join(cells)} | {mean_sd(runs, 'audits', 0)} | {mean_sd(runs, 'headline')} "
+                f"| {share_of(runs, 'covers')} | {share_of(runs, 'target met')} "
+                f"| {share_of(runs, 'realised in promised')} |"
             )
             print(lines[-1], flush=True)
     return lines

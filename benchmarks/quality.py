@@ -254,10 +254,7 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
     runs = {k: [honest_run(reps, graphs, y, k, seed, audits) for seed in range(args.honest_seeds)] for k in KS}
 
     def cell(k: int, key: str, digits: int = 3) -> str:
-        values = np.array([run.get(key, np.nan) for run in runs[k]], dtype=np.float64)
-        if np.all(np.isnan(values)):
-            return "–"
-        return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values):.{digits}f}"
+        return mean_sd(runs[k], key, digits)
 
     selection = any("selection" in run for k in KS for run in runs[k])
     head = ("| k | accuracy | ECE raw score | ECE confidence | ECE floor | mean confidence "
@@ -281,8 +278,7 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
               "|---|---|---|---|---|---|---|---|---|"]
 
     def count(k: int, key: str) -> str:
-        values = [run[key] for run in runs[k] if key in run]
-        return f"{int(sum(values))}/{len(values)}"
+        return share_of(runs[k], key)
 
     for k in KS:
         chosen = sum("kept" in run for run in runs[k])
@@ -290,6 +286,20 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
                      f"{cell(k, 'realised')} | {count(k, 'target met')} | {count(k, 'realised in promised')} | "
                      f"{count(k, 'promised in realised')} | {over_draws(runs[k])} |")
     return lines
+
+
+def mean_sd(runs: list[dict[str, float]], key: str, digits: int = 3) -> str:
+    """``key``'s mean ± standard deviation over the draws that have it, as a table cell ("–" when none has)."""
+    values = np.array([run.get(key, np.nan) for run in runs], dtype=np.float64)
+    if np.all(np.isnan(values)):
+        return "–"
+    return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values):.{digits}f}"
+
+
+def share_of(runs: list[dict[str, float]], key: str) -> str:
+    """How many of the draws that have the 0/1 value ``key`` have it 1, as "hits/draws"."""
+    values = [run[key] for run in runs if key in run]
+    return f"{int(sum(values))}/{len(values)}"
 
 
 def over_draws(runs: list[dict[str, float]]) -> str:
