@@ -256,6 +256,9 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
     def cell(k: int, key: str, digits: int = 3) -> str:
         return mean_sd(runs[k], key, digits)
 
+    def count(k: int, key: str) -> str:
+        return share_of(runs[k], key)
+
     selection = any("selection" in run for k in KS for run in runs[k])
     head = ("| k | accuracy | ECE raw score | ECE confidence | ECE floor | mean confidence "
             "| accuracy, most confident half | audits | headline estimate | interval width "
@@ -263,11 +266,10 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
     lines = [head + (" winner's LOO | selection-corrected |" if selection else ""),
              "|---|" + "---|" * (10 + 2 * selection)]
     for k in KS:
-        covered = int(sum(run["covers"] for run in runs[k]))
         row = (f"| {k} | {cell(k, 'accuracy')} | {cell(k, 'ece raw')} | {cell(k, 'ece')} | {cell(k, 'ece floor')} | "
                f"{cell(k, 'mean confidence')} | {cell(k, 'acc top half')} | {cell(k, 'audits', 0)} | "
                f"{cell(k, 'headline')} | "
-               f"{cell(k, 'width', 2)} | {covered}/{len(runs[k])} |")
+               f"{cell(k, 'width', 2)} | {count(k, 'covers')} |")
         lines.append(row + (f" {cell(k, 'winner loo')} | {cell(k, 'selection')} |" if selection else ""))
     lines += ["", f"Threshold picker at target precision {TARGET} (as Review and Export run it: the most labels whose "
               "95 % predictive interval of the share right, from the calibration's posterior draws and the chance "
@@ -276,9 +278,6 @@ def honest_numbers(reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64], a
               "| k | chosen | kept share | promised (expected) | realised | target met | realised in promised interval "
               "| promised in realised 95 % interval | promised inside the realised's 95 % range over draws |",
               "|---|---|---|---|---|---|---|---|---|"]
-
-    def count(k: int, key: str) -> str:
-        return share_of(runs[k], key)
 
     for k in KS:
         chosen = sum("kept" in run for run in runs[k])

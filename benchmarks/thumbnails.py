@@ -37,6 +37,8 @@ from benchmarks.quality import (
     instant_representations,
     labeler_spreading,
     machine,
+    mean_sd,
+    share_of,
     training_cache,
 )
 
@@ -114,11 +116,9 @@ def rows(title: str, reps: dict[str, NDArray[np.float32]], y: NDArray[np.int64],
             honest.append(honest_run(reps, graphs, y, k, seed, 30, photos=True))
         cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in acc.values()]
         names, counts = np.unique(chosen, return_counts=True)
-        ece = np.array([run["ece"] for run in honest])
-        covered = int(sum(run["covers"] for run in honest))
         out.append(f"| {title} | {k} | {' | '.join(cells)} | "
                    f"{', '.join(f'{n} {c}' for n, c in zip(names, counts, strict=True))} | "
-                   f"{ece.mean():.3f} ± {ece.std():.3f} | {covered}/{seeds} |")
+                   f"{mean_sd(honest, 'ece')} | {share_of(honest, 'covers')} |")
         print(out[-1], flush=True)
     return out
 
