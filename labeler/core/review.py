@@ -23,7 +23,8 @@ class ReviewItem:
     """One image in the review queue and why it is there."""
 
     index: int
-    rule: str  # "no seed reached", "low margin", "high entropy", "unstable" or "random"
+    rule: str  # "no seed reached", "low margin", "high entropy", "unstable", "random" or
+    # "typical of an unlabeled cluster" (suggested_queue)
     score: float  # uncertainty in [0, 1] (higher = less certain); 0 for random picks
 
 
@@ -194,37 +195,108 @@ def possible_new_class(
     return flagged
 
 
-def cold_start(X: NDArray[Any], n_items: int, *, random_state: int = 0) -> NDArray[np.int64]:
-    """Images to label first, before any label exists: typical and diverse.
+@dataclass(frozen=True)
+class Clusters:
+    """k-means clusters of the embeddings, numbered from the largest.
 
-    k-means with ``n_items`` clusters on the unit-normalised embeddings (cosine geometry, like the graph); for each
-    centre the nearest real image, largest cluster first. MiniBatchKMeans above 20,000 images.
-
-    Returns
-    -------
-    int64 array of at most ``n_items`` distinct indices
+    Attributes
+    ----------
+    typical : int64 (k,), the real image nearest each cluster's centre (distinct images), largest cluster first
+    assignment : int64 (n,), every image's cluster, numbered as ``typical``
     """
+
+    typical: NDArray[np.int64]
+    assignment: NDArray[np.int64]
+
+
+def clusters(X: NDArray[Any], n_clusters: int, *, random_state: int = 0) -> Clusters:
+    """k-means with ``n_clusters`` clusters on the unit-normalised embeddings (cosine geometry, like the graph),
+    renumbered from the largest, with the real image nearest each centre. MiniBatchKMeans above 20,000 images."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float32)  # float32: 100,000 photos' 1,280 features take 0.5 GB, not 1
     n = X.shape[0]
-    k = min(n_items, n)
+    k = min(n_clusters, n)
     if k <= 0:
-        return np.empty(0, dtype=np.int64)
+        return Clusters(np.empty(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
     Z = normalize(X)
     if n > 20_000:
         model: Any = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=3, batch_size=2048)
     else:
         model = KMeans(n_clusters=k, random_state=random_state, n_init=3)
     assignment = model.fit_predict(Z)
-    sizes = np.bincount(assignment, minlength=k)
+    by_size = np.argsort(-np.bincount(assignment, minlength=k), kind="stable")
+    centres = np.asarray(model.cluster_centers_, dtype=np.float32)
+    # Squared distance to each centre up to the rows' own |z|^2: one product instead of k passes over Z.
+    distance = np.sum(centres**2, axis=1)[None, :] - 2.0 * (Z @ centres.T)
     chosen: list[int] = []
     taken = np.zeros(n, dtype=bool)
-    for c in np.argsort(-sizes, kind="stable"):
-        d = np.linalg.norm(Z - model.cluster_centers_[c], axis=1)
-        d[taken] = np.inf  # two centres never map to the same image
+    for c in by_size:
+        d = np.where(taken, np.inf, distance[:, c])  # two centres never map to the same image
         i = int(np.argmin(d))
-        if np.isfinite(d[i]):
-            chosen.append(i)
-            taken[i] = True
-    return np.array(chosen, dtype=np.int64)
+        chosen.append(i)
+        taken[i] = True
+    rank = np.empty(k, dtype=np.int64)
+    rank[by_size] = np.arange(k)
+    return Clusters(np.array(chosen, dtype=np.int64), rank[assignment].astype(np.int64))
+
+
+def cold_start(X: NDArray[Any], n_items: int, *, random_state: int = 0) -> NDArray[np.int64]:
+    """Images to label first, before any label exists: typical and diverse.
+
+    :func:`clusters` with ``n_items`` clusters; for each centre the nearest real image, largest cluster first.
+
+    Returns
+    -------
+    int64 array of at most ``n_items`` distinct indices
+    """
+    return clusters(X, n_items, random_state=random_state).typical
+
+
+def uncovered_typicals(
+    found: Clusters, labeled: NDArray[Any], n_items: int, exclude: NDArray[Any] | None = None
+) -> NDArray[np.int64]:
+    """The typical image of each cluster that holds no labeled image, largest cluster first: at most ``n_items``,
+    none in ``exclude``.
+
+    Why: with a few labels per class, typical images of the parts nobody has labeled yet teach spreading more than
+    the least certain ones (Hacohen et al. 2022, "Active learning on a budget": typicality wins at low budgets,
+    uncertainty at high ones), and they find classes nobody has named: uncertainty sampling alone keeps showing the
+    borders between classes already named (``benchmarks/results/labeling_flow.md``).
+    """
+    labeled = np.asarray(labeled, dtype=bool)
+    covered = np.zeros(found.typical.size, dtype=bool)
+    covered[found.assignment[labeled]] = True
+    candidate = found.typical[~covered]
+    if exclude is not None:
+        candidate = candidate[~np.isin(candidate, np.asarray(exclude, dtype=np.int64))]
+    candidate = candidate[~labeled[candidate]]
+    return candidate[: max(n_items, 0)].astype(np.int64)
+
+
+# In the suggested queue, one image in this many is the typical image of a cluster without a label (rounded up).
+UNCOVERED_EVERY = 6
+
+
+def suggested_queue(
+    result: PropagationResult,
+    found: Clusters | None,
+    *,
+    n_items: int,
+    exclude: NDArray[Any] | None = None,
+    W: sp.spmatrix | None = None,
+    random_state: int = 0,
+) -> list[ReviewItem]:
+    """What the Label page suggests once labels exist: typical images of clusters without a label first (one in
+    ``UNCOVERED_EVERY``, :func:`uncovered_typicals`, rule "typical of an unlabeled cluster"), then the
+    :func:`review_queue`. Without ``found``, the review queue alone."""
+    items: list[ReviewItem] = []
+    if found is not None and n_items > 0:
+        labeled = result.source == Source.HUMAN
+        rows = uncovered_typicals(found, labeled, -(-n_items // UNCOVERED_EVERY), exclude)
+        items = [ReviewItem(int(i), "typical of an unlabeled cluster", 0.0) for i in rows]
+    taken = np.asarray([item.index for item in items], dtype=np.int64)
+    if exclude is not None:
+        taken = np.union1d(taken, np.asarray(exclude, dtype=np.int64))
+    return items + review_queue(None, result, n_items=n_items - len(items), exclude=taken, W=W,
+                                random_state=random_state)

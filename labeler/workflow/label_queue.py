@@ -30,6 +30,10 @@ STRATEGIES = ("Suggested", "Random", "In order")
 # Before the first labels, the cold start proposes at least this many typical images (k-means centres).
 MIN_COLD_START = 12
 ColdStart = Callable[[Workspace, int], list[int]]
+# Once labels exist, the Label page also proposes typical images of k-means clusters that hold no label
+# (labeler.core.review.suggested_queue); this many clusters, on the representation of the current labels.
+COVERAGE_CLUSTERS = 48
+ClusterSource = Callable[[Workspace, PipelineState], review.Clusters]
 
 Records = Sequence[ImageRecord]
 
@@ -62,6 +66,16 @@ def cold_start_rows(ws: Workspace, n: int) -> list[int]:
     return [int(i) for i in review.cold_start(X, n, random_state=ws.settings.random_state)]
 
 
+def cluster_rows(ws: Workspace, state: PipelineState) -> review.Clusters:
+    """``COVERAGE_CLUSTERS`` k-means clusters on the representation ``state`` was propagated on (the preferred one
+    when that is gone)."""
+    reps = representations(ws)
+    rep = reps.get(state.representation)
+    if rep is None:
+        rep = reps[backbone.preferred_representation(reps, backbone.photo_folder(ws))]
+    return review.clusters(rep.X, COVERAGE_CLUSTERS, random_state=ws.settings.random_state)
+
+
 def unlabeled_rows(ws: Workspace, records: Records | None = None) -> list[int]:
     """Rows without a human label, in file order."""
     labeled = ws.store.human_labels()
@@ -80,13 +94,16 @@ def candidate_rows(
     records: Records | None = None,
     allowed: NDArray[np.bool_] | None = None,
     W: Any = None,
+    clusters: ClusterSource | None = None,
 ) -> list[tuple[int, str]]:
     """Up to ``n`` (row, why it was picked) among images without a human label, not in ``exclude`` and, when
     ``allowed`` (bool (N,)) is given, where it is True (a filter the person chose).
 
     Suggested: before any label (or propagation), typical and diverse images (``cold_start``, which the app
     replaces by a cached version); then the review queue of :func:`labeler.core.review.review_queue` (least certain
-    first, spread over the graph, a share of random ones). Random: uniform, reseeded by each label change.
+    first, spread over the graph, a share of random ones), led, when ``clusters`` is given (the Label page's
+    :func:`cluster_rows`, cached by the app), by typical images of clusters without a label
+    (:func:`labeler.core.review.suggested_queue`). Random: uniform, reseeded by each label change.
     In order: file order. ``W``: the state's kNN affinity when the caller holds it (else it is loaded).
     """
     if strategy not in STRATEGIES:
@@ -113,8 +130,8 @@ def candidate_rows(
                     W = graph_for_state(ws, state)
                 except LookupError:  # the representation changed since: rank without the diversity rule
                     W = None
-            items = review.review_queue(None, as_result(state), n_items=n, exclude=taken, W=W,
-                                        random_state=ws.store.labels_version())
+            items = review.suggested_queue(as_result(state), None if clusters is None else clusters(ws, state),
+                                           n_items=n, exclude=taken, W=W, random_state=ws.store.labels_version())
             if items:
                 return [(item.index, item.rule) for item in items]
     if strategy in {"Suggested", "Random"}:
@@ -135,6 +152,7 @@ def refill(
     records: Records | None = None,
     allowed: NDArray[np.bool_] | None = None,
     W: Any = None,
+    clusters: ClusterSource | None = None,
 ) -> tuple[list[int], dict[int, str], bool]:
     """The Label page's queue after a change: ``shown`` rows still unlabeled and not skipped keep their order,
     and new candidates are appended once half or fewer remain (so the grid does not reshuffle on every click).
@@ -156,7 +174,7 @@ def refill(
     if len(rows) <= n // 2:
         def draw(exclude: set[int]) -> list[tuple[int, str]]:
             return candidate_rows(ws, state, strategy, n - len(rows), exclude, cold_start=cold_start,
-                                  records=records, allowed=allowed, W=W)
+                                  records=records, allowed=allowed, W=W, clusters=clusters)
 
         fresh = draw(set(rows) | skip)
         if not fresh and skip:  # everything left was skipped once: show those again

@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 from numpy.typing import NDArray
 
+from labeler.core import review
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import suspect_labels
 from labeler.workflow.state import PipelineState
@@ -42,6 +43,17 @@ def _cold_start(_ws: Workspace, key: str, n: int) -> list[int]:
 def cold_start(ws: Workspace, n: int) -> list[int]:
     """The cold-start rows, cached per workspace and image set (k-means takes a moment on large folders)."""
     return _cold_start(ws, f"{ws.workspace_dir}:{session.images_version(ws)}", n)
+
+
+@st.cache_resource(show_spinner="Grouping the images to find parts nobody has labeled…", max_entries=4)
+def _clusters(_ws: Workspace, _state: PipelineState, key: str) -> review.Clusters:
+    return label_queue_rules.cluster_rows(_ws, _state)
+
+
+def clusters(ws: Workspace, state: PipelineState) -> review.Clusters:
+    """The Label page's clusters (:func:`labeler.workflow.label_queue.cluster_rows`), cached per workspace, image
+    set and representation: k-means takes a moment on large folders, and labels do not change them."""
+    return _clusters(ws, state, f"{ws.workspace_dir}:{session.images_version(ws)}:{state.embedding_key}")
 
 
 def _key_set(name: str) -> set[str]:
@@ -86,7 +98,7 @@ def label_queue(ws: Workspace, current: PipelineState | None, strategy: str, n: 
     skipped = skipped_keys()
     rows, reasons, skips_reset = label_queue_rules.refill(
         ws, current, strategy, n, session.rows_of(ws, saved["keys"]), set(session.rows_of(ws, skipped)),
-        cold_start=cold_start, records=records, allowed=allowed, W=_graph_of(ws, current),
+        cold_start=cold_start, records=records, allowed=allowed, W=_graph_of(ws, current), clusters=clusters,
     )
     if skips_reset:
         skipped.clear()
@@ -103,7 +115,7 @@ def grid_rows(ws: Workspace, current: PipelineState | None, strategy: str, n: in
     skipped = set(session.rows_of(ws, skipped_keys()))
     found = label_queue_rules.candidate_rows(ws, current, strategy, n + extra, skipped, cold_start=cold_start,
                                              records=session.records(ws), allowed=allowed,
-                                             W=_graph_of(ws, current))
+                                             W=_graph_of(ws, current), clusters=clusters)
     return [row for row, _ in found][:n]
 
 

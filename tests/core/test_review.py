@@ -4,7 +4,16 @@ from sklearn.datasets import make_blobs, make_moons
 
 from labeler.core.graph import knn_graph
 from labeler.core.propagate import Source, propagate
-from labeler.core.review import cold_start, possible_new_class, review_queue, suspect_human_labels
+from labeler.core.review import (
+    UNCOVERED_EVERY,
+    clusters,
+    cold_start,
+    possible_new_class,
+    review_queue,
+    suggested_queue,
+    suspect_human_labels,
+    uncovered_typicals,
+)
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +113,71 @@ def test_cold_start_one_per_cluster():
     assert len(set(picked.tolist())) == 4
     assert sorted(truth[picked].tolist()) == [0, 1, 2, 3]
     assert cold_start(X[:2], 5).size == 2
+
+
+def three_blobs():
+    """Blobs of 300, 200 and 100 points on three axes: k-means with 3 clusters finds them, largest first."""
+    centers = np.array([[5, 0, 0], [0, 5, 0], [0, 0, 5]])
+    X, truth = make_blobs([300, 200, 100], centers=centers, cluster_std=0.5, random_state=0)
+    return X, truth
+
+
+def test_clusters_are_numbered_from_the_largest_with_a_typical_member_each():
+    X, truth = three_blobs()
+    found = clusters(X, 3, random_state=0)
+    assert np.bincount(found.assignment).tolist() == [300, 200, 100]
+    assert truth[found.typical].tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(found.assignment[found.typical], [0, 1, 2])
+    Z = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for c in range(3):  # k-means' centre is its members' mean: the typical image is the member nearest to it
+        members = np.flatnonzero(found.assignment == c)
+        distance = np.linalg.norm(Z[members] - Z[members].mean(axis=0), axis=1)
+        assert found.typical[c] == members[np.argmin(distance)]
+    np.testing.assert_array_equal(cold_start(X, 3, random_state=0), found.typical)
+
+
+def test_uncovered_typicals_skip_clusters_with_a_label_and_excluded_images():
+    X, truth = three_blobs()
+    found = clusters(X, 3, random_state=0)
+    labeled = np.zeros(len(X), dtype=bool)
+    assert uncovered_typicals(found, labeled, 5).tolist() == found.typical.tolist()
+    labeled[np.flatnonzero(truth == 0)[7]] = True  # one label anywhere in the largest blob covers it
+    assert uncovered_typicals(found, labeled, 5).tolist() == found.typical[1:].tolist()
+    assert uncovered_typicals(found, labeled, 1).tolist() == [found.typical[1]]
+    assert uncovered_typicals(found, labeled, 5, exclude=[found.typical[1]]).tolist() == [found.typical[2]]
+    labeled[:] = True
+    assert uncovered_typicals(found, labeled, 5).size == 0
+
+
+def test_suggested_queue_leads_with_unlabeled_clusters_then_the_review_queue():
+    X, truth = three_blobs()
+    W = knn_graph(X, 10)
+    y = np.full(len(X), -1)
+    y[np.flatnonzero(truth == 0)[:3]] = 0
+    y[np.flatnonzero(truth == 1)[:3]] = 1  # the third blob has no label: its typical image comes first
+    result = propagate(W, y, 2, n_bootstrap=0)
+    found = clusters(X, 3, random_state=0)
+    queue = suggested_queue(result, found, n_items=12, W=W, random_state=0)
+    assert len(queue) == 12
+    assert len({item.index for item in queue}) == 12
+    assert queue[0].index == found.typical[2]
+    assert queue[0].rule == "typical of an unlabeled cluster"
+    assert sum(item.rule == "typical of an unlabeled cluster" for item in queue) == 1  # only one cluster uncovered
+    assert all(y[item.index] < 0 for item in queue)
+    rest = review_queue(None, result, n_items=11, exclude=np.array([found.typical[2]]), W=W, random_state=0)
+    assert [item.index for item in queue[1:]] == [item.index for item in rest]
+    plain = review_queue(None, result, n_items=12, W=W, random_state=0)
+    assert suggested_queue(result, None, n_items=12, W=W, random_state=0) == plain
+
+
+def test_suggested_queue_gives_one_in_six_to_unlabeled_clusters():
+    X, _ = three_blobs()
+    W = knn_graph(X, 10)
+    y = np.full(len(X), -1)
+    y[[0, 1]] = 0, 1
+    result = propagate(W, y, 2, n_bootstrap=0)
+    found = clusters(X, 40, random_state=0)  # many clusters, nearly all without a label
+    for n in (1, 6, 7, 12, 24):
+        queue = suggested_queue(result, found, n_items=n, W=W, random_state=0)
+        share = sum(item.rule == "typical of an unlabeled cluster" for item in queue)
+        assert share == -(-n // UNCOVERED_EVERY)

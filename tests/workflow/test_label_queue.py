@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labeler.core import review
 from labeler.core.propagate import Source
 from labeler.workflow import label_queue as queue
 from labeler.workflow.refresh import refresh
@@ -80,6 +81,34 @@ def test_suggested_after_propagation_is_the_review_queue(ws: Workspace, propagat
     assert len(rows) == len(set(rows)) == 10
     assert all(propagated.source[r] != "human" for r in rows)
     assert {why for _, why in picked} <= {"no seed reached", "low margin", "high entropy", "unstable", "random"}
+
+
+def test_suggested_with_clusters_leads_with_a_cluster_nobody_labeled(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
+) -> None:
+    truth = colour_folder[1]
+    for name in ("red", "green"):  # blue has no label yet
+        label_rows(ws, true_rows(ws, truth, name, 2), name)
+    state = refresh(ws, compute_map=False)
+    found = queue.cluster_rows(ws, state)
+    assert found.typical.size == min(queue.COVERAGE_CLUSTERS, len(ws.records()))
+    asked: list[PipelineState] = []
+
+    def clusters(_: Workspace, given: PipelineState) -> review.Clusters:
+        asked.append(given)
+        return found
+
+    picked = queue.candidate_rows(ws, state, "Suggested", 12, clusters=clusters)
+    assert asked == [state]
+    rows = [row for row, _ in picked]
+    assert len(rows) == len(set(rows)) == 12
+    assert all(state.source[r] != "human" for r in rows)
+    leading = [row for row, why in picked if why == "typical of an unlabeled cluster"]
+    assert rows[:2] == leading  # one in six, first
+    human = state.source == "human"
+    for row in leading:
+        assert not human[found.assignment == found.assignment[row]].any()
+    assert any(truth[ws.records()[r].path] == "blue" for r in rows)
 
 
 def test_as_result_keeps_every_array(propagated: PipelineState) -> None:
