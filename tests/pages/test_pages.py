@@ -26,10 +26,11 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 
 from labeler.config import Settings
 from labeler.workflow import export
+from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import refresh
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.workspace import Workspace
-from pages.shared import figures, session
+from pages.shared import figures, queues, session
 
 # ----------------------------------------------------------------------------------------------- every page
 
@@ -52,6 +53,27 @@ def test_page_renders_with_labels_and_propagation(
 ) -> None:
     labeled_workspace(data_dir, colour_folder[1])
     run_page(page)
+
+
+# ----------------------------------------------------------------------------------------------- label
+
+
+def test_label_page_suggests_a_typical_image_of_a_group_nobody_labeled(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = open_workspace(data_dir)
+    ids = {info.name: info.id for info in (ws.store.add_class(name) for name in CLASSES)}
+    for name in ("red", "green"):  # blue: no label yet
+        rows = [r for r in ws.records() if truth[r.path] == name][:2]
+        ws.store.set_labels([r.id for r in rows], ids[name], "tester")
+    refresh(ws, compute_map=False)
+    at = run_page("label")
+    reasons = at.session_state[queues.LABEL_QUEUE]["reasons"]
+    typical = [key for key, why in reasons.items() if why == "typical of an unlabeled cluster"]
+    assert typical  # the Label page passes its clusters to the queue
+    by_key = {label_queue_rules.image_key(r): r for r in ws.records()}
+    assert any(truth[by_key[key].path] == "blue" for key in reasons)
 
 
 # ----------------------------------------------------------------------------------------------- home
