@@ -289,9 +289,9 @@ def suggested_queue(
 ) -> list[ReviewItem]:
     """What the Label page suggests once labels exist: typical images of clusters without a label first (one in
     ``UNCOVERED_EVERY``, :func:`uncovered_typicals`, rule "typical of an unlabeled cluster"), then the
-    :func:`review_queue`. Without ``found``, the review queue alone."""
+    :func:`review_queue`. Without ``found`` (or with clusters of another set of images), the review queue alone."""
     items: list[ReviewItem] = []
-    if found is not None and n_items > 0:
+    if found is not None and n_items > 0 and found.assignment.size == result.label.size:
         labeled = result.source == Source.HUMAN
         rows = uncovered_typicals(found, labeled, -(-n_items // UNCOVERED_EVERY), exclude)
         items = [ReviewItem(int(i), "typical of an unlabeled cluster", 0.0) for i in rows]

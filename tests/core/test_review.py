@@ -168,6 +168,8 @@ def test_suggested_queue_leads_with_unlabeled_clusters_then_the_review_queue():
     assert [item.index for item in queue[1:]] == [item.index for item in rest]
     plain = review_queue(None, result, n_items=12, W=W, random_state=0)
     assert suggested_queue(result, None, n_items=12, W=W, random_state=0) == plain
+    stale = clusters(X[:100], 3, random_state=0)  # clusters of another set of images are not used
+    assert suggested_queue(result, stale, n_items=12, W=W, random_state=0) == plain
 
 
 def test_suggested_queue_gives_one_in_six_to_unlabeled_clusters():
