@@ -151,9 +151,10 @@ def main() -> None:
         f"- machine: {machine()}",
         f"- command: `python -m benchmarks.labeling_flow --seeds {args.seeds}`",
         "- per draw: as many labels as k per class, placed by the flow (module docstring: balanced = k random per "
-        "class, random = the Random strategy, suggested = cold start then the review queue, "
-        f"{BATCH} at a time), answered with the truth; label spreading on the 15-NN graph of the representation the "
-        f"app starts with; the app's calibration before any audit and after {N_AUDITS} blind audits answered with "
+        "class, random = the Random strategy, suggested = cold start then the Label page's suggested queue, "
+        f"{BATCH} at a time; review queue only = the same without the clusters), answered with the truth; label "
+        "spreading on the 15-NN graph of the representation the app starts with; the app's calibration before any "
+        f"audit and after {N_AUDITS} blind audits answered with "
         "the truth; ECE (10 equal bins) and accuracy on the propagated images not audited (images of a class no "
         f"label names count as wrong); leave-one-out accuracy of the labels (k > 1); mean ± std over {args.seeds} "
         "draws",
