@@ -95,7 +95,8 @@ elif view == "Blind audit":
     st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Press the key of "
                "the class you see; your answers are kept apart from the seeds and estimate how accurate the "
                "propagated labels are. Skipping leaves an image out of the estimate: skip only what nobody could "
-               "tell.")
+               "tell. An image of a class that is not on the list is a wrong label: add that class on Home and "
+               "answer with it (this image waits here); skipping it would leave a wrong label out of the estimate.")
     estimate = accuracy_estimate(state)
     audit_list = queues.audit_rows(ws, state, PREFETCH)
     handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="audit",

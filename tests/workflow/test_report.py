@@ -95,6 +95,24 @@ def test_accuracy_estimate_is_the_share_of_audits_that_agree_with_the_labels_now
     assert per_class["blue"]["95% low"] == pytest.approx(wilson_interval(10, 10)[0])
 
 
+def test_an_audit_answered_with_a_class_added_since_counts_as_a_wrong_label(
+    ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
+) -> None:
+    """The Review page's advice for an image of a class not on the list: add the class and answer with it."""
+    label_true(ws, colour_folder[1], 1)
+    state = refresh(ws, compute_map=False)
+    ids = [r.id for r in ws.records()]
+    propagated = [int(r) for r in np.flatnonzero(state.source == "propagated")]
+    for row in propagated[:3]:  # three answers that agree with the labels
+        ws.store.record_audit(ids[row], state.class_ids[state.label[row]], None, None, "tester")
+    purple = ws.store.add_class("purple").id  # no label has it: nothing can be propagated purple
+    ws.store.record_audit(ids[propagated[3]], purple, None, None, "tester")
+    refresh(ws, compute_map=False)  # what the answer asks for (the Review page requests it)
+    estimate = report.accuracy_estimate(ws)
+    assert estimate is not None
+    assert (estimate["accuracy"], estimate["n"]) == (0.75, 4)
+
+
 def test_threshold_keeps_the_labels_whose_calibrated_confidence_reaches_the_target(
     ws: Workspace, colour_folder: tuple[Path, dict[str, str]]
 ) -> None:
