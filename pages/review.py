@@ -95,8 +95,8 @@ elif view == "Blind audit":
     st.caption("A uniform random sample of propagated images, shown WITHOUT their propagated label. Press the key of "
                "the class you see; your answers are kept apart from the seeds and estimate how accurate the "
                "propagated labels are. Skipping leaves an image out of the estimate: skip only what nobody could "
-               "tell. An image of a class that is not on the list is a wrong label: add that class on Home and "
-               "answer with it (this image waits here); skipping it would leave a wrong label out of the estimate.")
+               "tell. An image of a class that is not on the list is a wrong label: add that class below and "
+               "answer with its key (this image waits); skipping it would leave a wrong label out of the estimate.")
     estimate = accuracy_estimate(state)
     audit_list = queues.audit_rows(ws, state, PREFETCH)
     handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="audit",
@@ -104,6 +104,15 @@ elif view == "Blind audit":
                                    again=queues.key_list(queues.AUDIT_AGAIN))
     keyboard_labeler(label_events.items_for(ws, audit_list), specs, key="audit_keys", on_event=handler.on_event)
     label_events.show_problems(handler)
+    with st.form("audit_new_class", clear_on_submit=True, border=False):
+        col_name, col_add = st.columns([3, 1], vertical_alignment="bottom")
+        new_name = col_name.text_input("A class not on the list", placeholder="its name", key="audit_new_class_name")
+        if col_add.form_submit_button("Add the class"):
+            error = class_keys.create_class_and_label(ws, new_name, [], session.annotator(ws))
+            if error:
+                st.error(text.plain(error))
+            else:
+                st.rerun()  # its key joins the audit's keys
     if not audit_list:
         st.caption("No propagated image left to audit.")
     if estimate is not None:

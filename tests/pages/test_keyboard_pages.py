@@ -3,6 +3,7 @@ order; skips and undos are kept by image, per browser tab."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
@@ -236,6 +237,25 @@ def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
     # Undo shows the image again first; a new answer replaces the old one.
     press(at, "audit_keys", [(items[2]["id"], "undo", None)])
     assert widget_data(at, "audit_keys")["items"][0]["id"] == items[2]["id"]
+
+
+def test_blind_audit_adds_a_class_not_on_the_list_and_answers_the_waiting_image_with_it(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    at = open_view("review", "Blind audit")
+    first = widget_data(at, "audit_keys")["items"][0]["id"]
+    at.text_input(key="audit_new_class_name").input("purple")
+    next(b for b in at.button if b.label == "Add the class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "purple" in [c.name for c in ws.store.classes()]
+    shown = widget_data(at, "audit_keys")
+    assert shown["items"][0]["id"] == first  # the image waits for its answer
+    assert "purple" in json.dumps(shown["classes"])  # and the new class has a key
+    press(at, "audit_keys", [(first, "label", "purple")])
+    purple = next(c.id for c in ws.store.classes() if c.name == "purple")
+    assert [a["class_id"] for a in ws.store.audits() if a["image_id"] == image_id_of(first)] == [purple]
+    assert not ws.store.human_labels().keys() & {image_id_of(first)}  # an answer, not a label
 
 
 # ----------------------------------------------------------------------------------------------- keys that do nothing
