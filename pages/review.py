@@ -153,9 +153,10 @@ elif view == "Suspect human labels":
             st.rerun()
 
 else:
-    st.caption("Images far from every labeled example in the graph: they may belong to a class you have not "
-               "defined. They are flagged rather than forced into a class.")
-    flagged = queue.new_class_rows(state, 24)
+    st.caption("Images far from every labeled example in the graph, then typical images of groups (k-means "
+               "clusters) without a label: they may belong to a class you have not defined. They are shown rather "
+               "than forced into a class.")
+    flagged = queue.new_class_rows(state, 24, queues.clusters(ws, state))
     if not flagged:
         st.caption("None flagged.")
     else:

@@ -206,9 +206,15 @@ def review_rows(
     return [*sent, *fresh][:n]
 
 
-def new_class_rows(state: PipelineState, n: int) -> list[int]:
-    """Up to ``n`` rows flagged as a possible new class (far from every seed), human labels left out."""
-    return [i for i, flagged in enumerate(state.new_class) if flagged and state.source[i] != "human"][:n]
+def new_class_rows(state: PipelineState, n: int, found: review.Clusters | None = None) -> list[int]:
+    """Up to ``n`` rows that may belong to a class nobody has defined, human labels left out: those flagged as far
+    from every seed, then, with ``found`` (the Label page's clusters), the typical image of each cluster without a
+    human label (far-from-every-seed flags are rare on a connected graph; an unlabeled cluster is the common case)."""
+    human = np.asarray(state.source) == "human"
+    rows = [i for i, flagged in enumerate(state.new_class) if flagged and not human[i]][:n]
+    if found is not None and found.assignment.size == human.size and len(rows) < n:
+        rows += [int(i) for i in review.uncovered_typicals(found, human, n - len(rows), exclude=np.array(rows))]
+    return rows
 
 
 def audit_priority(image_ids: NDArray[np.integer[Any]], random_state: int = 0) -> NDArray[np.uint64]:

@@ -258,6 +258,20 @@ def test_blind_audit_adds_a_class_not_on_the_list_and_answers_the_waiting_image_
     assert not ws.store.human_labels().keys() & {image_id_of(first)}  # an answer, not a label
 
 
+def test_possible_new_classes_show_typical_images_of_groups_without_a_label(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])  # two labels per colour: no image is far from every seed
+    state = load_state(ws)
+    assert state is not None
+    assert not state.new_class.any()
+    at = open_view("review", "Possible new classes")
+    offered = at.multiselect(key="new_class_rows").options  # shown by file name
+    assert offered
+    labeled = {r.path for r in ws.records() if r.id in ws.store.human_labels()}
+    assert not set(offered) & labeled
+
+
 # ----------------------------------------------------------------------------------------------- keys that do nothing
 
 

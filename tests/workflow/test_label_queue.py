@@ -151,6 +151,13 @@ def test_new_class_rows_leave_human_labels_out() -> None:
                            "source": np.array(["human", "none", "propagated", "propagated"])})()
     assert queue.new_class_rows(state, 5) == [1, 3]
     assert queue.new_class_rows(state, 1) == [1]
+    # Clusters {0, 1}, {2}, {3}, largest first: the first holds a human label; the others' typical images follow the
+    # flagged rows, none twice.
+    found = review.Clusters(np.array([0, 2, 3]), np.array([0, 0, 1, 2]))
+    assert queue.new_class_rows(state, 5, found) == [1, 3, 2]
+    assert queue.new_class_rows(state, 2, found) == [1, 3]
+    stale = review.Clusters(np.array([0]), np.array([0, 0]))  # of another set of images: not used
+    assert queue.new_class_rows(state, 5, stale) == [1, 3]
 
 
 def test_audit_draw_is_stable_blind_and_never_repeats(ws: Workspace, propagated: PipelineState) -> None:
