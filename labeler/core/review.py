@@ -257,7 +257,7 @@ def uncovered_typicals(
     found: Clusters, labeled: NDArray[Any], n_items: int, exclude: NDArray[Any] | None = None
 ) -> NDArray[np.int64]:
     """The typical image of each cluster that holds no labeled image, largest cluster first: at most ``n_items``,
-    none in ``exclude``.
+    none in ``exclude``; none at all when ``found`` clusters another set of images than ``labeled`` describes.
 
     Why: with a few labels per class, typical images of the parts nobody has labeled yet teach spreading more than
     the least certain ones (Hacohen et al. 2022, "Active learning on a budget": typicality wins at low budgets,
@@ -265,6 +265,8 @@ def uncovered_typicals(
     borders between classes already named (``benchmarks/results/labeling_flow.md``).
     """
     labeled = np.asarray(labeled, dtype=bool)
+    if found.assignment.size != labeled.size:
+        return np.empty(0, dtype=np.int64)
     covered = np.zeros(found.typical.size, dtype=bool)
     covered[found.assignment[labeled]] = True
     candidate = found.typical[~covered]
@@ -291,7 +293,7 @@ def suggested_queue(
     ``UNCOVERED_EVERY``, :func:`uncovered_typicals`, rule "typical of an unlabeled cluster"), then the
     :func:`review_queue`. Without ``found`` (or with clusters of another set of images), the review queue alone."""
     items: list[ReviewItem] = []
-    if found is not None and n_items > 0 and found.assignment.size == result.label.size:
+    if found is not None and n_items > 0:
         labeled = result.source == Source.HUMAN
         rows = uncovered_typicals(found, labeled, -(-n_items // UNCOVERED_EVERY), exclude)
         items = [ReviewItem(int(i), "typical of an unlabeled cluster", 0.0) for i in rows]

@@ -212,7 +212,7 @@ def new_class_rows(state: PipelineState, n: int, found: review.Clusters | None =
     human label (far-from-every-seed flags are rare on a connected graph; an unlabeled cluster is the common case)."""
     human = np.asarray(state.source) == "human"
     rows = [i for i, flagged in enumerate(state.new_class) if flagged and not human[i]][:n]
-    if found is not None and found.assignment.size == human.size and len(rows) < n:
+    if found is not None and len(rows) < n:
         rows += [int(i) for i in review.uncovered_typicals(found, human, n - len(rows), exclude=np.array(rows))]
     return rows
 

@@ -147,6 +147,7 @@ def test_uncovered_typicals_skip_clusters_with_a_label_and_excluded_images():
     assert uncovered_typicals(found, labeled, 5, exclude=[found.typical[1]]).tolist() == [found.typical[2]]
     labeled[:] = True
     assert uncovered_typicals(found, labeled, 5).size == 0
+    assert uncovered_typicals(found, np.zeros(100, dtype=bool), 5).size == 0  # another set of images
 
 
 def test_suggested_queue_leads_with_unlabeled_clusters_then_the_review_queue():
