@@ -19,11 +19,11 @@ from labeler.auth import TOKEN_ENV, is_loopback, new_token
 from labeler.config import FINETUNE_CHOICES, Settings
 from labeler.install_paths import app_script, sample_data_dir, sample_photos_dir
 from labeler.store import UndoConflict
-from labeler.workflow import export
+from labeler.workflow import export, label_queue
 from labeler.workflow.refresh import NoReadableImages, refresh
-from labeler.workflow.report import describe, precision_above, status_lines
+from labeler.workflow.report import describe, headline, precision_above, status_lines
 from labeler.workflow.runner import JobRunner
-from labeler.workflow.state import PipelineState
+from labeler.workflow.state import PipelineState, load_state
 from labeler.workflow.training import train
 from labeler.workflow.workspace import Workspace
 
@@ -108,24 +108,31 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_label(args: argparse.Namespace) -> int:
-    ws = _open(args)
-    _ensure_imported(ws)
-    csv_path = Path(args.csv)
+def _read_path_labels(csv_path: Path) -> list[tuple[str, str]] | None:
+    """(path, label) rows of a CSV with the columns path,label (as `labeler export` writes them); None, said on
+    stderr, when it cannot be read or lacks the columns."""
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
                 print(f"labeler: {csv_path} needs the columns path,label", file=sys.stderr)
-                return 2
-            rows = [
+                return None
+            return [
                 (export.restore_formula((row["path"] or "").strip().replace("\\", "/")),
                  export.restore_formula(row["label"] or ""))
                 for row in reader
             ]
     except OSError as error:
         print(f"labeler: cannot read {csv_path}: {error.strerror}", file=sys.stderr)
-        return 2
+        return None
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    _ensure_imported(ws)
+    rows = _read_path_labels(Path(args.csv))
+    if rows is None:
+        return EXIT_BAD_INPUT
     changed, problems = ws.store.label_paths(rows, annotator=_cli_annotator(args, ws))
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -148,6 +155,40 @@ def cmd_undo(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"reverted {reverted} labels of {annotator}'s last action" if reverted else f"nothing to undo: {annotator}")
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    state = load_state(ws)
+    if state is None:
+        print("labeler: nothing to audit yet: label a few images and run `labeler propagate` first", file=sys.stderr)
+        return EXIT_FAILED
+    if args.answers is None:
+        rows = label_queue.audit_rows(ws, state, args.next)
+        listing = [["path", "label"]] + [[export.neutralise_formula(state.paths[row]), ""] for row in rows]
+        if args.output:
+            with Path(args.output).open("w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerows(listing)
+        else:
+            csv.writer(sys.stdout).writerows(listing)
+        print(f"{len(rows)} images to audit blind, in the random audit order: fill in the label of each (a class "
+              "name; a class not on the list is fine), leave blank only what nobody could tell, then "
+              "`labeler audit DIR --answers FILE`", file=sys.stderr)
+        return 0
+    answers = _read_path_labels(Path(args.answers))
+    if answers is None:
+        return EXIT_BAD_INPUT
+    stored, problems = label_queue.answer_audits_by_path(ws, state, answers, _cli_annotator(args, ws))
+    for path, reason in problems:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    blank = sum(1 for _, name in answers if not name.strip())
+    print(f"{stored} audit answers stored, {len(problems)} rows skipped, {blank} left blank")
+    current = load_state(ws)
+    if current is not None:
+        print(f"accuracy: {headline(ws, current)['detail']}")
+    if stored:
+        print("run `labeler propagate` to calibrate the confidence with them")
+    return 1 if problems and not stored else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -377,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("undo", "revert the last label action of an annotator (default: this user's CLI batches)")
     p.add_argument("--annotator", default=None, help="whose action to revert (default: USER#cli)")
     p.set_defaults(func=cmd_undo)
+
+    p = add("audit", "blind audit: list the next images of the random audit order to answer, or store the answers "
+                     "(kept apart from labels: never seeds)")
+    p.add_argument("--next", type=int, default=20, help="how many images to list (default 20)")
+    p.add_argument("-o", "--output", default=None, help="write the list to this CSV (default: standard output)")
+    p.add_argument("--answers", default=None,
+                   help="CSV path,label: your answers to listed images (blank label: passed over)")
+    p.add_argument("--annotator", default=None, help="recorded with each answer (default: USER#cli)")
+    p.set_defaults(func=cmd_audit)
 
     p = add("status", "images, labels, propagation, how good the labels are, whether to stop, and jobs")
     p.set_defaults(func=cmd_status)

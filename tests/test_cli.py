@@ -305,3 +305,33 @@ def test_between_sessions_labels_follow_their_pictures(colour_folder: tuple[Path
     assert rows["img_060.png"]["source"] == "human"
     assert "left out: 1 file removed from the folder since the import (0 with a human label" \
         in capsys.readouterr().out  # its label moved with its picture
+
+
+def test_a_blind_audit_from_the_command_line(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    root, truth = colour_folder
+    assert main(["import", str(root)]) == 0
+    assert main(["audit", str(root)]) == 1  # nothing propagated yet
+    assert "run `labeler propagate` first" in capsys.readouterr().err
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    listed = tmp_path / "audit.csv"
+    assert main(["audit", str(root), "--next", "12", "-o", str(listed)]) == 0
+    rows = _read_csv(listed)
+    assert len(rows) == 12
+    assert all(row["label"] == "" for row in rows)
+    assert not {row["path"] for row in rows} & {"img_000.png", "img_030.png", "img_060.png"}
+    answers = tmp_path / "answers.csv"
+    answers.write_text("path,label\n" + "".join(f"{row['path']},{truth[row['path']]}\n" for row in rows))
+    capsys.readouterr()
+    assert main(["audit", str(root), "--answers", str(answers)]) == 0
+    out = capsys.readouterr().out
+    assert "12 audit answers stored, 0 rows skipped, 0 left blank" in out
+    assert "100% of propagated labels are right (95% interval 76%–100%, 12 blind audits)" in out
+    ws = Workspace.open(Settings(root))
+    assert len(ws.store.audits()) == 12
+    assert len(ws.store.human_labels()) == 3
+    assert main(["audit", str(root), "--next", "3"]) == 0
+    assert not {row.split(",")[0] for row in capsys.readouterr().out.split()[1:]} & {row["path"] for row in rows}

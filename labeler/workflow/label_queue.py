@@ -268,6 +268,62 @@ def answer_audit(ws: Workspace, state: PipelineState, row: int, class_id: int, a
     )
 
 
+# Answers read from a file (``labeler audit --answers``) may pass over this many of the images that the random audit
+# order puts before the ones they answer (an image nobody can tell, as the app's Skip). Beyond that the answered
+# images would be a choice rather than a random sample, and the accuracy estimate would lean towards easy images.
+MAX_PASSED_OVER = 10
+
+
+def answer_audits_by_path(
+    ws: Workspace, state: PipelineState, answers: Sequence[tuple[str, str]], annotator: str | None = None
+) -> tuple[int, list[tuple[str, str]]]:
+    """Store blind audit answers given as (path, class name) rows; a row with an empty class name is passed over.
+
+    Only images of the random audit order are taken: each answered image must be among the next
+    ``answered + MAX_PASSED_OVER`` of :func:`audit_rows` (``labeler audit`` lists them), so that the answers stay
+    a uniform random sample of the propagated labels. A class name not defined yet creates the class: an image of a
+    class nobody has named is a wrong label, not one to skip. Answers are audits, never seeds.
+
+    Returns
+    -------
+    stored : int, answers stored
+    problems : list of (path, reason) for the rows refused (nothing is stored for them)
+    """
+    from labeler.store import InvalidClassName
+
+    given = [(path, name) for path, name in answers if name.strip()]
+    window = len(given) + MAX_PASSED_OVER
+    allowed = set(audit_rows(ws, state, window))
+    row_of = {path: row for row, path in enumerate(state.paths)}
+    human = ws.store.human_labels()
+    audited = {a["image_id"] for a in ws.store.audits()}
+    stored, problems, answered = 0, [], set()
+    for path, name in given:
+        row = row_of.get(path)
+        image_id = None if row is None else int(state.image_ids[row])
+        if row is None:
+            problems.append((path, "unknown path (not imported, unreadable, or new since the last propagation)"))
+        elif image_id in human:
+            problems.append((path, "has a human label: audits measure propagated labels"))
+        elif image_id in audited or row in answered:
+            problems.append((path, "already audited"))
+        elif state.source[row] != "propagated":
+            problems.append((path, "has no propagated label to audit"))
+        elif row not in allowed:
+            problems.append((path, f"not among the next {window} images of the random audit order (`labeler audit` "
+                                   "lists them): an image picked by hand would bias the estimate"))
+        else:
+            try:
+                info = ws.store.add_class(name)
+            except InvalidClassName as error:
+                problems.append((path, str(error)))
+                continue
+            answer_audit(ws, state, row, info.id, annotator)
+            answered.add(row)
+            stored += 1
+    return stored, problems
+
+
 def undo_last(ws: Workspace, annotator: str | None = None, records: Records | None = None) -> int | None:
     """Undo ``annotator``'s (default: the settings') last label action; returns the row of an image it touched
     (None if nothing undone). Raises :class:`labeler.store.UndoConflict` when someone relabeled its images since."""

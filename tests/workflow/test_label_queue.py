@@ -236,3 +236,27 @@ def test_image_key_is_id_and_content() -> None:
 
     record = ImageRecord(7, "a.png", "ab" * 32, 1, 1, "ok", None, None, 3)
     assert queue.image_key(record) == "7:abababababababab"
+
+
+def test_audit_answers_by_path_take_only_the_random_order(ws: Workspace, propagated: PipelineState,
+                                                          colour_folder: tuple[Path, dict[str, str]]) -> None:
+    truth = colour_folder[1]
+    order = [propagated.paths[row] for row in queue.audit_rows(ws, propagated, 40)]
+    human_path = next(r.path for r in ws.records() if r.id in ws.store.human_labels())
+    answers = [(order[0], truth[order[0]]), (order[1], ""), (order[2], "purple"),  # a class nobody had named
+               (order[15], truth[order[15]]), (order[16], truth[order[16]]), (human_path, "red"), ("nope.png", "red")]
+    stored, problems = queue.answer_audits_by_path(ws, propagated, answers, "tester")
+    # Six answers (one more left blank): the first 6 + MAX_PASSED_OVER = 16 of the order are open, the 17th is not.
+    assert queue.MAX_PASSED_OVER == 10
+    assert stored == 3
+    assert [path for path, _ in problems] == [order[16], human_path, "nope.png"]
+    assert "random audit order" in problems[0][1]
+    assert "human label" in problems[1][1]
+    audits = {a["image_id"]: a["class_id"] for a in ws.store.audits()}
+    by_path = {r.path: r.id for r in ws.records()}
+    names = {c.id: c.name for c in ws.classes()}
+    assert {names[audits[by_path[p]]] for p in (order[0], order[2])} == {truth[order[0]], "purple"}
+    assert len(ws.store.human_labels()) == 6  # audits are never seeds
+    again, problems = queue.answer_audits_by_path(ws, propagated, [(order[0], "red")], "tester")
+    assert again == 0
+    assert problems == [(order[0], "already audited")]
