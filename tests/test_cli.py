@@ -225,6 +225,7 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
     out = capsys.readouterr().out
     assert "accuracy: 100% of propagated labels are right (95% interval 76%–100%, 12 blind audits)" in out
     assert "stopping: Keep going. Not enough audits yet (12 of at least 30)" in out
+    assert f"audits: 12 answered; `labeler audit {root}` lists the next images to answer blind" in out
     assert "run `labeler propagate`" in out  # the answers are calibration evidence too
     assert main(["propagate", str(root)]) == 0
     assert main(["status", str(root)]) == 0

@@ -459,6 +459,8 @@ def status_lines(ws: Workspace) -> list[str]:
     if current is not None:
         lines.append(f"accuracy: {headline(ws, current)['detail']}")
         lines.append(f"stopping: {stopping(ws, current)['text']}")
+        lines.append(f"audits: {len(ws.store.audits())} answered; `labeler audit {ws.data_dir}` lists the next "
+                     "images to answer blind (or the app's Review & audit page)")
     checkpoint = trained_checkpoint(ws)
     lines.append(f"encoder: {checkpoint if checkpoint else 'not trained'}")
     lines += backbone.status_lines(ws)
