@@ -146,7 +146,7 @@ elif view == "Suspect human labels":
             f"**{text.plain(other)}** ({suspect.support:.0%})"
         )
         image_id = records[suspect.index].id
-        col_keep.button("Keep", key=f"keep_{image_id}", on_click=queues.dismiss_suspect, args=(ws, suspect.index))
+        col_keep.button("Keep", key=f"keep_{image_id}", on_click=queues.keep_suspect, args=(ws, state, suspect))
         if col_change.button(f"→ {text.plain(other)}", key=f"change_{image_id}"):
             ws.store.set_labels([image_id], state.class_ids[suspect.neighbourhood_label], session.annotator(ws))
             session.request_refresh()

@@ -9,6 +9,7 @@ rather than deleting any.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,8 @@ from labeler.store.jobs import JobTable
 MAX_ANNOTATOR_LENGTH = 200
 # Who moves labels when a re-scan finds their content under another name (``labeler undo --annotator`` takes it).
 RESCAN_ANNOTATOR = "labeler#rescan"
+# Meta key of the human labels a person kept although their neighbourhood contradicts them: {image id: class id}.
+KEPT_LABELS_KEY = "kept_suspect_labels"
 
 
 class UndoConflict(Exception):
@@ -405,6 +408,21 @@ class LabelStore(JobTable):
             events = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             audits = conn.execute("SELECT COUNT(*), COALESCE(MAX(audited_at), 0) FROM audits").fetchone()
         return int(events) * 1_000_003 + int(audits[0])
+
+    # ------------------------------------------------------------------ suspect labels a person kept
+    def keep_label(self, image_id: int, class_id: int) -> None:
+        """Record that a person checked a human label its neighbourhood contradicts and kept it: it is not flagged
+        again (in the app or the export) while the image keeps that class."""
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (KEPT_LABELS_KEY,)).fetchone()
+            kept = json.loads(row["value"]) if row else {}
+            kept[str(int(image_id))] = int(class_id)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (KEPT_LABELS_KEY, json.dumps(kept)))
+
+    def kept_labels(self) -> dict[int, int]:
+        """{image id: class id} of the human labels kept by :meth:`keep_label`."""
+        value = self.get_meta(KEPT_LABELS_KEY)
+        return {int(image_id): int(class_id) for image_id, class_id in json.loads(value).items()} if value else {}
 
     # ------------------------------------------------------------------ audits
     def record_audit(self, image_id: int, class_id: int, predicted_class_id: int | None,

@@ -164,20 +164,24 @@ def _finish(ws: Workspace, state: PipelineState) -> None:
 
 
 def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
-    """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding."""
+    """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding; those a
+    person kept with that class (``store.keep_label``) left out."""
     path = state_dir(ws) / "suspects.json"
     key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
+    found: list[review.Suspect] | None = None
     if path.exists():
         cached = load_json(path)
         if cached.get("key") == key:
-            return [review.Suspect(**item) for item in cached["items"]]
-    y = np.where(state.source == "human", state.label, -1)
-    found: list[review.Suspect] = []
-    if len(state.class_ids) >= 2 and np.sum(y >= 0) >= 2:
-        W = graph_for_state(ws, state)
-        found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
-    save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
-    return found
+            found = [review.Suspect(**item) for item in cached["items"]]
+    if found is None:
+        y = np.where(state.source == "human", state.label, -1)
+        found = []
+        if len(state.class_ids) >= 2 and np.sum(y >= 0) >= 2:
+            W = graph_for_state(ws, state)
+            found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
+        save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
+    kept = ws.store.kept_labels()
+    return [s for s in found if kept.get(int(state.image_ids[s.index])) != state.class_ids[s.human_label]]
 
 
 # The stopping rule compares the labels before and after each batch of this many changed human labels (so the verdict

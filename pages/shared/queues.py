@@ -25,7 +25,6 @@ from pages.shared.text import plain
 STRATEGIES = list(label_queue_rules.STRATEGIES)
 SKIPPED = "skipped_images"
 REVIEW_FIRST = "review_first"
-DISMISSED = "dismissed_suspects"
 AUDIT = "audit_image"
 LABEL_QUEUE = "label_queue"
 REVIEW_QUEUE = "review_queue"
@@ -221,17 +220,16 @@ def review_queue(ws: Workspace, current: PipelineState, n: int, allowed: NDArray
 
 
 def suspects(ws: Workspace, current: PipelineState) -> list[Any]:
-    """Suspect human labels not dismissed in this session."""
-    dismissed = set(session.rows_of(ws, _key_set(DISMISSED)))
+    """Suspect human labels, those a person kept left out."""
     try:
-        found = suspect_labels(ws, current)
+        return suspect_labels(ws, current)
     except LookupError:  # the representation changed since: the next propagation brings new suspects
         return []
-    return [s for s in found if s.index not in dismissed]
 
 
-def dismiss_suspect(ws: Workspace, row: int) -> None:
-    _key_set(DISMISSED).add(session.keys_of(ws, [row])[0])
+def keep_suspect(ws: Workspace, current: PipelineState, suspect: Any) -> None:
+    """The person checked the label and keeps it: stored, so neither this page nor the export flags it again."""
+    ws.store.keep_label(int(current.image_ids[suspect.index]), current.class_ids[suspect.human_label])
 
 
 def audit_rows(ws: Workspace, current: PipelineState, n: int) -> list[int]:

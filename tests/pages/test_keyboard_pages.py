@@ -315,3 +315,23 @@ def widget_data_or_none(at: AppTest, key: str) -> dict[str, object] | None:
         return widget_data(at, key)
     except AssertionError:
         return None
+
+
+def test_a_kept_suspect_label_stays_kept_in_a_new_session(colour_folder: tuple[Path, dict[str, str]],
+                                                          data_dir: Path) -> None:
+    from labeler.workflow.refresh import refresh
+
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth, per_class=4)
+    wrong = next(r for r in ws.records() if truth[r.path] == "red" and r.id not in ws.store.human_labels())
+    green = next(c.id for c in ws.classes() if c.name == "green")
+    ws.store.set_labels([wrong.id], green, "tester")  # a red image labeled green
+    refresh(ws, compute_map=False)
+    at = open_view("review", "Suspect human labels")
+    keep = [b for b in at.button if b.key == f"keep_{wrong.id}"]
+    assert keep, "the wrong label is shown as suspect"
+    keep[0].click().run()
+    assert any("No human label is contradicted" in c.value for c in at.caption)
+    assert ws.store.kept_labels() == {wrong.id: green}
+    again = open_view("review", "Suspect human labels")  # a new session (another tab, or tomorrow)
+    assert not [b for b in again.button if b.key == f"keep_{wrong.id}"]

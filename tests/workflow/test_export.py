@@ -107,3 +107,36 @@ def test_no_negative_zero_in_any_number_column(ws: Workspace, tmp_path: Path) ->
     cells = [cell for row in _read(out) for cell in row.values()]
     assert "-0.0" not in cells
     assert {row["umap_x"] for row in _read(out)} == {"0.0"}
+
+
+def test_a_suspect_label_a_person_kept_is_not_flagged_again(ws: Workspace, colour_folder: tuple[Path, dict[str, str]],
+                                                            tmp_path: Path) -> None:
+    from labeler.workflow.refresh import suspect_labels
+
+    truth = colour_folder[1]
+    ids = {c.name: c.id for c in ws.classes()}
+    records = ws.records()
+    for name in ("red", "green", "blue"):
+        rows = [r.id for r in records if truth[r.path] == name][:4]
+        ws.store.set_labels(rows, ids[name], "ann")
+    wrong = next(r for r in records if truth[r.path] == "red" and r.id not in ws.store.human_labels())
+    ws.store.set_labels([wrong.id], ids["green"], "ann")  # a red image labeled green: its neighbours say red
+    state = refresh(ws, compute_map=False)
+    row = next(i for i, image_id in enumerate(state.image_ids) if image_id == wrong.id)
+    assert [s.index for s in suspect_labels(ws, state)] == [row]
+    assert _flags(ws, wrong.path) == "suspect"
+
+    ws.store.keep_label(wrong.id, ids["green"])  # the person looked and keeps it
+    assert suspect_labels(ws, state) == []
+    assert _flags(ws, wrong.path) == ""
+    assert ws.store.kept_labels() == {wrong.id: ids["green"]}
+
+    ws.store.set_labels([wrong.id], ids["blue"], "ann")  # another label: kept was green, so it is suspect again
+    state = refresh(ws, compute_map=False)
+    assert [s.index for s in suspect_labels(ws, state)] == [row]
+    assert _flags(ws, wrong.path) == "suspect"
+
+
+def _flags(ws: Workspace, path: str) -> str:
+    frame = export.export_frame(ws)
+    return str(frame.loc[frame["path"] == path, "flagged"].iloc[0])
