@@ -76,7 +76,8 @@ handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode
                                queue=label_events.handler_queue(st.session_state.get(queues.LABEL_QUEUE)))
 widget_rows = queue[:PREFETCH]
 reasons = queues.reasons(ws)
-captions = {row: reasons.get(label_queue_rules.image_key(records[row]), "") for row in widget_rows}
+captions = {row: queues.reason_text(reasons.get(label_queue_rules.image_key(records[row]), ""))
+            for row in widget_rows}
 keyboard_labeler(label_events.items_for(ws, widget_rows, large=large, captions=captions),
                  label_events.class_specs(classes), key="label_keys", on_event=handler.on_event,
                  image_px=480 if large else 240, undo_earlier=True)

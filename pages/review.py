@@ -79,8 +79,9 @@ if view == "Least certain":
     rows = queues.review_queue(ws, state, PREFETCH, allowed, filter_key=image_filter)
     proposals = {row: state.class_ids[state.label[row]] for row, _ in rows if state.label[row] >= 0}
     names = state.label_names()
-    captions = {row: (f"{why} · " if why else "") + (f"proposal: {names[row]} ({state.confidence[row]:.0%})"
-                                                      if row in proposals else "no proposal (no seed reaches it)")
+    captions = {row: (f"{queues.reason_text(why)} · " if why else "")
+                + (f"proposal: {names[row]} ({state.confidence[row]:.0%})" if row in proposals
+                   else "no proposal (no seed reaches it)")
                 for row, why in rows}
     handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="review",
                                    skipped=queues.skipped_keys(queues.REVIEW_SKIPPED),
@@ -160,7 +161,8 @@ else:
     if not flagged:
         st.caption("None flagged.")
     else:
-        st.image([thumbs[row] for row in flagged], width=72)
+        # Each picture captioned with the name the picker below lists it by.
+        st.image([thumbs[row] for row in flagged], width=96, caption=[records[row].path for row in flagged])
         with st.form("new_class_form", clear_on_submit=True):
             new_name = st.text_input("Name a new class for some of these", key="new_class_from_review")
             chosen = st.multiselect("Images", flagged, format_func=lambda r: records[r].path, key="new_class_rows")

@@ -216,7 +216,7 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
     assert main(["label", str(root), "--csv", str(seeds)]) == 0
     assert main(["propagate", str(root)]) == 0
     assert main(["status", str(root)]) == 0
-    assert "accuracy: Not enough audits yet (0 of 10)" in capsys.readouterr().out
+    assert "accuracy: Not enough audits yet for an estimate (0 of 10)" in capsys.readouterr().out
     ws = Workspace.open(Settings(root))
     classes = {c.name: c.id for c in ws.classes()}
     for record in ws.records()[1:13]:  # twelve blind answers, all right
@@ -224,7 +224,7 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
     assert "accuracy: 100% of propagated labels are right (95% interval 76%–100%, 12 blind audits)" in out
-    assert "stopping: Keep going. Not enough audits yet (12 of at least 30)" in out
+    assert "stopping: Keep going. Not enough audits yet (12 of at least 30; " in out
     assert f"audits: 12 answered; `labeler audit {root}` lists the next images to answer blind" in out
     assert "run `labeler propagate`" in out  # the answers are calibration evidence too
     assert main(["propagate", str(root)]) == 0

@@ -149,8 +149,12 @@ def stopping_verdict(
                    "estimated.")
     elif n_audits < min_audits:
         audits_needed = max(min_audits, needed) - n_audits
-        unmet.append(f"Not enough audits yet ({n_audits} of at least {min_audits}): audit about {audits_needed} more "
-                     "random images.")
+        # Two numbers meet here (at least min_audits to trust an interval, about `needed` for one max_width wide):
+        # say which one the count comes from.
+        reason = (f"about {needed} in all for an interval of the accuracy at most {max_width:.2f} wide"
+                  if needed > min_audits else f"at least {min_audits} in all")
+        unmet.append(f"Not enough audits yet ({n_audits} of at least {min_audits}; {reason}): audit about "
+                     f"{audits_needed} more random images.")
     elif finite_population_width(width, n_audits, population) > max_width:
         audits_needed = max(needed - n_audits, 1)
         unmet.append(f"The audit interval {lower:.0%}-{upper:.0%} is {width:.2f} wide (needs <= {max_width:.2f}): "

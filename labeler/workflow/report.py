@@ -117,8 +117,9 @@ def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     n = 0 if estimate is None else estimate["n"]
     if estimate is None or not estimate["enough"]:
         return {"value": "—", "estimate": estimate,
-                "detail": f"Not enough audits yet ({n} of {MIN_AUDITS}): audit random propagated images on the "
-                          "Review page to estimate how many labels are right."}
+                "detail": f"Not enough audits yet for an estimate ({n} of {MIN_AUDITS}): answer blind audits of "
+                          "random propagated images (Review & audit, Blind audit; or `labeler audit`) to estimate "
+                          "how many labels are right."}
     return {"value": f"{estimate['accuracy']:.0%}", "estimate": estimate,
             "detail": f"{estimate['accuracy']:.0%} of propagated labels are right "
                       f"({_interval_text(estimate['low'], estimate['high'], n, 'blind audits')})."}

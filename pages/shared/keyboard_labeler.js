@@ -74,7 +74,7 @@ function createWidget(host) {
 
   function record(entry) {
     w.acted.set(entry.item.id, emit(entry.item.id, entry.action, entry.label));
-    say(`${entry.item.caption || entry.item.id} → ${actionText(entry)}`);
+    say(`${entry.item.name || entry.item.caption || entry.item.id} → ${actionText(entry)}`);
   }
 
   function act(action, label = null) {
@@ -110,7 +110,7 @@ function createWidget(host) {
       item.reopened = emit(item.id, "undo", null);
       w.acted.delete(item.id);
       w.queue = [item, ...w.queue.filter((other) => other.id !== item.id)];
-      say(`Undone: ${item.caption || item.id} (${actionText(entry)}).`);
+      say(`Undone: ${item.name || item.caption || item.id} (${actionText(entry)}).`);
     }
     render();
   }

@@ -54,7 +54,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, TypedDict, cast
+from typing import Literal, Required, TypedDict, cast
 
 import numpy as np
 import streamlit as st
@@ -77,12 +77,14 @@ _DATA_URL = re.compile(r"^data:image/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/]+={
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
-class LabelItem(TypedDict):
-    """One image the widget may show: a stable ``id``, a ``thumbnail`` data URL and a ``caption`` (plain text)."""
+class LabelItem(TypedDict, total=False):
+    """One image the widget may show: a stable ``id``, a ``thumbnail`` data URL and a ``caption`` (plain text);
+    optionally a short ``name`` (the file name) for the widget's messages, which the caption's notes would clutter."""
 
-    id: str
-    thumbnail: str
-    caption: str
+    id: Required[str]
+    thumbnail: Required[str]
+    caption: Required[str]
+    name: str
 
 
 class LabelEvent(TypedDict):
@@ -186,7 +188,8 @@ def keyboard_labeler(
     if applied.stream != stream:
         reflected = 0
     data = {
-        "items": [{"id": i["id"], "thumbnail": i["thumbnail"], "caption": i.get("caption", "")} for i in items],
+        "items": [{"id": i["id"], "thumbnail": i["thumbnail"], "caption": i.get("caption", ""),
+                   "name": i.get("name", "")} for i in items],
         "classes": [{"name": name, "key": k, "colour": colour} for name, k, colour in classes],
         "ack": {
             "stream": applied.stream,

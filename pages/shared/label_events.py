@@ -185,6 +185,7 @@ def items_for(ws: Workspace, rows: Sequence[int], *, large: bool = False, captio
             id=key if proposal is None else f"{key}|{proposal}",
             thumbnail=_data_url(ws, db_path, key, row, large),
             caption=records[row].path + (f" · {extra}" if extra else ""),
+            name=records[row].path,
         ))
     return items
 

@@ -114,7 +114,9 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
     free = set(label_queue.unlabeled_rows(ws, records))
     candidates = [row for row in selected if row in free]
     if len(candidates) < len(selected):
-        st.caption(f"{len(selected) - len(candidates)} of them already have a human label and keep it.")
+        kept = len(selected) - len(candidates)
+        st.caption(f"{kept} of them already {'has' if kept == 1 else 'have'} a human label and "
+                   f"{'keeps' if kept == 1 else 'keep'} it.")
     majority = majority_label(current.label[candidates]) if candidates else None
     shown = odd_ones_first(candidates, current.label, current.confidence, majority)[:MAX_SHOWN]
     signature = abs(hash(tuple(sorted(candidates)))) % 10**10  # a new selection gets fresh "keep" boxes

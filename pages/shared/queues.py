@@ -219,6 +219,21 @@ def review_queue(ws: Workspace, current: PipelineState, n: int, allowed: NDArray
     return [(row, saved["reasons"].get(key, "")) for row, key in zip(rows, saved["keys"], strict=True)]
 
 
+# Why an image was picked, in a person's words (the queue rules' names are the statistics behind them).
+REASON_WORDS = {
+    "low margin": "two classes nearly tied",
+    "high entropy": "no class stands out",
+    "unstable": "its label changes when the labels are resampled",
+    "no seed reached": "no label reaches it",
+    "random": "picked at random",
+}
+
+
+def reason_text(why: str) -> str:
+    """The caption for a queue rule (:data:`REASON_WORDS`; other rules are already words)."""
+    return REASON_WORDS.get(why, why)
+
+
 def suspects(ws: Workspace, current: PipelineState) -> list[Any]:
     """Suspect human labels, those a person kept left out."""
     try:

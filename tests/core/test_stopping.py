@@ -40,10 +40,19 @@ def test_keep_going_while_the_interval_is_wide() -> None:
 
 
 def test_keep_going_with_too_few_audits() -> None:
-    verdict = stopping_verdict((0.95, 1.0), 8, [0.0, 0.0])
+    # An interval 0.30 wide needs fewer than 30 audits: the count is the fewest audits to trust any interval.
+    assert audits_for_width(0.975, 0.3) < 30
+    verdict = stopping_verdict((0.95, 1.0), 8, [0.0, 0.0], max_width=0.3)
     assert not verdict.stop
-    assert "Not enough audits yet (8 of at least 30)" in verdict.reason
-    assert verdict.audits_needed >= 22
+    assert "Not enough audits yet (8 of at least 30; at least 30 in all): audit about 22 more" in verdict.reason
+    assert verdict.audits_needed == 22
+    # An interval 0.10 wide needs more: the count says it comes from that width.
+    verdict = stopping_verdict((0.95, 1.0), 8, [0.0, 0.0])
+    needed = audits_for_width(0.975, 0.1)
+    assert needed > 30
+    assert verdict.audits_needed == needed - 8
+    assert (f"Not enough audits yet (8 of at least 30; about {needed} in all for an interval of the accuracy at "
+            f"most 0.10 wide): audit about {needed - 8} more") in verdict.reason
 
 
 def test_keep_going_while_labels_still_move_the_others() -> None:

@@ -113,6 +113,7 @@ def main() -> None:
     prefetch = int(params.get("prefetch", "8"))
     before_s, after_s, apply_s = (float(params.get(name, "0")) for name in ("before_s", "after_s", "apply_s"))
     caption = "<b>{}</b> & <img src=x onerror=alert(1)>.png" if params.get("tricky") == "1" else "{}.png"
+    note = " · typical of a cluster" if params.get("noted") == "1" else ""  # a caption with a note, and a name
 
     st.title("Keyboard labeler demo")
     time.sleep(before_s)
@@ -120,7 +121,8 @@ def main() -> None:
     done = set(recorded["labels"]) | set(recorded["skipped"])
     ids = [f"img_{index:02d}" for index in range(N_IMAGES)]
     items = [
-        LabelItem(id=image_id, thumbnail=thumbnails()[index], caption=caption.format(image_id))
+        LabelItem(id=image_id, thumbnail=thumbnails()[index], caption=caption.format(image_id) + note,
+                  **({"name": f"{image_id}.png"} if note else {}))
         for index, image_id in enumerate(ids)
         if image_id not in done
     ][:prefetch]

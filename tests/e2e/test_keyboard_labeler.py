@@ -201,6 +201,21 @@ def test_undo_with_nothing_of_its_own_asks_for_the_earlier_action(server: tuple[
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_messages_name_the_file_without_the_caption_notes(server: tuple[str, Path], page: Any) -> None:
+    """The card shows why an image was picked; what was labeled and undone is said by file name alone."""
+    url, _ = server
+    widget = _open(page, f"{url}/?run=noted&noted=1")
+    widget.locator("img[data-kl='image'][data-id='img_00']").wait_for()
+    assert widget.locator("[data-kl='caption']").inner_text() == "img_00.png · typical of a cluster"
+    message = widget.locator("[data-kl='message']")
+    page.keyboard.press("1")
+    wait_for(lambda: message.inner_text() == "img_00.png → red", 5, "the label message")
+    page.keyboard.press("u")
+    wait_for(lambda: message.inner_text() == "Undone: img_00.png (red).", 5, "the undo message")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_unknown_key_says_why_and_help_lists_the_keys(server: tuple[str, Path], page: Any) -> None:
     """A key bound to nothing shows why and records nothing; ? shows the keys, Esc hides them; markup in a
     caption shows as text."""

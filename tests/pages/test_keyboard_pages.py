@@ -233,7 +233,7 @@ def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Estimated accuracy of propagated labels"] == "—"  # fewer than 10 audits: no headline yet
     assert metrics["95% interval"].endswith("100%")  # but the interval of the 3 answers is in view
-    assert any("Not enough audits yet (3 of 10)" in c.value for c in at.caption)
+    assert any("Not enough audits yet for an estimate (3 of 10)" in c.value for c in at.caption)
     # Undo shows the image again first; a new answer replaces the old one.
     press(at, "audit_keys", [(items[2]["id"], "undo", None)])
     assert widget_data(at, "audit_keys")["items"][0]["id"] == items[2]["id"]

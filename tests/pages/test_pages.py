@@ -22,6 +22,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     run_page,
     typed_array,
     wait_for_import,
+    widget_data,
 )
 
 from labeler.config import Settings
@@ -74,6 +75,10 @@ def test_label_page_suggests_a_typical_image_of_a_group_nobody_labeled(
     assert typical  # the Label page passes its clusters to the queue
     by_key = {label_queue_rules.image_key(r): r for r in ws.records()}
     assert any(truth[by_key[key].path] == "blue" for key in reasons)
+    # The cards say why in words, not by the statistic's name.
+    notes = [item["caption"].partition(" · ")[2] for item in widget_data(at, "label_keys")["items"]]
+    assert not set(notes) & set(queues.REASON_WORDS)
+    assert set(notes) & set(queues.REASON_WORDS.values())
 
 
 # ----------------------------------------------------------------------------------------------- home
@@ -182,7 +187,7 @@ def test_home_shows_propagated_counts(colour_folder: tuple[Path, dict[str, str]]
     assert int(metrics["Propagated"]) == len(colour_folder[1]) - 6
     # No audit yet: no headline number, and the stopping rule says why to keep going.
     assert metrics["Estimated accuracy"] == "—"
-    assert any("Not enough audits yet (0 of 10)" in c.value for c in at.caption)
+    assert any("Not enough audits yet for an estimate (0 of 10)" in c.value for c in at.caption)
     assert any(i.value.startswith("Keep going.") for i in at.info)
 
 

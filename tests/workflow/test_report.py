@@ -81,7 +81,7 @@ def test_accuracy_estimate_is_the_share_of_audits_that_agree_with_the_labels_now
     assert "red (3), green (1)" in estimate["per_class_note"]
     shown = report.headline(ws)
     assert shown["value"] == "—"
-    assert "Not enough audits yet (4 of 10)" in shown["detail"]
+    assert "Not enough audits yet for an estimate (4 of 10)" in shown["detail"]
     # Ten right answers about blue images: enough for a headline, and for blue's own estimate.
     for row in rows["blue"][:10]:
         ws.store.record_audit(ids[row], blue, None, None, "tester")
