@@ -8,9 +8,11 @@ decides which images those are (``labeler.workflow.label_queue.candidate_rows``)
 - random: the "Random" strategy, the same number of labels drawn uniformly from all images (a class may get none);
 - suggested: the default "Suggested" strategy: first the k-means centres of the cold start (a grid of
   ``MIN_COLD_START``), then, after each refresh, ``labeler.core.review.suggested_queue`` as the Label page runs it
-  (typical images of the ``COVERAGE_CLUSTERS`` k-means clusters without a label, one in six, then the review queue:
-  least certain first, spread over the graph, a fifth at random), ``BATCH`` images at a time, until as many labels
-  as k per class;
+  (the typical image of each k-means cluster without a label, as many clusters as
+  ``labeler.core.review.coverage_clusters`` says for the labels so far; once every cluster holds a label, the review
+  queue: least certain first, spread over the graph, a fifth at random), ``BATCH`` images at a time, until as many
+  labels as k per class;
+- suggested until 2026-11-28: 48 clusters, their typical images one in six of the queue, the review queue the rest;
 - suggested, review queue only: the same without the clusters (the Label page before 2026-11-27).
 
 The person answers with the truth. Then, as in the other benchmarks, label spreading, the simulated prior, the exact
@@ -39,7 +41,9 @@ from benchmarks.quality import SHARED_DATASETS, draw_seeds, machine, mean_sd
 
 RESULTS = Path(__file__).parent / "results" / "labeling_flow.md"
 N_AUDITS = 30
-FLOWS = ("balanced", "random", "suggested", "suggested, review queue only")
+FLOWS = ("balanced", "random", "suggested", "suggested until 2026-11-28", "suggested, review queue only")
+# The Label page's suggestions until 2026-11-28: typical images of this many clusters, one in this many of the queue.
+EARLIER_CLUSTERS, EARLIER_EVERY = 48, 6
 # Images labeled between two refreshes of the suggestions: the Label page's grid refills when half of its 12 are done.
 BATCH = 6
 
@@ -47,7 +51,7 @@ BATCH = 6
 def labels_from_flow(flow: str, X: NDArray[Any], W: Any, y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:
     """The truth at the images a person labels under ``flow`` (-1 elsewhere): ``k`` per class in number."""
     from labeler.core import propagate, review
-    from labeler.workflow.label_queue import COVERAGE_CLUSTERS, MIN_COLD_START
+    from labeler.workflow.label_queue import COVERAGE_BATCH, MIN_COLD_START
 
     n_classes = int(y.max()) + 1
     budget = k * n_classes
@@ -58,15 +62,32 @@ def labels_from_flow(flow: str, X: NDArray[Any], W: Any, y: NDArray[np.int64], k
         rows = np.random.default_rng(seed).choice(y.size, size=budget, replace=False)
         seen[rows] = y[rows]
         return seen
-    found = review.clusters(X, COVERAGE_CLUSTERS, random_state=seed) if flow == "suggested" else None
+    found: dict[int, review.Clusters] = {}  # by number of clusters: k-means reruns when that changes
+
+    def clusters(k: int) -> review.Clusters:
+        if k not in found:
+            found[k] = review.clusters(X, k, random_state=seed)
+        return found[k]
+
     first = review.cold_start(X, MIN_COLD_START, random_state=seed)[:budget]
     seen[first] = y[first]
     version = 1
     while (n_seen := int(np.sum(seen >= 0))) < budget:
         y_local, n_local, _ = _local_classes(seen, y)
         result = propagate.propagate(W, y_local, n_local, n_bootstrap=0, random_state=seed)
-        items = review.suggested_queue(result, found, n_items=BATCH, exclude=np.flatnonzero(seen >= 0), W=W,
-                                       random_state=version)
+        labeled = np.flatnonzero(seen >= 0)
+        if flow == "suggested":
+            k_now = review.coverage_clusters(n_seen, y.size, COVERAGE_BATCH)
+            items = review.suggested_queue(result, clusters(k_now), n_items=BATCH, exclude=labeled, W=W,
+                                           random_state=version)
+        elif flow == "suggested until 2026-11-28":
+            typical = review.uncovered_typicals(clusters(EARLIER_CLUSTERS), seen >= 0, -(-BATCH // EARLIER_EVERY),
+                                                labeled)
+            items = [review.ReviewItem(int(i), "typical of an unlabeled cluster", 0.0) for i in typical]
+            items += review.review_queue(None, result, n_items=BATCH - len(items), W=W, random_state=version,
+                                         exclude=np.union1d(labeled, typical))
+        else:
+            items = review.review_queue(None, result, n_items=BATCH, exclude=labeled, W=W, random_state=version)
         rows = np.array([item.index for item in items[: budget - n_seen]], dtype=np.int64)
         if rows.size == 0:
             break

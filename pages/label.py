@@ -32,8 +32,9 @@ jobs_panel.unlabeled_classes_banner(jobs_panel.live_counts(ws))
 col_strategy, col_size = st.columns([3, 1], vertical_alignment="bottom")
 strategy = col_strategy.segmented_control(
     "Show", queues.STRATEGIES, required=True,
-    help="Suggested: typical, diverse images before the first labels, then the least certain ones, with a typical "
-    "image of a group nobody has labeled yet in every six (to find the classes still missing). "
+    help="Suggested: the typical image of each group of similar images that nobody has labeled yet (the groups get "
+    "smaller as your labels grow: this finds the classes still missing and covers the variety of each), then, once "
+    "every group has a label, the least certain images. "
     "Random: a uniform sample of unlabeled images. In order: by file name.",
     **remembered.bind("label:strategy", queues.STRATEGIES[0], valid=lambda v: v if v in queues.STRATEGIES
                       else queues.STRATEGIES[0]),

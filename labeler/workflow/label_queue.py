@@ -30,9 +30,10 @@ STRATEGIES = ("Suggested", "Random", "In order")
 # Before the first labels, the cold start proposes at least this many typical images (k-means centres).
 MIN_COLD_START = 12
 ColdStart = Callable[[Workspace, int], list[int]]
-# Once labels exist, the Label page also proposes typical images of k-means clusters that hold no label
-# (labeler.core.review.suggested_queue); this many clusters, on the representation of the current labels.
-COVERAGE_CLUSTERS = 48
+# Once labels exist, the Label page proposes typical images of k-means clusters that hold no label
+# (labeler.core.review.suggested_queue), on the representation of the current labels; as many clusters as
+# review.coverage_clusters says for the labels so far and this many more (the grid the page shows).
+COVERAGE_BATCH = 12
 ClusterSource = Callable[[Workspace, PipelineState], review.Clusters]
 
 Records = Sequence[ImageRecord]
@@ -66,14 +67,21 @@ def cold_start_rows(ws: Workspace, n: int) -> list[int]:
     return [int(i) for i in review.cold_start(X, n, random_state=ws.settings.random_state)]
 
 
-def cluster_rows(ws: Workspace, state: PipelineState) -> review.Clusters:
-    """``COVERAGE_CLUSTERS`` k-means clusters on the representation ``state`` was propagated on (the preferred one
-    when that is gone)."""
+def coverage_clusters(state: PipelineState) -> int:
+    """How many clusters the suggested queue covers for ``state``'s human labels (:func:`review.coverage_clusters`)."""
+    n_labeled = int(np.sum(np.asarray(state.source) == "human"))
+    return review.coverage_clusters(n_labeled, len(state.source), COVERAGE_BATCH)
+
+
+def cluster_rows(ws: Workspace, state: PipelineState, n_clusters: int | None = None) -> review.Clusters:
+    """k-means clusters (``n_clusters``, default :func:`coverage_clusters`) on the representation ``state`` was
+    propagated on (the preferred one when that is gone)."""
     reps = representations(ws)
     rep = reps.get(state.representation)
     if rep is None:
         rep = reps[backbone.preferred_representation(reps, backbone.photo_folder(ws))]
-    return review.clusters(rep.X, COVERAGE_CLUSTERS, random_state=ws.settings.random_state)
+    k = coverage_clusters(state) if n_clusters is None else n_clusters
+    return review.clusters(rep.X, k, random_state=ws.settings.random_state)
 
 
 def unlabeled_rows(ws: Workspace, records: Records | None = None) -> list[int]:

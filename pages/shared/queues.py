@@ -45,14 +45,16 @@ def cold_start(ws: Workspace, n: int) -> list[int]:
 
 
 @st.cache_resource(show_spinner="Grouping the images to find parts nobody has labeled…", max_entries=4)
-def _clusters(_ws: Workspace, _state: PipelineState, key: str) -> review.Clusters:
-    return label_queue_rules.cluster_rows(_ws, _state)
+def _clusters(_ws: Workspace, _state: PipelineState, key: str, n_clusters: int) -> review.Clusters:
+    return label_queue_rules.cluster_rows(_ws, _state, n_clusters)
 
 
 def clusters(ws: Workspace, state: PipelineState) -> review.Clusters:
     """The Label page's clusters (:func:`labeler.workflow.label_queue.cluster_rows`), cached per workspace, image
-    set and representation: k-means takes a moment on large folders, and labels do not change them."""
-    return _clusters(ws, state, f"{ws.workspace_dir}:{session.images_version(ws)}:{state.embedding_key}")
+    set, representation and number of clusters: k-means takes a moment on large folders, and the number changes
+    only when the labels double."""
+    return _clusters(ws, state, f"{ws.workspace_dir}:{session.images_version(ws)}:{state.embedding_key}",
+                     label_queue_rules.coverage_clusters(state))
 
 
 def _key_set(name: str) -> set[str]:
@@ -226,6 +228,8 @@ REASON_WORDS = {
     "unstable": "its label changes when the labels are resampled",
     "no seed reached": "no label reaches it",
     "random": "picked at random",
+    "typical of a cluster": "typical of a group of similar images",
+    "typical of an unlabeled cluster": "typical of a group nobody has labeled",
 }
 
 

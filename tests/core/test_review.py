@@ -5,9 +5,11 @@ from sklearn.datasets import make_blobs, make_moons
 from labeler.core.graph import knn_graph
 from labeler.core.propagate import Source, propagate
 from labeler.core.review import (
-    UNCOVERED_EVERY,
+    MAX_COVERAGE_CLUSTERS,
+    MIN_COVERAGE_CLUSTERS,
     clusters,
     cold_start,
+    coverage_clusters,
     possible_new_class,
     review_queue,
     suggested_queue,
@@ -173,14 +175,43 @@ def test_suggested_queue_leads_with_unlabeled_clusters_then_the_review_queue():
     assert suggested_queue(result, stale, n_items=12, W=W, random_state=0) == plain
 
 
-def test_suggested_queue_gives_one_in_six_to_unlabeled_clusters():
+def test_suggested_queue_offers_every_unlabeled_cluster_before_the_least_certain():
     X, _ = three_blobs()
     W = knn_graph(X, 10)
     y = np.full(len(X), -1)
     y[[0, 1]] = 0, 1
     result = propagate(W, y, 2, n_bootstrap=0)
     found = clusters(X, 40, random_state=0)  # many clusters, nearly all without a label
-    for n in (1, 6, 7, 12, 24):
+    uncovered = uncovered_typicals(found, y >= 0, 40)
+    assert 36 <= uncovered.size <= 38  # two labels cover at most two of the 40
+    for n in (1, 12, uncovered.size):
         queue = suggested_queue(result, found, n_items=n, W=W, random_state=0)
-        share = sum(item.rule == "typical of an unlabeled cluster" for item in queue)
-        assert share == -(-n // UNCOVERED_EVERY)
+        assert [item.index for item in queue] == uncovered[:n].tolist()
+    queue = suggested_queue(result, found, n_items=uncovered.size + 5, W=W, random_state=0)
+    assert [item.rule for item in queue[uncovered.size:]] != ["typical of an unlabeled cluster"] * 5  # then the rest
+
+
+def test_coverage_clusters_double_with_the_labels_between_a_floor_and_a_cap():
+    assert MIN_COVERAGE_CLUSTERS == 48
+    assert MAX_COVERAGE_CLUSTERS == 256
+    # 2 * (labels + batch), up to the next power of two, at least 48, at most 256 and half the images.
+    assert coverage_clusters(0, 10_000, 12) == 48  # 24
+    assert coverage_clusters(4, 10_000, 12) == 48  # 32
+    assert coverage_clusters(5, 10_000, 12) == 64  # 34
+    assert coverage_clusters(20, 10_000, 12) == 64  # 64
+    assert coverage_clusters(52, 10_000, 12) == 128  # 128
+    assert coverage_clusters(53, 10_000, 12) == 256  # 130
+    assert coverage_clusters(5_000, 10_000, 12) == 256
+    assert coverage_clusters(53, 300, 12) == 150
+    assert coverage_clusters(0, 1, 12) == 1
+
+
+def test_clusters_of_wide_embeddings_run_on_their_principal_components():
+    X, truth = make_blobs(n_samples=[300, 200, 100], n_features=300, random_state=0)  # wider than CLUSTER_DIMS
+    found = clusters(X, 3, random_state=0)
+    assert sorted(np.bincount(found.assignment).tolist()) == [100, 200, 300]
+    for c in range(3):  # each cluster is one blob, numbered from the largest, its typical image inside it
+        members = truth[found.assignment == c]
+        assert np.all(members == members[0])
+        assert truth[found.typical[c]] == members[0]
+    assert [int(np.sum(found.assignment == c)) for c in range(3)] == [300, 200, 100]
