@@ -173,7 +173,8 @@ def main() -> None:
         f"- command: `python -m benchmarks.labeling_flow --seeds {args.seeds}`",
         "- per draw: as many labels as k per class, placed by the flow (module docstring: balanced = k random per "
         "class, random = the Random strategy, suggested = cold start then the Label page's suggested queue, "
-        f"{BATCH} at a time; review queue only = the same without the clusters), answered with the truth; label "
+        f"{BATCH} at a time; until 2026-11-28 = one in {EARLIER_EVERY} typical of {EARLIER_CLUSTERS} clusters, the "
+        "review queue the rest; review queue only = the same without the clusters), answered with the truth; label "
         "spreading on the 15-NN graph of the representation the app starts with; the app's calibration before any "
         f"audit and after {N_AUDITS} blind audits answered with "
         "the truth; ECE (10 equal bins) and accuracy on the propagated images not audited (images of a class no "
