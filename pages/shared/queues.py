@@ -158,7 +158,7 @@ def reasons(ws: Workspace) -> dict[str, str]:
 def reason_caption(ws: Workspace, row: int) -> str:
     saved = st.session_state.get(LABEL_QUEUE) or {}
     why = saved.get("reasons", {}).get(session.keys_of(ws, [row])[0], "")
-    return f" · {plain(why)}" if why else ""
+    return f" · {plain(reason_text(why))}" if why else ""
 
 
 def full_image(ws: Workspace, row: int) -> Any:
