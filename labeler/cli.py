@@ -183,9 +183,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     blank = sum(1 for _, name in answers if not name.strip())
     print(f"{stored} audit answers stored, {len(problems)} rows skipped, {blank} left blank")
-    current = load_state(ws)
-    if current is not None:
-        print(f"accuracy: {headline(ws, current)['detail']}")
+    print(f"accuracy: {headline(ws, state)['detail']}")  # the stored answers against the labels as they are
     if stored:
         print("run `labeler propagate` to calibrate the confidence with them")
     return 1 if problems and not stored else 0
