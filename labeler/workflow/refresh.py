@@ -22,7 +22,7 @@ from labeler.io.artifacts import (
     save_npz_atomic,
 )
 from labeler.progress import Progress, quiet
-from labeler.workflow import calibration, learning_curve
+from labeler.workflow import calibration, label_queue, learning_curve
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.representations import (
     affinity_for,
@@ -152,6 +152,9 @@ def refresh(
     progress(0.9, "calibrating confidence")
     calibration.calibrate_state(ws, state, W)  # on the new labels' leave-one-out predictions and every audit
     save_state(ws, state)
+    if not newer():
+        progress(0.95, "grouping the images for the Label page's suggestions")
+        label_queue.cluster_rows(ws, state)  # k-means only when the labels doubled; kept on disk for the page
     _finish(ws, state)
     progress(1.0, "labels propagated")
     return state

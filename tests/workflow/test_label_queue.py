@@ -260,3 +260,21 @@ def test_audit_answers_by_path_take_only_the_random_order(ws: Workspace, propaga
     again, problems = queue.answer_audits_by_path(ws, propagated, [(order[0], "red")], "tester")
     assert again == 0
     assert problems == [(order[0], "already audited")]
+
+
+def test_the_refresh_groups_the_images_so_the_page_does_not_wait(
+    ws: Workspace, propagated: PipelineState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeler.workflow.state import state_dir
+
+    assert (state_dir(ws) / "coverage_clusters.npz").exists()  # the refresh computed them in the background
+
+    def no_kmeans(*args: object, **kwargs: object) -> review.Clusters:
+        raise AssertionError("k-means ran again")
+
+    monkeypatch.setattr(review, "clusters", no_kmeans)
+    found = queue.cluster_rows(ws, propagated)  # read back, not recomputed
+    assert found.typical.size == queue.coverage_clusters(propagated)
+    assert found.assignment.shape == (len(propagated.image_ids),)
+    with pytest.raises(AssertionError, match="k-means ran again"):  # another number of clusters: computed anew
+        queue.cluster_rows(ws, propagated, n_clusters=5)
