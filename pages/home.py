@@ -166,7 +166,9 @@ def live_status() -> None:
     col_h.metric("Human", counts.human)
     col_p.metric("Propagated", counts.propagated,
                  help="Images that took a class from the human labels around them. Only classes with at least "
-                 "one human label can be propagated.")
+                 "one human label can be propagated."
+                 + (f" Not counted here: the {counts.audited} you audited blind (the export gives them your answer)."
+                    if counts.audited else ""))
     col_n.metric("Unreached", counts.none, help="Images no human label reaches yet (or no propagation yet).")
     if counts.human and not counts.up_to_date:
         st.caption("Propagation is catching up with the latest labels; these numbers will change.")

@@ -6,7 +6,7 @@ Vectorised over the state's arrays, so a page can poll it every second at 100,00
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ class LabelCounts:
     up_to_date: bool  # the last propagation includes every current human label and class
     unlabeled_classes: tuple[str, ...]  # classes with no human label: nothing can be propagated to them
     n_classes: int
+    audited: int = 0  # propagated images a person answered blind: the export gives them their answer (source audited)
 
     @property
     def finished(self) -> bool:
@@ -34,7 +35,8 @@ class LabelCounts:
 
     def summary(self) -> str:
         """One line, e.g. ``2 human · 998 propagated · 0 unreached of 1,000 · updating…``."""
-        line = (f"{self.human:,} human · {self.propagated:,} propagated · {self.none:,} unreached "
+        audited = f" · {self.audited:,} audited" if self.audited else ""
+        line = (f"{self.human:,} human · {self.propagated:,} propagated{audited} · {self.none:,} unreached "
                 f"of {self.images:,}")
         if self.unlabeled_classes:
             line += f" · {len(self.unlabeled_classes)} of {self.n_classes} classes without a label"
@@ -44,15 +46,20 @@ class LabelCounts:
 
 
 def label_counts(image_ids: Sequence[int] | np.ndarray, human_labels: Mapping[int, int],
-                 classes: Sequence[ClassInfo], state: PipelineState | None, labels_version: int) -> LabelCounts:
+                 classes: Sequence[ClassInfo], state: PipelineState | None, labels_version: int,
+                 audited_ids: Collection[int] = ()) -> LabelCounts:
     """Counts for the readable images ``image_ids`` (row order), given the store's ``human_labels``
-    ({image id: class id}), its ``classes`` and ``labels_version``, and the last saved ``state`` (or None)."""
+    ({image id: class id}), its ``classes`` and ``labels_version``, the last saved ``state`` (or None) and the ids
+    of the images audited blind (counted apart from the propagated ones, as the export does)."""
     ids = np.asarray(image_ids, dtype=np.int64)
     labeled = np.isin(ids, np.fromiter(human_labels.keys(), dtype=np.int64, count=len(human_labels)))
     human = int(labeled.sum())
-    propagated = 0
+    propagated = audited = 0
     if state is not None and np.array_equal(state.image_ids, ids):
-        propagated = int(np.sum((state.source == "propagated") & ~labeled))
+        reached = (state.source == "propagated") & ~labeled
+        answered = np.isin(ids, np.fromiter(audited_ids, dtype=np.int64, count=len(audited_ids)))
+        audited = int(np.sum(reached & answered))
+        propagated = int(np.sum(reached)) - audited
     used = set(human_labels.values())
     unlabeled = tuple(c.name for c in classes if c.id not in used)
     up_to_date = (
@@ -60,8 +67,8 @@ def label_counts(image_ids: Sequence[int] | np.ndarray, human_labels: Mapping[in
         and list(state.class_ids) == [c.id for c in classes]
     )
     return LabelCounts(
-        images=len(ids), human=human, propagated=propagated, none=max(len(ids) - human - propagated, 0),
-        up_to_date=bool(up_to_date), unlabeled_classes=unlabeled, n_classes=len(classes),
+        images=len(ids), human=human, propagated=propagated, none=max(len(ids) - human - propagated - audited, 0),
+        up_to_date=bool(up_to_date), unlabeled_classes=unlabeled, n_classes=len(classes), audited=audited,
     )
 
 

@@ -109,7 +109,7 @@ def live_counts(ws: Workspace) -> label_counts_rules.LabelCounts:
     whether propagation has caught up, and the classes without a label."""
     return label_counts_rules.label_counts(
         session.image_ids(ws), ws.store.human_labels(), ws.store.classes(), session.state(ws),
-        ws.store.labels_version(),
+        ws.store.labels_version(), [audit["image_id"] for audit in ws.store.audits()],
     )
 
 

@@ -40,6 +40,15 @@ def test_counts_name_unlabeled_classes_and_say_when_behind() -> None:
     assert done.summary() == "3 human · 3 propagated · 0 unreached of 6"
 
 
+def test_audited_images_are_counted_apart_from_the_propagated_ones() -> None:
+    ids = np.arange(100, 106)
+    state = state_for(["human", "propagated", "propagated", "propagated", "propagated", "none"], 7, [1, 2, 3])
+    # Audits of two propagated images, of a human-labeled one (not counted twice) and of an image no longer on record.
+    counts = label_counts(ids, {100: 1}, CLASSES, state, labels_version=7, audited_ids=[101, 102, 100, 999])
+    assert (counts.human, counts.propagated, counts.audited, counts.none) == (1, 2, 2, 1)
+    assert counts.summary().startswith("1 human · 2 propagated · 2 audited · 1 unreached of 6")
+
+
 def test_a_state_of_other_classes_is_not_up_to_date() -> None:
     state = state_for(["propagated"] * 3, 5, [1, 2])  # computed before "bird" was added
     counts = label_counts(np.arange(100, 103), {100: 1}, CLASSES, state, labels_version=5)
