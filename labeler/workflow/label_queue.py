@@ -11,7 +11,6 @@ caches them; loading the images table costs seconds at 100,000 images) and loads
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -25,7 +24,7 @@ from labeler.io.artifacts import load_npz, save_npz_atomic
 from labeler.store import ImageRecord, UndoConflict
 from labeler.workflow import backbone
 from labeler.workflow.representations import graph_for_state, representations
-from labeler.workflow.state import PipelineState, state_dir
+from labeler.workflow.state import PipelineState, images_digest, state_dir
 from labeler.workflow.workspace import Workspace
 
 STRATEGIES = ("Suggested", "Random", "In order")
@@ -88,8 +87,7 @@ def cluster_rows(ws: Workspace, state: PipelineState, n_clusters: int | None = N
     if rep is None:
         rep = reps[backbone.preferred_representation(reps, backbone.photo_folder(ws))]
     k = coverage_clusters(state) if n_clusters is None else n_clusters
-    images = hashlib.sha1(np.asarray(state.image_ids, dtype=np.int64).tobytes()).hexdigest()
-    key = f"{rep.key}:{images}:{k}:{ws.settings.random_state}"
+    key = f"{rep.key}:{images_digest(state)}:{k}:{ws.settings.random_state}"
     path = state_dir(ws) / "coverage_clusters.npz"
     try:
         kept = load_npz(path)

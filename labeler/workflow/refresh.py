@@ -6,7 +6,6 @@ A new label re-runs only propagation (warm-started) and the calibration; everyth
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,14 @@ from labeler.workflow.representations import (
     select_representation,
     selection_record,
 )
-from labeler.workflow.state import PipelineState, cached_map, load_state, save_state, state_dir
+from labeler.workflow.state import (
+    PipelineState,
+    cached_map,
+    images_digest,
+    load_state,
+    save_state,
+    state_dir,
+)
 from labeler.workflow.workspace import Workspace
 
 
@@ -202,7 +208,7 @@ def track_label_batches(ws: Workspace, state: PipelineState) -> None:
     """
     path = state_dir(ws) / "label_batches.npz"
     y = calibration.human_labels(state)
-    digest = hashlib.sha1(np.asarray(state.image_ids, dtype=np.int64).tobytes()).hexdigest()
+    digest = images_digest(state)
     key = f"{state.embedding_key}:{state.class_ids}:{digest}"
     try:
         start = load_npz(path)

@@ -6,6 +6,7 @@ that no longer fits the images on record is never returned.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -210,6 +211,11 @@ def current_state(ws: Workspace, records: list[ImageRecord] | None = None) -> Pi
     The same as :func:`load_state`, which checks this itself now; kept for the pages that call it.
     """
     return load_state(ws, records)
+
+
+def images_digest(state: PipelineState) -> str:
+    """A digest of the images ``state`` covers, in row order: part of the keys of what is kept per image set."""
+    return hashlib.sha1(np.asarray(state.image_ids, dtype=np.int64).tobytes()).hexdigest()
 
 
 def is_stale(ws: Workspace, state: PipelineState | None, records: list[ImageRecord] | None = None) -> bool:
