@@ -73,6 +73,7 @@ class JobRunner:
         # idle, the moment a request used to be lost.
         self._before_idle: Callable[[], None] | None = None
         self.last_import: ImportReport | None = None
+        self._caught_up_to: int | None = None  # the labels version catch_up last asked a refresh for
 
     # ------------------------------------------------------------------ workers
     def _ensure_worker(self, lane: _Lane) -> None:
@@ -217,6 +218,22 @@ class JobRunner:
             lane.map_wanted = lane.map_wanted or compute_map
             self._ensure_worker(lane)
             self._cond.notify_all()
+
+    def catch_up(self, labels_version: int) -> bool:
+        """Ask for a refresh when the labels changed outside this process (``labeler label`` or ``labeler audit``
+        on the same folder, another app): once per ``labels_version``, and only while no refresh of this process
+        runs or waits. Returns whether one was asked for.
+
+        Why once per version: the pages call this every second while the saved propagation lags the store; a
+        refresh that fails would otherwise be retried every second (the next label change retries it).
+        """
+        lane = self._lanes["refresh"]
+        with self._cond:
+            if lane.busy or self._has_work(lane) or self._caught_up_to == labels_version:
+                return False
+            self._caught_up_to = labels_version
+        self.request_refresh()
+        return True
 
     def _refresh_wanted(self) -> bool:
         """Whether another refresh pass has been asked for since this one started."""

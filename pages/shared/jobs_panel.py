@@ -135,7 +135,11 @@ def sidebar_status() -> None:
         return
     if not session.has_images(ws):
         return
-    st.caption(plain(live_counts(ws).summary()))
+    counts = live_counts(ws)
+    st.caption(plain(counts.summary()))
+    if counts.human and not counts.up_to_date and active_job(ws, "refresh") is None:
+        # Labels or audits changed outside this app (the CLI, another app on the folder): catch up with them.
+        session.runner().catch_up(ws.store.labels_version())
     for job in jobs(ws, limit=3):
         if job.active:
             st.progress(min(max(float(job.progress), 0.0), 1.0), text=plain(f"{job.kind}: {job.message}"))

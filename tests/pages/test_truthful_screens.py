@@ -18,6 +18,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     open_workspace,
     run_page,
     typed_array,
+    wait_for_refresh,
     widget_data,
 )
 from streamlit.testing.v1 import AppTest
@@ -111,6 +112,29 @@ def test_counts_say_when_propagation_is_behind(colour_folder: tuple[Path, dict[s
     ws.store.set_labels([unlabeled.id], green, "tester")  # newer than the saved propagation
     at = run_page("home")
     assert any("catching up" in c.value for c in at.caption)
+
+
+def test_labels_from_outside_the_app_are_propagated_without_a_click(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """A label written by `labeler label` (or an audit by `labeler audit`) while the app is open: the page
+    notices the store is ahead of the saved propagation and catches up, instead of saying so forever."""
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    unlabeled = next(r for r in ws.records() if r.id not in ws.store.human_labels())
+    ws.store.set_labels([unlabeled.id], green, "cli")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # the entry script: its sidebar, on every page, is what notices (run_page runs a page alone)
+    assert not at.exception
+    wait_for_refresh(data_dir)
+    state = load_state(ws)
+    assert state is not None
+    assert state.labels_version == ws.store.labels_version()
+    assert not any("catching up" in c.value for c in run_page("home").caption)
+    ws.store.set_labels([unlabeled.id], next(c.id for c in ws.store.classes() if c.name == "red"), "cli")
+    run_page("home")  # a page alone, without the entry script's sidebar: nothing catches up
+    wait_for_refresh(data_dir)
+    assert load_state(ws).labels_version != ws.store.labels_version()  # type: ignore[union-attr]
 
 
 

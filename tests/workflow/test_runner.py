@@ -49,6 +49,25 @@ def test_refresh_runs_in_the_background_and_records_the_job(runner: JobRunner) -
     assert state.counts["propagated"] == 87
 
 
+def test_catch_up_refreshes_once_per_labels_version(runner: JobRunner) -> None:
+    """Labels written by another process (the CLI) reach the propagation when a page notices; a version already
+    asked for is not asked again (a failing refresh would otherwise be retried every second)."""
+    store = runner.workspace.store
+    _seed(runner)
+    version = store.labels_version()
+    assert runner.catch_up(version)
+    runner.wait("refresh", timeout=60)
+    state = load_state(runner.workspace)
+    assert state is not None
+    assert state.labels_version == version
+    assert not runner.catch_up(version)
+    assert [job.kind for job in runner.status(limit=50)].count("refresh") == 1
+    store.label_paths([("img_001.png", "red")], "cli")
+    assert runner.catch_up(store.labels_version())
+    runner.wait("refresh", timeout=60)
+    assert load_state(runner.workspace).labels_version == store.labels_version()  # type: ignore[union-attr]
+
+
 def test_many_refresh_requests_coalesce(runner: JobRunner) -> None:
     _seed(runner)
     for _ in range(20):
