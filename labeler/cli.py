@@ -270,7 +270,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     state = _refresh_job(ws, compute_map=False)
     if state is None:
         return EXIT_FAILED
-    for line in describe(state):
+    for line in describe(state, [audit["image_id"] for audit in ws.store.audits()]):
         print(line)
     return 0
 

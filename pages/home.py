@@ -162,13 +162,14 @@ def live_status() -> None:
     st.subheader("Labels")
     counts = jobs_panel.live_counts(ws)
     jobs_panel.unlabeled_classes_banner(counts)
-    col_h, col_p, col_n, col_a = st.columns(4)
+    col_h, col_p, col_u, col_n, col_a = st.columns(5)
     col_h.metric("Human", counts.human)
     col_p.metric("Propagated", counts.propagated,
                  help="Images that took a class from the human labels around them. Only classes with at least "
-                 "one human label can be propagated."
-                 + (f" Not counted here: the {counts.audited} you audited blind (the export gives them your answer)."
-                    if counts.audited else ""))
+                 "one human label can be propagated.")
+    col_u.metric("Audited", counts.audited,
+                 help="Propagated images you audited blind: the export gives them your answer (source audited); "
+                 "they are never seeds.")
     col_n.metric("Unreached", counts.none, help="Images no human label reaches yet (or no propagation yet).")
     if counts.human and not counts.up_to_date:
         st.caption("Propagation is catching up with the latest labels; these numbers will change.")

@@ -336,3 +336,7 @@ def test_a_blind_audit_from_the_command_line(colour_folder: tuple[Path, dict[str
     assert len(ws.store.human_labels()) == 3
     assert main(["audit", str(root), "--next", "3"]) == 0
     assert not {row.split(",")[0] for row in capsys.readouterr().out.split()[1:]} & {row["path"] for row in rows}
+    assert main(["propagate", str(root)]) == 0  # counted as the app and the export count them: audited apart
+    assert f"3 human, {len(truth) - 15} propagated, 12 audited, 0 unreached" in capsys.readouterr().out
+    assert main(["status", str(root)]) == 0
+    assert f"3 human, {len(truth) - 15} propagated, 12 audited, 0 unreached" in capsys.readouterr().out

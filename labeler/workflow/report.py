@@ -9,7 +9,7 @@ sentences for the pages and the CLI to show.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -324,7 +324,10 @@ def _precision_above(ws: Workspace, threshold: float, state: PipelineState) -> d
         out["text"] = f"No propagated label has confidence ≥ {threshold:.2f}."
     else:
         known, correct = _audit_answers(ws, state, propagated)
-        out["text"] = (f"Propagated labels with confidence ≥ {threshold:.2f}: {estimate.n_kept} of {propagated.size}, "
+        # Audited images count among the propagated labels here (their propagated label is what is judged).
+        among = f" (the {int(known.sum())} audited included)" if known.any() else ""
+        out["text"] = (f"Propagated labels with confidence ≥ {threshold:.2f}: {estimate.n_kept} of {propagated.size}"
+                       f"{among}, "
                        f"{_promise_text(estimate.expected, low, high)}."
                        + _audits_above_text(threshold, state.confidence[propagated], known, correct))
     return out
@@ -427,11 +430,16 @@ def selection_estimate(state: PipelineState) -> dict[str, Any] | None:
     return {**record, "value": f"{record['accuracy']:.0%}", "detail": detail}
 
 
-def describe(state: PipelineState) -> list[str]:
+def describe(state: PipelineState, audited_ids: Collection[int] = ()) -> list[str]:
+    """What a propagation gave, in lines; ``audited_ids`` (the images audited blind) are counted apart from the
+    propagated ones, as the export and the app count them."""
     counts = state.counts
+    audited = int(np.sum((state.source == "propagated")
+                         & np.isin(state.image_ids, np.fromiter(audited_ids, dtype=np.int64, count=len(audited_ids)))))
+    split = f", {audited} audited" if audited else ""
     lines = [
         f"representation: {state.representation} ({state.representation_reason})",
-        f"{counts['human']} human, {counts['propagated']} propagated, {counts['none']} unreached",
+        f"{counts['human']} human, {counts['propagated'] - audited} propagated{split}, {counts['none']} unreached",
         calibration_note(state),
     ]
     propagated = state.source == "propagated"
@@ -453,7 +461,7 @@ def status_lines(ws: Workspace) -> list[str]:
     ]
     state = load_state(ws)
     if state is not None:
-        lines += describe(state)
+        lines += describe(state, [audit["image_id"] for audit in ws.store.audits()])
         if is_stale(ws, state):
             lines.append("labels changed since the last propagation: run `labeler propagate`")
     current = current_state(ws)

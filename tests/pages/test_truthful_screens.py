@@ -114,6 +114,19 @@ def test_counts_say_when_propagation_is_behind(colour_folder: tuple[Path, dict[s
     assert any("catching up" in c.value for c in at.caption)
 
 
+def test_home_counts_audited_images_apart(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    """Human + propagated + audited + unreached add up to the images, as in the export (audited: its own source)."""
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    row = int(np.flatnonzero(state.source == "propagated")[0])
+    label_queue.answer_audit(ws, state, row, int(state.class_ids[0]), "tester")
+    refresh(ws, compute_map=False)
+    metrics = {m.label: m.value for m in run_page("home").metric}
+    assert (metrics["Human"], metrics["Audited"], metrics["Unreached"]) == ("6", "1", "0")
+    assert int(metrics["Propagated"]) == len(colour_folder[1]) - 7
+
+
 def test_labels_from_outside_the_app_are_propagated_without_a_click(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
