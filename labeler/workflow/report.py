@@ -111,8 +111,9 @@ def accuracy_estimate(ws: Workspace, state: PipelineState | None = None) -> dict
 
 
 def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any]:
-    """How good are my labels, ready to show: {"value": "92%" or "—", "detail": one sentence, "estimate":
-    :func:`accuracy_estimate`}. The value stays "—" ("not enough audits yet") below ``MIN_AUDITS`` audits."""
+    """How good are my labels, ready to show: {"value": the 95% interval, "88%–97%", or "—", "detail": one
+    sentence, "estimate": :func:`accuracy_estimate`}. The value stays "—" ("not enough audits yet") below
+    ``MIN_AUDITS`` audits."""
     estimate = accuracy_estimate(ws, state)
     n = 0 if estimate is None else estimate["n"]
     if estimate is None or not estimate["enough"]:
@@ -120,9 +121,13 @@ def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
                 "detail": f"Not enough audits yet for an estimate ({n} of {MIN_AUDITS}): answer blind audits of "
                           "random propagated images (Review & audit, Blind audit; or `labeler audit`) to estimate "
                           "how many labels are right."}
-    return {"value": f"{estimate['accuracy']:.0%}", "estimate": estimate,
-            "detail": f"{estimate['accuracy']:.0%} of propagated labels are right "
-                      f"({_interval_text(estimate['low'], estimate['high'], n, 'blind audits')})."}
+    # The interval is the headline, not the point: "100%" after 15 right answers reads as a certainty that 15
+    # answers cannot give (the walkthrough of 2026-11-28: 93.5% were right).
+    low, high = estimate["low"], estimate["high"]
+    right = int(round(estimate["accuracy"] * n))
+    return {"value": f"{low:.0%}–{high:.0%}", "estimate": estimate,
+            "detail": f"Between {low:.0%} and {high:.0%} of propagated labels are right "
+                      f"({_interval_text(low, high, n, 'blind audits')}; {right} of them right)."}
 
 
 def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:
