@@ -100,11 +100,14 @@ with st.form("add_class", clear_on_submit=True, border=True):
     # Keys change with the number of classes so each new class starts from a fresh colour and free key.
     colour = col_colour.color_picker("Colour", value=class_keys.next_colour(len(classes)),
                                      key=f"new_class_colour_{len(classes)}")
-    hotkey = col_key.selectbox("Key", class_keys.HOTKEYS, index=class_keys.default_hotkey_index(classes),
+    hotkey = col_key.selectbox("Key", [class_keys.AUTO_KEY, *class_keys.HOTKEYS], index=0,
                                format_func=class_keys.key_label, key=f"new_class_key_{len(classes)}",
-                               help="Press it on the Label and Review pages to pick this class: 1-9, then 0, "
-                               "then letters.")
+                               help="Press it on the Label and Review pages to pick this class. Auto: the class's "
+                               "name when it is a single free key (0 for a class named 0), else the next free one: "
+                               "1-9, then 0, then letters.")
     if col_add.form_submit_button("Add class"):
+        if hotkey == class_keys.AUTO_KEY:
+            hotkey = class_keys.auto_hotkey(classes, name) or ""
         taken = class_keys.hotkey_owner(classes, hotkey)
         try:
             if taken:

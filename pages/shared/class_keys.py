@@ -21,6 +21,8 @@ def next_colour(n_classes: int) -> str:
 
 def key_label(hotkey: str) -> str:
     """How a key is shown in the key chooser (the empty choice says "none" rather than a placeholder)."""
+    if hotkey == AUTO_KEY:
+        return "auto: the name if one key, else the next free"
     return hotkey or NO_KEY_LABEL
 
 
@@ -32,6 +34,22 @@ def default_hotkey_index(classes: Sequence[ClassInfo]) -> int:
         if key not in used:
             return HOTKEYS.index(key)
     return 0
+
+
+# The new-class form's default key: the class's own name when it is one free key ("0" for a class named 0), else
+# the first free key (1-9, then 0, then letters).
+AUTO_KEY = "auto"
+
+
+def auto_hotkey(classes: Sequence[ClassInfo], name: str) -> str | None:
+    """The key a new class named ``name`` gets by default: its name when that is a single class key nobody uses
+    (digit classes named 0-9 get their own digit, not 1 for "0"), else :func:`default_hotkey_index`'s key; None
+    when every key is taken. Resolved once, at creation, so that keys never move when classes are added later."""
+    used = {c.hotkey for c in classes}
+    own = name.strip().lower()
+    if len(own) == 1 and own in CLASS_KEYS and own not in used:
+        return own
+    return HOTKEYS[default_hotkey_index(classes)] or None
 
 
 def hotkey_owner(classes: Sequence[ClassInfo], hotkey: str | None) -> str | None:
@@ -59,7 +77,7 @@ def create_class_and_label(ws: Workspace, name: str, image_ids: list[int], annot
     from labeler.store import InvalidClassName
 
     try:
-        info = ws.store.add_class(name)
+        info = ws.store.add_class(name, hotkey=auto_hotkey(ws.store.classes(), name))
     except InvalidClassName as error:
         return str(error)
     if image_ids:

@@ -106,6 +106,10 @@ def test_home_adds_a_class_and_refuses_a_formula_name(data_dir: Path) -> None:
     at.run()
     assert any("already labels cat" in e.value for e in at.error)
     assert [c.name for c in open_workspace(data_dir).store.classes()] == ["cat", "dog"]
+    at.text_input(key="new_class_name").input("7")  # the key left at auto: a class named 7 gets key 7
+    next(b for b in at.button if b.label == "Add class").click()
+    at.run()
+    assert [(c.name, c.hotkey) for c in open_workspace(data_dir).store.classes()][-1] == ("7", "7")
 
 
 def test_home_refuses_a_second_class_of_the_same_name_and_a_rename_onto_one(data_dir: Path) -> None:
@@ -402,3 +406,16 @@ def test_ten_classes_get_one_to_nine_then_zero_and_letters_beyond() -> None:
     clash = [ClassInfo(1, "a", "#000", "2"), ClassInfo(2, "b", "#000", "2"), ClassInfo(3, "c", "#000", "s")]
     assert class_keys.keys_for(clash) == ["2", "1", "3"]  # a duplicate or reserved key is replaced by a free one
     assert class_keys.key_label("") == "none"
+
+
+def test_a_class_named_by_one_key_gets_that_key() -> None:
+    """Digit classes named 0-9 get their own digits (not 1 for "0"); other names the next free key; a key in use
+    is not taken twice."""
+    from labeler.store import ClassInfo
+    from pages.shared import class_keys
+
+    classes: list[ClassInfo] = []
+    for i, name in enumerate(["0", "1", "cat", "S", "b", "B"]):
+        classes.append(ClassInfo(i, name, "#000", class_keys.auto_hotkey(classes, name)))
+    # "s" is the widget's skip key, so S takes the next free one; "B" finds b's key taken.
+    assert [c.hotkey for c in classes] == ["0", "1", "2", "3", "b", "4"]
