@@ -73,13 +73,14 @@ def label_counts(image_ids: Sequence[int] | np.ndarray, human_labels: Mapping[in
 
 
 def unlabeled_classes_message(names: Sequence[str], n_classes: int) -> str | None:
-    """E.g. "8 classes have no label yet: nothing can be propagated to them (Coat, Bag, …)."; None when every
+    """E.g. "8 classes have no label yet, so nothing can be propagated to them: Coat, Bag, …"; None when every
     class has a label."""
     if not names:
         return None
-    listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+    listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else ".")
+    # Named after a colon, not in parentheses: a class called "0" in parentheses reads as a count.
     if len(names) == 1:
-        return f"1 class has no label yet: nothing can be propagated to it ({listed})."
+        return f"1 class has no label yet, so nothing can be propagated to it: {listed}"
     if len(names) == n_classes:
-        return f"None of the {n_classes} classes has a label yet: nothing can be propagated ({listed})."
-    return f"{len(names)} classes have no label yet: nothing can be propagated to them ({listed})."
+        return f"None of the {n_classes} classes has a label yet, so nothing can be propagated: {listed}"
+    return f"{len(names)} classes have no label yet, so nothing can be propagated to them: {listed}"

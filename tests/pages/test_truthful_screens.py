@@ -99,7 +99,7 @@ def test_classes_without_a_label_are_named_on_home_and_label(
     for page in ("home", "label"):
         at = run_page(page)
         (warning,) = [w.value for w in at.warning if "no label yet" in w.value]
-        assert warning.startswith("3 classes have no label yet: nothing can be propagated to them")
+        assert warning.startswith("3 classes have no label yet, so nothing can be propagated to them")
         assert r"green, blue, cat\_\*x\*" in warning  # named, and escaped for Markdown
     metrics = {m.label: m.value for m in run_page("home").metric}
     assert metrics["Human"] == "1"

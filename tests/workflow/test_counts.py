@@ -62,7 +62,10 @@ def test_no_state_counts_everything_unreached() -> None:
 
 def test_unlabeled_classes_message() -> None:
     assert unlabeled_classes_message([], 3) is None
-    assert unlabeled_classes_message(["dog"], 3) == "1 class has no label yet: nothing can be propagated to it (dog)."
-    assert unlabeled_classes_message(["a", "b"], 3) == ("2 classes have no label yet: nothing can be propagated to "
-                                                        "them (a, b).")
+    assert unlabeled_classes_message(["0"], 3) == "1 class has no label yet, so nothing can be propagated to it: 0."
+    assert unlabeled_classes_message(["a", "b"], 3) == ("2 classes have no label yet, so nothing can be propagated "
+                                                        "to them: a, b.")
+    many = unlabeled_classes_message([str(i) for i in range(14)], 20)
+    assert many is not None
+    assert many.endswith("them: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, …")
     assert unlabeled_classes_message(["a", "b"], 2).startswith("None of the 2 classes has a label yet")
