@@ -56,6 +56,7 @@ def test_round_trip_import_label_export(colour_folder: tuple[Path, dict[str, str
     assert len(exported) == len(truth) + 1
     by_path = {row["path"]: row for row in exported}
     assert by_path["broken.jpg"]["source"] == "unreadable"
+    assert by_path["broken.jpg"]["flagged"] == "unreadable: empty file"  # why, in the file itself
     for name, path in first.items():
         assert by_path[path]["source"] == "human"
         assert by_path[path]["label"] == name

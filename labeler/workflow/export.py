@@ -48,7 +48,8 @@ def export_frame(
 
     ``source`` is human (labeled by a person), audited (answered blind in the random audit), propagated, none
     (no seed reaches it) or unreadable. Below ``min_confidence`` propagated rows keep their label and are flagged
-    ``below-threshold``. Propagation is brought up to date first when labels changed since it last ran.
+    ``below-threshold``; unreadable rows are flagged ``unreadable: <why>``. Propagation is brought up to date first
+    when labels changed since it last ran.
     ``confidence`` is the calibrated probability that the label is right (what ``min_confidence`` compares with);
     ``score`` the raw spreading score, for ranking.
     """
@@ -78,6 +79,8 @@ def export_frame(
         i = by_id.get(record.id)
         if record.status != "ok":
             row["source"] = "unreadable"
+            # Why, in the file itself: the Home page's table of skipped files is not where a CSV's reader looks.
+            flags.append("unreadable: " + (record.reason or "unknown reason").replace(";", ","))
         elif record.id in details:
             class_id, annotator, labeled_at = details[record.id]
             row.update(label=classes[class_id], source="human", confidence=1.0, annotator=annotator,
