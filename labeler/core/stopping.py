@@ -38,6 +38,10 @@ class StopVerdict:
     audits_needed: int = 0
 
 
+# The stopping rule compares the labels before and after each batch of this many changed human labels (so the verdict
+# does not depend on how often the app happens to refresh; labeler.workflow.refresh.track_label_batches).
+BATCH_LABELS = 10
+
 def changed_fraction(
     label_before: NDArray[Any], label_now: NDArray[Any], propagated_now: NDArray[Any]
 ) -> float:
@@ -100,6 +104,7 @@ def stopping_verdict(
     recent_changes: Sequence[float],
     *,
     n_recent_labels: int | None = None,
+    batch_labels: int | None = None,
     max_width: float = MAX_WIDTH,
     max_changed: float = 0.01,
     min_audits: int = MIN_AUDITS,
@@ -116,6 +121,7 @@ def stopping_verdict(
         For each of the last few batches of human labels, oldest first, the share of propagated labels it changed
         (:func:`changed_fraction` between the runs before and after the batch); NaN entries are ignored.
     n_recent_labels : int, optional; how many human labels those batches hold (only for the message)
+    batch_labels : int, optional; how many human labels make a batch (only for the message)
     max_width : widest acceptable interval, default 0.10 (about +-0.05)
     max_changed : largest acceptable change per batch, default 0.01 (1 % of the propagated labels)
     min_audits : fewest audits to trust the interval at all (its width is unreliable on a handful)
@@ -165,7 +171,10 @@ def stopping_verdict(
 
     labels = f"the last {n_recent_labels} labels" if n_recent_labels else f"the last {changes.size} label batches"
     if changes.size < min_batches:
-        unmet.append(f"Too few label batches to see a trend ({changes.size} of {min_batches}).")
+        # Say what a batch is and when the count restarts: after training it drops to 0 with hundreds of labels.
+        every = f"a batch ends every {batch_labels} labels, and " if batch_labels else ""
+        unmet.append(f"Too few label batches to see a trend ({changes.size} of {min_batches}; {every}the count "
+                     "starts again when the representation, the classes or the images change).")
     else:
         worst = float(changes.max())
         if worst >= max_changed:

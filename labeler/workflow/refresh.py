@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from labeler.core import propagate, review
-from labeler.core.stopping import changed_fraction
+from labeler.core.stopping import BATCH_LABELS, changed_fraction
 from labeler.io.artifacts import (
     load_json,
     load_npz,
@@ -193,9 +193,8 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
     return [s for s in found if kept.get(int(state.image_ids[s.index])) != state.class_ids[s.human_label]]
 
 
-# The stopping rule compares the labels before and after each batch of this many changed human labels (so the verdict
-# does not depend on how often the app happens to refresh), and looks at the last few batches.
-BATCH_LABELS = 10
+# The stopping rule compares the labels before and after each batch of BATCH_LABELS changed human labels
+# (labeler.core.stopping), and looks at the last few batches.
 KEEP_BATCHES = 3
 
 

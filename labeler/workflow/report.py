@@ -20,7 +20,7 @@ from labeler.core import diagnostics as diag
 from labeler.core.calibration_evidence import calibration_features
 from labeler.core.intervals import wilson_interval
 from labeler.core.reliability import calibration_error_floor, expected_calibration_error, reliability_curve
-from labeler.core.stopping import stopping_verdict
+from labeler.core.stopping import BATCH_LABELS, stopping_verdict
 from labeler.core.threshold import kept_precision, pick_threshold
 from labeler.workflow import backbone, calibration, finetuning
 from labeler.workflow.representations import graph_for_state, representations
@@ -368,6 +368,7 @@ def stopping(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     n_audits = 0 if estimate is None else estimate["n"]
     verdict = stopping_verdict(interval, n_audits, [float(c) for c in state.recent_changes],
                                n_recent_labels=int(np.sum(state.recent_batch_sizes)) or None,
+                               batch_labels=BATCH_LABELS,
                                population=state.counts["propagated"])
     return {"stop": verdict.stop, "text": verdict.reason, "audits_needed": verdict.audits_needed}
 

@@ -13,8 +13,9 @@ from PIL import Image
 from labeler.cli import main
 from labeler.config import Settings
 from labeler.core.calibration_evidence import calibration_features
+from labeler.core.stopping import BATCH_LABELS
 from labeler.workflow import calibration, export, report
-from labeler.workflow.refresh import BATCH_LABELS, refresh
+from labeler.workflow.refresh import refresh
 from labeler.workflow.workspace import Workspace
 
 RED, BLUE = np.array([220, 30, 30]), np.array([30, 40, 220])
