@@ -76,11 +76,16 @@ if state is None:
     st.caption("No propagation yet: label a few images first.")
 else:
     st.markdown(f"**{text.plain(state.representation)}** — {text.plain(state.representation_reason)}")
+    chosen_at = int(state.representation_selection.get("n", 0)) if state.representation_selection else 0
+    if chosen_at and chosen_at != state.counts["human"]:
+        st.caption(f"Chosen when there were {chosen_at} human labels (now {state.counts['human']}): the choice is "
+                   "measured again when the labels grow or shrink by a quarter, not on every label.")
     if state.representation_scores:
         st.dataframe(report.representation_rows(state), hide_index=True)
     selection = report.selection_estimate(state)
     if selection:
-        st.metric("Expected accuracy after choosing the representation", selection["value"], help=selection["detail"])
+        st.metric("Leave-one-out accuracy on your labels, after choosing the representation", selection["value"],
+                  help=selection["detail"])
         st.caption(text.plain(selection["detail"]))
     diagnostics = None
     if model_view.loo_wanted(ws, state):

@@ -365,7 +365,7 @@ def choose_representation(
     standard_error = float(np.sqrt(max(p * (1 - p), 0.25 / n_labels) / n_labels))
     best = max(scores, key=lambda name: (scores[name], name == preferred))
     listed = ", ".join(f"{name} {score:.3f}" for name, score in sorted(scores.items()))
-    corrected = (f"; expected accuracy after this choice {selection.accuracy:.3f} (95% interval "
+    corrected = (f"; leave-one-out accuracy after this choice {selection.accuracy:.3f} (95% interval "
                  f"{selection.interval[0]:.3f}-{selection.interval[1]:.3f}, selection-corrected by nested "
                  "leave-one-out)")
     if best != preferred and scores[best] - p <= standard_error:

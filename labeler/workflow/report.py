@@ -432,7 +432,9 @@ def selection_estimate(state: PipelineState) -> dict[str, Any] | None:
     detail = (f"Selection-corrected (nested leave-one-out): the share of human labels that the representation chosen "
               f"without them reproduces ({_interval_text(record['low'], record['high'], record['n'], 'labels')}). "
               f"The winner's own leave-one-out score, {record['naive_accuracy']:.0%}, is the best of "
-              f"{len(state.representation_scores)} noisy estimates and optimistic.")
+              f"{len(state.representation_scores)} noisy estimates and optimistic. It measures your labels, which "
+              "you chose (bulk labels from the map's cluster cores are the easiest of all), not a random image: "
+              "the propagated labels can be right less often. The blind audit on Home measures those.")
     return {**record, "value": f"{record['accuracy']:.0%}", "detail": detail}
 
 

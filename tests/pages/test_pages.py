@@ -283,6 +283,22 @@ def test_model_page_shows_true_accuracy_and_the_learning_curve(
     assert spec["data"][0]["y"] == [1.0, 1.0]
 
 
+def test_model_page_says_its_accuracy_is_on_the_labels_and_when_the_choice_was_made(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """The selection-corrected number is leave-one-out on the person's own (chosen) labels, not the propagated
+    labels' accuracy; and the label count it names is the one at which the representation was chosen."""
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    green = next(c.id for c in ws.store.classes() if c.name == "green")
+    unlabeled = next(r for r in ws.records() if r.id not in ws.store.human_labels())
+    ws.store.set_labels([unlabeled.id], green, "tester")
+    refresh(ws, compute_map=False)  # 7 labels: within a quarter (or four) of 6, the choice is kept
+    at = run_page("model")
+    assert "Leave-one-out accuracy on your labels, after choosing the representation" in [m.label for m in at.metric]
+    assert any("Chosen when there were 6 human labels (now 7)" in c.value for c in at.caption)
+    assert any("The blind audit on Home measures those" in c.value for c in at.caption)
+
+
 def test_model_page_passes_the_fine_tuning_choice_to_training(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
