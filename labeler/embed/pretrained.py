@@ -26,33 +26,13 @@ from torch import nn
 from labeler.embed.backbones import BackboneSpec, backbone_spec, load_backbone
 from labeler.embed.feature_cache import FeatureCache
 from labeler.embed.ssl.device import ThreadChooser, autocast_dtype, thread_candidates
+from labeler.io.decode import to_rgb  # one conversion for caches, display and features
 
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
 
 # Bump when decoding or preprocessing changes in a way that changes the features: old caches are then not reused.
 PREPROCESS_VERSION = 1
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode as 8-bit RGB: transparency over white, 16-bit and float scaled to 0..255 rather than clipped."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    if image.mode.startswith("I") or image.mode == "F":
-        # As labeler's decoder does: 16-bit / 257, float in [0, 1] * 255, anything else stretched min..max.
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        lo, hi = float(values.min()), float(values.max())
-        if image.mode.startswith("I;16") or (image.mode == "I" and lo >= 0 and hi <= 65535):
-            values = values / 257.0
-        elif image.mode == "F" and lo >= 0 and hi <= 1:
-            values = values * 255.0
-        elif hi > lo:
-            values = (values - lo) * (255.0 / (hi - lo))
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
 
 
 def load_photo(path: Path, input_size: int, resize_size: int) -> NDArray[np.uint8]:

@@ -22,7 +22,8 @@ from torch import nn
 
 from labeler.embed.backbones import BackboneSpec, backbone_spec, load_backbone
 from labeler.embed.feature_cache import FeatureCache
-from labeler.embed.pretrained import Progress, cache_tag, default_device, embed_into_cache, to_rgb
+from labeler.embed.pretrained import Progress, cache_tag, default_device, embed_into_cache
+from labeler.io.decode import to_rgb
 
 StopCheck = Callable[[], bool]
 _VIEWS_PER_ROUND = 2  # views cut from one decode of an image

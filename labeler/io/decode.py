@@ -52,17 +52,23 @@ def _over_white(image: Image.Image) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit ``RGB``; transparency is composited over white."""
+    """Convert any PIL mode to 8-bit ``RGB``; transparency is composited over white.
+
+    Transparency is an alpha channel (RGBA, LA, PA), a palette's transparent entries (P) or a colour key (PNG's
+    tRNS on L, RGB, 1 or 16-bit grey): all of them come out white, whatever colour the hidden pixels hold.
+    """
     mode = image.mode
+    key = image.info.get("transparency")
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image)
+        grey = _grey_to_uint8(values, mode)
+        if isinstance(key, int | float):  # a 16-bit grey PNG's colour key, in the file's own values
+            grey = np.where(values == key, np.uint8(255), grey)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in {"RGBA", "RGBa", "LA", "La", "PA"} or (key is not None and mode in {"P", "L", "RGB", "1"}):
+        return _over_white(image)
     if mode == "RGB":
         return image
-    if mode.startswith("I") or mode == "F":
-        grey = _grey_to_uint8(np.asarray(image), mode)
-        return Image.fromarray(grey).convert("RGB")
-    if mode in {"RGBA", "RGBa", "LA", "La", "PA"} or (
-        "transparency" in image.info and mode in {"P", "L", "RGB", "1"}
-    ):
-        return _over_white(image)
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:

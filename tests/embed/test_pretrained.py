@@ -144,3 +144,18 @@ def test_load_photo_crops_the_centre_of_an_upright_image(tmp_path: Path) -> None
 def test_mismatched_lengths_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="digests"):
         pretrained_features([tmp_path / "a.jpg"], [], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("mode", "background", "transparency"),
+    [("RGBA", (0, 0, 0, 0), None), ("RGB", (0, 0, 0), (0, 0, 0))],  # alpha channel; PNG's tRNS colour key
+)
+def test_load_photo_puts_a_transparent_background_on_white(
+    tmp_path: Path, mode: str, background: tuple[int, ...], transparency: tuple[int, ...] | None
+) -> None:
+    image = Image.new(mode, (16, 16), background)
+    image.paste((200, 40, 10, 255)[: len(mode)], (4, 4, 12, 12))
+    image.save(tmp_path / "icon.png", **({} if transparency is None else {"transparency": transparency}))
+    out = load_photo(tmp_path / "icon.png", 16, 16)
+    assert tuple(out[0, 0]) == (255, 255, 255)  # not the black the transparent pixels hold
+    assert np.abs(out[8, 8].astype(int) - (200, 40, 10)).max() <= 2

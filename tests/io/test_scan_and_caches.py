@@ -15,6 +15,7 @@ from labeler.io.caches import (
     THUMB_BACKGROUND,
     build_image_caches,
     cache_paths,
+    decode_for_caches,
     make_thumbnail,
     make_training_image,
     open_caches,
@@ -76,6 +77,49 @@ def test_palette_with_transparency(tmp_path: Path) -> None:
     path = save(image, tmp_path / "p.png", transparency=0)
     assert rgb_at(path, (0, 0)) == (255, 255, 255)
     assert rgb_at(path, (1, 0)) == (10, 200, 30)
+
+
+def icon(mode: str) -> tuple[Image.Image, dict[str, object], tuple[int, int, int]]:
+    """An 8 x 8 icon: a 4 x 4 opaque square of a known colour on a transparent background whose hidden pixels are
+    black, in ``mode``; with the save arguments that make it transparent and the square's RGB."""
+    if mode == "RGBA":
+        array = np.zeros((8, 8, 4), np.uint8)
+        array[2:6, 2:6] = (200, 40, 10, 255)
+        return Image.fromarray(array, "RGBA"), {}, (200, 40, 10)
+    if mode == "LA":
+        array = np.zeros((8, 8, 2), np.uint8)
+        array[2:6, 2:6] = (90, 255)
+        return Image.fromarray(array, "LA"), {}, (90, 90, 90)
+    if mode == "P":
+        image = Image.new("P", (8, 8), 0)
+        image.putpalette([0, 0, 0, 200, 40, 10] + [0] * (256 * 3 - 6))
+        image.paste(1, (2, 2, 6, 6))
+        return image, {"transparency": 0}, (200, 40, 10)
+    if mode == "RGB":  # PNG's tRNS colour key: every black pixel is transparent
+        image = Image.new("RGB", (8, 8), (0, 0, 0))
+        image.paste((200, 40, 10), (2, 2, 6, 6))
+        return image, {"transparency": (0, 0, 0)}, (200, 40, 10)
+    assert mode == "I;16"  # 16-bit grey with a colour key
+    array = np.zeros((8, 8), np.uint16)
+    array[2:6, 2:6] = 257 * 90
+    return Image.fromarray(array), {"transparency": 0}, (90, 90, 90)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "RGB", "I;16"])
+def test_transparent_icon_is_on_white_in_every_picture(tmp_path: Path, mode: str) -> None:
+    image, transparency, colour = icon(mode)
+    path = save(image, tmp_path / "icon.png", **transparency)
+    with Image.open(path) as opened:
+        assert opened.mode == mode
+    decoded = np.asarray(decode_image(path))
+    assert tuple(decoded[0, 0]) == (255, 255, 255)  # the background, not the black it hides
+    assert tuple(decoded[4, 4]) == colour
+    cached = decode_for_caches(path.read_bytes(), thumb_size=8, train_size=8)
+    assert cached.thumb is not None
+    assert cached.train is not None
+    for picture in (cached.thumb, cached.train):
+        assert tuple(picture[0, 0]) == (255, 255, 255)
+        assert np.abs(picture[4, 4].astype(int) - colour).max() <= 2
 
 
 def test_cmyk(tmp_path: Path) -> None:
