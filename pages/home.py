@@ -65,6 +65,7 @@ from_folders = col_folders.checkbox("Take labels from sub-folder names", key="la
 if col_rescan.button("Re-scan folder", key="rescan", help="Finds new, changed and removed files (in the background: "
                     "progress under Background jobs)."):
     session.start_import(labels_from_folders=from_folders)
+shown = jobs_panel.import_shown(ws)  # read before the report and counts: a newer one then reruns the page
 imported = session.last_import()
 if imported is not None:
     # The whole report but its file lists: unreadable files and duplicates are listed under Dataset below.
@@ -147,6 +148,9 @@ if classes:
 # ----------------------------------------------------------------------------------------------- summary
 st.subheader("Dataset")
 summary = session.dataset_summary(ws)
+if shown[1]:
+    st.info("A re-scan is reading the folder (progress under Background jobs): these counts are from before it "
+            "and update as soon as it ends.", icon=":material/sync:")
 col_images, col_unreadable, col_dupes = st.columns(3)
 col_images.metric("Readable images", summary["images"])
 col_unreadable.metric("Unreadable", len(summary["unreadable"]))
@@ -175,7 +179,7 @@ def live_status() -> None:
                  "they are never seeds.")
     col_n.metric("Unreached", counts.none, help="Images no human label reaches yet (or no propagation yet).")
     if counts.human and not counts.up_to_date:
-        st.caption("Propagation is catching up with the latest labels; these numbers will change.")
+        st.caption("Propagation is catching up with the latest labels and images; these numbers will change.")
     current = session.state(ws)  # loaded once per saved state, not once a second
     headline = report.headline(ws, current)
     col_a.metric("Estimated accuracy", headline["value"], help=headline["detail"])
@@ -187,3 +191,4 @@ def live_status() -> None:
 
 
 live_status()
+jobs_panel.rerun_when_imported(ws, shown)

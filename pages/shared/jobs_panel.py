@@ -152,6 +152,20 @@ def rerun_when_saved(ws: Workspace, shown: tuple[int, ...] | None) -> None:
         st.rerun(scope="app")
 
 
+def import_shown(ws: Workspace) -> tuple[int, bool]:
+    """What a page drew of the images: the images version, and whether an import (a re-scan) was running."""
+    return session.images_version(ws), active_job(ws, "import") is not None
+
+
+@st.fragment(run_every=POLL_ACTIVE_S)
+def rerun_when_imported(ws: Workspace, shown: tuple[int, bool]) -> None:
+    """Rerun the page when an import has started, ended or changed the images since it drew ``shown``
+    (:func:`import_shown`): between reruns the browser runs only fragments, and the page's counts and import report
+    would stay those of the folder before the re-scan. A cached read and one small query a second."""
+    if import_shown(ws) != shown:
+        st.rerun(scope="app")
+
+
 def latest_job(ws: Workspace, kind: str) -> Any:
     found = ws.store.jobs(kind=kind, limit=1)
     return found[0] if found else None

@@ -18,6 +18,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     open_workspace,
     run_page,
     typed_array,
+    wait_for_import,
     wait_for_refresh,
     widget_data,
 )
@@ -125,6 +126,72 @@ def test_home_counts_audited_images_apart(colour_folder: tuple[Path, dict[str, s
     metrics = {m.label: m.value for m in run_page("home").metric}
     assert (metrics["Human"], metrics["Audited"], metrics["Unreached"]) == ("6", "1", "0")
     assert int(metrics["Propagated"]) == len(colour_folder[1]) - 7
+
+
+def test_home_counts_follow_a_rescan_that_adds_images(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a re-scan runs, Home says its counts are from before it; once it ends, the page runs again by itself
+    (the browser only reruns fragments meanwhile) and shows the new images."""
+    import threading
+    import time
+
+    from PIL import Image
+
+    import labeler.workflow.runner as runner_module
+    from pages.shared import session
+
+    labeled_workspace(data_dir, colour_folder[1])
+    n_images = len(colour_folder[1])
+    for index in range(3):
+        Image.new("RGB", (20, 20), (40 * index, 200, 90)).save(data_dir / f"new_{index}.png")
+    release = threading.Event()
+    real_import = runner_module.import_folder
+
+    def held_import(*args: object, **kwargs: object) -> object:  # the re-scan runs until the test lets it end
+        assert release.wait(timeout=60)
+        return real_import(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "import_folder", held_import)
+    at = run_page("home")
+    at.button(key="rescan").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Readable images"] == str(n_images)  # the re-scan has not read the new files yet ...
+    assert any("re-scan is reading the folder" in i.value for i in at.info)  # ... and the page says so
+    release.set()
+    wait_for_import(data_dir)
+    time.sleep(session.IMAGES_VERSION_TTL_S)  # the pages read the images version at most this often
+    at.run()  # in the browser the page's poll runs it (rerun_when_imported, tested below)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Readable images"] == str(n_images + 3)
+    assert not any("re-scan is reading the folder" in i.value for i in at.info)
+    wait_for_refresh(data_dir)  # the propagation the import asked for, not left running at exit
+
+
+def test_a_page_reruns_when_an_import_changed_the_images_since_it_drew_them(data_dir: Path) -> None:
+    """The poll behind the re-scan test's second half: drawn with an older images version, the page runs again
+    (once: the new run draws the current one)."""
+
+    def script() -> None:
+        import streamlit as st
+
+        from pages.shared import jobs_panel, session
+
+        ws = session.workspace()
+        st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+        version, importing = jobs_panel.import_shown(ws)
+        drawn = (version - 1, importing) if st.session_state.pop("stale", False) else (version, importing)
+        jobs_panel.rerun_when_imported(ws, drawn)
+
+    open_workspace(data_dir)
+    at = AppTest.from_function(script, default_timeout=30)
+    at.session_state["stale"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["runs"] == 2
+    at.run()
+    assert at.session_state["runs"] == 3  # up to date: no rerun
 
 
 def test_labels_from_outside_the_app_are_propagated_without_a_click(
