@@ -19,13 +19,14 @@ if _APP_DIR not in sys.path:
     sys.path.insert(0, _APP_DIR)
 
 
-from pages.shared import auth, jobs_panel, session  # noqa: E402
+from pages.shared import auth, jobs_panel, remembered, session  # noqa: E402
 from pages.shared.favicon import tag_icon  # noqa: E402
 from pages.shared.key_help import key_help  # noqa: E402
 
 st.set_page_config(page_title="labeler", page_icon=tag_icon(), layout="wide")
 auth.require_token(entry=True)  # before any page renders or writes: beyond loopback `labeler app` requires its token
 session.tab_id()  # in the address bar on every page, so that a reload keeps this tab's annotator (undo)
+remembered.sync_url()  # and the choices a reload keeps (the Label page's queue, ...)
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

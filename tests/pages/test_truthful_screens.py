@@ -49,6 +49,43 @@ def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str
     assert at.toggle(key="widget:teaching_mode").value is True
 
 
+def test_a_reload_keeps_the_label_and_review_choices(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """A reload starts a new session: the Label page's queue and view size, and the Review page's view, come back
+    from the address bar, whether the reload lands on that page or on Home."""
+    labeled_workspace(data_dir, colour_folder[1])
+    at = run_page("label")
+    at.segmented_control(key="widget:label:strategy").set_value("Random").run()
+    at.toggle(key="widget:label:large").set_value(True).run()
+    at.switch_page("pages/review.py").run()
+    at.segmented_control(key="widget:review:view").set_value("Blind audit").run()
+    assert not at.exception, [e.value for e in at.exception]
+    address = dict(at.query_params)
+    assert {address["show"], address["large"], address["view"]} == {"Random", "1", "Blind audit"}
+
+    for first in ("label", "home"):
+        reloaded = AppTest.from_file(APP, default_timeout=60)  # a new session with the same address
+        reloaded.query_params.update(address)
+        if first == "label":
+            reloaded.switch_page("pages/label.py")
+        reloaded.run()
+        # A page switch in the browser drops the query parameters: the session must have taken them already.
+        reloaded.query_params.clear()
+        reloaded.query_params["tab"] = address["tab"]
+        reloaded.switch_page("pages/label.py").run()
+        assert not reloaded.exception, [e.value for e in reloaded.exception]
+        assert reloaded.segmented_control(key="widget:label:strategy").value == "Random"
+        assert reloaded.toggle(key="widget:label:large").value is True
+        reloaded.switch_page("pages/review.py").run()
+        assert reloaded.segmented_control(key="widget:review:view").value == "Blind audit"
+
+    forged = AppTest.from_file(APP, default_timeout=60)
+    forged.query_params.update({"show": "<script>", "view": "nope"})
+    forged.switch_page("pages/label.py").run()
+    assert forged.segmented_control(key="widget:label:strategy").value == "Suggested"  # not a choice: the default
+
+
 # ----------------------------------------------------------------------------------------------- model
 
 
