@@ -25,7 +25,8 @@ def test_import_reports_unreadable_and_duplicates(colour_folder: tuple[Path, dic
     (root / "copy.png").write_bytes((root / "img_000.png").read_bytes())
     assert main(["import", str(root)]) == 0
     out = capsys.readouterr().out
-    assert f"{len(truth) + 1} readable images" in out
+    assert f"{len(truth) + 2} new files: {len(truth) + 1} readable, 1 unreadable (listed below)" in out
+    assert f"in all: {len(truth) + 1} readable images, 1 unreadable, 1 exact duplicates" in out
     assert "unreadable: broken.png:" in out
     assert "duplicate: img_000.png is identical to copy.png" in out or "duplicate: copy.png" in out
 

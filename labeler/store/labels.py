@@ -98,11 +98,11 @@ class LabelStore(JobTable):
         Labels and blind audit answers follow content (see :meth:`_labels_follow_content`): one whose picture is
         now under another name moves there, and a file replaced by another picture under the same name loses it.
         Readable images get ``row`` numbers 0..n-1 in path order: the row order of every cache and embedding.
-        Returns counts: ``added``, ``updated``, ``missing``, ``unreadable``, ``ok``, ``labels_moved``,
-        ``labels_cleared``, ``audits_moved`` and ``audits_dropped``.
+        Returns counts: ``added`` (of which ``added_unreadable``), ``updated``, ``missing`` (newly),
+        ``unreadable``, ``ok``, ``labels_moved``, ``labels_cleared``, ``audits_moved`` and ``audits_dropped``.
         """
         now_paths = {item.path for item in found}
-        counts = {"added": 0, "updated": 0, "missing": 0, "unreadable": 0, "ok": 0}
+        counts = {"added": 0, "added_unreadable": 0, "updated": 0, "missing": 0, "unreadable": 0, "ok": 0}
         with self._write() as conn:
             known = {row["path"]: row for row in conn.execute("SELECT * FROM images")}
             for item in found:
@@ -118,6 +118,7 @@ class LabelStore(JobTable):
                     )
                 else:
                     counts["added"] += 1
+                    counts["added_unreadable"] += int(status == "unreadable")
                     conn.execute(
                         "INSERT INTO images(path, sha256, width, height, status, reason, duplicate_of) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -125,7 +126,7 @@ class LabelStore(JobTable):
                     )
             for path in known:
                 if path not in now_paths:
-                    counts["missing"] += 1
+                    counts["missing"] += int(known[path]["status"] != "missing")  # newly missing only
                     conn.execute("UPDATE images SET status='missing', row=NULL WHERE path=?", (path,))
             counts["labels_moved"], counts["labels_cleared"] = self._labels_follow_content(conn, known)
             counts["audits_moved"], counts["audits_dropped"] = self._audits_follow_content(conn, known)

@@ -291,7 +291,7 @@ class JobRunner:
             if report.cancelled:
                 return "import cancelled"
             collect_garbage(self.workspace)
-            return f"{report.lines()[0]}{self._embed_after_import()}"
+            return f"{report.summary_lines(listed='')[0]}{self._embed_after_import()}"
 
         return self._queue("import", job)
 

@@ -43,15 +43,25 @@ class ImportReport:
         """Human-readable report, one line each (CLI output): the summary, then one line per file it names."""
         return self.summary_lines() + self.file_lines()
 
-    def summary_lines(self) -> list[str]:
-        """The report's lines about the whole folder (counts, labels that followed content, folder labels)."""
+    def summary_lines(self, listed: str = "listed below") -> list[str]:
+        """The report's lines about the whole folder: what changed, e.g. "1,509 new files: 1,506 readable,
+        3 unreadable (listed below); 0 changed and 0 missing since the last import", then the totals, labels that
+        followed content, folder labels. ``listed`` says where the unreadable files are listed ("" for nowhere)."""
         if self.cancelled:
             return ["import cancelled: nothing was changed"]
         c = self.counts
+        added, added_unreadable = c.get("added", 0), c.get("added_unreadable", 0)
+        # Where the unreadable files are listed is said once, at the first count of them that is not zero.
+        pointer = f" ({listed})" if listed and self.unreadable else ""
+        if added:
+            new = (f"{added:,} new file{'s' if added != 1 else ''}: {added - added_unreadable:,} readable, "
+                   f"{added_unreadable:,} unreadable{pointer if added_unreadable else ''}")
+        else:
+            new = "no new files"
         out = [
-            f"{c.get('ok', 0)} readable images ({c.get('added', 0)} new, {c.get('updated', 0)} changed, "
-            f"{c.get('missing', 0)} missing since last import), {len(self.unreadable)} unreadable, "
-            f"{len(self.duplicates)} exact duplicates"
+            f"{new}; {c.get('updated', 0):,} changed and {c.get('missing', 0):,} missing since the last import",
+            f"in all: {c.get('ok', 0):,} readable images, {len(self.unreadable):,} unreadable"
+            f"{'' if added_unreadable else pointer}, {len(self.duplicates):,} exact duplicates",
         ]
         if c.get("labels_moved") or c.get("labels_cleared"):
             out.append(f"labels follow content: {c.get('labels_moved', 0)} moved with their picture to its new name, "

@@ -13,7 +13,7 @@ from PIL import Image
 from labeler.config import Settings
 from labeler.io import caches
 from labeler.io.caches import DecodedImage
-from labeler.workflow.workspace import Workspace, import_folder
+from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
 
 @pytest.fixture
@@ -67,6 +67,40 @@ def test_reimport_decodes_only_new_and_changed_files(tmp_path: Path, decodes: li
     paths = [r.path for r in ws.records()]
     assert len(paths) == 12
     assert tuple(train[paths.index("img_003.png")][0, 0]) == (250, 250, 0)
+
+
+def test_the_import_report_says_how_many_new_files_were_readable() -> None:
+    """The walkthrough read "1506 readable (1509 new, ...)": new files count the unreadable ones too."""
+    report = ImportReport(counts={"ok": 1506, "added": 1509, "added_unreadable": 3},
+                          unreadable=[(f"bad{i}.png", "truncated") for i in range(3)])
+    assert report.summary_lines() == [
+        "1,509 new files: 1,506 readable, 3 unreadable (listed below); 0 changed and 0 missing since the last import",
+        "in all: 1,506 readable images, 3 unreadable, 0 exact duplicates",
+    ]
+    assert report.summary_lines(listed="")[0].startswith("1,509 new files: 1,506 readable, 3 unreadable;")
+
+
+def test_a_rescan_reports_its_new_files_and_the_totals(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=2)  # 6 files
+    (root / "old_broken.png").write_bytes(b"not a picture")
+    ws = Workspace.open(Settings(root))
+    assert ws.import_folder().summary_lines()[:2] == [
+        "7 new files: 6 readable, 1 unreadable (listed below); 0 changed and 0 missing since the last import",
+        "in all: 6 readable images, 1 unreadable, 0 exact duplicates",
+    ]
+    Image.new("RGB", (20, 20), (0, 250, 250)).save(root / "new.png")
+    (root / "new_broken.png").write_bytes(b"")
+    (root / "img_000.png").unlink()
+    lines = ws.import_folder().summary_lines()
+    assert lines[:2] == [
+        "2 new files: 1 readable, 1 unreadable (listed below); 0 changed and 1 missing since the last import",
+        "in all: 6 readable images, 2 unreadable, 0 exact duplicates",
+    ]
+    assert ws.import_folder().summary_lines()[:2] == [  # nothing new: the old unreadable files are still listed
+        "no new files; 0 changed and 0 missing since the last import",
+        "in all: 6 readable images, 2 unreadable (listed below), 0 exact duplicates",
+    ]
 
 
 def test_reimport_of_changed_files_rewrites_only_their_rows_in_place(tmp_path: Path, decodes: list[int]) -> None:

@@ -234,7 +234,7 @@ def test_import_runs_in_the_job_lane_then_refreshes(tmp_path: Path) -> None:
     job_runner.wait("refresh", timeout=60)
     kinds = {job.kind: job for job in job_runner.status()}
     assert kinds["import"].status == "done"
-    assert kinds["import"].message.startswith("9 readable images")
+    assert kinds["import"].message.startswith("9 new files: 9 readable, 0 unreadable;")
     assert job_runner.last_import is not None
     assert job_runner.last_import.counts["added"] == 9
     assert kinds["refresh"].status == "done"
