@@ -165,12 +165,32 @@ def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, 
     }
 
 
-def calibration_note(state: PipelineState) -> str:
-    """Where ``confidence`` comes from, in one sentence."""
-    counts = calibration.evidence_counts(state)
+def calibration_note(state: PipelineState, ws: Workspace | None = None) -> str:
+    """Where ``confidence`` comes from, in one sentence; with ``ws``, also the blind audits answered (or dropped)
+    since ``state`` was calibrated, which the next propagation takes into account."""
     if calibration.one_labeled_class(state):
         return (f"confidence: chance (1/{len(state.class_ids)}) until a second class has a human label: with one "
                 "labeled class, label spreading cannot tell the classes apart")
+    return _calibration_source(state) + ("" if ws is None else _audits_since(ws, state))
+
+
+def _audits_since(ws: Workspace, state: PipelineState) -> str:
+    """E.g. "; 2 more blind audits answered since are not in it yet: ..." (right after an answer the pages show the
+    old state while the refresh runs); "" when the store holds as many blind audits of the images ``state``
+    propagates as it was calibrated on."""
+    change = len(calibration.audited_rows(ws, state)[0]) - calibration.evidence_counts(state)["audits"]
+    them = "it" if abs(change) == 1 else "them"
+    if change > 0:
+        return (f"; {change} more blind audit{'s' if change != 1 else ''} answered since "
+                f"{'is' if change == 1 else 'are'} not in it yet: the next propagation takes {them} into account")
+    if change < 0:
+        return (f"; {-change} of those blind audits no longer count{'s' if change == -1 else ''} (a picture "
+                f"replaced or a class deleted since): the next propagation leaves {them} out")
+    return ""
+
+
+def _calibration_source(state: PipelineState) -> str:
+    counts = calibration.evidence_counts(state)
     simulated = bool(state.calibration_prior)
     prior = calibration.state_prior(state)
     # How far the simulation is trusted (SimulatedPrior.level_sd): what the answers have to outweigh.
@@ -263,12 +283,12 @@ def _threshold_choice(ws: Workspace, target: float, state: PipelineState) -> dic
     }
     if choice.threshold is None:
         out["text"] = (f"No threshold reaches {target:.1%} with 95% confidence: even the most confident propagated "
-                       f"labels could plausibly be right less often than that ({calibration_note(state)}). Audit more "
-                       "images to narrow the calibration's uncertainty, or lower the target.")
+                       f"labels could plausibly be right less often than that ({calibration_note(state, ws)}). "
+                       "Audit more images to narrow the calibration's uncertainty, or lower the target.")
         return out
     text = (f"Keep propagated labels with confidence ≥ {choice.threshold:.2f}: {choice.n_kept} of {propagated.size} "
             f"({out['share_kept']:.0%}), {_promise_text(choice.expected_precision, low, high)}, so at least "
-            f"{target:.1%} with 95% confidence. {PROMISE_NOTE} ({calibration_note(state)}.)")
+            f"{target:.1%} with 95% confidence. {PROMISE_NOTE} ({calibration_note(state, ws)}.)")
     out["text"] = text + _audits_above_text(choice.threshold, state.confidence[propagated], known, correct)
     return out
 
@@ -438,9 +458,10 @@ def selection_estimate(state: PipelineState) -> dict[str, Any] | None:
     return {**record, "value": f"{record['accuracy']:.0%}", "detail": detail}
 
 
-def describe(state: PipelineState, audited_ids: Collection[int] = ()) -> list[str]:
+def describe(state: PipelineState, audited_ids: Collection[int] = (), ws: Workspace | None = None) -> list[str]:
     """What a propagation gave, in lines; ``audited_ids`` (the images audited blind) are counted apart from the
-    propagated ones, as the export and the app count them."""
+    propagated ones, as the export and the app count them; with ``ws`` the calibration line says which audits
+    answered since it does not include yet (:func:`calibration_note`)."""
     counts = state.counts
     audited = int(np.sum((state.source == "propagated")
                          & np.isin(state.image_ids, np.fromiter(audited_ids, dtype=np.int64, count=len(audited_ids)))))
@@ -448,7 +469,7 @@ def describe(state: PipelineState, audited_ids: Collection[int] = ()) -> list[st
     lines = [
         f"representation: {state.representation} ({state.representation_reason})",
         f"{counts['human']} human, {counts['propagated'] - audited} propagated{split}, {counts['none']} unreached",
-        calibration_note(state),
+        calibration_note(state, ws),
     ]
     propagated = state.source == "propagated"
     if propagated.any():
@@ -469,7 +490,7 @@ def status_lines(ws: Workspace) -> list[str]:
     ]
     state = load_state(ws)
     if state is not None:
-        lines += describe(state, [audit["image_id"] for audit in ws.store.audits()])
+        lines += describe(state, [audit["image_id"] for audit in ws.store.audits()], ws)
         if is_stale(ws, state):
             lines.append("labels changed since the last propagation: run `labeler propagate`")
     current = current_state(ws)

@@ -246,6 +246,39 @@ def test_reliability_is_out_of_sample_and_counts_every_audit(blobs: tuple[Worksp
     np.testing.assert_allclose(held_out, state.confidence[rows], atol=0.05)
 
 
+def test_the_calibration_note_says_which_audits_it_does_not_include_yet(blobs: tuple[Workspace, np.ndarray]) -> None:
+    """Right after an answer the pages still show the state calibrated without it: the note says so."""
+    ws, t = blobs
+    state = refresh(ws, compute_map=False)
+    rows = np.flatnonzero(state.source == "propagated")[::8][:3]
+
+    def answer(row: int) -> None:
+        ws.store.record_audit(ws.records()[row].id, ws.classes()[int(t[row] > 0.5)].id, None, None, "tester")
+
+    answer(rows[0])
+    answer(rows[1])
+    state = refresh(ws, compute_map=False)
+    note = report.calibration_note(state, ws)
+    assert "2 blind audits)" in note
+    assert "since" not in note
+
+    answer(rows[2])  # not propagated yet
+    note = report.calibration_note(state, ws)
+    assert "2 blind audits)" in note
+    assert note.endswith("; 1 more blind audit answered since is not in it yet: the next propagation takes it into "
+                         "account")
+    choice = report.threshold_choice(ws, 0.9, state)
+    assert choice is not None
+    assert "1 more blind audit answered since" in choice["text"]
+    assert "1 more blind audit answered since" in "\n".join(report.describe(state, (), ws))
+    assert "since" not in report.calibration_note(state)  # without the store: the state's own sentence
+
+    state = refresh(ws, compute_map=False)
+    note = report.calibration_note(state, ws)
+    assert "3 blind audits)" in note
+    assert "since" not in note
+
+
 def test_a_prior_kept_before_it_had_a_spread_is_simulated_again(tmp_path: Path) -> None:
     # Priors kept before 2026-11-27 18:00 hold four values (no spread): read as missing, not as a wrong width.
     ws = gradient_workspace(tmp_path)
