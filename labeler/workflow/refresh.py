@@ -176,7 +176,8 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
     """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding; those a
     person kept with that class (``store.keep_label``) left out."""
     path = state_dir(ws) / "suspects.json"
-    key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
+    # "fence:": suspects by the Tukey fence on leave-one-out log-ratios; lists cached by the older rule are not reused.
+    key = f"fence:{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
     found: list[review.Suspect] | None = None
     if path.exists():
         cached = load_json(path)

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from labeler.workflow.state import load_state
 from pages.shared.key_help import silent_key_text
+from pages.shared.text import plain
 
 # ----------------------------------------------------------------------------------------------- label
 
@@ -330,6 +331,9 @@ def test_a_kept_suspect_label_stays_kept_in_a_new_session(colour_folder: tuple[P
     at = open_view("review", "Suspect human labels")
     keep = [b for b in at.button if b.key == f"keep_{wrong.id}"]
     assert keep, "the wrong label is shown as suspect"
+    said = [m.value for m in at.markdown if "labeled" in m.value]
+    assert said == [f"{plain(wrong.path)}: labeled **green**; its neighbours' labels point to **red** far more than to "
+                    "its own label"]  # in words, not a statistic
     keep[0].click().run()
     assert any("No human label is contradicted" in c.value for c in at.caption)
     assert ws.store.kept_labels() == {wrong.id: green}

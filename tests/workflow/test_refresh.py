@@ -199,3 +199,17 @@ def test_follow_up_work_is_left_to_the_next_pass_when_newer_labels_wait(
     full = refresh(ws, compute_map=False)  # the next pass does the rest
     np.testing.assert_array_equal(full.label, state.label)
     assert not np.isnan(full.stability).any()
+
+
+def test_suspects_cached_by_the_older_rule_are_not_reused(labeled: tuple[Workspace, dict[str, str]]) -> None:
+    from labeler.io.artifacts import save_json_atomic
+    from labeler.workflow.refresh import suspect_labels
+    from labeler.workflow.state import state_dir
+
+    ws, _ = labeled
+    state = refresh(ws, compute_map=False)
+    # The older rule's cache: its key had no "fence:" and its items no log-ratio.
+    old_key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
+    item = {"index": 0, "human_label": 0, "neighbourhood_label": 1, "support": 0.6}
+    save_json_atomic(state_dir(ws) / "suspects.json", {"key": old_key, "items": [item]})
+    assert suspect_labels(ws, state) == []  # one label per class: nothing to contradict
