@@ -133,6 +133,10 @@ def review_queue(
 
 # Tukey's fence: a seed is a suspect when its log-ratio lies this many interquartile ranges above the upper quartile.
 SUSPECT_FENCE = 1.5
+# The same fence on the distance to the k-th neighbour marks isolated images (possible_new_class). Tukey's "far out"
+# fence (3) flagged none of a few clothing images planted among digits; 1.5 found 6 of 86 and no digit, and marks
+# 0-5 images per thousand of the shared sets (benchmarks/results/suspects.md).
+ISOLATION_FENCE = 1.5
 
 
 def suspect_log_ratios(
@@ -223,8 +227,10 @@ def possible_new_class(
     *,
     alpha: float = 0.9,
     ratio: float = 0.1,
+    knn_distances: NDArray[Any] | None = None,
+    fence: float = ISOLATION_FENCE,
 ) -> NDArray[np.bool_]:
-    """Images far from every seed in the graph: candidates for a class nobody has labeled yet.
+    """Images far from every seed in the graph, or far from every image: candidates for a class nobody has labeled.
 
     Rule: spread all seeds as one class with a short-range ``alpha`` (0.9: mass decays ~10x per few hops, so it
     measures graph closeness to the nearest seeds; the long-range 0.99 used for labels equalises mass across touching
@@ -233,9 +239,17 @@ def possible_new_class(
     reaches; below ``ratio`` times that median the image is flagged. Images in a component without seeds are always
     flagged; human-labeled images never are.
 
+    With ``knn_distances`` (the graph's kNN lists' distances), isolated images are flagged too: those whose distance
+    to their k-th neighbour is above ``Q3 + fence * IQR`` of all images' (Tukey's fence). Why: a class with only a
+    few images in the folder has no cluster of its own; its images hang on to the nearest cluster in the graph and
+    get a seed's mass like any other, but their neighbours are far (``benchmarks/results/suspects.md``: of 3 or 10
+    clothing images among 2,000 digits the graph rule found none, this fence 6 of 26; 30 of them are a group of
+    their own, found by neither).
+
     Parameters
     ----------
     W : (n, n) affinity; y : (n,) int with -1 unlabeled
+    knn_distances : (n, k) float, nearest first (:func:`labeler.core.graph.knn_indices`), optional
 
     Returns
     -------
@@ -253,7 +267,28 @@ def possible_new_class(
     flagged = unlabeled & ~reached
     if reference.size:
         flagged |= unlabeled & (mass < ratio * float(np.median(reference)))
+    if knn_distances is not None:
+        flagged |= unlabeled & isolated(knn_distances, fence=fence)
     return flagged
+
+
+def isolated(knn_distances: NDArray[Any], *, fence: float = ISOLATION_FENCE) -> NDArray[np.bool_]:
+    """Rows whose distance to their k-th (last) neighbour lies above ``Q3 + fence * IQR`` of all rows' (Tukey 1977).
+
+    Parameters
+    ----------
+    knn_distances : (n, k) float, nearest first
+
+    Returns
+    -------
+    bool array of shape (n,); all False without neighbours
+    """
+    distances = np.asarray(knn_distances, dtype=np.float64)
+    if distances.ndim != 2 or distances.shape[1] == 0 or distances.shape[0] == 0:
+        return np.zeros(distances.shape[0] if distances.ndim else 0, dtype=bool)
+    last = distances[:, -1]
+    q1, q3 = np.percentile(last, [25, 75])
+    return np.asarray(last > q3 + fence * (q3 - q1), dtype=bool)
 
 
 @dataclass(frozen=True)

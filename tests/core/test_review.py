@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs, make_moons
 
-from labeler.core.graph import knn_graph
+from labeler.core.graph import knn_graph, knn_indices
 from labeler.core.propagate import Source, propagate
 from labeler.core.review import (
     MAX_COVERAGE_CLUSTERS,
@@ -10,6 +10,7 @@ from labeler.core.review import (
     clusters,
     cold_start,
     coverage_clusters,
+    isolated,
     possible_new_class,
     review_queue,
     suggested_queue,
@@ -178,6 +179,35 @@ def test_possible_new_class_flags_unseeded_cluster():
     flagged = possible_new_class(W, y)
     assert flagged[truth == 2].mean() == 1.0
     assert flagged[truth != 2].sum() == 0
+
+
+def test_isolated_is_tukeys_fence_on_the_distance_to_the_last_neighbour():
+    # Nine rows: quartiles 1.2 and 2.5 whatever the last row's distance beyond 2.5, so the fence is 2.5 + 1.5 * 1.3.
+    last = np.array([1.0, 1.0, 1.2, 1.4, 1.4, 1.6, 2.5, 2.6, 4.4])
+    distances = np.column_stack([last / 2, last])
+    assert isolated(distances).tolist() == [False] * 9
+    distances[8, 1] = 4.5
+    assert isolated(distances).tolist() == [False] * 8 + [True]
+    assert isolated(distances, fence=3.0).tolist() == [False] * 9  # 2.5 + 3 * 1.3 = 6.4
+    assert isolated(np.zeros((5, 0))).tolist() == [False] * 5
+
+
+def test_isolated_images_are_possible_new_classes_with_the_knn_distances():
+    # 300 points in three blobs and three far-off points, each alone: the graph hangs them on a blob.
+    X, truth = make_blobs(300, n_features=4, centers=3, random_state=0, cluster_std=1.0)
+    far = np.array([[40.0, 40, 40, 40], [-40, 40, -40, 40], [40, -40, 40, -40]])
+    X = np.vstack([X, far])
+    _, distances = knn_indices(X, 10, metric="euclidean")
+    W = knn_graph(X, 10, metric="euclidean")
+    y = np.full(303, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:3]] = c
+    assert not possible_new_class(W, y).any()  # without the distances, as before: every point is reached
+    flagged = possible_new_class(W, y, knn_distances=distances)
+    assert flagged[300:].all()
+    assert flagged[:300].sum() <= 15  # and a few blob edges
+    y[300] = 0
+    assert not possible_new_class(W, y, knn_distances=distances)[300]  # never a human label
 
 
 def test_cold_start_one_per_cluster():
