@@ -138,13 +138,16 @@ elif view == "Suspect human labels":
     suspects = queues.suspects(ws, state)
     if not suspects:
         st.caption("No human label is contradicted by its neighbourhood.")
+    else:
+        st.caption("Your labels whose neighbours' labels point to another class far more than they do for your other "
+                   "labels, the strongest first: keep the label if it is right, or change it.")
     for suspect in suspects[:12]:
         col_image, col_text, col_keep, col_change = st.columns([1, 3, 1, 1], vertical_alignment="center")
         col_image.image(thumbs[suspect.index], width=72)
         human, other = state.class_names[suspect.human_label], state.class_names[suspect.neighbourhood_label]
         col_text.markdown(
-            f"{text.plain(records[suspect.index].path)}: labeled **{text.plain(human)}**, its neighbours say "
-            f"**{text.plain(other)}** ({suspect.support:.0%})"
+            f"{text.plain(records[suspect.index].path)}: labeled **{text.plain(human)}**; its neighbours' labels "
+            f"point to **{text.plain(other)}** far more than to its own label"
         )
         image_id = records[suspect.index].id
         col_keep.button("Keep", key=f"keep_{image_id}", on_click=queues.keep_suspect, args=(ws, state, suspect))

@@ -26,6 +26,7 @@ from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.representations import (
     affinity_for,
     graph_for_state,
+    knn_for,
     map_for,
     representations,
     select_representation,
@@ -145,7 +146,9 @@ def refresh(
         progress(1.0, deferred)
         return state
     progress(0.7, "measuring stability (bootstrap re-runs) and possible new classes")
-    new_class = np.asarray(review.possible_new_class(W, y), dtype=bool) if n_classes else state.new_class
+    new_class = state.new_class
+    if n_classes:  # far from every seed in the graph, or isolated: far from its k-th neighbour (the cached lists)
+        new_class = np.asarray(review.possible_new_class(W, y, knn_distances=knn_for(ws, rep)[1]), dtype=bool)
     stability = state.stability
     if settings.n_bootstrap > 0 and not newer():
         # Warm-started from the solution just found, the full solve returns at once; only stability is new.
@@ -176,7 +179,8 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
     """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding; those a
     person kept with that class (``store.keep_label``) left out."""
     path = state_dir(ws) / "suspects.json"
-    key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
+    # "fence:": suspects by the Tukey fence on leave-one-out log-ratios; lists cached by the older rule are not reused.
+    key = f"fence:{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
     found: list[review.Suspect] | None = None
     if path.exists():
         cached = load_json(path)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs, make_moons
 
-from labeler.core.graph import knn_graph
+from labeler.core.graph import knn_graph, knn_indices
 from labeler.core.propagate import Source, propagate
 from labeler.core.review import (
     MAX_COVERAGE_CLUSTERS,
@@ -10,10 +10,12 @@ from labeler.core.review import (
     clusters,
     cold_start,
     coverage_clusters,
+    isolated,
     possible_new_class,
     review_queue,
     suggested_queue,
     suspect_human_labels,
+    suspect_log_ratios,
     uncovered_typicals,
 )
 
@@ -95,6 +97,77 @@ def test_flipped_human_label_is_suspect():
     assert suspects[0].human_label == 2
     assert suspects[0].neighbourhood_label == 0
     assert suspects[0].support > 0.9
+    assert suspects[0].log_ratio > 0
+
+
+def two_blobs(per_class: int = 6, distance: float = 8.0):
+    """Two blobs of 100 (well separated by default), the first ``per_class`` points of each labeled with their
+    blob."""
+    X, truth = make_blobs(200, centers=[[0, 0], [distance, 0]], cluster_std=1.0, random_state=0)
+    W = knn_graph(X, 8, metric="euclidean")
+    y = np.full(200, -1)
+    for c in (0, 1):
+        y[np.flatnonzero(truth == c)[:per_class]] = c
+    return W, y, truth
+
+
+def test_a_planted_wrong_label_in_two_blobs_is_the_only_suspect():
+    W, y, truth = two_blobs()
+    wrong = np.flatnonzero((truth == 0) & (y < 0))[0]
+    y[wrong] = 1  # a point of the first blob labeled as the second
+    suspects = suspect_human_labels(W, y, 2)
+    assert [s.index for s in suspects] == [wrong]
+    assert (suspects[0].human_label, suspects[0].neighbourhood_label) == (1, 0)
+    # Its own class reaches it with less than one seed's even share (13 seeds): the log-ratio's floor, 1/13.
+    assert suspects[0].log_ratio == pytest.approx(np.log(suspects[0].support * 13))
+
+
+def test_a_label_nothing_of_its_class_reaches_is_a_suspect_at_three_labels_per_class():
+    # Three labels per blob, one of each wrong: six log-ratios, two of them high, too few for the fence (Q3 + 1.5 IQR
+    # lies above both). Each wrong label gets all the mass of the other class and none of its own: flagged.
+    W, y, _ = two_blobs(per_class=3)
+    wrong = [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]
+    y[wrong] = [1, 0]
+    seeds, _, _, log_ratio = suspect_log_ratios(W, y, 2)
+    q1, q3 = np.percentile(log_ratio, [25, 75])
+    assert np.all(log_ratio < q3 + 1.5 * (q3 - q1))
+    assert np.sum(log_ratio > 0) == 3  # a right label that loses narrowly too: not a suspect
+    suspects = suspect_human_labels(W, y, 2)
+    assert sorted(s.index for s in suspects) == sorted(wrong)
+    assert all(s.support == pytest.approx(1.0) and s.log_ratio == pytest.approx(np.log(6)) for s in suspects)
+
+
+def test_right_labels_raise_no_suspect():
+    W, y, _ = two_blobs()
+    assert suspect_human_labels(W, y, 2) == []
+
+
+def test_a_class_with_one_label_has_no_suspect():
+    # With one label per class no seed gets mass of its own class: every one would lose, none is contradicted.
+    W, y, _ = two_blobs(per_class=1, distance=3.0)  # blobs that touch: each seed reaches the other
+    assert suspect_human_labels(W, y, 2) == []
+    assert np.all(np.isnan(suspect_log_ratios(W, y, 2)[3]))
+
+
+def test_suspects_come_strongest_first():
+    # Three separated blobs, six labels each; two points of blob 0 labeled 2 (each has the other's support) and
+    # one point of blob 2 labeled 1, which nothing of class 1 reaches: the strongest contradiction.
+    X, truth = make_blobs(300, centers=[[0, 0], [10, 0], [0, 10]], cluster_std=1.0, random_state=0)
+    W = knn_graph(X, 8, metric="euclidean")
+    y = np.full(300, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:6]] = c
+    pair = np.flatnonzero((truth == 0) & (y < 0))[:2]
+    lone = np.flatnonzero((truth == 2) & (y < 0))[0]
+    y[pair], y[lone] = 2, 1
+    suspects = suspect_human_labels(W, y, 3)
+    assert suspects[0].index == lone
+    assert {s.index for s in suspects[1:]} == set(pair.tolist())
+    ratios = [s.log_ratio for s in suspects]
+    assert ratios == sorted(ratios, reverse=True)
+    assert ratios[0] == pytest.approx(np.log(21))  # full mass of class 2 over the floor, one seed's share of 21
+    seeds, _, _, log_ratio = suspect_log_ratios(W, y, 3)
+    assert ratios == pytest.approx([log_ratio[np.searchsorted(seeds, s.index)] for s in suspects])
 
 
 def test_possible_new_class_flags_unseeded_cluster():
@@ -106,6 +179,35 @@ def test_possible_new_class_flags_unseeded_cluster():
     flagged = possible_new_class(W, y)
     assert flagged[truth == 2].mean() == 1.0
     assert flagged[truth != 2].sum() == 0
+
+
+def test_isolated_is_tukeys_fence_on_the_distance_to_the_last_neighbour():
+    # Nine rows: quartiles 1.2 and 2.5 whatever the last row's distance beyond 2.5, so the fence is 2.5 + 1.5 * 1.3.
+    last = np.array([1.0, 1.0, 1.2, 1.4, 1.4, 1.6, 2.5, 2.6, 4.4])
+    distances = np.column_stack([last / 2, last])
+    assert isolated(distances).tolist() == [False] * 9
+    distances[8, 1] = 4.5
+    assert isolated(distances).tolist() == [False] * 8 + [True]
+    assert isolated(distances, fence=3.0).tolist() == [False] * 9  # 2.5 + 3 * 1.3 = 6.4
+    assert isolated(np.zeros((5, 0))).tolist() == [False] * 5
+
+
+def test_isolated_images_are_possible_new_classes_with_the_knn_distances():
+    # 300 points in three blobs and three far-off points, each alone: the graph hangs them on a blob.
+    X, truth = make_blobs(300, n_features=4, centers=3, random_state=0, cluster_std=1.0)
+    far = np.array([[40.0, 40, 40, 40], [-40, 40, -40, 40], [40, -40, 40, -40]])
+    X = np.vstack([X, far])
+    _, distances = knn_indices(X, 10, metric="euclidean")
+    W = knn_graph(X, 10, metric="euclidean")
+    y = np.full(303, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:3]] = c
+    assert not possible_new_class(W, y).any()  # without the distances, as before: every point is reached
+    flagged = possible_new_class(W, y, knn_distances=distances)
+    assert flagged[300:].all()
+    assert flagged[:300].sum() <= 15  # and a few blob edges
+    y[300] = 0
+    assert not possible_new_class(W, y, knn_distances=distances)[300]  # never a human label
 
 
 def test_cold_start_one_per_cluster():

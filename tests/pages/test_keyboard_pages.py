@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from labeler.workflow.state import load_state
 from pages.shared.key_help import silent_key_text
+from pages.shared.text import plain
 
 # ----------------------------------------------------------------------------------------------- label
 
@@ -264,7 +265,7 @@ def test_possible_new_classes_show_typical_images_of_groups_without_a_label(
     ws = labeled_workspace(data_dir, colour_folder[1])  # two labels per colour: no image is far from every seed
     state = load_state(ws)
     assert state is not None
-    assert not state.new_class.any()
+    assert state.new_class.sum() <= 2  # at most an isolated image or two (labeler.core.review.isolated)
     at = open_view("review", "Possible new classes")
     offered = at.multiselect(key="new_class_rows").options  # shown by file name
     assert offered
@@ -330,6 +331,9 @@ def test_a_kept_suspect_label_stays_kept_in_a_new_session(colour_folder: tuple[P
     at = open_view("review", "Suspect human labels")
     keep = [b for b in at.button if b.key == f"keep_{wrong.id}"]
     assert keep, "the wrong label is shown as suspect"
+    said = [m.value for m in at.markdown if "labeled" in m.value]
+    assert said == [f"{plain(wrong.path)}: labeled **green**; its neighbours' labels point to **red** far more than to "
+                    "its own label"]  # in words, not a statistic
     keep[0].click().run()
     assert any("No human label is contradicted" in c.value for c in at.caption)
     assert ws.store.kept_labels() == {wrong.id: green}

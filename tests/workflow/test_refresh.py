@@ -199,3 +199,36 @@ def test_follow_up_work_is_left_to_the_next_pass_when_newer_labels_wait(
     full = refresh(ws, compute_map=False)  # the next pass does the rest
     np.testing.assert_array_equal(full.label, state.label)
     assert not np.isnan(full.stability).any()
+
+
+def test_an_odd_image_among_the_colours_is_a_possible_new_class(colour_folder: tuple[Path, dict[str, str]]) -> None:
+    from PIL import Image
+
+    root, truth = colour_folder
+    checker = (np.indices((20, 20)).sum(axis=0) % 2 * 255).astype(np.uint8)  # a black and white checkerboard
+    Image.fromarray(np.stack([checker] * 3, axis=-1)).save(root / "odd.png")
+    ws = Workspace.open(Settings(root, n_bootstrap=0))
+    ws.import_folder()
+    first: dict[str, str] = {}
+    for path, name in truth.items():
+        first.setdefault(name, path)
+    ws.store.label_paths([(path, name) for name, path in first.items()], "ann")
+    state = refresh(ws, compute_map=False)
+    flagged = [state.paths[i] for i in np.flatnonzero(state.new_class)]
+    # A seed's mass reaches it through the graph like any image; its distance to its neighbours is what stands out.
+    assert "odd.png" in flagged
+    assert len(flagged) <= 3
+
+
+def test_suspects_cached_by_the_older_rule_are_not_reused(labeled: tuple[Workspace, dict[str, str]]) -> None:
+    from labeler.io.artifacts import save_json_atomic
+    from labeler.workflow.refresh import suspect_labels
+    from labeler.workflow.state import state_dir
+
+    ws, _ = labeled
+    state = refresh(ws, compute_map=False)
+    # The older rule's cache: its key had no "fence:" and its items no log-ratio.
+    old_key = f"{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
+    item = {"index": 0, "human_label": 0, "neighbourhood_label": 1, "support": 0.6}
+    save_json_atomic(state_dir(ws) / "suspects.json", {"key": old_key, "items": [item]})
+    assert suspect_labels(ws, state) == []  # one label per class: nothing to contradict
