@@ -90,6 +90,7 @@ if view == "Least certain":
     keyboard_labeler(
         label_events.items_for(ws, [row for row, _ in rows], captions=captions, proposals=proposals),
         [label_events.accept_spec(specs), *specs], key="review_keys", on_event=handler.on_event, undo_earlier=True,
+        accept=label_events.ACCEPT,
     )
     label_events.show_problems(handler)
 

@@ -220,21 +220,26 @@ def _data_url(_ws: Workspace, db_path: str, key: str, row: int, large: bool) -> 
 
 def items_for(ws: Workspace, rows: Sequence[int], *, large: bool = False, captions: dict[int, str] | None = None,
               proposals: dict[int, int] | None = None) -> list[LabelItem]:
-    """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal), a thumbnail data URL
-    (the original image when ``large``) and a plain-text caption (file name, then ``captions[row]``)."""
+    """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal, whose name the item
+    carries too, for the widget's "→ cat (accepted)"), a thumbnail data URL (the original image when ``large``) and
+    a plain-text caption (file name, then ``captions[row]``)."""
     records = session.records(ws)
     db_path = str(ws.settings.db_path)
+    names = {c.id: c.name for c in ws.store.classes()} if proposals else {}
     items = []
     for row in rows:
         key = label_queue_rules.image_key(records[row])
         extra = (captions or {}).get(row, "")
         proposal = (proposals or {}).get(row)
-        items.append(LabelItem(
+        item = LabelItem(
             id=key if proposal is None else f"{key}|{proposal}",
             thumbnail=_data_url(ws, db_path, key, row, large),
             caption=records[row].path + (f" · {extra}" if extra else ""),
             name=records[row].path,
-        ))
+        )
+        if proposal is not None and proposal in names:
+            item["proposal"] = names[proposal]
+        items.append(item)
     return items
 
 

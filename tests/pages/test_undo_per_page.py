@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from labeler.workflow import label_queue
 from labeler.workflow.state import load_state
+from pages.shared.label_events import ACCEPT
 
 
 def test_the_map_and_the_label_page_each_undo_their_own_action(
@@ -112,3 +113,18 @@ def test_a_grid_card_says_its_label_was_undone(colour_folder: tuple[Path, dict[s
     assert ws.store.human_labels() == {image_id: blue}
     assert not any(c.value == "↩ label undone" for c in at.caption)
     assert any(c.value == "✓ labeled blue" for c in at.caption)
+
+
+def test_review_says_an_accept_was_an_accept(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
+    """The widget is told which of its buttons accepts and what each image's proposal is, so that its message
+    reads "→ blue (accepted)", not "→ ✓ Accept the proposal"."""
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    at = run_page("review")
+    at.segmented_control(key="widget:review:view").set_value("Least certain").run()
+    data = widget_data(at, "review_keys")
+    assert data["accept"] == ACCEPT
+    names = {c.id: c.name for c in ws.store.classes()}
+    for item in data["items"]:
+        assert item["proposal"] == names[int(item["id"].split("|")[1])]
