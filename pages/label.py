@@ -15,6 +15,7 @@ GRID_ROWS = 3
 # Images sent ahead to the keyboard widget: it shows the next one at once, without waiting for Python.
 PREFETCH = 8
 GRID_SLOTS = "label_grid"
+ORIGIN = "label"  # the labels this page stores, which its undo takes back (and no other page's)
 
 ws = session.require_images("Label")
 classes = ws.store.classes()
@@ -72,7 +73,7 @@ if not queue and not any(row in unlabeled for row in slot_rows):
     st.stop()
 
 # ----------------------------------------------------------------------------------------------- keyboard widget
-handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="label",
+handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode=ORIGIN,
                                skipped=queues.skipped_keys(),
                                queue=label_events.handler_queue(st.session_state.get(queues.LABEL_QUEUE)))
 widget_rows = queue[:PREFETCH]
@@ -96,6 +97,7 @@ if col_more.button("New images", key="grid_new", help="Replace these cards with 
 thumbs = session.thumbnails(ws)
 class_ids = [c.id for c in classes]
 human = ws.store.human_labels()
+undone = handler.undone  # image keys whose label this page's undo took back (u in the widget)
 
 
 def label_from_pills(row: int) -> None:
@@ -103,7 +105,8 @@ def label_from_pills(row: int) -> None:
     class_id = st.session_state.get(f"pick_{records[row].id}")
     if class_id is None:
         return
-    ws.store.set_labels([records[row].id], class_id, session.annotator(ws))
+    ws.store.set_labels([records[row].id], class_id, session.annotator(ws), origin=ORIGIN)
+    undone.discard(label_queue_rules.image_key(records[row]))
     session.request_refresh()
 
 
@@ -112,6 +115,9 @@ for start in range(0, len(slot_rows), GRID_COLUMNS):
     for col, row in zip(cols, slot_rows[start : start + GRID_COLUMNS], strict=False):
         with col:
             done = human.get(records[row].id)
+            was_undone = done is None and label_queue_rules.image_key(records[row]) in undone
+            if was_undone:  # the class picked before must not look chosen still
+                st.session_state[f"pick_{records[row].id}"] = None
             st.image(thumbs[row], width=96)
             st.caption(text.plain(records[row].path) + queues.reason_caption(ws, row))
             st.pills(
@@ -128,3 +134,5 @@ for start in range(0, len(slot_rows), GRID_COLUMNS):
             )
             if done is not None:
                 st.caption(f"✓ labeled {text.plain(names.get(done, '?'))}")
+            elif was_undone:
+                st.caption("↩ label undone")

@@ -25,6 +25,7 @@ from pages.shared.key_help import no_keys_here
 from pages.shared.keyboard_labeler import keyboard_labeler
 
 PREFETCH = 8
+ORIGIN = "review"  # the labels this page stores, which its undo takes back (and no other page's)
 VIEWS = ["Least certain", "Blind audit", "Suspect human labels", "Possible new classes"]
 NO_KEYS = "this view has no keys, its buttons do the work; class keys work in Least certain and Blind audit."
 
@@ -83,12 +84,13 @@ if view == "Least certain":
                 + (f"proposal: {names[row]} ({state.confidence[row]:.0%})" if row in proposals
                    else "no proposal (no seed reaches it)")
                 for row, why in rows}
-    handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="review",
+    handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode=ORIGIN,
                                    skipped=queues.skipped_keys(queues.REVIEW_SKIPPED),
                                    queue=label_events.handler_queue(st.session_state.get(queues.REVIEW_QUEUE)))
     keyboard_labeler(
         label_events.items_for(ws, [row for row, _ in rows], captions=captions, proposals=proposals),
         [label_events.accept_spec(specs), *specs], key="review_keys", on_event=handler.on_event, undo_earlier=True,
+        accept=label_events.ACCEPT,
     )
     label_events.show_problems(handler)
 
@@ -109,7 +111,7 @@ elif view == "Blind audit":
         col_name, col_add = st.columns([3, 1], vertical_alignment="bottom")
         new_name = col_name.text_input("A class not on the list", placeholder="its name", key="audit_new_class_name")
         if col_add.form_submit_button("Add the class"):
-            error = class_keys.create_class_and_label(ws, new_name, [], session.annotator(ws))
+            error = class_keys.create_class_and_label(ws, new_name, [], session.annotator(ws), ORIGIN)
             if error:
                 st.error(text.plain(error))
             else:
@@ -152,7 +154,8 @@ elif view == "Suspect human labels":
         image_id = records[suspect.index].id
         col_keep.button("Keep", key=f"keep_{image_id}", on_click=queues.keep_suspect, args=(ws, state, suspect))
         if col_change.button(f"→ {text.plain(other)}", key=f"change_{image_id}"):
-            ws.store.set_labels([image_id], state.class_ids[suspect.neighbourhood_label], session.annotator(ws))
+            ws.store.set_labels([image_id], state.class_ids[suspect.neighbourhood_label], session.annotator(ws),
+                                origin=ORIGIN)
             session.request_refresh()
             st.rerun()
 
@@ -171,7 +174,7 @@ else:
             chosen = st.multiselect("Images", flagged, format_func=lambda r: records[r].path, key="new_class_rows")
             if st.form_submit_button("Create class and label them"):
                 error = class_keys.create_class_and_label(ws, new_name, [records[r].id for r in chosen],
-                                                          session.annotator(ws))
+                                                          session.annotator(ws), ORIGIN)
                 if error:
                     st.error(text.plain(error))
                 else:

@@ -8,6 +8,7 @@ from labeler.store.labels import (
     ClassInfo,
     ImageRecord,
     ImportedImage,
+    LabelAction,
     LabelStore,
     UndoConflict,
     validate_annotator,
@@ -15,6 +16,6 @@ from labeler.store.labels import (
 
 __all__ = [
     "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken", "ImageRecord",
-    "ImportedImage", "InvalidClassName", "Job", "LabelStore", "UndoConflict", "WorkspaceNotWritable",
+    "ImportedImage", "InvalidClassName", "Job", "LabelAction", "LabelStore", "UndoConflict", "WorkspaceNotWritable",
     "validate_annotator", "validate_class_name",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 DEFAULT_SYNCHRONOUS = "FULL"
 
@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS events (
     prev_labeled_at REAL,
     undoes_batch INTEGER,               -- for undo events
     annotator TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    origin TEXT                         -- the app page that made it, which undoes it (NULL: CLI, re-scan)
 );
 CREATE INDEX IF NOT EXISTS events_batch ON events(batch);
 CREATE TABLE IF NOT EXISTS audits (
@@ -92,6 +93,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE events ADD COLUMN prev_annotator TEXT",
         "ALTER TABLE events ADD COLUMN prev_labeled_at REAL",
     ),
+    2: ("ALTER TABLE events ADD COLUMN origin TEXT",),
 }
 
 

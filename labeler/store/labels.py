@@ -27,18 +27,24 @@ KEPT_LABELS_KEY = "kept_suspect_labels"
 
 
 class UndoConflict(Exception):
-    """Undo refused: images of the action were relabeled since by someone else (``changed``: (image id, by whom))."""
+    """Undo refused: images of the action were changed since (``changed``: (image id, by whom, where), the latest
+    change of each). ``undoer`` is who asked: a change of theirs reads "by you", with the page it came from."""
 
-    def __init__(self, batch: int, changed: Sequence[tuple[int, str | None]]) -> None:
+    def __init__(self, batch: int, changed: Sequence[tuple[int, str | None, str | None]],
+                 undoer: str | None = None) -> None:
         self.batch = batch
         self.changed = list(changed)
-        who = sorted({by for _, by in self.changed if by})
+        self.undoer = undoer
+        who = sorted({
+            (f"you ({where})" if where else "you") if by == undoer else by
+            for _, by, where in self.changed if by
+        })
         by = f" by {', '.join(who)}" if who else ""
         count = len(self.changed)
+        theirs = "that" if not who or all(name.startswith("you") for name in who) else "their"
         super().__init__(
             f"cannot undo: {count} image{'s' if count != 1 else ''} of that action "
-            f"{'were' if count != 1 else 'was'} relabeled since{by}; undo would overwrite "
-            f"{'their' if who else 'that'} work"
+            f"{'were' if count != 1 else 'was'} relabeled since{by}; undo would overwrite {theirs} work"
         )
 
 
@@ -50,6 +56,31 @@ def validate_annotator(annotator: str) -> str:
     if len(annotator) > MAX_ANNOTATOR_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in annotator):
         raise ValueError(f"annotator {annotator[:40]!r} is too long or contains control characters")
     return annotator
+
+
+def validate_origin(origin: str | None) -> str | None:
+    """Where an action was made: None (the CLI, a re-scan) or a short name without control characters, e.g. the
+    app's page ``"map"``; undo can be scoped to it, so that each page undoes its own actions."""
+    if origin is None:
+        return None
+    if not isinstance(origin, str) or not origin.strip() or len(origin) > 40 or not origin.isprintable():
+        raise ValueError(f"an origin is a short name, like 'map', not {str(origin)[:40]!r}")
+    return origin
+
+
+@dataclass(frozen=True)
+class LabelAction:
+    """One label action of the event log (one event batch): who made it, where, and the labels it left.
+
+    ``image_ids``: the images whose label it changed, the last one changed first; ``class_ids``: the class it left
+    on each (None: it took the label off).
+    """
+
+    batch: int
+    annotator: str
+    origin: str | None
+    image_ids: tuple[int, ...]
+    class_ids: tuple[int | None, ...]
 
 
 @dataclass(frozen=True)
@@ -255,9 +286,9 @@ class LabelStore(JobTable):
 
     def _apply(self, conn: sqlite3.Connection, batch: int, kind: str, image_id: int, class_id: int | None,
                annotator: str, now: float, undoes: int | None = None,
-               restore: tuple[str | None, float | None] | None = None) -> bool:
+               restore: tuple[str | None, float | None] | None = None, origin: str | None = None) -> bool:
         """Set one image's label and log the event; ``restore`` (undo): the (annotator, time) the label is given
-        back with. Returns whether anything changed."""
+        back with; ``origin``: where the action was made. Returns whether anything changed."""
         row = conn.execute("SELECT class_id, annotator, labeled_at FROM labels WHERE image_id = ?",
                            (image_id,)).fetchone()
         previous = row["class_id"] if row else None
@@ -273,16 +304,19 @@ class LabelStore(JobTable):
             )
         conn.execute(
             "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, prev_annotator, prev_labeled_at, "
-            "undoes_batch, annotator, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "undoes_batch, annotator, at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (batch, kind, image_id, class_id, previous, row["annotator"] if row else None,
-             row["labeled_at"] if row else None, undoes, annotator, now),
+             row["labeled_at"] if row else None, undoes, annotator, now, origin),
         )
         return True
 
-    def set_labels(self, image_ids: Iterable[int], class_id: int | None, annotator: str) -> int:
-        """Label (or, with ``class_id=None``, unlabel) images as one undoable action. Returns how many changed."""
+    def set_labels(self, image_ids: Iterable[int], class_id: int | None, annotator: str,
+                   origin: str | None = None) -> int:
+        """Label (or, with ``class_id=None``, unlabel) images as one undoable action made at ``origin`` (a page of
+        the app, see :meth:`undo_action`). Returns how many changed."""
         image_ids = list(dict.fromkeys(int(i) for i in image_ids))
         annotator = validate_annotator(annotator)
+        origin = validate_origin(origin)
         now = time.time()
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM classes WHERE id=?", (class_id,)).fetchone()
@@ -290,10 +324,10 @@ class LabelStore(JobTable):
                 raise KeyError(f"no class with id {class_id}")
             batch = self._next_batch(conn)
             kind = "label" if class_id is not None else "unlabel"
-            return sum(self._apply(conn, batch, kind, i, class_id, annotator, now) for i in image_ids)
+            return sum(self._apply(conn, batch, kind, i, class_id, annotator, now, origin=origin) for i in image_ids)
 
-    def label(self, image_id: int, class_id: int, annotator: str) -> bool:
-        return self.set_labels([image_id], class_id, annotator) == 1
+    def label(self, image_id: int, class_id: int, annotator: str, origin: str | None = None) -> bool:
+        return self.set_labels([image_id], class_id, annotator, origin) == 1
 
     def label_paths(self, rows: Iterable[tuple[str, str]], annotator: str) -> tuple[int, list[tuple[str, str]]]:
         """Apply (path, class name) rows as one action; creates missing classes.
@@ -328,31 +362,47 @@ class LabelStore(JobTable):
 
         See :meth:`undo_action`.
         """
-        return len(self.undo_action(annotator))
+        action = self.undo_action(annotator)
+        return len(action.image_ids) if action is not None else 0
 
-    def undo_action(self, annotator: str) -> list[int]:
-        """Revert ``annotator``'s most recent label action not yet undone; returns the ids of its images.
+    def undo_action(self, annotator: str, *, origin: str | None = None,
+                    image_id: int | None = None) -> LabelAction | None:
+        """Revert ``annotator``'s most recent label action not yet undone; returns that action (None: none left).
+
+        ``origin`` narrows it to the actions made there (a page of the app undoes only its own: the Map's Undo
+        never reverts a label made on the Label page of the same tab); ``image_id`` to the actions that changed
+        that image (the keyboard widget's undo of one image). None: any.
 
         Undo only ever touches the annotator's own action (each browser tab and each CLI batch has its own
-        annotator string). When any of its images has been relabeled since by someone else, nothing is reverted
-        and :class:`UndoConflict` says which; the action stays undoable once those labels are back. Returns an
-        empty list when there is nothing to undo.
+        annotator string). When any of its images has been relabeled since (by someone else, or by the annotator
+        elsewhere), nothing is reverted and :class:`UndoConflict` says which, by whom and where; the action stays
+        undoable once those labels are back.
         """
         annotator = validate_annotator(annotator)
+        origin = validate_origin(origin)
         now = time.time()
+        narrow = ""
+        params: list[object] = [annotator]
+        if origin is not None:
+            narrow += " AND origin = ?"
+            params.append(origin)
+        if image_id is not None:
+            narrow += " AND image_id = ?"
+            params.append(int(image_id))
         with self._write() as conn:
             target = conn.execute(
-                "SELECT MAX(batch) FROM events WHERE kind IN ('label', 'unlabel') AND annotator = ? "
-                "AND batch NOT IN (SELECT undoes_batch FROM events WHERE kind = 'undo' AND undoes_batch IS NOT NULL)",
-                (annotator,),
+                "SELECT MAX(batch) FROM events WHERE kind IN ('label', 'unlabel') AND annotator = ?" + narrow
+                + " AND batch NOT IN (SELECT undoes_batch FROM events WHERE kind = 'undo' AND undoes_batch IS NOT "
+                "NULL)",
+                params,
             ).fetchone()[0]
             if target is None:
-                return []
+                return None
             # Newest first: applying each event's previous label in turn leaves every image as it was before the
             # action, and the first event seen per image is the label the action left it with.
             events = conn.execute(
-                "SELECT e.image_id, e.class_id, e.prev_class_id, e.prev_annotator, e.prev_labeled_at, "
-                "l.class_id AS now, l.annotator AS now_by "
+                "SELECT e.id, e.image_id, e.class_id, e.prev_class_id, e.prev_annotator, e.prev_labeled_at, "
+                "e.origin, l.class_id AS now, l.annotator AS now_by "
                 "FROM events e LEFT JOIN labels l ON l.image_id = e.image_id WHERE e.batch = ? ORDER BY e.id DESC",
                 (target,),
             ).fetchall()
@@ -365,19 +415,20 @@ class LabelStore(JobTable):
                 if e["now"] != e["class_id"] or (e["now"] is not None and e["now_by"] != annotator)
             ]
             if changed:
-                raise UndoConflict(target, [(i, _last_other_author(conn, i, annotator)) for i in changed])
+                raise UndoConflict(target, [(i, *_changed_by(conn, i, events[0]["id"])) for i in changed], annotator)
+            where = events[0]["origin"]
             batch = self._next_batch(conn)
             for event in events:
                 self._apply(conn, batch, "undo", event["image_id"], event["prev_class_id"], annotator, now,
-                            undoes=target, restore=(event["prev_annotator"], event["prev_labeled_at"]))
+                            undoes=target, restore=(event["prev_annotator"], event["prev_labeled_at"]), origin=where)
             if not conn.execute("SELECT 1 FROM events WHERE batch=?", (batch,)).fetchone():
                 # Nothing to change: still record the undo, so the same action is not undone twice.
                 conn.execute(
-                    "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, undoes_batch, annotator, at) "
-                    "VALUES (?, 'undo', ?, NULL, NULL, ?, ?, ?)",
-                    (batch, events[0]["image_id"], target, annotator, now),
+                    "INSERT INTO events(batch, kind, image_id, class_id, prev_class_id, undoes_batch, annotator, at, "
+                    "origin) VALUES (?, 'undo', ?, NULL, NULL, ?, ?, ?, ?)",
+                    (batch, events[0]["image_id"], target, annotator, now, where),
                 )
-            return list(left)
+            return LabelAction(target, annotator, where, tuple(left), tuple(e["class_id"] for e in left.values()))
 
     def human_labels(self) -> dict[int, int]:
         """{image id: class id} for every human label."""
@@ -489,12 +540,14 @@ def _bump_images_version(conn: sqlite3.Connection) -> None:
     )
 
 
-def _last_other_author(conn: sqlite3.Connection, image_id: int, annotator: str) -> str | None:
-    """Who, other than ``annotator``, last changed the image's label."""
+def _changed_by(conn: sqlite3.Connection, image_id: int, after: int) -> tuple[str | None, str | None]:
+    """(who, where) made the latest change of the image's label after event ``after`` (undo markers, which change
+    nothing, left out)."""
     row = conn.execute(
-        "SELECT annotator FROM events WHERE image_id=? AND annotator<>? ORDER BY id DESC LIMIT 1", (image_id, annotator)
+        "SELECT annotator, origin FROM events WHERE image_id=? AND id>? "
+        "AND (class_id IS NOT NULL OR prev_class_id IS NOT NULL) ORDER BY id DESC LIMIT 1", (image_id, after)
     ).fetchone()
-    return row["annotator"] if row else None
+    return (row["annotator"], row["origin"]) if row else (None, None)
 
 
 def _renumber_rows(conn: sqlite3.Connection) -> None:

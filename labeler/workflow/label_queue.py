@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from labeler.core import review
 from labeler.core.propagate import PropagationResult, Source
 from labeler.io.artifacts import load_npz, save_npz_atomic
-from labeler.store import ImageRecord, UndoConflict
+from labeler.store import ImageRecord
 from labeler.workflow import backbone
 from labeler.workflow.representations import graph_for_state, representations
 from labeler.workflow.state import PipelineState, images_digest, state_dir
@@ -347,36 +347,3 @@ def answer_audits_by_path(
             answered.add(row)
             stored += 1
     return stored, problems
-
-
-def undo_last(ws: Workspace, annotator: str | None = None, records: Records | None = None) -> int | None:
-    """Undo ``annotator``'s (default: the settings') last label action; returns the row of an image it touched
-    (None if nothing undone). Raises :class:`labeler.store.UndoConflict` when someone relabeled its images since."""
-    image_ids = ws.store.undo_action(annotator or ws.settings.annotator)
-    if not image_ids:
-        return None
-    records = ws.records() if records is None else records
-    rows = {r.id: i for i, r in enumerate(records)}
-    return rows.get(image_ids[0])  # the most recently labeled image of the action
-
-
-def undo_label(ws: Workspace, image_id: int, annotator: str) -> bool:
-    """Revert ``annotator``'s latest label of one image, if it is still that image's latest change.
-
-    The store's undo reverts the annotator's latest action; that is this label when the action was this image's
-    and nothing changed the image since. Otherwise (a later bulk action, or someone else relabeled it) nothing is
-    reverted and False is returned, so one person's undo never reverts another's work.
-    """
-    history = ws.store.history(image_id=image_id, limit=1)
-    if not history or history[0]["annotator"] != annotator or history[0]["kind"] != "label":
-        return False
-    recent = ws.store.history(limit=2000)
-    undone = {event["undoes_batch"] for event in recent if event["kind"] == "undo"}
-    mine = [event for event in recent if event["annotator"] == annotator
-            and event["kind"] in {"label", "unlabel"} and event["batch"] not in undone]
-    if not mine or mine[0]["batch"] != history[0]["batch"]:
-        return False
-    try:
-        return bool(ws.store.undo_action(annotator))
-    except UndoConflict:
-        return False

@@ -72,8 +72,10 @@ def keys_for(classes: Sequence[ClassInfo]) -> list[str]:
     return [key if key is not None else next(free, "") for key in own]
 
 
-def create_class_and_label(ws: Workspace, name: str, image_ids: list[int], annotator: str) -> str | None:
-    """Create a class and label images with it; returns an error message or None."""
+def create_class_and_label(ws: Workspace, name: str, image_ids: list[int], annotator: str,
+                           origin: str) -> str | None:
+    """Create a class and label images with it, as one action of the page ``origin``; returns an error message or
+    None."""
     from labeler.store import InvalidClassName
 
     try:
@@ -81,5 +83,5 @@ def create_class_and_label(ws: Workspace, name: str, image_ids: list[int], annot
     except InvalidClassName as error:
         return str(error)
     if image_ids:
-        ws.store.set_labels(image_ids, info.id, annotator)
+        ws.store.set_labels(image_ids, info.id, annotator, origin=origin)
     return None

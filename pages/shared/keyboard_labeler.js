@@ -47,12 +47,20 @@ function createWidget(host) {
   const w = {
     stream: Math.random().toString(36).slice(2) + Date.now().toString(36),
     seq: 0, acked: 0, reflected: 0, pending: [], queue: [], acted: new Map(), history: [], waiting: [],
-    classes: [], keys: new Map(), classesSig: "", autofocus: true, undoEarlier: false, done: false, send: null,
+    classes: [], keys: new Map(), classesSig: "", autofocus: true, undoEarlier: false, accept: "", done: false,
+    send: null,
     timer: 0, tries: 0,
     messageTimer: 0,
   };
 
-  const actionText = (entry) => (entry.action === "skip" ? "skipped" : entry.label);
+  // The accept class stands for the item's proposal: "→ cat (accepted)", not the button's name.
+  const accepted = (entry) => (entry.action === "label" && w.accept !== "" && entry.label === w.accept
+    && entry.item && entry.item.proposal ? entry.item.proposal : "");
+  const actionText = (entry) => {
+    if (entry.action === "skip") return "skipped";
+    return accepted(entry) ? `${accepted(entry)} (accepted)` : entry.label;
+  };
+  const undoneText = (entry) => (accepted(entry) ? `accepted ${accepted(entry)}` : actionText(entry));
 
   function say(text, warn = false) {
     view.message.textContent = text;
@@ -98,8 +106,8 @@ function createWidget(host) {
   function undo() {
     const entry = w.history.pop();
     if (!entry && w.undoEarlier) {
-      emit("", "undo", null); // Python knows this tab's earlier labels (from before a reload); the page shows it
-      say("Undoing your last label from before…");
+      emit("", "undo", null); // the page knows its earlier labels (before a reload, a grid click); it says which
+      say("Undoing your last label on this page…");
     } else if (!entry) {
       say("Nothing to undo here.", true);
     } else if (!entry.item) {
@@ -110,7 +118,7 @@ function createWidget(host) {
       item.reopened = emit(item.id, "undo", null);
       w.acted.delete(item.id);
       w.queue = [item, ...w.queue.filter((other) => other.id !== item.id)];
-      say(`Undone: ${item.name || item.caption || item.id} (${actionText(entry)}).`);
+      say(`Undone: ${item.name || item.caption || item.id} (${undoneText(entry)}).`);
     }
     render();
   }
@@ -247,6 +255,7 @@ function createWidget(host) {
     for (const [id, seq] of w.acted) if (seq <= w.reflected) w.acted.delete(id); // Python's items now know
     w.autofocus = data.autofocus !== false;
     w.undoEarlier = data.undo_earlier === true;
+    w.accept = typeof data.accept === "string" ? data.accept : "";
     root.style.setProperty("--kl-size", `${Number(data.image_px) || 240}px`);
     setClasses(data.classes || []);
     const incoming = (data.items || []).filter((item) => !w.acted.has(item.id));

@@ -17,8 +17,9 @@ Contract
 ``action``
     ``"label"`` (``label`` holds the class name), ``"skip"``, or ``"undo"``: revert this widget's latest label or
     skip not yet undone, which was on ``image_id`` (the browser shows that image again). With ``undo_earlier``
-    and nothing of its own left to undo (after a reload, or the page opened again), an undo has ``image_id``
-    ``""``: the caller's own earlier action, which the caller knows and the browser does not.
+    and nothing of its own left to undo (after a reload, the page opened again, or a label made elsewhere on the
+    page), an undo has ``image_id`` ``""``: the page's own earlier action, which the page knows and the browser
+    does not.
 ``label``
     The class name for ``"label"``, else ``None``.
 
@@ -79,12 +80,14 @@ _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 class LabelItem(TypedDict, total=False):
     """One image the widget may show: a stable ``id``, a ``thumbnail`` data URL and a ``caption`` (plain text);
-    optionally a short ``name`` (the file name) for the widget's messages, which the caption's notes would clutter."""
+    optionally a short ``name`` (the file name) for the widget's messages, which the caption's notes would clutter,
+    and the class name of its ``proposal``, which the ``accept`` class stands for in them ("→ cat (accepted)")."""
 
     id: Required[str]
     thumbnail: Required[str]
     caption: Required[str]
     name: str
+    proposal: str
 
 
 class LabelEvent(TypedDict):
@@ -152,6 +155,7 @@ def keyboard_labeler(
     image_px: int = 240,
     autofocus: bool = True,
     undo_earlier: bool = False,
+    accept: str | None = None,
 ) -> list[LabelEvent]:
     """Show ``items[0]`` to label by key or click; ``on_event`` stores each new event once, in order.
 
@@ -173,6 +177,9 @@ def keyboard_labeler(
     undo_earlier : bool
         When the widget has nothing of its own to undo, ``u`` sends an undo with ``image_id`` ``""`` (see the
         module docstring) instead of saying there is nothing to undo.
+    accept : str, optional
+        The name of the class (among ``classes``) that accepts each item's ``proposal``: the widget's messages name
+        the proposal ("img.png → cat (accepted)") instead of that class.
 
     Returns
     -------
@@ -181,6 +188,8 @@ def keyboard_labeler(
     """
     names = _check_classes(classes)
     _check_items(items)
+    if accept is not None and accept not in names:
+        raise ValueError(f"the accept class {accept!r} is not among the classes")
     applied = _applied(key)
     stream = applied.stream
     reflected = applied.last_seq.get(stream, 0) if stream else 0  # ``items`` came after these: callbacks run first
@@ -189,7 +198,7 @@ def keyboard_labeler(
         reflected = 0
     data = {
         "items": [{"id": i["id"], "thumbnail": i["thumbnail"], "caption": i.get("caption", ""),
-                   "name": i.get("name", "")} for i in items],
+                   "name": i.get("name", ""), "proposal": i.get("proposal", "")} for i in items],
         "classes": [{"name": name, "key": k, "colour": colour} for name, k, colour in classes],
         "ack": {
             "stream": applied.stream,
@@ -199,6 +208,7 @@ def keyboard_labeler(
         "image_px": int(image_px),
         "autofocus": bool(autofocus),
         "undo_earlier": bool(undo_earlier),
+        "accept": accept or "",
     }
     _render(key=key, data=data, on_outbox_change=functools.partial(_deliver, key, names, on_event))
     if not applied.lock.acquire(timeout=LOCK_TIMEOUT_S):

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from labeler.store import ClassInfo, UndoConflict
+from labeler.store import ClassInfo, ImageRecord, LabelAction, UndoConflict
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState
@@ -24,6 +24,7 @@ from pages.shared import class_keys, session, text
 from pages.shared.keyboard_labeler import ClassSpec, LabelEvent, LabelItem, thumbnail_data_url
 
 PROBLEMS = "label_problems"
+NOTES = "label_notes"
 # The review widget's extra "class": one key accepts the proposal shown in the caption.
 ACCEPT = "✓ Accept the proposal"
 ACCEPT_COLOUR = "#555555"
@@ -41,13 +42,35 @@ def accept_spec(specs: Sequence[ClassSpec]) -> ClassSpec:
     return (ACCEPT, next(k for k in ACCEPT_KEYS if k not in taken), ACCEPT_COLOUR)
 
 
+def undone_text(action: LabelAction, classes: Sequence[ClassInfo], records: Sequence[ImageRecord]) -> str:
+    """What an undo took back, for a toast: "Undone: img_003.png → cat." or "Undone: 23 images → cat." (the labels
+    the action had given; names escaped for Markdown). No Streamlit call: a keyboard event handler uses it."""
+    names = {c.id: c.name for c in classes}
+    given = ", ".join(text.plain(names.get(c, "?") if c is not None else "no label")
+                      for c in dict.fromkeys(action.class_ids))
+    count = len(action.image_ids)
+    if count == 1:
+        path = next((r.path for r in records if r.id == action.image_ids[0]), "1 image")
+        return f"Undone: {text.plain(path)} → {given}."
+    return f"Undone: {count} images → {given}."
+
+
+def conflict_text(conflict: UndoConflict) -> str:
+    """The store's refusal as a sentence: "Cannot undo: ... ."."""
+    said = str(conflict)
+    return f"{said[:1].upper()}{said[1:]}."
+
+
 class Handler:
     """Applies the widget's events: label (or answer), skip and undo.
+
+    Labels are stored with the page as their origin (``mode``), and undo takes back only this page's own labels of
+    this tab: u on the Label page never reverts a bulk label of the Map, nor an accept on Review.
 
     Parameters
     ----------
     mode : "label" stores human labels; "review" does too and understands :data:`ACCEPT`; "audit" stores blind
-        audit answers (never seeds) against ``state``.
+        audit answers (never seeds) against ``state``. The labels' origin: the page whose undo takes them back.
     skipped : the session's set of skipped image keys for this queue (mutated in place).
     queue : the session's list of queued image keys (mutated in place: done images leave it, undone ones come
         back first), or None.
@@ -64,11 +87,10 @@ class Handler:
         self.rows = session.rows_by_key(ws)
         self.records = session.records(ws)
         self.class_ids = {c.name: c.id for c in ws.store.classes()}
-        found = st.session_state.get(PROBLEMS)
-        if not isinstance(found, list):
-            found = []
-            st.session_state[PROBLEMS] = found
-        self.problems: list[str] = found
+        self.problems: list[str] = _kept(PROBLEMS, list)
+        self.notes: list[str] = _kept(NOTES, list)
+        # Image keys whose label this page's undo took back (the Label page's grid says so on their cards).
+        self.undone: set[str] = _kept(f"undone_on_{mode}", set)
 
     def _leave(self, key: str) -> None:
         if self.queue is not None and key in self.queue:
@@ -112,27 +134,34 @@ class Handler:
             if self.again is not None and key in self.again:
                 self.again.remove(key)
         else:
-            self.ws.store.set_labels([image_id], class_id, self.annotator)
+            self.ws.store.set_labels([image_id], class_id, self.annotator, origin=self.mode)
             self.runner.request_refresh()
+            self.undone.discard(key)
         self._leave(key)
 
     def _undo_earlier(self) -> None:
-        """Undo this tab's latest label action from before the widget's own history (a reload, the page opened
-        again): the store knows it by the tab's annotator. Its image comes back first."""
+        """Undo this page's latest label action of this tab from before the widget's own history (a click on the
+        Label page's grid, a reload, the page opened again): the store knows it by the tab's annotator and the
+        page. Its image comes back first."""
         if self.mode == "audit":
             self.problems.append("Nothing to undo here: answer the image again to change an earlier answer.")
             return
         try:
-            row = label_queue_rules.undo_last(self.ws, self.annotator, self.records)
+            action = self.ws.store.undo_action(self.annotator, origin=self.mode)
         except UndoConflict as conflict:
-            said = str(conflict)
-            self.problems.append(f"{said[:1].upper()}{said[1:]}.")
+            self.problems.append(conflict_text(conflict))
             return
-        if row is None:
-            self.problems.append("Nothing of yours to undo in this tab.")
+        if action is None:
+            self.problems.append("Nothing of yours to undo on this page.")
             return
         self.runner.request_refresh()
-        key = label_queue_rules.image_key(self.records[row])
+        self.notes.append(undone_text(action, self.ws.store.classes(), self.records))
+        undone = set(action.image_ids)
+        keys = {r.id: label_queue_rules.image_key(r) for r in self.records if r.id in undone}
+        self.undone.update(keys.values())
+        key = keys.get(action.image_ids[0])
+        if key is None:  # no longer readable: nothing to show again
+            return
         self.skipped.discard(key)
         if self.queue is not None:
             self._leave(key)
@@ -145,20 +174,39 @@ class Handler:
             # An audit answer is replaced by the next answer for the same image: show it again first.
             if self.again is not None and key not in self.again:
                 self.again.insert(0, key)
-        elif label_queue_rules.undo_label(self.ws, image_id, self.annotator):
-            self.runner.request_refresh()
         else:
-            self.problems.append(f"{self.records[row].path}: not undone, its label changed since (another tab or "
-                                 "a bulk label).")
+            path = self.records[row].path
+            try:
+                action = self.ws.store.undo_action(self.annotator, origin=self.mode, image_id=image_id)
+            except UndoConflict as conflict:
+                self.problems.append(f"{path}: not undone: {str(conflict).removeprefix('cannot undo: ')}.")
+                action = None
+            else:
+                if action is None:
+                    self.problems.append(f"{path}: not undone, no label of yours from this page is on it.")
+            if action is not None:
+                self.runner.request_refresh()
+                self.undone.add(key)
         if self.queue is not None:
             self._leave(key)
             self.queue.insert(0, key)
 
 
+def _kept(name: str, kind: type) -> Any:
+    """A list or set in session state, the same object on every run (the handler mutates it in place)."""
+    found = st.session_state.get(name)
+    if not isinstance(found, kind):
+        found = kind()
+        st.session_state[name] = found
+    return found
+
+
 def show_problems(handler: Handler) -> None:
-    """Say once, as toasts, what the last events could not do."""
+    """Say once, as toasts, what the last events could not do, and what an undo took back."""
     while handler.problems:
         st.toast(text.plain(handler.problems.pop(0)), icon=":material/warning:")
+    while handler.notes:
+        st.toast(handler.notes.pop(0), icon=":material/undo:")
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -172,21 +220,26 @@ def _data_url(_ws: Workspace, db_path: str, key: str, row: int, large: bool) -> 
 
 def items_for(ws: Workspace, rows: Sequence[int], *, large: bool = False, captions: dict[int, str] | None = None,
               proposals: dict[int, int] | None = None) -> list[LabelItem]:
-    """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal), a thumbnail data URL
-    (the original image when ``large``) and a plain-text caption (file name, then ``captions[row]``)."""
+    """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal, whose name the item
+    carries too, for the widget's "→ cat (accepted)"), a thumbnail data URL (the original image when ``large``) and
+    a plain-text caption (file name, then ``captions[row]``)."""
     records = session.records(ws)
     db_path = str(ws.settings.db_path)
+    names = {c.id: c.name for c in ws.store.classes()} if proposals else {}
     items = []
     for row in rows:
         key = label_queue_rules.image_key(records[row])
         extra = (captions or {}).get(row, "")
         proposal = (proposals or {}).get(row)
-        items.append(LabelItem(
+        item = LabelItem(
             id=key if proposal is None else f"{key}|{proposal}",
             thumbnail=_data_url(ws, db_path, key, row, large),
             caption=records[row].path + (f" · {extra}" if extra else ""),
             name=records[row].path,
-        ))
+        )
+        if proposal is not None and proposal in names:
+            item["proposal"] = names[proposal]
+        items.append(item)
     return items
 
 

@@ -18,7 +18,7 @@ from labeler.workflow import label_queue
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
-from pages.shared import figures, queues, session, text
+from pages.shared import figures, label_events, queues, session, text
 from pages.shared.jobs_panel import POLL_ACTIVE_S
 
 # How many of the review queue's next picks the "needs review" colouring marks.
@@ -27,6 +27,7 @@ MAX_SHOWN = 60  # thumbnails of a selection shown one by one, each with its own 
 PER_ROW = 10
 NOTHING_SELECTED = "Nothing selected: draw a lasso or a box around points on the map first."
 NONE_PASS_FILTER = "None of the selected points pass the filter: change the filter or select others."
+ORIGIN = "map"  # the labels this page stores, which its Undo takes back (and no other page's)
 
 
 def _state_key(ws: Workspace, current: PipelineState | None) -> tuple[int, ...] | None:
@@ -172,10 +173,11 @@ def actions(ws: Workspace, records: Sequence[ImageRecord], targets: Sequence[int
         elif chosen is None:
             st.toast("No class to label them with: add classes on the Home page first.", icon=":material/info:")
         else:
-            changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator)
+            changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator, origin=ORIGIN)
             session.request_refresh()
             # A toast outlives the rerun that redraws the map once the new labels have propagated.
-            st.toast(f"{changed} images labeled {text.plain(chosen.name)} (Undo reverts them).")
+            st.toast(f"{changed} image{'s' if changed != 1 else ''} labeled {text.plain(chosen.name)} "
+                     "(Undo reverts them).")
     if col_review.button("Send to review", key="map_review", shortcut="v"):
         if not targets:
             st.toast(why_none, icon=":material/info:")
@@ -183,21 +185,21 @@ def actions(ws: Workspace, records: Sequence[ImageRecord], targets: Sequence[int
             queues.send_to_review(ws, list(targets))
             st.toast(f"{len(targets)} images put at the top of the review queue.")
             st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
-    if col_undo.button("Undo", key="map_undo", help="Revert your last label action (in this tab).", shortcut="u"):
+    if col_undo.button("Undo", key="map_undo", help="Revert your last bulk label on the map (in this tab); labels "
+                       "made on other pages are theirs to undo.", shortcut="u"):
         undo(ws, annotator, records)
 
 
 def undo(ws: Workspace, annotator: str, records: Sequence[ImageRecord]) -> None:
-    """Undo this tab's last label action, or say why not: nothing to undo, or someone relabeled its images since
-    (the store refuses rather than overwrite their work)."""
+    """Undo this tab's last label action on the map and say what it took back, or say why not: nothing to undo,
+    or its images were relabeled since (the store refuses rather than overwrite that work)."""
     try:
-        undone = label_queue.undo_last(ws, annotator, records)
+        action = ws.store.undo_action(annotator, origin=ORIGIN)
     except UndoConflict as conflict:
-        said = str(conflict)
-        st.toast(text.plain(f"{said[:1].upper()}{said[1:]}."), icon=":material/warning:")
+        st.toast(text.plain(label_events.conflict_text(conflict)), icon=":material/warning:")
         return
-    if undone is None:
-        st.toast("Nothing of yours to undo.")
+    if action is None:
+        st.toast("Nothing of yours to undo on the map.")
     else:
         session.request_refresh()
-        st.toast("Your last label action is undone.")
+        st.toast(label_events.undone_text(action, ws.store.classes(), records))

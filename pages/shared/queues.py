@@ -132,23 +132,6 @@ def skip_row(ws: Workspace, row: int) -> None:
     forget_row(ws, row)
 
 
-def put_first(ws: Workspace, row: int) -> None:
-    """Show ``row`` first in the label queue (an undone image comes back)."""
-    key = session.keys_of(ws, [row])[0]
-    skipped_keys().discard(key)
-    saved = st.session_state.get(LABEL_QUEUE)
-    if saved is not None:
-        saved["keys"] = [key, *[k for k in saved["keys"] if k != key]]
-
-
-def undo_last(ws: Workspace) -> int | None:
-    """Undo this tab's last label action; the image it touched goes back to the front of the queue."""
-    row = label_queue_rules.undo_last(ws, session.annotator(ws), records=session.records(ws))
-    if row is not None:
-        put_first(ws, row)
-    return row
-
-
 def reasons(ws: Workspace) -> dict[str, str]:
     """{image key: why the label queue picked it}."""
     saved = st.session_state.get(LABEL_QUEUE) or {}

@@ -11,7 +11,8 @@ parameter, so a test reads exactly what was recorded::
 Query parameters: ``run`` (default ``demo``); ``prefetch`` (items sent to the browser, default 8); and, to mimic a
 slow page, seconds each script run sleeps: ``before_s`` before drawing the widget (computing the next items),
 ``after_s`` after it (the rest of the page), ``apply_s`` while storing an event (the store); all 0 by
-default. ``tricky=1`` puts markup into the captions (they must show as text).
+default. ``tricky=1`` puts markup into the captions (they must show as text); ``accept=1`` adds Review's accept
+class (key ``a``), which stands for each image's proposal, green.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pages.shared.keyboard_labeler import (  # noqa: E402
 N_IMAGES = 30
 CLASSES = ["red", "green", "blue"]
 COLOURS = ["#d62728", "#2ca02c", "#1f77b4"]
+ACCEPT = ("✓ Accept the proposal", "a", "#555555")
 
 
 def record_path() -> Path:
@@ -114,6 +116,7 @@ def main() -> None:
     before_s, after_s, apply_s = (float(params.get(name, "0")) for name in ("before_s", "after_s", "apply_s"))
     caption = "<b>{}</b> & <img src=x onerror=alert(1)>.png" if params.get("tricky") == "1" else "{}.png"
     note = " · typical of a cluster" if params.get("noted") == "1" else ""  # a caption with a note, and a name
+    accept = params.get("accept") == "1"
 
     st.title("Keyboard labeler demo")
     time.sleep(before_s)
@@ -122,13 +125,13 @@ def main() -> None:
     ids = [f"img_{index:02d}" for index in range(N_IMAGES)]
     items = [
         LabelItem(id=image_id, thumbnail=thumbnails()[index], caption=caption.format(image_id) + note,
-                  **({"name": f"{image_id}.png"} if note else {}))
+                  **({"name": f"{image_id}.png"} if note else {}), **({"proposal": "green"} if accept else {}))
         for index, image_id in enumerate(ids)
         if image_id not in done
     ][:prefetch]
-    classes = list(zip(CLASSES, default_keys(len(CLASSES)), COLOURS, strict=True))
+    classes = list(zip(CLASSES, default_keys(len(CLASSES)), COLOURS, strict=True)) + ([ACCEPT] if accept else [])
     applied = keyboard_labeler(items, classes, key="labeler", on_event=lambda event: apply_event(run, event, apply_s),
-                               undo_earlier=params.get("undo_earlier") == "1")
+                               undo_earlier=params.get("undo_earlier") == "1", accept=ACCEPT[0] if accept else None)
     if applied:  # UI state belongs here, not in on_event
         st.session_state["last"] = f"{applied[-1]['image_id']}: {applied[-1]['action']} {applied[-1]['label'] or ''}"
     st.caption(

@@ -216,6 +216,25 @@ def test_messages_name_the_file_without_the_caption_notes(server: tuple[str, Pat
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_an_accept_is_said_as_the_proposal_accepted(server: tuple[str, Path], page: Any) -> None:
+    """Review's accept key stands for the proposal on screen: its messages name that class and say it was accepted,
+    not the accept button's name."""
+    url, record = server
+    widget = _open(page, f"{url}/?run=accept&accept=1&noted=1")
+    widget.locator("img[data-kl='image'][data-id='img_00']").wait_for()
+    message = widget.locator("[data-kl='message']")
+    page.keyboard.press("a")
+    wait_for(lambda: message.inner_text() == "img_00.png → green (accepted)", 5, "the accept message")
+    page.keyboard.press("u")
+    wait_for(lambda: message.inner_text() == "Undone: img_00.png (accepted green).", 5, "the undo message")
+    page.keyboard.press("1")  # another class: said as itself
+    wait_for(lambda: message.inner_text() == "img_00.png → red", 5, "the label message")
+    wait_for(lambda: len(_run(record, "accept")["events"]) >= 3, 20, "three events")
+    assert [e["label"] for e in _run(record, "accept")["events"]] == ["✓ Accept the proposal", None, "red"]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_unknown_key_says_why_and_help_lists_the_keys(server: tuple[str, Path], page: Any) -> None:
     """A key bound to nothing shows why and records nothing; ? shows the keys, Esc hides them; markup in a
     caption shows as text."""
@@ -254,6 +273,8 @@ def test_keys_and_classes_are_checked() -> None:
         kl._check_classes([("cat", "1", "red; background: url(x)")])
     with pytest.raises(ValueError, match="data URL"):
         kl._check_items([kl.LabelItem(id="a", thumbnail="javascript:alert(1)", caption="")])
+    with pytest.raises(ValueError, match="accept class 'dog' is not among the classes"):
+        kl.keyboard_labeler([], [("cat", "1", "#fff")], key="k", on_event=print, accept="dog")
 
 
 def test_thumbnail_data_url_round_trips() -> None:

@@ -83,6 +83,20 @@ def wait_for_refresh(root: Path) -> None:
     runner.wait("refresh", timeout=60)
 
 
+def selection_script() -> None:
+    """The map's selection panel on the rows in session state (a lasso cannot be drawn in AppTest)."""
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, st.session_state["root"])
+    from pages.shared import map_view, session
+
+    ws = session.require_images()
+    state = session.state(ws)
+    assert state is not None
+    map_view.selection_panel(ws, state, st.session_state["rows"])
+
 
 def widget_data(at: AppTest, key: str) -> dict[str, Any]:
     """What the page sent to the keyboard widget ``key``: items, classes, ack."""

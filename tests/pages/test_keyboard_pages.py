@@ -139,7 +139,7 @@ def test_a_reload_is_the_same_tab_and_undoes_its_earlier_labels(
     assert any("not undone" in toast for toast in toasts)
     # The other tab's widget has nothing of its own to undo: it asks for the tab's earlier action, and there is none.
     assert widget_data(other, "label_keys")["undo_earlier"] is True
-    assert press(other, "label_keys", [("", "undo", None)]) == ["Nothing of yours to undo in this tab\\."]
+    assert press(other, "label_keys", [("", "undo", None)]) == ["Nothing of yours to undo on this page\\."]
     assert len(ws.store.human_labels()) == 2  # the other tab's undos touched nothing
     # The reloaded widget does not know the labels of before the reload; the store does, by the tab's annotator.
     press(reloaded, "label_keys", [("", "undo", None)])

@@ -17,6 +17,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     labeled_workspace,
     open_workspace,
     run_page,
+    selection_script,
     typed_array,
     wait_for_import,
     wait_for_refresh,
@@ -259,21 +260,6 @@ def test_labels_from_outside_the_app_are_propagated_without_a_click(
 # ----------------------------------------------------------------------------------------------- map
 
 
-def selection_script() -> None:
-    """The map's selection panel on the rows in session state (a lasso cannot be drawn in AppTest)."""
-    import sys
-
-    import streamlit as st
-
-    sys.path.insert(0, st.session_state["root"])
-    from pages.shared import map_view, session
-
-    ws = session.require_images()
-    state = session.state(ws)
-    assert state is not None
-    map_view.selection_panel(ws, state, st.session_state["rows"])
-
-
 def test_map_selection_defaults_to_its_majority_and_can_leave_images_out(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:
@@ -329,7 +315,7 @@ def test_map_undo_refuses_when_someone_relabeled_since_and_says_so(
     assert [labels[state.image_ids[r]] for r in blue] == [ids["green"], ids["blue"], ids["blue"]]  # nothing reverted
     ws.store.undo("someone#else")  # their label goes: now this tab's action may be undone
     at.button(key="map_undo").click().run()
-    assert [t.value for t in at.toast] == ["Your last label action is undone."]
+    assert [t.value for t in at.toast] == ["Undone: 3 images → blue."]
     assert not set(state.image_ids[r] for r in blue) & set(ws.store.human_labels())
 
 

@@ -271,7 +271,7 @@ def test_undo_is_refused_when_someone_relabeled_since(tmp_path: Path) -> None:
     store.label(ids[1], dog.id, "bob#tab7")  # bob corrects one of alice's images
     with pytest.raises(UndoConflict, match=r"1 image of that action was relabeled since by bob#tab7") as refused:
         store.undo("alice#tab1")
-    assert refused.value.changed == [(ids[1], "bob#tab7")]
+    assert refused.value.changed == [(ids[1], "bob#tab7", None)]
     assert store.human_labels() == {ids[0]: cat.id, ids[1]: dog.id, ids[2]: cat.id}  # nothing reverted
     # Bob takes his label back; alice's action is undoable again, and reverts only her own labels.
     assert store.undo("bob#tab7") == 1
@@ -318,6 +318,55 @@ def test_undo_in_one_tab_never_touches_another_tabs_labels(tmp_path: Path) -> No
     assert replayed == store.human_labels()
 
 
+def test_each_origin_undoes_its_own_actions(tmp_path: Path) -> None:
+    """One tab labels on two pages: each page's undo takes back its own latest action, whatever the other page did
+    since, and says what it took back; the CLI's undo (no origin) takes the latest of any."""
+    store = _store_with_images(tmp_path)
+    cat, dog = store.add_class("cat"), store.add_class("dog")
+    ids = [r.id for r in store.readable_images()]
+    tab = "alice#tab1"
+    store.set_labels(ids[:3], cat.id, tab, origin="map")  # a bulk label on the map
+    store.label(ids[3], dog.id, tab, origin="label")  # then a key on the Label page
+    store.label(ids[4], dog.id, tab, origin="label")
+    action = store.undo_action(tab, origin="map")
+    assert action is not None
+    assert (action.annotator, action.origin, set(action.image_ids), set(action.class_ids)) == (
+        tab, "map", set(ids[:3]), {cat.id})
+    assert store.human_labels() == {ids[3]: dog.id, ids[4]: dog.id}  # the Label page's labels stay
+    assert store.undo_action(tab, origin="map") is None  # nothing more of the map's
+    # One image's own label, not the page's latest action (the keyboard widget's undo of that image).
+    action = store.undo_action(tab, origin="label", image_id=ids[3])
+    assert action is not None
+    assert (action.image_ids, action.class_ids) == ((ids[3],), (dog.id,))
+    assert store.human_labels() == {ids[4]: dog.id}
+    assert store.undo_action(tab, origin="label", image_id=ids[3]) is None  # already undone
+    assert store.undo_action(tab, origin="review") is None
+    assert store.undo(tab) == 1  # no origin: the latest of any
+    assert store.human_labels() == {}
+    assert [event["origin"] for event in store.history(ids[0])] == ["map", "map"]  # the undo keeps its origin
+    with pytest.raises(ValueError, match="origin"):
+        store.set_labels(ids[:1], cat.id, tab, origin="map\n")
+
+
+def test_an_origins_undo_is_refused_when_the_same_tab_relabeled_elsewhere(tmp_path: Path) -> None:
+    """The map's bulk label, one of its images corrected since on the Review page of the same tab: undoing the bulk
+    label would overwrite the correction, so it is refused, and the message says by whom and where."""
+    store = _store_with_images(tmp_path)
+    cat, dog = store.add_class("cat"), store.add_class("dog")
+    ids = [r.id for r in store.readable_images()]
+    store.label(ids[1], dog.id, "bob#tab7")  # long ago, by someone else: not who changed it since
+    store.set_labels(ids[:3], cat.id, "alice#tab1", origin="map")
+    store.label(ids[1], dog.id, "alice#tab1", origin="review")
+    with pytest.raises(UndoConflict, match=r"^cannot undo: 1 image of that action was relabeled since by you "
+                       r"\(review\); undo would overwrite that work$") as refused:
+        store.undo_action("alice#tab1", origin="map")
+    assert refused.value.changed == [(ids[1], "alice#tab1", "review")]
+    assert store.human_labels() == {ids[0]: cat.id, ids[1]: dog.id, ids[2]: cat.id}  # nothing reverted
+    assert store.undo_action("alice#tab1", origin="review") is not None  # the correction taken back first
+    assert store.undo_action("alice#tab1", origin="map") is not None
+    assert store.human_labels() == {ids[1]: dog.id}  # bob's label, given back as it was
+
+
 def test_annotators_are_validated(tmp_path: Path) -> None:
     store = _store_with_images(tmp_path)
     cat = store.add_class("cat")
@@ -356,6 +405,7 @@ def test_a_schema_1_workspace_is_migrated_and_keeps_its_labels(tmp_path: Path) -
         )
         schema_1 = re.sub(r"CREATE TABLE IF NOT EXISTS jobs \(.*?\n\);", jobs_1, database._SCHEMA, flags=re.S)
         schema_1 = re.sub(r"\n\s*prev_(annotator|labeled_at) [^\n]*", "", schema_1)
+        schema_1 = re.sub(r",\n\s*origin TEXT [^\n]*", "", schema_1)
         conn.executescript(schema_1)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         conn.execute("INSERT INTO images(path, status, row) VALUES ('a.png', 'ok', 0)")
@@ -368,6 +418,26 @@ def test_a_schema_1_workspace_is_migrated_and_keeps_its_labels(tmp_path: Path) -
     assert store.schema_version == SCHEMA_VERSION
     assert store.human_labels() == {1: 1}
     assert [job.status for job in store.jobs()] == ["interrupted"]  # no owner: left by the old version
+
+
+def test_a_schema_2_workspace_is_migrated_and_its_labels_stay_undoable(tmp_path: Path) -> None:
+    """Events written before actions had an origin stay undoable by their annotator (the CLI's way), not by a page."""
+    from labeler.store import database
+
+    db = tmp_path / "labeler.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(re.sub(r",\n\s*origin TEXT [^\n]*", "", database._SCHEMA))
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        conn.execute("INSERT INTO images(path, status, row) VALUES ('a.png', 'ok', 0)")
+        conn.execute("INSERT INTO classes(name, created_at) VALUES ('cat', 0)")
+        conn.execute("INSERT INTO labels VALUES (1, 1, 'ann', 0)")
+        conn.execute("INSERT INTO events(batch, kind, image_id, class_id, annotator, at) VALUES (1, 'label', 1, 1, "
+                     "'ann', 0)")
+    store = LabelStore(db)
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.undo_action("ann", origin="label") is None
+    assert store.undo("ann") == 1
+    assert store.human_labels() == {}
 
 
 def test_a_read_only_database_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What to show next: file order, uniform random, cold start, the review queue, the blind audit draw, undo."""
+"""What to show next: file order, uniform random, cold start, the review queue, the blind audit draw."""
 
 from __future__ import annotations
 
@@ -182,32 +182,6 @@ def test_audit_draw_is_stable_blind_and_never_repeats(ws: Workspace, propagated:
 def test_no_audit_row_when_nothing_is_propagated(ws: Workspace) -> None:
     state = refresh(ws, compute_map=False)  # classes but no label: nothing propagated
     assert queue.next_audit_row(ws, state) is None
-
-
-def test_undo_returns_the_row_it_reverted(ws: Workspace) -> None:
-    assert queue.undo_last(ws) is None
-    label_rows(ws, [7], "blue")
-    assert queue.undo_last(ws) == 7
-    assert ws.store.human_labels() == {}
-
-
-def test_undo_label_reverts_only_the_annotators_latest_label_of_that_image(ws: Workspace) -> None:
-    records = ws.records()
-    red = next(c.id for c in ws.store.classes() if c.name == "red")
-    blue = next(c.id for c in ws.store.classes() if c.name == "blue")
-    for row in (1, 2, 3):
-        ws.store.set_labels([records[row].id], red, "tab-a")
-    ws.store.set_labels([records[4].id], blue, "tab-b")
-    assert not queue.undo_label(ws, records[4].id, "tab-a")  # another tab's label
-    assert not queue.undo_label(ws, records[2].id, "tab-a")  # not tab A's latest action
-    for row in (3, 2, 1):  # newest first, as typed-ahead undos arrive
-        assert queue.undo_label(ws, records[row].id, "tab-a")
-    assert ws.store.human_labels() == {records[4].id: blue}
-    assert not queue.undo_label(ws, records[1].id, "tab-a")  # already undone
-    ws.store.set_labels([records[5].id], red, "tab-a")
-    ws.store.set_labels([records[5].id], blue, "tab-b")
-    assert not queue.undo_label(ws, records[5].id, "tab-a")  # relabeled by someone else since
-    assert ws.store.human_labels()[records[5].id] == blue
 
 
 def test_audit_order_is_uniform_stable_and_skips_answered_images(ws: Workspace, propagated: PipelineState) -> None:
