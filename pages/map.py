@@ -24,8 +24,9 @@ colour_by = col_colour.segmented_control(
     "with a share of random ones).",
     **remembered.bind("map:colour", "label", valid=lambda v: v if v in figures.COLOUR_MODES else "label"),
 ) or "label"
-live = col_live.toggle("Follow updates", help="Redraw when new labels have propagated (may reset a selection).",
-                       **remembered.bind("map:live", True))
+live = col_live.toggle("Follow updates",
+                       help="Redraw when new labels have propagated. A redraw drops the selection on the map "
+                       "(images left out stay left out).", **remembered.bind("map:live", True))
 image_filter = filter_bar.filter_bar("map", state.class_names)
 mask = filter_bar.rows_matching(image_filter, state.paths, state,
                                 (session.images_version(ws), session.state_version(ws)))

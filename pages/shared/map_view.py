@@ -140,13 +140,14 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
     row_of = dict(zip(ids, selected, strict=True))
     left_out = left_out_ids()
     st.subheader(f"{len(selected)} selected")
+    signature = abs(hash(tuple(sorted(ids)))) % 10**10  # a new selection starts unticked, at its majority class
     humans = map_selection.human_ids(ids, left_out, human)
     in_selection = [i for i in ids if i in human]
     relabel_humans = False
     if in_selection:
         n = len(humans)
         relabel_humans = st.checkbox(
-            f"Also relabel the {n} human label{'' if n == 1 else 's'}", key="map_relabel_humans",
+            f"Also relabel the {n} human label{'' if n == 1 else 's'}", key=f"map_relabel_humans_{signature}",
             help="Off: a bulk label leaves the human labels in the selection as they are. On: they get the chosen "
             "class too, in the same action (Undo reverts it), to correct a wrongly labeled cluster.")
         if not relabel_humans:
@@ -157,7 +158,6 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
     majority = majority_label(current.label[candidates]) if candidates else None
     ordered = [records[row].id for row in odd_ones_first(candidates, current.label, current.confidence, majority)]
     shown = map_selection.keep_boxes(ordered, left_out, MAX_SHOWN)
-    signature = abs(hash(tuple(sorted(ids)))) % 10**10  # a new selection starts at its own majority class
     if shown:
         st.caption("Untick the images to leave out. Those labeled differently from most of the selection, and the "
                    "least confident, come first.")

@@ -345,15 +345,15 @@ def test_map_bulk_label_relabels_the_human_labels_in_a_selection_only_when_asked
     at.session_state["root"] = str(ROOT)
     at.session_state["rows"] = blue
     at.run()
-    box = at.checkbox(key="map_relabel_humans")
+    (box,) = [c for c in at.checkbox if c.key.startswith("map_relabel_humans_")]
     assert (box.label, box.value) == ("Also relabel the 2 human labels", False)
     assert at.selectbox[0].value.name == "blue"
     at.button(key="map_label").click().run()
     assert _said(at) == ["2 images labeled blue (Undo reverts them). Left as they were: 2 human labels of other "
                          "classes (tick Also relabel to change them)."]
     assert [ws.store.human_labels()[i] for i in wrong] == [ids["green"]] * 2
-    at.checkbox(key="map_relabel_humans").check().run()
-    assert at.checkbox(key="map_relabel_humans").label == "Also relabel the 4 human labels"
+    at.checkbox(key=box.key).check().run()
+    assert at.checkbox(key=box.key).label == "Also relabel the 4 human labels"
     at.button(key="map_label").click().run()
     assert _said(at) == ["2 images labeled blue, 2 human labels among them (Undo reverts them). Left as they were: "
                          "2 human labels already blue."]
