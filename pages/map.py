@@ -17,7 +17,6 @@ if state is None or state.umap is None:
     st.stop()
 
 records = session.records(ws)
-classes = ws.store.classes()
 col_colour, col_live = st.columns([3, 1], vertical_alignment="bottom")
 colour_by = col_colour.segmented_control(
     "Colour by", list(figures.COLOUR_MODES), required=True,
@@ -25,8 +24,9 @@ colour_by = col_colour.segmented_control(
     "with a share of random ones).",
     **remembered.bind("map:colour", "label", valid=lambda v: v if v in figures.COLOUR_MODES else "label"),
 ) or "label"
-live = col_live.toggle("Follow updates", help="Redraw when new labels have propagated (may reset a selection).",
-                       **remembered.bind("map:live", True))
+live = col_live.toggle("Follow updates",
+                       help="Redraw when new labels have propagated. A redraw drops the selection on the map "
+                       "(images left out stay left out).", **remembered.bind("map:live", True))
 image_filter = filter_bar.filter_bar("map", state.class_names)
 mask = filter_bar.rows_matching(image_filter, state.paths, state,
                                 (session.images_version(ws), session.state_version(ws)))
@@ -49,21 +49,18 @@ selected = map_view.selected_rows(event)
 picked = bool(selected)
 if mask is not None:
     selected = [row for row in selected if mask[row]]
-thumbs = session.thumbnails(ws)
+human = ws.store.human_labels()  # the store's labels now (the map's may be a propagation behind)
 with col_point:
     map_hover.hover_thumbnail(ws, state)  # hover shows the thumbnail at the pointer
     if len(selected) == 1:
-        row = selected[0]
-        st.image(thumbs[row], width="stretch")
-        name = state.class_names[state.label[row]] if state.label[row] >= 0 else "no label"
-        st.caption(f"{text.plain(records[row].path)}  \n{text.plain(name)} · {text.plain(state.source[row])} · "
-                   f"confidence {state.confidence[row]:.0%}")
+        map_view.inspector(ws, state, selected[0], human)
     else:
-        st.caption("Hover a point to see its thumbnail; click it to see it here with its name, label and "
-                   "confidence.")
+        st.caption("Hover a point to see its thumbnail; click it (or near it) to see it here with its name, label "
+                   "and confidence, and to change a human label.")
 if not selected:
     st.caption("Draw a lasso or a box around points to see those images here.")
-    map_view.actions(ws, records, [], None, map_view.NONE_PASS_FILTER if picked else map_view.NOTHING_SELECTED)
+    map_view.actions(ws, records, None, [], None,
+                     map_view.NONE_PASS_FILTER if picked else map_view.NOTHING_SELECTED)
     st.stop()
 
-map_view.selection_panel(ws, state, selected)
+map_view.selection_panel(ws, state, selected, human)

@@ -21,23 +21,95 @@ export default function (component) {
   hookCharts();
 }
 
+// The panel goes while a lasso, a box or a pan is drawn (plotly sends no unhover then) and once the pointer is off
+// the chart, however it left; a hover that plotly throttled and sends late, after either, is ignored.
+const DRAG_PX = 4; // a press that moves farther than this is a drag (lasso, box, pan), not a click
+let pressed = null; // where the button went down on a chart, while it is down
+let dragging = false;
+let over = null; // the chart under the pointer: plotly may send a hover it throttled after the pointer left
+
 function onHover(event) {
-  if (latest && latest.box.isConnected) latest.hover(event);
+  if (over && !dragging && latest && latest.box.isConnected) latest.hover(event);
 }
 
-function onUnhover() {
+function onEnter(event) {
+  over = event.currentTarget;
+}
+
+function onLeave() {
+  over = null;
+  hide();
+}
+
+function hide() {
   if (latest) latest.hide();
+}
+
+function onPress(event) {
+  pressed = { x: event.clientX, y: event.clientY };
+}
+window.addEventListener("pointermove", (event) => {
+  if (pressed && !dragging && Math.hypot(event.clientX - pressed.x, event.clientY - pressed.y) > DRAG_PX) {
+    dragging = true;
+    hide();
+  }
+}, true);
+window.addEventListener("pointerup", () => { pressed = null; dragging = false; }, true);
+
+// Streamlit turns plotly's click-to-select off while the drag tool is the lasso or the box, and a drawn lasso's
+// outline takes the clicks inside it: a click there selected nothing. With the outline letting clicks through and
+// clicks selecting again, a click selects the nearest point (the figure's hoverdistance is -1, so plotly's hover
+// and click always find one), as one selection Streamlit reports like any other. (``_fullLayout.clickmode`` and
+// ``_noEmitSelectedAtStart`` are plotly internals: tests/e2e/test_map_browser.py fails if a plotly changes them.)
+function clicksSelect(gd) {
+  const layout = gd._fullLayout;
+  if (layout && typeof layout.clickmode === "string" && !layout.clickmode.includes("select")) {
+    layout.clickmode = "event+select";
+  }
+}
+
+function clearOutline(gd) {
+  // The old lasso's outline would stay drawn around points no longer selected: take it away without a new
+  // selection event (plotly's own flag for this), so the clicked point stays the selection.
+  const plotly = window.Plotly;
+  if (gd.layout && (gd.layout.selections || []).length && plotly && typeof plotly.relayout === "function") {
+    gd._fullLayout._noEmitSelectedAtStart = true;
+    plotly.relayout(gd, { selections: [] });
+  }
+}
+
+const hooks = new WeakMap(); // chart -> its own listeners, so that each is added exactly once
+
+function listenersOf(gd) {
+  let found = hooks.get(gd);
+  if (!found) {
+    found = { plotly_hover: onHover, plotly_unhover: hide, plotly_selecting: hide, plotly_relayouting: hide,
+              plotly_click: () => clearOutline(gd), plotly_afterplot: () => clicksSelect(gd) };
+    hooks.set(gd, found);
+  }
+  return found;
 }
 
 function hookCharts() {
   // Plotly drops every listener when it draws a chart anew, so each look takes ours off and puts it back: exactly
-  // one of each, however often this runs.
+  // one of each, however often this runs (and a DOM listener added twice is there once).
   for (const gd of document.querySelectorAll(".js-plotly-plot")) {
     if (typeof gd.on !== "function" || typeof gd.removeListener !== "function") continue;
-    gd.removeListener("plotly_hover", onHover);
-    gd.removeListener("plotly_unhover", onUnhover);
-    gd.on("plotly_hover", onHover);
-    gd.on("plotly_unhover", onUnhover);
+    for (const [name, listener] of Object.entries(listenersOf(gd))) {
+      gd.removeListener(name, listener);
+      gd.on(name, listener);
+    }
+    gd.addEventListener("pointerdown", onPress, true);
+    gd.addEventListener("pointerover", onEnter);
+    gd.addEventListener("pointerleave", onLeave);
+    gd.classList.add("mh-map");
+    clicksSelect(gd);
+  }
+  if (!document.getElementById("mh-style")) {
+    const style = document.createElement("style");
+    style.id = "mh-style";
+    style.textContent = ".mh-map .selectionlayer path { pointer-events: none !important; }";
+    document.head.appendChild(style);
   }
 }
 // The chart may be drawn, or drawn again, after this component: look again now and then.

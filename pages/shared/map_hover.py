@@ -7,6 +7,10 @@ Plotly's hover label holds only text, and Streamlit sends no hover events to Pyt
 the pointer; thumbnails already seen show at once. The component lives in a fragment, so a hover reruns only the
 fragment (one thumbnail encoded), never the chart or the page: selections, lasso and box work as before, and the
 cost does not grow with the number of points.
+
+The script also hides the thumbnail while a lasso, box or pan is drawn and once the pointer leaves the chart (a
+hover plotly throttled may land after either), and makes a click select the nearest point: Streamlit turns plotly's
+click-to-select off while the lasso or box tool is on, and a drawn lasso's outline caught the clicks inside it.
 """
 
 from __future__ import annotations

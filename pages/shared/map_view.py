@@ -5,7 +5,7 @@ saved.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import streamlit as st
 from numpy.typing import NDArray
 
 from labeler.store import ClassInfo, ImageRecord, UndoConflict
-from labeler.workflow import label_queue
+from labeler.workflow import map_selection
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
@@ -26,6 +26,8 @@ REVIEW_MARKED = 100
 MAX_SHOWN = 60  # thumbnails of a selection shown one by one, each with its own "keep" box
 PER_ROW = 10
 NOTHING_SELECTED = "Nothing selected: draw a lasso or a box around points on the map first."
+# The images left out of a bulk label (a set of image ids): UI state that outlives reruns, redraws and pages.
+LEFT_OUT = "map_left_out"
 NONE_PASS_FILTER = "None of the selected points pass the filter: change the filter or select others."
 ORIGIN = "map"  # the labels this page stores, which its Undo takes back (and no other page's)
 
@@ -104,40 +106,80 @@ def odd_ones_first(rows: Sequence[int], labels: NDArray[np.integer[Any]], confid
     return sorted(rows, key=lambda row: (int(labels[row]) == majority, float(confidence[row])))
 
 
-def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[int]) -> None:
+def _keep_key(image_id: int) -> str:
+    return f"map_keep_{image_id}"
+
+
+def left_out_ids() -> set[int]:
+    """The images the person left out of a bulk label, by image id: they stay left out across reruns, a redraw of
+    the map and a new selection, until ticked again (a new map drops the selection, never these)."""
+    return set(st.session_state.get(LEFT_OUT, ()))
+
+
+def _keep_changed(image_id: int) -> None:
+    left_out = left_out_ids()
+    if st.session_state.get(_keep_key(image_id), True):
+        left_out.discard(image_id)
+    else:
+        left_out.add(image_id)
+    st.session_state[LEFT_OUT] = left_out
+
+
+def _put_back(image_ids: Sequence[int]) -> None:
+    st.session_state[LEFT_OUT] = left_out_ids() - set(image_ids)
+
+
+def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[int],
+                    human: Mapping[int, int]) -> None:
     """The selected images, each with a "keep" box, and the bulk actions: label all kept images as one class
-    (defaulting to the class most of them were given) or send them to review."""
+    (defaulting to the class most of them were given) or send them to review. Human labels in the selection stay
+    unless "Also relabel the N human labels" is ticked. ``human``: {image id: class id} of the store now."""
     records = session.records(ws)
     thumbs = session.thumbnails(ws)
     classes = ws.store.classes()
+    ids = [records[row].id for row in selected]
+    row_of = dict(zip(ids, selected, strict=True))
+    left_out = left_out_ids()
     st.subheader(f"{len(selected)} selected")
-    # A bulk label never overwrites a human label: correct those one by one (Review page, suspects).
-    free = set(label_queue.unlabeled_rows(ws, records))
-    candidates = [row for row in selected if row in free]
-    if len(candidates) < len(selected):
-        kept = len(selected) - len(candidates)
-        st.caption(f"{kept} of them already {'has' if kept == 1 else 'have'} a human label and "
-                   f"{'keeps' if kept == 1 else 'keep'} it.")
+    signature = abs(hash(tuple(sorted(ids)))) % 10**10  # a new selection starts unticked, at its majority class
+    humans = map_selection.human_ids(ids, left_out, human)
+    in_selection = [i for i in ids if i in human]
+    relabel_humans = False
+    if in_selection:
+        n = len(humans)
+        relabel_humans = st.checkbox(
+            f"Also relabel the {n} human label{'' if n == 1 else 's'}", key=f"map_relabel_humans_{signature}",
+            help="Off: a bulk label leaves the human labels in the selection as they are. On: they get the chosen "
+            "class too, in the same action (Undo reverts it), to correct a wrongly labeled cluster.")
+        if not relabel_humans:
+            kept = len(in_selection)
+            st.caption(f"{kept} of them already {'has' if kept == 1 else 'have'} a human label and "
+                       f"{'keeps' if kept == 1 else 'keep'} it unless the box above is ticked.")
+    candidates = [row_of[i] for i in map_selection.candidate_ids(ids, human, relabel_humans)]
     majority = majority_label(current.label[candidates]) if candidates else None
-    shown = odd_ones_first(candidates, current.label, current.confidence, majority)[:MAX_SHOWN]
-    signature = abs(hash(tuple(sorted(candidates)))) % 10**10  # a new selection gets fresh "keep" boxes
+    ordered = [records[row].id for row in odd_ones_first(candidates, current.label, current.confidence, majority)]
+    shown = map_selection.keep_boxes(ordered, left_out, MAX_SHOWN)
     if shown:
         st.caption("Untick the images to leave out. Those labeled differently from most of the selection, and the "
                    "least confident, come first.")
     for start in range(0, len(shown), PER_ROW):
         cols = st.columns(PER_ROW)
-        for col, row in zip(cols, shown[start : start + PER_ROW], strict=False):
+        for col, image_id in zip(cols, shown[start : start + PER_ROW], strict=False):
+            row = row_of[image_id]
             with col:
                 st.image(thumbs[row], width="stretch")
                 guess = current.class_names[current.label[row]] if current.label[row] >= 0 else "none"
-                st.checkbox(text.plain(guess), value=True, key=f"map_keep_{signature}_{records[row].id}",
+                st.session_state[_keep_key(image_id)] = image_id not in left_out
+                st.checkbox(text.plain(guess + (" (human)" if image_id in human else "")), key=_keep_key(image_id),
+                            on_change=_keep_changed, args=(image_id,),
                             help=text.plain(f"{records[row].path}: {guess}, {current.confidence[row]:.0%}"))
-    left_out = {row for row in shown if not st.session_state.get(f"map_keep_{signature}_{records[row].id}", True)}
-    targets = [row for row in candidates if row not in left_out]
     if len(candidates) > len(shown):
         st.caption(f"The other {len(candidates) - len(shown)} selected images are not shown and are included.")
-    if left_out:
-        st.caption(f"{len(left_out)} left out.")
+    gone = [i for i in ids if i in left_out]
+    if gone:
+        col_said, col_back = st.columns([3, 1], vertical_alignment="center")
+        col_said.caption(f"{len(gone)} left out (kept by image, also when the map is redrawn).")
+        col_back.button("Put them back", key="map_put_back", on_click=_put_back, args=(gone,))
 
     class_index = {c.id: i for i, c in enumerate(classes)}
     default = 0
@@ -148,46 +190,77 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
         "Label all selected as", classes, index=default if classes else None, format_func=lambda c: c.name,
         key=f"map_class_{signature}", help="Starts at the label most of the selected images were given.",
     )
-    if not candidates:
-        why = (f"All {len(selected)} selected images already have a human label, and a bulk label never overwrites "
-               "one: correct them one by one (Review & audit, Suspect human labels).")
+    plan = map_selection.plan_bulk_label(ids, left_out, human, chosen.id, relabel_humans) if chosen else None
+    review = [row_of[i] for i in ids if i not in human and i not in left_out]
+    if chosen is None:
+        why = "No class to label them with: add classes on the Home page first."
+    elif not candidates:
+        n = len(selected)
+        why = (f"All {n} selected images already have a human label, and a bulk label keeps them unless you tick "
+               f"Also relabel the {len(humans)} human label{'' if len(humans) == 1 else 's'}; or correct them one "
+               "by one (click a point, or Review & audit, Suspect human labels).")
     else:
         why = "Every selected image is left out: tick the ones to act on."
     with col_actions:
-        actions(ws, records, targets, chosen, why)
+        actions(ws, records, plan, review, chosen, why)
 
 
-def actions(ws: Workspace, records: Sequence[ImageRecord], targets: Sequence[int], chosen: ClassInfo | None,
-            why_none: str) -> None:
-    """The bulk actions and their keys: l labels ``targets`` as ``chosen``, v sends them to review, u undoes.
+def actions(ws: Workspace, records: Sequence[ImageRecord], plan: map_selection.BulkLabel | None,
+            review: Sequence[int], chosen: ClassInfo | None, why_none: str) -> None:
+    """The bulk actions and their keys: l labels as ``chosen`` what ``plan`` says, v sends the rows ``review`` to
+    review, u undoes.
 
     The buttons stay enabled when there is nothing to act on (``why_none`` says why), because a disabled button's
     key does nothing, silently: a pressed key always answers.
     """
     col_apply, col_review, col_undo = st.columns(3, vertical_alignment="bottom")
     annotator = session.annotator(ws)
+    targets = plan.relabel if plan is not None else ()
     label_text = f"Label {len(targets)} images" if targets else "Label selected"
     if col_apply.button(label_text, key="map_label", type="primary" if targets else "secondary", shortcut="l"):
-        if not targets:
+        if plan is None or not targets:
             st.toast(why_none, icon=":material/info:")
-        elif chosen is None:
-            st.toast("No class to label them with: add classes on the Home page first.", icon=":material/info:")
         else:
-            changed = ws.store.set_labels([records[r].id for r in targets], chosen.id, annotator, origin=ORIGIN)
+            changed = ws.store.set_labels(targets, plan.class_id, annotator, origin=ORIGIN)
             session.request_refresh()
             # A toast outlives the rerun that redraws the map once the new labels have propagated.
-            st.toast(f"{changed} image{'s' if changed != 1 else ''} labeled {text.plain(chosen.name)} "
-                     "(Undo reverts them).")
+            name = chosen.name if chosen is not None else ""
+            st.toast(text.plain(map_selection.bulk_label_message(plan, name, changed)))
     if col_review.button("Send to review", key="map_review", shortcut="v"):
-        if not targets:
+        if not review:
             st.toast(why_none, icon=":material/info:")
         else:
-            queues.send_to_review(ws, list(targets))
-            st.toast(f"{len(targets)} images put at the top of the review queue.")
+            queues.send_to_review(ws, list(review))
+            st.toast(f"{len(review)} images put at the top of the review queue.")
             st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
     if col_undo.button("Undo", key="map_undo", help="Revert your last bulk label on the map (in this tab); labels "
                        "made on other pages are theirs to undo.", shortcut="u"):
         undo(ws, annotator, records)
+
+
+def inspector(ws: Workspace, current: PipelineState, row: int, human: Mapping[int, int]) -> None:
+    """One clicked image: its thumbnail, file, label and confidence; a human label can be changed here, as one
+    action that Undo reverts. ``human``: {image id: class id} of the store now."""
+    record = session.records(ws)[row]
+    st.image(session.thumbnails(ws)[row], width="stretch")
+    name = current.class_names[current.label[row]] if current.label[row] >= 0 else "no label"
+    st.caption(f"{text.plain(record.path)}  \n{text.plain(name)} · {text.plain(current.source[row])} · "
+               f"confidence {current.confidence[row]:.0%}")
+    labeled = human.get(record.id)
+    classes = ws.store.classes()
+    index = next((i for i, c in enumerate(classes) if c.id == labeled), None)
+    if labeled is None or index is None:
+        return
+    chosen = st.selectbox("Human label", classes, index=index, format_func=lambda c: c.name,
+                          key=f"map_human_{record.id}", help="Choose the right class, then Change label.")
+    if st.button("Change label", key="map_change"):
+        if chosen is None or chosen.id == labeled:
+            st.toast(text.plain(f"{record.path} is already {classes[index].name}: choose another class first."),
+                     icon=":material/info:")
+        else:
+            ws.store.set_labels([record.id], chosen.id, session.annotator(ws), origin=ORIGIN)
+            session.request_refresh()
+            st.toast(text.plain(f"{record.path}: {classes[index].name} → {chosen.name} (Undo reverts it)."))
 
 
 def undo(ws: Workspace, annotator: str, records: Sequence[ImageRecord]) -> None:

@@ -95,7 +95,7 @@ def selection_script() -> None:
     ws = session.require_images()
     state = session.state(ws)
     assert state is not None
-    map_view.selection_panel(ws, state, st.session_state["rows"])
+    map_view.selection_panel(ws, state, st.session_state["rows"], ws.store.human_labels())
 
 
 def widget_data(at: AppTest, key: str) -> dict[str, Any]:

@@ -229,6 +229,7 @@ def test_map_figure_draws_humans_as_diamonds_and_escapes_names() -> None:
     assert all("<script>" not in text for trace in fig.data for text in trace.text)
     assert "&lt;b&gt;c&lt;/b&gt;.png" in dog.text[0]
     assert "&lt;script&gt;" in human.hovertemplate
+    assert fig.layout.hoverdistance == -1  # hover and click find the nearest point, however far
 
 
 def test_map_figure_at_scale_leaves_names_to_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,6 +240,10 @@ def test_map_figure_at_scale_leaves_names_to_the_click(monkeypatch: pytest.Monke
     assert all(trace.text is None for trace in fig.data)
     assert "confidence %{customdata[1]:.0%}" in fig.data[0].hovertemplate
     assert {trace.name for trace in fig.data} == {"unreached", "cat", "dog", "cat (human)"}
+    monkeypatch.setattr(figures, "NEAREST_ANYWHERE_MAX", 3)  # plotly finds no point at an unbounded distance there
+    fig = figures.map_figure(coords, np.array([0, 0, 1, -1]), np.array(["human", "propagated", "propagated", "none"]),
+                             np.array([1.0, 0.9, 0.95, 0.0]), ["a", "b", "c", "d"], ["cat", "dog"], ["#f00", "#0f0"])
+    assert fig.layout.hoverdistance == figures.NEAREST_PX
 
 
 def test_selected_rows_reads_customdata() -> None:

@@ -375,6 +375,130 @@ def test_map_keys_say_why_when_every_selected_image_is_left_out(
     assert ws.store.human_labels() == before
 
 
+def _said(at: AppTest) -> list[str]:
+    """The toasts, unescaped (the page escapes Markdown in them)."""
+    return [t.value.replace("\\", "") for t in at.toast]
+
+
+def test_map_left_out_images_stay_left_out_by_image_when_the_state_changes(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """Images left out stay left out when another tab labels one of the selection and a new propagation lands
+    (the selection's human labels change), when the selection changes, and only those are left out."""
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    state = load_state(ws)
+    assert state is not None
+    ids = {c.name: c.id for c in ws.store.classes()}
+    blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:7]
+    out = [int(state.image_ids[r]) for r in blue[:2]]
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = blue[:6]
+    at.run()
+    for image_id in out:
+        at.checkbox(key=f"map_keep_{image_id}").uncheck()
+    at.run()
+    ws.store.set_labels([state.image_ids[blue[5]]], ids["blue"], "someone#else")  # another tab, meanwhile
+    refresh(ws, compute_map=False)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [at.checkbox(key=f"map_keep_{i}").value for i in out] == [False, False]
+    at.button(key="map_label").click().run()
+    assert _said(at) == ["3 images labeled blue (Undo reverts them). Left as they were: 2 left out, 1 human label "
+                         "already blue."]
+    labels = ws.store.human_labels()
+    assert not set(out) & set(labels)
+    assert all(labels[state.image_ids[r]] == ids["blue"] for r in blue[2:6])
+    # Another selection that holds one of them: it shows unticked, and can be put back.
+    at.session_state["rows"] = [blue[6], blue[1]]
+    at.run()
+    assert at.checkbox(key=f"map_keep_{out[1]}").value is False
+    assert at.button(key="map_label").label == "Label 1 images"
+    at.button(key="map_put_back").click().run()
+    assert at.checkbox(key=f"map_keep_{out[1]}").value is True
+    assert at.button(key="map_label").label == "Label 2 images"
+
+
+def test_map_bulk_label_relabels_the_human_labels_in_a_selection_only_when_asked(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth)
+    state = load_state(ws)
+    assert state is not None
+    ids = {c.name: c.id for c in ws.store.classes()}
+    blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:4]
+    wrong = [int(state.image_ids[r]) for r in blue[:2]]
+    ws.store.set_labels(wrong, ids["green"], "earlier#tab")  # two blue images labeled green by mistake
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = blue
+    at.run()
+    (box,) = [c for c in at.checkbox if c.key.startswith("map_relabel_humans_")]
+    assert (box.label, box.value) == ("Also relabel the 2 human labels", False)
+    assert at.selectbox[0].value.name == "blue"
+    at.button(key="map_label").click().run()
+    assert _said(at) == ["2 images labeled blue (Undo reverts them). Left as they were: 2 human labels of other "
+                         "classes (tick Also relabel to change them)."]
+    assert [ws.store.human_labels()[i] for i in wrong] == [ids["green"]] * 2
+    at.checkbox(key=box.key).check().run()
+    assert at.checkbox(key=box.key).label == "Also relabel the 4 human labels"
+    at.button(key="map_label").click().run()
+    assert _said(at) == ["2 images labeled blue, 2 human labels among them (Undo reverts them). Left as they were: "
+                         "2 human labels already blue."]
+    labels = ws.store.human_labels()
+    assert [labels[state.image_ids[r]] for r in blue] == [ids["blue"]] * 4
+    at.button(key="map_undo").click().run()  # one action: the two corrections go back together
+    labels = ws.store.human_labels()
+    assert [labels[state.image_ids[r]] for r in blue] == [ids["green"]] * 2 + [ids["blue"]] * 2
+
+
+def inspector_script() -> None:
+    """The map's single-image inspector and selection panel, as the page shows them after a click."""
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, st.session_state["root"])
+    from pages.shared import map_view, session
+
+    ws = session.require_images()
+    state = session.state(ws)
+    assert state is not None
+    human = ws.store.human_labels()
+    map_view.inspector(ws, state, st.session_state["row"], human)
+    map_view.selection_panel(ws, state, [st.session_state["row"]], human)
+
+
+def test_map_inspector_changes_a_human_label_as_one_undoable_action(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    ids = {c.name: c.id for c in ws.store.classes()}
+    row = next(r for r in range(len(state.label)) if ws.store.human_labels().get(int(state.image_ids[r])) == ids["red"])
+    image_id, path = int(state.image_ids[row]), state.paths[row]
+    at = AppTest.from_function(inspector_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["row"] = row
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    chooser = at.selectbox(key=f"map_human_{image_id}")
+    assert chooser.value.name == "red"
+    at.button(key="map_change").click().run()
+    assert _said(at) == [f"{path} is already red: choose another class first."]
+    green = next(c for c in ws.store.classes() if c.name == "green")
+    at.selectbox(key=f"map_human_{image_id}").set_value(green).run()  # (an element of this run, not the last)
+    assert ws.store.human_labels()[image_id] == ids["red"]  # choosing changes nothing yet
+    at.button(key="map_change").click().run()
+    assert _said(at) == [f"{path}: red → green (Undo reverts it)."]
+    assert ws.store.human_labels()[image_id] == ids["green"]
+    at.button(key="map_undo").click().run()
+    assert ws.store.human_labels()[image_id] == ids["red"]
+
+
 def test_map_hover_sends_the_thumbnail_of_the_point_under_the_pointer(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:

@@ -1,0 +1,162 @@
+"""The map's pointer in a real browser: the hover thumbnail goes while a lasso is drawn and once the pointer leaves
+the chart, and a click inside a lasso selects the point nearest to it.
+
+A small colour folder is labeled and laid out (UMAP) before ``labeler app`` starts, so the map is there at once;
+Debian's chromium (``/usr/bin/chromium``) is driven by the Python ``playwright`` package, as in test_browser.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server
+
+from labeler.config import Settings
+from labeler.workflow.refresh import refresh
+from labeler.workflow.state import PipelineState, load_state
+from labeler.workflow.workspace import Workspace
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = ["red", "green", "blue"]
+PANEL = "[data-mh='box']"
+
+
+@pytest.fixture
+def mapped_app(tmp_path: Path) -> Iterator[tuple[str, PipelineState]]:
+    """(URL, state) of ``labeler app`` on 60 colour squares, two labeled per class, propagated and laid out."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import make_colour_folder
+
+    data = tmp_path / "data"
+    truth = make_colour_folder(data, per_class=20)
+    ws = Workspace.open(Settings(data_dir=data))
+    ws.import_folder()
+    ids = {name: ws.store.add_class(name).id for name in CLASSES}
+    for name in CLASSES:
+        ws.store.set_labels([r.id for r in ws.records() if truth[r.path] == name][:2], ids[name], "tester")
+    refresh(ws, compute_map=True)
+    state = load_state(ws)
+    assert state is not None
+    assert state.umap is not None
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = (tmp_path / "app.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labeler.cli", "app", str(data), "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(process, url, tmp_path / "app.log", "labeler app")
+        yield url, state
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the app and the streamlit server it started, nothing else
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_hover_hides_on_drag_and_leave_and_a_click_in_a_lasso_selects_the_nearest_point(
+    mapped_app: tuple[str, PipelineState]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, state = mapped_app
+    assert state.umap is not None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(f"{url}/map")
+        main = page.locator("[data-testid='stMain']")
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for()
+        wait_for(lambda: plot.evaluate("gd => gd.classList.contains('mh-map')"), 20, "the hover to hook the map")
+        plot.evaluate("gd => gd.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        xy = np.array(plot.evaluate(
+            """(gd, points) => {
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+                return points.map(p => [r.left + xa._offset + xa.d2p(p[0]), r.top + ya._offset + ya.d2p(p[1])]);
+            }""",
+            state.umap.astype(float).tolist(),
+        ))
+        area = plot.evaluate("""gd => {  // the plot area: left, top, right, bottom
+            const s = gd._fullLayout._size, r = gd.getBoundingClientRect();
+            return [r.left + s.l, r.top + s.t, r.left + s.l + s.w, r.top + s.t + s.h];
+        }""")
+        panel = page.locator(PANEL)
+
+        def shown() -> bool:
+            return panel.get_attribute("hidden") is None
+
+        def hover(row: int) -> None:
+            """Bring the pointer onto ``row`` until its thumbnail shows (another small move if the chart settled)."""
+            for attempt, dx in enumerate((0, 1, -1, 2)):
+                page.mouse.move(xy[row, 0] + dx, xy[row, 1], steps=2)
+                try:
+                    wait_for(lambda: shown() and panel.get_attribute("data-row") is not None, 5, "the thumbnail")
+                    return
+                except AssertionError:
+                    if attempt == 3:
+                        raise
+
+        # A lasso around the cluster of one point, wider than it: drawn from that point, the thumbnail goes at once.
+        start = int(np.argmin(xy[:, 0]))
+        members = np.flatnonzero(np.linalg.norm(state.umap - state.umap[start], axis=1)
+                                 < 0.25 * float(np.ptp(state.umap, axis=0).max()))
+        low = np.maximum(xy[members].min(axis=0) - 40, np.array(area[:2]) + 3)
+        high = np.minimum(xy[members].max(axis=0) + 40, np.array(area[2:]) - 3)
+        hover(start)
+        page.mouse.down()
+        page.mouse.move(low[0], low[1], steps=4)
+        assert not shown(), "the thumbnail stays while a lasso is drawn"
+        for corner in ((high[0], low[1]), (high[0], high[1]), (low[0], high[1]), (low[0], low[1])):
+            page.mouse.move(*corner, steps=4)
+            # What plotly does when a hover it throttled lands after the drag began: it must not show.
+            plot.evaluate("(gd, p) => gd.emit('plotly_hover', {points: [{customdata: [p[0], 1]}], "
+                          "event: {clientX: p[1], clientY: p[2]}})", [start, *corner])
+            page.wait_for_timeout(100)
+            assert not shown(), "the thumbnail comes back while a lasso is drawn"
+        page.mouse.up()
+        inside = [row for row in range(len(xy)) if (low <= xy[row]).all() and (xy[row] <= high).all()]
+        heading = main.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected$"))
+        heading.first.wait_for()
+        assert int(heading.first.inner_text().split()[0]) == len(inside) >= 3
+
+        # Off the chart, by any side and in one step: the thumbnail goes, and a hover plotly sends late stays away.
+        hover(inside[0])
+        page.mouse.move(area[2] + 60, xy[inside[0], 1])
+        page.wait_for_timeout(600)
+        assert not shown(), "the thumbnail stays after the pointer left the chart"
+
+        # A click inside the lasso, where no point is near: the nearest point becomes the selection.
+        grid = np.stack(np.meshgrid(np.linspace(low[0] + 5, high[0] - 5, 25),
+                                    np.linspace(low[1] + 5, high[1] - 5, 25)), axis=-1).reshape(-1, 2)
+        gaps = np.linalg.norm(grid[:, None, :] - xy[None, :, :], axis=2)
+        spot = grid[int(np.argmax(gaps.min(axis=1)))]
+        nearest = int(np.argmin(np.linalg.norm(xy - spot, axis=1)))
+        page.mouse.move(spot[0] - 3, spot[1], steps=2)
+        page.mouse.click(spot[0], spot[1])
+        main.get_by_role("heading", name="1 selected").wait_for()
+        caption = main.get_by_text(state.paths[nearest]).first
+        caption.wait_for()
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
