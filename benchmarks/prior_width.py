@@ -37,27 +37,39 @@ RESULTS = Path(__file__).parent / "results" / "prior_width.md"
 N_AUDITS = 30
 
 
-def representations(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
-    """{set name: (representation the app starts with, truth)}."""
+def digit_and_clothing_sets(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
+    """{set name: (edge histograms beside pixels, truth)}: MNIST's first 3,000 and Fashion-MNIST's 1,000, as the app
+    starts on small images."""
+    sets = {}
+    for name, file, rows in (("MNIST", "mnist_a.npz", 3000), ("Fashion-MNIST", "fashion_1000.npz", 1000)):
+        _, cache, y = load_dataset(data_dir / file, 32)
+        sets[name] = (instant_representations(cache[:rows])["hog-pixels"], y[:rows])
+    return sets
+
+
+def pets37_sets(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
+    """{"pets37 breed" and "pets37 species": (the backbone's features, centred as the app does, truth)}."""
     from labeler.embed.centred import centred_features
     from labeler.embed.pretrained import pretrained_features
 
-    sets = {}
-    for name, rows in (("MNIST", 3000), ("Fashion-MNIST", 1000)):
-        file = "mnist_a.npz" if name == "MNIST" else "fashion_1000.npz"
-        _, cache, y = load_dataset(data_dir / file, 32)
-        sets[name] = (instant_representations(cache[:rows])["hog-pixels"], y[:rows])
-    for name, (cache, y) in variants(data_dir).items():
-        if "inverted" not in name:  # the same distances as MNIST (benchmarks/results/digit_variants.md)
-            sets[name] = (instant_representations(cache)["hog-pixels"], y)
     folder = data_dir / "pets37"
     table = pd.read_csv(folder / "ground_truth.csv")
     paths = [folder / "images" / p for p in table["path"]]
     with tempfile.TemporaryDirectory() as tmp:
         X, _ = pretrained_features(paths, [p.name for p in paths], Path(tmp))
     X = centred_features(X)
-    for task in ("breed", "species"):
-        sets[f"pets37 {task}"] = (X, pd.factorize(table[task])[0].astype(np.int64))
+    return {f"pets37 {task}": (X, pd.factorize(table[task])[0].astype(np.int64)) for task in ("breed", "species")}
+
+
+def representations(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]]:
+    """{set name: (representation the app starts with, truth)}."""
+    sets = digit_and_clothing_sets(data_dir)
+    for name, (cache, y) in variants(data_dir).items():
+        if "inverted" not in name:  # the same distances as MNIST (benchmarks/results/digit_variants.md)
+            sets[name] = (instant_representations(cache)["hog-pixels"], y)
+    sets.update(pets37_sets(data_dir))
+    folder = data_dir / "pets37"
+    table = pd.read_csv(folder / "ground_truth.csv")
     # Small colour images (benchmarks/thumbnails.py), on the backbone's features: the app's choice at one label.
     with np.load(data_dir / "mnist_a.npz") as mnist:
         digits, digit_labels = mnist["images"][:N_DIGITS], mnist["labels"][:N_DIGITS].astype(np.int64)

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
+from benchmarks.prior_width import digit_and_clothing_sets, pets37_sets
 from benchmarks.quality import (
     SHARED_DATASETS,
     draw_seeds,
@@ -51,24 +50,11 @@ def representations(data_dir: Path) -> dict[str, tuple[NDArray[np.float32], NDAr
     digits, pets37's breeds and species."""
     from sklearn.datasets import load_digits
 
-    from labeler.embed.centred import centred_features
-    from labeler.embed.pretrained import pretrained_features
-
-    sets = {}
-    for name, file, rows in (("MNIST", "mnist_a.npz", 3000), ("Fashion-MNIST", "fashion_1000.npz", 1000)):
-        _, cache, y = load_dataset(data_dir / file, 32)
-        sets[name] = (instant_representations(cache[:rows])["hog-pixels"], y[:rows])
+    sets = digit_and_clothing_sets(data_dir)
     digits = load_digits()
     cache = training_cache((digits.images * 16).clip(0, 255).astype(np.uint8), 32)
     sets["scikit-learn digits"] = (instant_representations(cache)["hog-pixels"], digits.target.astype(np.int64))
-    folder = data_dir / "pets37"
-    table = pd.read_csv(folder / "ground_truth.csv")
-    paths = [folder / "images" / p for p in table["path"]]
-    with tempfile.TemporaryDirectory() as tmp:
-        X, _ = pretrained_features(paths, [p.name for p in paths], Path(tmp))
-    X = centred_features(X)
-    for task in ("breed", "species"):
-        sets[f"pets37 {task}"] = (X, pd.factorize(table[task])[0].astype(np.int64))
+    sets.update(pets37_sets(data_dir))
     return sets
 
 
