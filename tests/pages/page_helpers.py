@@ -98,6 +98,14 @@ def selection_script() -> None:
     map_view.selection_panel(ws, state, st.session_state["rows"], ws.store.human_labels())
 
 
+def open_selection(rows: list[int]) -> AppTest:
+    """The map's selection panel (:func:`selection_script`) on ``rows``, run once."""
+    at = AppTest.from_function(selection_script, default_timeout=60)
+    at.session_state["root"] = str(ROOT)
+    at.session_state["rows"] = rows
+    return at.run()
+
+
 def widget_data(at: AppTest, key: str) -> dict[str, Any]:
     """What the page sent to the keyboard widget ``key``: items, classes, ack."""
     for node in at.main:

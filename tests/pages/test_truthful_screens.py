@@ -15,9 +15,9 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     ROOT,
     data_dir_fixture,
     labeled_workspace,
+    open_selection,
     open_workspace,
     run_page,
-    selection_script,
     typed_array,
     wait_for_import,
     wait_for_refresh,
@@ -271,10 +271,7 @@ def test_map_selection_defaults_to_its_majority_and_can_leave_images_out(
     blue = [r for r in free if truth[state.paths[r]] == "blue"][:5]
     green = [r for r in free if truth[state.paths[r]] == "green"][:1]
     assert [state.class_names[state.label[r]] for r in blue + green] == ["blue"] * 5 + ["green"]
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = green + blue
-    at.run()
+    at = open_selection(green + blue)
     assert not at.exception, [e.value for e in at.exception]
     chooser = at.selectbox[0]
     assert chooser.label == "Label all selected as"
@@ -299,10 +296,7 @@ def test_map_undo_refuses_when_someone_relabeled_since_and_says_so(
     state = load_state(ws)
     assert state is not None
     blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:3]
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = blue
-    at.run()
+    at = open_selection(blue)
     at.button(key="map_label").click().run()
     ids = {c.name: c.id for c in ws.store.classes()}
     ws.store.set_labels([state.image_ids[blue[0]]], ids["green"], "someone#else")  # another tab, since
@@ -344,10 +338,7 @@ def test_map_keys_say_why_when_every_selected_image_has_a_human_label(
     assert state is not None
     before = ws.store.human_labels()
     humans = [r for r in range(len(state.label)) if state.image_ids[r] in before][:2]
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = humans
-    at.run()
+    at = open_selection(humans)
     at.button(key="map_label").click().run()
     assert not at.exception, [e.value for e in at.exception]
     (toast,) = [t.value for t in at.toast]
@@ -363,10 +354,7 @@ def test_map_keys_say_why_when_every_selected_image_is_left_out(
     ws = labeled_workspace(data_dir, colour_folder[1])
     free = label_queue.unlabeled_rows(ws)[:2]
     before = ws.store.human_labels()
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = free
-    at.run()
+    at = open_selection(free)
     for box in [c for c in at.checkbox if c.key.startswith("map_keep_")]:
         box.uncheck()
     at.run()
@@ -392,10 +380,7 @@ def test_map_left_out_images_stay_left_out_by_image_when_the_state_changes(
     ids = {c.name: c.id for c in ws.store.classes()}
     blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:7]
     out = [int(state.image_ids[r]) for r in blue[:2]]
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = blue[:6]
-    at.run()
+    at = open_selection(blue[:6])
     for image_id in out:
         at.checkbox(key=f"map_keep_{image_id}").uncheck()
     at.run()
@@ -431,10 +416,7 @@ def test_map_bulk_label_relabels_the_human_labels_in_a_selection_only_when_asked
     blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:4]
     wrong = [int(state.image_ids[r]) for r in blue[:2]]
     ws.store.set_labels(wrong, ids["green"], "earlier#tab")  # two blue images labeled green by mistake
-    at = AppTest.from_function(selection_script, default_timeout=60)
-    at.session_state["root"] = str(ROOT)
-    at.session_state["rows"] = blue
-    at.run()
+    at = open_selection(blue)
     (box,) = [c for c in at.checkbox if c.key.startswith("map_relabel_humans_")]
     assert (box.label, box.value) == ("Also relabel the 2 human labels", False)
     assert at.selectbox[0].value.name == "blue"

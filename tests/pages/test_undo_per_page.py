@@ -12,10 +12,10 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
     data_dir_fixture,
     image_id_of,
     labeled_workspace,
+    open_selection,
     open_workspace,
     press,
     run_page,
-    selection_script,
     widget_data,
 )
 from streamlit.testing.v1 import AppTest
@@ -35,10 +35,7 @@ def test_the_map_and_the_label_page_each_undo_their_own_action(
     ids = {c.name: c.id for c in ws.store.classes()}
     blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:3]
     bulk = {int(state.image_ids[r]) for r in blue}
-    on_map = AppTest.from_function(selection_script, default_timeout=60)
-    on_map.session_state["root"] = str(ROOT)
-    on_map.session_state["rows"] = blue
-    on_map.run()
+    on_map = open_selection(blue)
     on_map.button(key="map_label").click().run()
     assert {ws.store.human_labels().get(i) for i in bulk} == {ids["blue"]}
 
@@ -75,10 +72,7 @@ def test_undo_of_another_pages_change_is_refused_and_says_where(
     assert state is not None
     ids = {c.name: c.id for c in ws.store.classes()}
     blue = [r for r in label_queue.unlabeled_rows(ws) if truth[state.paths[r]] == "blue"][:3]
-    on_map = AppTest.from_function(selection_script, default_timeout=60)
-    on_map.session_state["root"] = str(ROOT)
-    on_map.session_state["rows"] = blue
-    on_map.run()
+    on_map = open_selection(blue)
     on_map.button(key="map_label").click().run()
     annotator = on_map.session_state["annotator"]
     ws.store.set_labels([int(state.image_ids[blue[0]])], ids["green"], annotator, origin="review")
