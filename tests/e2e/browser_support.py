@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium keeps trying hosts this closed network refuses.
 CHROMIUM_ARGS = [
@@ -49,3 +54,28 @@ def wait_for_server(process: subprocess.Popen[Any], url: str, log: Path, what: s
             return False
 
     wait_for(healthy, 60, f"{what} to answer", every=every)
+
+
+@contextlib.contextmanager
+def labeler_app(data: Path, log_path: Path, *options: str) -> Iterator[tuple[str, int]]:
+    """``labeler app`` on the folder ``data`` (with ``options``) on a free port, its output in ``log_path``: yields
+    (URL, the id of its process group, which a test may kill) once it answers; then stops it and the Streamlit
+    server it started, nothing else."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "labeler.cli", "app", str(data), "--port", str(port), *options],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_server(process, url, log_path, "labeler app")
+            yield url, process.pid
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

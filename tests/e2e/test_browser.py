@@ -7,7 +7,6 @@ Debian's chromium (``/usr/bin/chromium``) driven by the Python ``playwright`` pa
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import random
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server
+from browser_support import CHROMIUM, CHROMIUM_ARGS, labeler_app, wait_for
 
 from labeler.config import Settings
 from labeler.store import LabelStore
@@ -78,27 +77,8 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str], int]]:
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     data = tmp_path / "data"
     truth = _dataset(data)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = (tmp_path / "app.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labeler.cli", "app", str(data), "--port", str(port),
-         "--ground-truth", str(tmp_path / "truth.csv")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    try:
-        wait_for_server(process, url, tmp_path / "app.log", "labeler app")
-        yield url, data, truth, process.pid  # the process group of the app and its server (a test may kill it)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the app and the streamlit server it started, nothing else
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+    with labeler_app(data, tmp_path / "app.log", "--ground-truth", str(tmp_path / "truth.csv")) as (url, pid):
+        yield url, data, truth, pid  # the process group of the app and its server (a test may kill it)
 
 
 def test_label_propagate_map_review_export_train_in_a_browser(

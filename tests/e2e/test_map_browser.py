@@ -7,18 +7,14 @@ Debian's chromium (``/usr/bin/chromium``) is driven by the Python ``playwright``
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for, wait_for_server
+from browser_support import CHROMIUM, CHROMIUM_ARGS, labeler_app, wait_for
 
 from labeler.config import Settings
 from labeler.workflow.refresh import refresh
@@ -52,25 +48,8 @@ def mapped_app(tmp_path: Path) -> Iterator[tuple[str, PipelineState]]:
     state = load_state(ws)
     assert state is not None
     assert state.umap is not None
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = (tmp_path / "app.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labeler.cli", "app", str(data), "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(process, url, tmp_path / "app.log", "labeler app")
+    with labeler_app(data, tmp_path / "app.log") as (url, _):
         yield url, state
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the app and the streamlit server it started, nothing else
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_hover_hides_on_drag_and_leave_and_a_click_in_a_lasso_selects_the_nearest_point(
