@@ -25,15 +25,17 @@ colour_by = col_colour.segmented_control(
     **remembered.bind("map:colour", "label", valid=lambda v: v if v in figures.COLOUR_MODES else "label"),
 ) or "label"
 live = col_live.toggle("Follow updates",
-                       help="Redraw when new labels have propagated. A redraw drops the selection on the map "
-                       "(images left out stay left out).", **remembered.bind("map:live", True))
+                       help="Redraw when new labels have propagated. Your selection stays selected on the redrawn "
+                       "map, and the images left out of it stay left out.", **remembered.bind("map:live", True))
 image_filter = filter_bar.filter_bar("map", state.class_names)
 mask = filter_bar.rows_matching(image_filter, state.paths, state,
                                 (session.images_version(ws), session.state_version(ws)))
 filter_bar.caption(image_filter, mask)
 review_rows = [row for row, _ in queues.review_rows(ws, state, map_view.REVIEW_MARKED)] \
     if colour_by == "needs review" else []
-fig = map_view.map_figure(ws, state, colour_by, review_rows, image_filter, mask)
+plain_drawing = map_view.drawing(ws, colour_by, review_rows, image_filter, mask)
+carried = map_view.carried_rows(records, plain_drawing)
+fig = map_view.map_figure(ws, state, colour_by, review_rows, image_filter, mask, carried)
 counts = state.counts
 st.caption(
     f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
@@ -45,8 +47,15 @@ with col_map:
 if live:
     map_view.rerun_when_state_changes(ws, map_view.shown_key(ws, state))
 
-selected = map_view.selected_rows(event)
+selected, kept_from_before = map_view.follow_selection(records, plain_drawing, carried,
+                                                      map_view.selected_rows(event))
 picked = bool(selected)
+if kept_from_before and selected:
+    col_kept, col_clear = st.columns([3, 1], vertical_alignment="center")
+    col_kept.caption(f"Your selection of {len(selected):,} images is kept from before the map was redrawn: pick "
+                     "others on the map, or clear it.")
+    with col_clear:
+        map_view.clear_button()
 if mask is not None:
     selected = [row for row in selected if mask[row]]
 human = ws.store.human_labels()  # the store's labels now (the map's may be a propagation behind)

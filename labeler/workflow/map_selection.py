@@ -5,12 +5,17 @@ A lasso around a cluster is how a person labels it at once, and also how they co
 so human labels in a selection are kept by default and relabeled when asked, and the message says which were
 relabeled and which were left as they were. Everything is by image id, never by row: rows are renumbered by a
 re-scan and a selection outlives a redraw of the map only by the images it names.
+
+A redraw (a new propagation, another colouring or filter) is a new chart, and the chart forgets the points picked on
+the one before; :class:`KeptSelection` remembers them, so a propagation that lands while the person is still working
+through a lasso (often that of their previous bulk label) does not take it away. The new chart draws the kept
+images as selected, though it reports no selection of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,48 @@ def bulk_label_message(plan: BulkLabel, class_name: str, changed: int) -> str:
     if left:
         said += " Left as they were: " + ", ".join(left) + "."
     return said
+
+
+@dataclass(frozen=True)
+class KeptSelection:
+    """The images picked on the map (ids, in the order picked) and the drawing of the map they were picked on.
+
+    ``drawn_on`` identifies a drawing: the map's data, colouring and filter, and which kept images it draws as
+    selected. A chart keeps its points selected only while it is drawn the same. ``labeled``: a bulk label acted on
+    these images, so the redraw that shows their new labels ends the selection rather than keep it.
+    """
+
+    drawn_on: Hashable
+    image_ids: tuple[int, ...]
+    labeled: bool = False
+
+
+def carried_ids(kept: KeptSelection | None, plain_drawing: Hashable) -> tuple[int, ...]:
+    """The images to draw as selected on the map about to be drawn: the kept selection when the drawing it was picked
+    on is gone (``plain_drawing``, the map as it would be drawn without them, is another one), else none."""
+    if kept is None or kept.labeled or kept.drawn_on == plain_drawing:
+        return ()
+    return kept.image_ids
+
+
+def after_drawing(kept: KeptSelection | None, drawn_on: Hashable, picked_ids: Sequence[int]) -> KeptSelection | None:
+    """The selection once the drawing ``drawn_on`` has reported its picked points (``picked_ids``; empty when the
+    person picked nothing on it, or cleared what they picked).
+
+    Points picked on this drawing are the selection. Nothing picked on the drawing the selection was made on means the
+    person cleared it; nothing picked on another drawing means the map was redrawn, and the selection is kept
+    (unless a bulk label already acted on it).
+    """
+    if picked_ids:
+        ids = tuple(dict.fromkeys(int(i) for i in picked_ids))
+        if kept is not None and kept.drawn_on == drawn_on and kept.image_ids == ids:
+            return kept
+        return KeptSelection(drawn_on, ids)
+    if kept is None or kept.drawn_on == drawn_on or kept.labeled:
+        return None
+    return kept
+
+
+def labeled(kept: KeptSelection | None) -> KeptSelection | None:
+    """``kept`` once a bulk label has acted on it: ended by the redraw that shows the new labels."""
+    return None if kept is None else replace(kept, labeled=True)

@@ -43,6 +43,7 @@ def map_figure(
     needs_review: NDArray[np.bool_] | None = None,
     shown: NDArray[np.bool_] | None = None,
     review_label: str = "needs review",
+    carried: Sequence[int] = (),
 ) -> go.Figure:
     """The UMAP scatter, WebGL, built from NumPy arrays only (quick at 100,000 points).
 
@@ -58,6 +59,8 @@ def map_figure(
     colour_by : "label", "confidence" or "needs review" (then ``needs_review`` (N,) bool marks the images the
         review queue would show next, named ``review_label`` in the legend).
     shown : (N,) bool, optional: a filter. Points outside it are drawn small and grey, without hover, as context.
+    carried : rows drawn as selected: a selection kept from an earlier drawing of the map (this chart reports no
+        selection of its own for them).
     """
     if colour_by not in COLOUR_MODES:
         raise ValueError(f"colour_by must be one of {COLOUR_MODES}, got {colour_by!r}")
@@ -127,6 +130,14 @@ def map_figure(
         add(human & (label == k), f"{name} (human)", {
             "color": colour, "size": 12, "symbol": "diamond", "line": {"color": "black", "width": 1.5},
         }, f"{class_name(k)} (human label)")
+    if len(carried):
+        # Shown as plotly shows a selection (the rest dimmed), though the chart reports none: it was picked on another.
+        picked = np.zeros(n, dtype=bool)
+        rows_in = np.asarray(carried, dtype=np.int64)
+        picked[rows_in[(rows_in >= 0) & (rows_in < n)]] = True
+        for trace in fig.data:
+            # A list, not an array: plotly.js decodes typed arrays only in data attributes, which this is not.
+            trace.selectedpoints = np.flatnonzero(picked[np.asarray(trace.customdata)[:, 0].astype(np.int64)]).tolist()
     # The legend sits above the plot, so it never covers the colour bar on the right.
     fig.update_layout(
         height=640, margin={"l": 10, "r": 10, "t": 60, "b": 10}, dragmode="lasso",

@@ -5,7 +5,7 @@ saved.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ PER_ROW = 10
 NOTHING_SELECTED = "Nothing selected: draw a lasso or a box around points on the map first."
 # The images left out of a bulk label (a set of image ids): UI state that outlives reruns, redraws and pages.
 LEFT_OUT = "map_left_out"
+# The selection on the map (map_selection.KeptSelection): UI state that outlives a redraw of the chart.
+SELECTION = "map_selection"
 NONE_PASS_FILTER = "None of the selected points pass the filter: change the filter or select others."
 ORIGIN = "map"  # the labels this page stores, which its Undo takes back (and no other page's)
 
@@ -55,22 +57,83 @@ def rerun_when_state_changes(ws: Workspace, shown: tuple[int, ...] | None) -> No
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=6)
 def _figure(_state: PipelineState, key: tuple[object, ...], colour_by: str, review_rows: tuple[int, ...],
-            mask_key: object, _mask: NDArray[np.bool_] | None) -> go.Figure:
+            mask_key: object, _mask: NDArray[np.bool_] | None, carried: tuple[int, ...]) -> go.Figure:
     needs_review = np.zeros(len(_state.label), dtype=bool)
     needs_review[list(review_rows)] = True
     assert _state.umap is not None
     return figures.map_figure(
         _state.umap, _state.label, _state.source, _state.confidence, _state.paths, _state.class_names,
         _state.class_colours, colour_by=colour_by, needs_review=needs_review, shown=_mask,
-        review_label=f"next {len(review_rows)} in the review queue",
+        review_label=f"next {len(review_rows)} in the review queue", carried=carried,
     )
 
 
+def drawing(ws: Workspace, colour_by: str, review_rows: Sequence[int], image_filter: ImageFilter,
+            mask: NDArray[np.bool_] | None) -> tuple[object, ...]:
+    """What the map is drawn from, a carried selection aside: the same drawing is the same chart (it keeps its
+    selection)."""
+    return (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), colour_by,
+            tuple(review_rows), image_filter if mask is not None else None)
+
+
 def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_rows: Sequence[int],
-               image_filter: ImageFilter, mask: NDArray[np.bool_] | None) -> go.Figure:
-    """The map, built once per state, colouring, review picks and filter, and shared (never mutate it)."""
+               image_filter: ImageFilter, mask: NDArray[np.bool_] | None, carried: Sequence[int] = ()) -> go.Figure:
+    """The map, built once per state, colouring, review picks, filter and carried rows, and shared (never mutate
+    it)."""
     key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws))
-    return _figure(current, key, colour_by, tuple(review_rows), image_filter if mask is not None else None, mask)
+    return _figure(current, key, colour_by, tuple(review_rows), image_filter if mask is not None else None, mask,
+                   tuple(carried))
+
+
+def kept_selection() -> map_selection.KeptSelection | None:
+    """The selection on the map in this browser tab, kept across redraws (None: nothing selected)."""
+    kept = st.session_state.get(SELECTION)
+    return kept if isinstance(kept, map_selection.KeptSelection) else None
+
+
+def _chart(plain_drawing: Hashable, carried: Sequence[int]) -> tuple[Hashable, tuple[int, ...]]:
+    """What identifies the chart on screen: its drawing and the rows it draws as a carried selection."""
+    return plain_drawing, tuple(carried)
+
+
+def carried_rows(records: Sequence[ImageRecord], plain_drawing: Hashable) -> list[int]:
+    """Rows to draw as selected on the map about to be drawn: the kept selection, when the chart it was picked on is
+    gone."""
+    ids = set(map_selection.carried_ids(kept_selection(), _chart(plain_drawing, ())))
+    return [row for row, record in enumerate(records) if record.id in ids] if ids else []
+
+
+def follow_selection(records: Sequence[ImageRecord], plain_drawing: Hashable, carried: Sequence[int],
+                     picked_rows: Sequence[int]) -> tuple[list[int], bool]:
+    """The rows selected now, and whether they were kept from an earlier drawing of the map: the points picked on
+    the chart drawn from ``plain_drawing`` with ``carried`` rows drawn as selected, or the selection kept from before
+    a redraw.
+
+    Points picked on a chart that carries an older selection replace it: the page is run again at once, so that the
+    chart draws them as the selection it carries.
+    """
+    drawn_on = _chart(plain_drawing, carried)
+    picked = [records[row].id for row in picked_rows if 0 <= row < len(records)]
+    kept = map_selection.after_drawing(kept_selection(), drawn_on, picked)
+    st.session_state[SELECTION] = kept
+    if kept is None:
+        return [], False
+    row_of = {record.id: row for row, record in enumerate(records)}
+    rows = [row_of[i] for i in kept.image_ids if i in row_of]
+    if carried and picked and sorted(rows) != sorted(carried):
+        st.rerun()
+    return rows, kept.drawn_on != drawn_on
+
+
+def _clear_selection() -> None:
+    st.session_state[SELECTION] = None
+
+
+def clear_button() -> None:
+    """The way to drop a selection kept from before a redraw (the new chart has no selection to clear)."""
+    st.button("Clear selection", key="map_clear_selection", on_click=_clear_selection,
+              help="The map was redrawn (new labels, colouring or filter) after you picked these images; they stay "
+                   "selected until you clear them or pick others.")
 
 
 def selected_rows(event: Any) -> list[int]:
@@ -112,7 +175,7 @@ def _keep_key(image_id: int) -> str:
 
 def left_out_ids() -> set[int]:
     """The images the person left out of a bulk label, by image id: they stay left out across reruns, a redraw of
-    the map and a new selection, until ticked again (a new map drops the selection, never these)."""
+    the map and a new selection, until ticked again."""
     return set(st.session_state.get(LEFT_OUT, ()))
 
 
@@ -223,6 +286,7 @@ def actions(ws: Workspace, records: Sequence[ImageRecord], plan: map_selection.B
         else:
             changed = ws.store.set_labels(targets, plan.class_id, annotator, origin=ORIGIN)
             session.request_refresh()
+            st.session_state[SELECTION] = map_selection.labeled(kept_selection())
             # A toast outlives the rerun that redraws the map once the new labels have propagated.
             name = chosen.name if chosen is not None else ""
             st.toast(text.plain(map_selection.bulk_label_message(plan, name, changed)))

@@ -232,6 +232,18 @@ def test_map_figure_draws_humans_as_diamonds_and_escapes_names() -> None:
     assert fig.layout.hoverdistance == -1  # hover and click find the nearest point, however far
 
 
+def test_map_figure_draws_carried_rows_as_selected_in_every_trace() -> None:
+    coords = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [3.0, 1.0]])
+    labels, source = np.array([0, 0, 1, -1]), np.array(["human", "propagated", "propagated", "none"])
+    args = (coords, labels, source, np.array([1.0, 0.7, 0.4, 0.0]), ["a", "b", "c", "d"], ["x", "y"],
+            ["#111111", "#222222"])
+    assert all(trace.selectedpoints is None for trace in figures.map_figure(*args).data)
+    fig = figures.map_figure(*args, carried=[3, 1, 7])
+    selected = sorted(int(trace.customdata[i, 0]) for trace in fig.data for i in trace.selectedpoints)
+    assert selected == [1, 3]  # rows in range; the other traces are drawn with none selected (dimmed)
+    assert all(trace.selectedpoints is not None for trace in fig.data)
+
+
 def test_map_figure_at_scale_leaves_names_to_the_click(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(figures, "HOVER_NAMES_MAX", 3)
     coords = np.zeros((4, 2))

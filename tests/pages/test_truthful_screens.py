@@ -405,6 +405,43 @@ def test_map_left_out_images_stay_left_out_by_image_when_the_state_changes(
     assert at.button(key="map_label").label == "Label 2 images"
 
 
+def test_map_keeps_a_selection_across_redraws_until_cleared(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    """A selection picked on a drawing of the map that is gone (a propagation landed since) stays selected on
+    the new map (drawn as selected), also through another redraw (a new colouring), until Clear selection."""
+    from labeler.workflow.map_selection import KeptSelection
+    from pages.shared import map_view
+
+    ws = labeled_workspace(data_dir, colour_folder[1], with_map=True)
+    state = load_state(ws)
+    assert state is not None
+    rows = label_queue.unlabeled_rows(ws)[:3]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/map.py")
+    at.session_state[map_view.SELECTION] = KeptSelection(("a drawing since gone",),
+                                                         tuple(int(state.image_ids[r]) for r in rows))
+
+    def drawn_selected() -> list[int]:
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return sorted(int(typed_array(t["customdata"])[i, 0]) for t in spec["data"]
+                      for i in typed_array(t.get("selectedpoints", [])))
+
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [h.value for h in at.subheader] == ["3 selected"]
+    assert any("kept from before the map was redrawn" in c.value for c in at.caption)
+    assert drawn_selected() == sorted(rows)
+    at.segmented_control(key="widget:map:colour").set_value("confidence").run()
+    assert [h.value for h in at.subheader] == ["3 selected"]
+    assert drawn_selected() == sorted(rows)
+    at.button(key="map_clear_selection").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [h.value for h in at.subheader] == []
+    assert drawn_selected() == []
+    assert any(c.value.startswith("Draw a lasso") for c in at.caption)
+
+
 def test_map_bulk_label_relabels_the_human_labels_in_a_selection_only_when_asked(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from labeler.workflow.map_selection import (
     BulkLabel,
+    KeptSelection,
+    after_drawing,
     bulk_label_message,
     candidate_ids,
+    carried_ids,
     human_ids,
     keep_boxes,
+    labeled,
     plan_bulk_label,
 )
 
@@ -64,3 +68,29 @@ def test_the_message_says_what_was_relabeled_and_what_was_left() -> None:
         "1 image labeled cat (Undo reverts it). Left as they were: 1 already labeled cat.")
     assert bulk_label_message(plan_bulk_label([4], set(), HUMAN, CAT), "cat", changed=0) == (
         "Nothing labeled cat. Left as they were: 1 human label already cat.")
+
+
+def test_a_selection_outlives_a_redraw_and_ends_when_cleared_where_it_was_made() -> None:
+    first, second = ("map", 1), ("map", 2)
+    kept = after_drawing(None, first, [5, 3, 5])
+    assert kept == KeptSelection(first, (5, 3))
+    assert carried_ids(kept, first) == ()  # the chart it was picked on still shows it as selected
+    # Redrawn (a propagation landed): the new chart has no selection, and the kept one is ringed on it.
+    assert carried_ids(kept, second) == (5, 3)
+    ringed = (second, (5, 3))
+    assert after_drawing(kept, ringed, []) == kept
+    # Cleared on the chart it was picked on: gone.
+    assert after_drawing(kept, first, []) is None
+    # New points picked on the ringed chart replace it.
+    assert after_drawing(kept, ringed, [9]) == KeptSelection(ringed, (9,))
+
+
+def test_a_bulk_labeled_selection_ends_with_the_redraw_that_shows_its_labels() -> None:
+    first, second = ("map", 1), ("map", 2)
+    done = labeled(after_drawing(None, first, [5, 3]))
+    assert done is not None
+    assert after_drawing(done, first, [5, 3]) == done  # still picked on the same chart: still labeled
+    assert carried_ids(done, second) == ()
+    assert after_drawing(done, second, []) is None
+    assert after_drawing(done, second, [4]) == KeptSelection(second, (4,))
+    assert labeled(None) is None
