@@ -57,7 +57,7 @@ def rerun_when_state_changes(ws: Workspace, shown: tuple[int, ...] | None) -> No
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=6)
 def _figure(_state: PipelineState, key: tuple[object, ...], colour_by: str, review_rows: tuple[int, ...],
-            mask_key: object, _mask: NDArray[np.bool_] | None, carried: tuple[int, ...]) -> go.Figure:
+            _mask: NDArray[np.bool_] | None, carried: tuple[int, ...]) -> go.Figure:
     needs_review = np.zeros(len(_state.label), dtype=bool)
     needs_review[list(review_rows)] = True
     assert _state.umap is not None
@@ -80,9 +80,8 @@ def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_row
                image_filter: ImageFilter, mask: NDArray[np.bool_] | None, carried: Sequence[int] = ()) -> go.Figure:
     """The map, built once per state, colouring, review picks, filter and carried rows, and shared (never mutate
     it)."""
-    key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws))
-    return _figure(current, key, colour_by, tuple(review_rows), image_filter if mask is not None else None, mask,
-                   tuple(carried))
+    key = drawing(ws, colour_by, review_rows, image_filter, mask)  # holds the filter that ``mask`` comes from
+    return _figure(current, key, colour_by, tuple(review_rows), mask, tuple(carried))
 
 
 def kept_selection() -> map_selection.KeptSelection | None:
