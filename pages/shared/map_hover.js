@@ -46,7 +46,10 @@ function hide() {
 }
 
 function onPress(event) {
-  pressed = { x: event.clientX, y: event.clientY };
+  const target = event.target;
+  pressed = { x: event.clientX, y: event.clientY, chart: event.currentTarget,
+              // plotly's drag layer over the plot area (not the legend, an axis or the toolbar)
+              inPlot: Boolean(target && target.classList && target.classList.contains("nsewdrag")) };
 }
 window.addEventListener("pointermove", (event) => {
   if (pressed && !dragging && Math.hypot(event.clientX - pressed.x, event.clientY - pressed.y) > DRAG_PX) {
@@ -54,20 +57,22 @@ window.addEventListener("pointermove", (event) => {
     hide();
   }
 }, true);
-window.addEventListener("pointerup", () => { pressed = null; dragging = false; }, true);
+window.addEventListener("pointerup", (event) => {
+  if (pressed && !dragging && pressed.inPlot && event.button === 0) selectNearest(pressed.chart, event);
+  pressed = null;
+  dragging = false;
+}, true);
 
-// Streamlit turns plotly's click-to-select off while the drag tool is the lasso or the box, and a drawn lasso's
-// outline takes the clicks inside it: a click there selected nothing. With the outline letting clicks through and
-// clicks selecting again, a click selects the nearest point (the figure's hoverdistance is -1, so plotly's hover
-// and click always find one), as one selection Streamlit reports like any other. (``_fullLayout.clickmode`` and
-// ``_noEmitSelectedAtStart`` are plotly internals: tests/e2e/test_map_browser.py fails if a plotly changes them.)
-// Known fault: after a lasso, plotly's click has reported a point of another cluster while its hover (and the
-// thumbnail) found the nearest one (seen in tests/e2e/test_map_browser.py).
-function clicksSelect(gd) {
+// A click in the plot area selects the point nearest the pointer, as one selection Streamlit reports like any other.
+// Not plotly's own click-to-select, nor its click event: both take the point of plotly's last hover, which it
+// throttles (50 ms), so a click right after a move picked the point under an earlier position of the pointer (a
+// point of another cluster, in tests/e2e/test_map_browser.py). So plotly neither selects nor reports clicks here,
+// a drawn lasso's outline lets them through, and the point is found from the pointer itself, within the figure's
+// hoverdistance (-1: anywhere) as plotly's hover would. (``_fullLayout``, ``_offset`` and ``_noEmitSelectedAtStart``
+// are plotly internals: tests/e2e/test_map_browser.py fails if a plotly changes them.)
+function clicksIgnored(gd) {
   const layout = gd._fullLayout;
-  if (layout && typeof layout.clickmode === "string" && !layout.clickmode.includes("select")) {
-    layout.clickmode = "event+select";
-  }
+  if (layout && typeof layout.clickmode === "string" && layout.clickmode !== "none") layout.clickmode = "none";
 }
 
 function clearOutline(gd) {
@@ -80,13 +85,46 @@ function clearOutline(gd) {
   }
 }
 
+function nearestPoint(gd, clientX, clientY) {
+  const layout = gd._fullLayout, xa = layout && layout.xaxis, ya = layout && layout.yaxis;
+  if (!xa || !ya || typeof xa.c2p !== "function" || typeof ya.c2p !== "function") return null;
+  const box = gd.getBoundingClientRect();
+  const px = clientX - box.left - xa._offset, py = clientY - box.top - ya._offset;
+  const reach = Number(layout.hoverdistance);
+  let best = null, bestDistance = reach >= 0 ? reach : Infinity;
+  for (const trace of gd._fullData || []) {
+    if (trace.visible !== true || !trace.customdata || !trace.x || !trace.y) continue;
+    for (let i = 0; i < trace.x.length; i++) {
+      const distance = Math.hypot(xa.c2p(trace.x[i]) - px, ya.c2p(trace.y[i]) - py);
+      if (distance <= bestDistance) { bestDistance = distance; best = { trace, i }; }
+    }
+  }
+  return best;
+}
+
+function selectNearest(gd, event) {
+  const found = gd && nearestPoint(gd, event.clientX, event.clientY);
+  if (!found || typeof gd.emit !== "function") return;
+  const { trace, i } = found, curve = trace.index;
+  clearOutline(gd);
+  const plotly = window.Plotly;
+  if (plotly && typeof plotly.restyle === "function") {
+    // Drawn as plotly draws its own selection: the clicked point, the rest dimmed.
+    plotly.restyle(gd, { selectedpoints: (gd.data || []).map((_, k) => (k === curve ? [i] : [])) });
+  }
+  // The fields a lasso's points carry, which is what Streamlit reports.
+  const point = { curveNumber: curve, pointNumber: i, pointIndex: i, x: trace.x[i], y: trace.y[i],
+                  customdata: trace.customdata[i], data: (gd.data || [])[curve], fullData: trace };
+  gd.emit("plotly_selected", { points: [point], selections: [] });
+}
+
 const hooks = new WeakMap(); // chart -> its own listeners, so that each is added exactly once
 
 function listenersOf(gd) {
   let found = hooks.get(gd);
   if (!found) {
     found = { plotly_hover: onHover, plotly_unhover: hide, plotly_selecting: hide, plotly_relayouting: hide,
-              plotly_click: () => clearOutline(gd), plotly_afterplot: () => clicksSelect(gd) };
+              plotly_afterplot: () => clicksIgnored(gd) };
     hooks.set(gd, found);
   }
   return found;
@@ -105,7 +143,7 @@ function hookCharts() {
     gd.addEventListener("pointerover", onEnter);
     gd.addEventListener("pointerleave", onLeave);
     gd.classList.add("mh-map");
-    clicksSelect(gd);
+    clicksIgnored(gd);
   }
   if (!document.getElementById("mh-style")) {
     const style = document.createElement("style");
