@@ -26,12 +26,14 @@ from torch import nn
 from labeler.embed.backbones import BackboneSpec, backbone_spec, load_backbone
 from labeler.embed.feature_cache import FeatureCache
 from labeler.embed.ssl.device import ThreadChooser, autocast_dtype, thread_candidates
+from labeler.io import decode
 from labeler.io.decode import to_rgb  # one conversion for caches, display and features
 
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
 
-# Bump when decoding or preprocessing changes in a way that changes the features: old caches are then not reused.
+# Bump when resizing or cropping here changes the features (decoding has decode.DECODE_VERSION): old caches are then
+# not reused.
 PREPROCESS_VERSION = 1
 
 
@@ -70,7 +72,8 @@ def load_photo(path: Path, input_size: int, resize_size: int) -> NDArray[np.uint
 
 def cache_tag(spec: BackboneSpec, kind: str = "pretrained", extra: object = None) -> str:
     """Directory name for features of ``spec``: changes whenever weights, preprocessing or ``extra`` do."""
-    fields = (kind, PREPROCESS_VERSION, spec.sha256, spec.input_size, spec.resize_size, spec.mean, spec.std, extra)
+    fields = (kind, PREPROCESS_VERSION, decode.DECODE_VERSION, spec.sha256, spec.input_size, spec.resize_size,
+              spec.mean, spec.std, extra)
     return f"{kind}-{spec.name}-{hashlib.sha256(repr(fields).encode()).hexdigest()[:12]}"
 
 

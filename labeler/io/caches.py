@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from labeler.io import decode
 from labeler.io.artifacts import load_npy
 from labeler.io.chunked import NpyPatch, NpyReader, NpyWriter
 from labeler.io.decode import UnreadableImage, decode_source
@@ -133,9 +135,26 @@ def read_training_image(
 
 # ------------------------------------------------------------------------------------------ files of a cache
 def cache_paths(cache_dir: Path, fingerprint: str, thumb_size: int, train_size: int) -> tuple[Path, Path]:
-    """``thumbs-{thumb_size}-{fingerprint}.npy`` and ``train-{train_size}-{fingerprint}.npy`` in ``cache_dir``."""
-    cache_dir = Path(cache_dir)
-    return cache_dir / f"thumbs-{thumb_size}-{fingerprint}.npy", cache_dir / f"train-{train_size}-{fingerprint}.npy"
+    """``thumbs-{thumb_size}-d{version}-{fingerprint}.npy`` and ``train-{train_size}-d{version}-{fingerprint}.npy`` in
+    ``cache_dir``, where ``version`` is the decoding's (``decode.DECODE_VERSION``): pixels decoded otherwise are
+    another cache."""
+    cache_dir, version = Path(cache_dir), decode.DECODE_VERSION
+    return (cache_dir / f"thumbs-{thumb_size}-d{version}-{fingerprint}.npy",
+            cache_dir / f"train-{train_size}-d{version}-{fingerprint}.npy")
+
+
+# Names of pixel caches, finished or not; version 1 had no "d{version}-".
+_CACHE_NAME = re.compile(r"(thumbs|train)-\d+-(?:d(\d+)-)?(?:building-)?(?:[0-9a-f]{16}|pending)\.npy")
+
+
+def superseded_caches(cache_dir: Path) -> list[Path]:
+    """Pixel caches in ``cache_dir`` that an older decoding wrote: nothing reads them again."""
+    found = []
+    for path in sorted(Path(cache_dir).glob("*.npy")):
+        match = _CACHE_NAME.fullmatch(path.name)
+        if match and int(match.group(2) or 1) < decode.DECODE_VERSION:
+            found.append(path)
+    return found
 
 
 def open_caches(

@@ -15,6 +15,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 _ORIENTATION = 0x0112  # EXIF tag
 
+# Bump whenever to_rgb gives other pixels for some file: caches of pixels (labeler.io.caches) and features
+# (labeler.embed.pretrained.cache_tag) made by an older decoding are then made again, not reused. 2: a PNG's colour
+# key (tRNS) is transparency, composited over white.
+DECODE_VERSION = 2
+
 
 class UnreadableImage(Exception):
     """An image file that cannot be decoded; ``reason`` says why in a few words."""

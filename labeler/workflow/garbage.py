@@ -1,14 +1,15 @@
 """Garbage collection of the workspace: caches and encoder copies that nothing current refers to.
 
 Every cache file is named by what it was computed from: the dataset fingerprint (the ordered paths and contents of
-the readable images) and, for the trained encoder's vectors, the encoder's digest. After an import or a refresh,
-files of another fingerprint or another encoder can never be read again, and at 100,000 images each generation of
-thumbnails alone is 2.8 GB, so they are deleted. Frozen encoder copies (``ssl/encoder-*.pt``) other than the one
-the store names are deleted too, except newer ones: training writes its copy before naming it in the store. The
-same holds for the heads adapted to the pretrained backbone (``ssl/adapted-*.pt``), the checkpoints of its
-fine-tuned last stages (``ssl/finetuned-*.pt``) and the files derived from them. The pretrained backbone's per-image
-feature stores (``pretrained-*``, ``views-*``) are keyed by image content, not by fingerprint, and are kept; those of
-a fine-tuned network (``finetuned-<digest>-*``) are kept while that checkpoint is the current one.
+the readable images), for pixels the decoding's version, and, for the trained encoder's vectors, the encoder's
+digest. After an import or a refresh, files of another fingerprint, decoding or encoder can never be read again, and
+at 100,000 images each generation of thumbnails alone is 2.8 GB, so they are deleted. Frozen encoder copies
+(``ssl/encoder-*.pt``) other than the one the store names are deleted too, except newer ones: training writes its
+copy before naming it in the store. The same holds for the heads adapted to the pretrained backbone
+(``ssl/adapted-*.pt``), the checkpoints of its fine-tuned last stages (``ssl/finetuned-*.pt``) and the files derived
+from them. The pretrained backbone's per-image feature stores (``pretrained-*``, ``views-*``) are keyed by image
+content, not by fingerprint, and are kept; those of a fine-tuned network (``finetuned-<digest>-*``) are kept while
+that checkpoint is the current one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from labeler.io.artifacts import orphan_temp_file
-from labeler.io.caches import cache_lock
+from labeler.io.caches import cache_lock, superseded_caches
 from labeler.io.scan import file_sha256
 from labeler.workflow.backbone import adapted_head, head_digest
 from labeler.workflow.finetuning import finetuned_checkpoint
@@ -66,13 +67,15 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
         digests = {"encoder": file_sha256(checkpoint)[:16] if checkpoint is not None else None,
                    "head": head_digest(head) if head is not None else None,
                    "finetuned": head_digest(tuned) if tuned is not None else None}
+        superseded = set(superseded_caches(cache))  # pixels of an older decoding, under the current fingerprint too
         now = time.time()
         for entry in sorted(cache.iterdir()):
             name = entry.name
             if name.startswith(CACHE_PREFIXES):
                 model = _derived_from(name)
                 digest = digests[model] if model is not None else None
-                if fingerprint in name and (model is None or (digest is not None and digest in name)):
+                this_data = fingerprint in name and entry not in superseded
+                if this_data and (model is None or (digest is not None and digest in name)):
                     continue
             elif name.startswith(FINETUNED_STORE):
                 # Features of an older fine-tuned network; one newer than the current checkpoint may belong to a

@@ -11,6 +11,7 @@ from PIL import Image
 
 import labeler.embed.pretrained as pretrained
 from labeler.embed.pretrained import load_photo, pretrained_features
+from labeler.io import decode
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -159,3 +160,10 @@ def test_load_photo_puts_a_transparent_background_on_white(
     out = load_photo(tmp_path / "icon.png", 16, 16)
     assert tuple(out[0, 0]) == (255, 255, 255)  # not the black the transparent pixels hold
     assert np.abs(out[8, 8].astype(int) - (200, 40, 10)).max() <= 2
+
+
+def test_features_of_another_decoding_are_another_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = pretrained.backbone_spec("efficientnet_lite0")
+    tags = {pretrained.cache_tag(spec), pretrained.cache_tag(spec, "views", (1, 2))}
+    monkeypatch.setattr(decode, "DECODE_VERSION", decode.DECODE_VERSION + 1)
+    assert not tags & {pretrained.cache_tag(spec), pretrained.cache_tag(spec, "views", (1, 2))}

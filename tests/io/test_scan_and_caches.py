@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeler.io import scan
+from labeler.io import decode, scan
 from labeler.io.caches import (
     THUMB_BACKGROUND,
     build_image_caches,
@@ -19,6 +19,7 @@ from labeler.io.caches import (
     make_thumbnail,
     make_training_image,
     open_caches,
+    superseded_caches,
 )
 from labeler.io.decode import UnreadableImage, decode_image, to_rgb
 from labeler.io.scan import (
@@ -372,7 +373,8 @@ def test_build_and_open_caches(tmp_path: Path) -> None:
     errors = build_image_caches(root, rels, thumbs_path, train_path, 16, 8, progress=lambda f, m: calls.append(f))
     assert errors == [None, None, "not an image"]
     assert calls[-1] == 1.0
-    assert sorted(p.name for p in cache.iterdir()) == ["thumbs-16-fp.npy", "train-8-fp.npy"]  # no .tmp left
+    version = decode.DECODE_VERSION
+    assert sorted(p.name for p in cache.iterdir()) == [f"thumbs-16-d{version}-fp.npy", f"train-8-d{version}-fp.npy"]
     opened = open_caches(cache, "fp", 16, 8, 3)
     assert opened is not None
     thumbs, train = opened
@@ -413,3 +415,19 @@ def test_two_threads_give_the_same_answers(tmp_path: Path, monkeypatch: pytest.M
     np.testing.assert_array_equal(threaded[0], loop_caches[0])
     np.testing.assert_array_equal(threaded[1], loop_caches[1])
     assert threaded[2] == loop_caches[2]
+
+
+def test_caches_an_older_decoding_wrote_are_superseded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fingerprint = "0123456789abcdef"
+    superseded = {
+        f"thumbs-96-{fingerprint}.npy",  # version 1 had no version in its names
+        f"train-32-building-{fingerprint}.npy",
+        "train-32-d2-pending.npy",
+        *(p.name for p in cache_paths(tmp_path, fingerprint, 96, 32)),  # this version's, before the next one
+    }
+    monkeypatch.setattr(decode, "DECODE_VERSION", decode.DECODE_VERSION + 1)
+    current = {p.name for p in cache_paths(tmp_path, fingerprint, 96, 32)}
+    others = {f"embedding-pixels-pca-{fingerprint}.npy", "thumbs-notes.npy"}  # not pixels; not a cache's name
+    for name in superseded | current | others:
+        (tmp_path / name).write_bytes(b"x")
+    assert {p.name for p in superseded_caches(tmp_path)} == superseded

@@ -54,6 +54,7 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
     }
     drop = {
         "thumbs-96-0000000000000000.npy",
+        f"thumbs-{ws.settings.thumb_size}-{fp}.npy",  # this dataset, decoded by the first decoding (no version)
         "train-32-0000000000000000.npy",
         "embedding-pixels-pca-0000000000000000.npy",
         "knn-pixels-pca-0000000000000000-k15.npz",

@@ -13,6 +13,7 @@ from PIL import Image
 from labeler.config import Settings
 from labeler.io import caches
 from labeler.io.caches import DecodedImage
+from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.workspace import ImportReport, Workspace, import_folder
 
 
@@ -205,6 +206,38 @@ def test_caches_are_memory_mapped_and_superseded_ones_removed(ws: Workspace, col
     assert not first & second  # the old pair was copied from, then deleted
     assert not list(ws.settings.cache_dir.glob(".*.tmp"))
     assert not list(ws.settings.cache_dir.glob("*pending*"))
+
+
+def test_caches_an_older_decoding_wrote_are_not_read_but_made_again_then_removed(
+    tmp_path: Path, decodes: list[int]
+) -> None:
+    root = tmp_path / "data"
+    make_colour_folder(root, per_class=2)
+    icon = Image.new("RGB", (8, 8), (0, 0, 0))  # a PNG colour key: the black around the square is transparent
+    icon.paste((200, 40, 10), (2, 2, 6, 6))
+    icon.save(root / "icon.png", transparency=(0, 0, 0))
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    s, fingerprint = ws.settings, ws.fingerprint()
+    row = [r.path for r in ws.records()].index("icon.png")
+    # What decoding version 1 left: the same caches under its names, with the hidden black on show.
+    legacy = [s.cache_dir / f"thumbs-{s.thumb_size}-{fingerprint}.npy",
+              s.cache_dir / f"train-{s.train_size}-{fingerprint}.npy"]
+    pictures = [np.array(picture) for picture in ws.images()]
+    for path in ws.cache_paths():
+        path.unlink()
+    for picture, path in zip(pictures, legacy, strict=True):
+        picture[row] = 0
+        np.save(path, picture)
+    decodes.clear()
+
+    again = Workspace.open(Settings(root))
+    thumbs, train = again.images()
+    assert decodes  # decoded anew, not read from the older caches
+    assert tuple(train[row][0, 0]) == (255, 255, 255)
+    assert tuple(thumbs[row][s.thumb_size // 2, s.thumb_size // 2]) != (0, 0, 0)
+    assert set(collect_garbage(again)) >= set(legacy)
+    assert not any(path.exists() for path in legacy)
 
 
 def test_decode_failure_while_building_caches_marks_the_image_unreadable(
