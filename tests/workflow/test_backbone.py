@@ -332,6 +332,6 @@ def test_small_images_get_the_pretrained_candidate_when_training_has_time_for_it
     assert train(ws, epochs=1).startswith("encoder trained")  # a run of so many epochs has no budget to share
     monkeypatch.undo()
     too_few = ws.image_count() / backbone.SMALL_IMAGES_PER_S * 3 / 60 * 0.9  # minutes a bit short of enough
-    (ws.settings.cache_dir / next(ws.settings.cache_dir.glob("embedding-pretrained-*")).name).unlink()
+    backbone.features_path(ws, ws.fingerprint(), backbone.representation_tag()).unlink()
     assert backbone.features_when_cheap(ws, too_few) == ""
     assert "pretrained" not in representations(ws)
