@@ -139,6 +139,19 @@ def representation_tag() -> str:
     return cache_tag(backbone_spec(BACKBONE)).rsplit("-", 1)[-1]
 
 
+def feature_stores() -> tuple[str, ...]:
+    """Names of the backbone's per-image feature stores that this version reads (features, augmented views): a
+    store of the same backbone under another name holds features of other weights, decoding or preprocessing."""
+    from dataclasses import astuple
+
+    from labeler.embed.backbones import backbone_spec
+    from labeler.embed.pretrained import cache_tag
+    from labeler.embed.views import ViewAugment
+
+    spec = backbone_spec(BACKBONE)
+    return cache_tag(spec), cache_tag(spec, "views", astuple(ViewAugment()))
+
+
 def features_path(ws: Workspace, fingerprint: str, tag: str) -> Path:
     """The (N, 1280) float32 ``.npy`` of the pretrained features of the images of ``fingerprint``."""
     return ws.settings.cache_dir / f"embedding-pretrained-{fingerprint}-{tag}.npy"

@@ -8,8 +8,9 @@ at 100,000 images each generation of thumbnails alone is 2.8 GB, so they are del
 copy before naming it in the store. The same holds for the heads adapted to the pretrained backbone
 (``ssl/adapted-*.pt``), the checkpoints of its fine-tuned last stages (``ssl/finetuned-*.pt``) and the files derived
 from them. The pretrained backbone's per-image feature stores (``pretrained-*``, ``views-*``) are keyed by image
-content, not by fingerprint, and are kept; those of a fine-tuned network (``finetuned-<digest>-*``) are kept while
-that checkpoint is the current one.
+content, not by fingerprint, and are kept while this version reads them (their names change with the weights, the
+decoding and the preprocessing), as are the feature files named by them; those of a fine-tuned network
+(``finetuned-<digest>-*``) are kept while that checkpoint is the current one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from labeler.io.artifacts import orphan_temp_file
 from labeler.io.caches import cache_lock, superseded_caches
 from labeler.io.scan import file_sha256
-from labeler.workflow.backbone import adapted_head, head_digest
+from labeler.workflow.backbone import BACKBONE, adapted_head, feature_stores, head_digest, representation_tag
 from labeler.workflow.finetuning import finetuned_checkpoint
 from labeler.workflow.training import checkpoint_dir, trained_checkpoint
 from labeler.workflow.workspace import Workspace
@@ -29,6 +30,7 @@ from labeler.workflow.workspace import Workspace
 # Files of these kinds are named after the fingerprint they belong to; anything else in the cache is left alone.
 CACHE_PREFIXES = ("thumbs-", "train-", "embedding-", "embeddings-", "knn-", "map-")
 FINETUNED_STORE = "finetuned-"  # per-image feature stores of a fine-tuned network: finetuned-<digest>-...
+BACKBONE_STORES = (f"pretrained-{BACKBONE}-", f"views-{BACKBONE}-")  # the backbone's per-image feature stores
 # Temporary files older than this belong to a run that died: a live writer renames its file within minutes. (A
 # file whose name holds a writer's pid goes as soon as that process is gone; age decides for the others, and for a
 # pid that another process may have taken since.)
@@ -68,13 +70,22 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
                    "head": head_digest(head) if head is not None else None,
                    "finetuned": head_digest(tuned) if tuned is not None else None}
         superseded = set(superseded_caches(cache))  # pixels of an older decoding, under the current fingerprint too
+        backbone_features = f"pretrained-{fingerprint}-"  # embedding-, knn-, map-pretrained-<fingerprint>-<tag>...
+        current_tags: list[tuple[str, ...]] = []  # the tag and the stores of this version (torch: only if asked)
+
+        def tags() -> tuple[str, ...]:
+            if not current_tags:
+                current_tags.append((representation_tag(), *feature_stores()))
+            return current_tags[0]
+
         now = time.time()
         for entry in sorted(cache.iterdir()):
             name = entry.name
             if name.startswith(CACHE_PREFIXES):
                 model = _derived_from(name)
                 digest = digests[model] if model is not None else None
-                this_data = fingerprint in name and entry not in superseded
+                this_data = fingerprint in name and entry not in superseded and (
+                    backbone_features not in name or name.split(backbone_features, 1)[1].startswith(tags()[0]))
                 if this_data and (model is None or (digest is not None and digest in name)):
                     continue
             elif name.startswith(FINETUNED_STORE):
@@ -82,6 +93,9 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
                 # checkpoint being named in the store right now.
                 newest_kept = _mtime(tuned) if tuned is not None else now - STALE_TEMP_S
                 if name.startswith(f"{FINETUNED_STORE}{digests['finetuned']}-") or _mtime(entry) > newest_kept:
+                    continue
+            elif name.startswith(BACKBONE_STORES):
+                if name in tags()[1:]:
                     continue
             elif not (name.startswith(".") and name.endswith(".tmp")
                       and (orphan_temp_file(entry) or now - _mtime(entry) > STALE_TEMP_S)):

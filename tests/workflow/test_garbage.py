@@ -14,6 +14,7 @@ import numpy as np
 from labeler.io.artifacts import temp_file_writer
 from labeler.io.caches import cache_lock
 from labeler.io.chunked import NpyWriter
+from labeler.workflow import backbone
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.workspace import Workspace
@@ -36,6 +37,7 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
     ws.store.set_meta("ssl_checkpoint", str(current))
     digest = hashlib.sha256(b"the current encoder").hexdigest()[:16]
     fp = ws.fingerprint()
+    tag, features, views = backbone.representation_tag(), *backbone.feature_stores()
     keep = {
         *(p.name for p in ws.cache_paths()),
         f"embedding-pixels-pca-{fp}.npy",
@@ -49,6 +51,10 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
         f"embedding-simclr-{fp}-{digest}-hog.npy",  # the encoder beside the edges and pixels
         "files.json",
         "pretrained-resnet18-0123456789ab",  # another representation's feature store: not ours to judge
+        features,  # the backbone's per-image stores this version reads
+        views,
+        f"embedding-pretrained-{fp}-{tag}-centred.npy",
+        f"knn-pretrained-{fp}-{tag}-centred-k15.npz",
         f".fresh.npy.{os.getpid()}.ab12.tmp",  # a live writer may be about to rename it
         ".fresh.npy.ab12.tmp",  # no writer named: only age tells
     }
@@ -65,9 +71,13 @@ def test_only_unreferenced_files_are_deleted(ws: Workspace) -> None:
         "embedding-hog-pixels-0000000000000000.npy",
         "embeddings-0000000000000000-ffffffffffffffff.npy.parts",
         ".stale.npy.99.tmp",
+        f"pretrained-{backbone.BACKBONE}-000000000000",  # features of another decoding, preprocessing or weights
+        f"views-{backbone.BACKBONE}-000000000000",
+        f"embedding-pretrained-{fp}-000000000000-centred.npy",  # this dataset, such features
+        f"map-pretrained-{fp}-000000000000-centred-k15.npy",
     }
     for name in (keep | drop) - {p.name for p in cache.iterdir()}:
-        if name.endswith((".parts", "0123456789ab")):
+        if name.endswith((".parts", "0123456789ab")) or name.startswith(("pretrained-", "views-")):
             (cache / name).mkdir()
             (cache / name / "part.npy").write_bytes(b"x")
         else:
