@@ -43,7 +43,7 @@ st.caption(
 )
 col_map, col_point = st.columns([4, 1])
 with col_map:
-    event = st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    event = st.plotly_chart(fig, key=map_hover.CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))
 if live:
     map_view.rerun_when_state_changes(ws, map_view.shown_key(ws, state))
 

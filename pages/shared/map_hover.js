@@ -7,6 +7,7 @@ const CACHE = 300; // thumbnails kept in the browser, so a point hovered again s
 const THUMB = /^data:image\/(png|jpeg);base64,[A-Za-z0-9+/]+={0,2}$/;
 const instances = new WeakMap();
 let latest = null; // the component that rendered last gets the hovers
+let chartKey = null; // the key of the map's st.plotly_chart: only that chart is hooked, whatever page is on
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
@@ -17,6 +18,7 @@ export default function (component) {
   }
   panel.send = setStateValue;
   panel.update(data || {});
+  if (data && typeof data.chart === "string" && /^[A-Za-z0-9_-]+$/.test(data.chart)) chartKey = data.chart;
   latest = panel;
   hookCharts();
 }
@@ -133,7 +135,8 @@ function listenersOf(gd) {
 function hookCharts() {
   // Plotly drops every listener when it draws a chart anew, so each look takes ours off and puts it back: exactly
   // one of each, however often this runs (and a DOM listener added twice is there once).
-  for (const gd of document.querySelectorAll(".js-plotly-plot")) {
+  if (!chartKey) return;
+  for (const gd of document.querySelectorAll(`.st-key-${chartKey} .js-plotly-plot`)) {
     if (typeof gd.on !== "function" || typeof gd.removeListener !== "function") continue;
     for (const [name, listener] of Object.entries(listenersOf(gd))) {
       gd.removeListener(name, listener);

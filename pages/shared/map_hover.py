@@ -9,8 +9,10 @@ fragment (one thumbnail encoded), never the chart or the page: selections, lasso
 cost does not grow with the number of points.
 
 The script also hides the thumbnail while a lasso, box or pan is drawn and once the pointer leaves the chart (a
-hover plotly throttled may land after either), and makes a click select the nearest point: Streamlit turns plotly's
-click-to-select off while the lasso or box tool is on, and a drawn lasso's outline caught the clicks inside it.
+hover plotly throttled may land after either), and makes a click select the point nearest the pointer, which it finds
+itself: Streamlit turns plotly's click-to-select off while the lasso or box tool is on, a drawn lasso's outline
+caught the clicks inside it, and plotly's click took the point of a hover it throttles, under an earlier position of
+the pointer. It hooks only the map's chart (``CHART_KEY``): the script stays in the page on the other pages too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pages.shared.keyboard_labeler import thumbnail_data_url
 
 _ASSETS = Path(__file__).resolve().parent
 KEY = "map_hover"
+CHART_KEY = "map_chart"  # the map's st.plotly_chart: the only chart the script hooks (Streamlit marks it st-key-...)
 THUMB_PX = 128
 
 _render = st.components.v2.component(
@@ -52,11 +55,11 @@ def hover_data(ws: Workspace, state: PipelineState, row: int | None) -> dict[str
     # Rows are renumbered by a re-scan: the browser forgets the thumbnails it holds when this changes.
     version = f"{session.images_version(ws)}:{session.state_version(ws)}"
     if row is None:
-        return {"row": None, "version": version}
+        return {"row": None, "version": version, "chart": CHART_KEY}
     name = state.class_names[state.label[row]] if state.label[row] >= 0 else "no label"
     caption = f"{state.paths[row]} · {name} · {state.source[row]} · {state.confidence[row]:.0%}"
     return {"row": row, "thumb": thumbnail_data_url(session.thumbnails(ws)[row], max_px=THUMB_PX),
-            "caption": caption, "version": version}
+            "caption": caption, "version": version, "chart": CHART_KEY}
 
 
 @st.fragment

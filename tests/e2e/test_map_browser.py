@@ -70,6 +70,8 @@ def test_hover_hides_on_drag_and_leave_a_click_in_a_lasso_selects_and_a_redraw_k
         plot = page.locator(".js-plotly-plot").first
         plot.wait_for()
         wait_for(lambda: plot.evaluate("gd => gd.classList.contains('mh-map')"), 20, "the hover to hook the map")
+        # Only the map's chart: the script stays in the page when another page's charts are shown.
+        assert page.locator(".mh-map").count() == page.locator(".st-key-map_chart .mh-map").count() == 1
         plot.evaluate("gd => gd.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
 
