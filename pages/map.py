@@ -68,7 +68,7 @@ with col_point:
                    "and confidence, and to change a human label.")
 if not selected:
     st.caption("Draw a lasso or a box around points to see those images here.")
-    map_view.actions(ws, records, None, [], None,
+    map_view.actions(ws, records, None, [], 0, None,
                      map_view.NONE_PASS_FILTER if picked else map_view.NOTHING_SELECTED)
     st.stop()
 

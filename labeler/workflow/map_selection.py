@@ -116,6 +116,18 @@ def bulk_label_message(plan: BulkLabel, class_name: str, changed: int) -> str:
     return said
 
 
+def review_message(sent: int, humans: int) -> str:
+    """What "Send to review" did: ``sent`` images put first in the review queue; the ``humans`` human labels of the
+    selection (left-outs aside) are not, and the person is told where those are checked."""
+    said = "Nothing sent to review."
+    if sent:
+        said = f"{_count(sent, 'image', 'images')} put at the top of the review queue."
+    if humans:
+        said += (f" Not the {_count(humans, 'human label', 'human labels')} in the selection: the queue reviews "
+                 "propagated labels; Review & audit's Suspect human labels checks yours against their neighbours.")
+    return said
+
+
 @dataclass(frozen=True)
 class KeptSelection:
     """The images picked on the map (ids, in the order picked) and the drawing of the map they were picked on.

@@ -264,13 +264,13 @@ def selection_panel(ws: Workspace, current: PipelineState, selected: Sequence[in
     else:
         why = "Every selected image is left out: tick the ones to act on."
     with col_actions:
-        actions(ws, records, plan, review, chosen, why)
+        actions(ws, records, plan, review, len(humans), chosen, why)
 
 
 def actions(ws: Workspace, records: Sequence[ImageRecord], plan: map_selection.BulkLabel | None,
-            review: Sequence[int], chosen: ClassInfo | None, why_none: str) -> None:
+            review: Sequence[int], humans: int, chosen: ClassInfo | None, why_none: str) -> None:
     """The bulk actions and their keys: l labels as ``chosen`` what ``plan`` says, v sends the rows ``review`` to
-    review, u undoes.
+    review (not the selection's ``humans`` human labels, which it says), u undoes.
 
     The buttons stay enabled when there is nothing to act on (``why_none`` says why), because a disabled button's
     key does nothing, silently: a pressed key always answers.
@@ -290,11 +290,13 @@ def actions(ws: Workspace, records: Sequence[ImageRecord], plan: map_selection.B
             name = chosen.name if chosen is not None else ""
             st.toast(text.plain(map_selection.bulk_label_message(plan, name, changed)))
     if col_review.button("Send to review", key="map_review", shortcut="v"):
-        if not review:
+        if not review and not humans:
             st.toast(why_none, icon=":material/info:")
+        elif not review:
+            st.toast(text.plain(map_selection.review_message(0, humans)), icon=":material/info:")
         else:
             queues.send_to_review(ws, list(review))
-            st.toast(f"{len(review)} images put at the top of the review queue.")
+            st.toast(text.plain(map_selection.review_message(len(review), humans)))
             st.page_link("pages/review.py", label="Open the review queue", icon=":material/fact_check:")
     if col_undo.button("Undo", key="map_undo", help="Revert your last bulk label on the map (in this tab); labels "
                        "made on other pages are theirs to undo.", shortcut="u"):

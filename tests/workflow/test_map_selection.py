@@ -13,6 +13,7 @@ from labeler.workflow.map_selection import (
     keep_boxes,
     labeled,
     plan_bulk_label,
+    review_message,
 )
 
 # Images 1-6 selected: 1, 2, 3 propagated; 4 human "cat" (class 7), 5 human "dog" (class 8), 6 human "dog".
@@ -94,3 +95,11 @@ def test_a_bulk_labeled_selection_ends_with_the_redraw_that_shows_its_labels() -
     assert after_drawing(done, second, []) is None
     assert after_drawing(done, second, [4]) == KeptSelection(second, (4,))
     assert labeled(None) is None
+
+
+def test_send_to_review_says_which_human_labels_it_left_out() -> None:
+    assert review_message(3, 0) == "3 images put at the top of the review queue."
+    assert review_message(1, 2) == (
+        "1 image put at the top of the review queue. Not the 2 human labels in the selection: the queue reviews "
+        "propagated labels; Review & audit's Suspect human labels checks yours against their neighbours.")
+    assert review_message(0, 1).startswith("Nothing sent to review. Not the 1 human label in the selection:")
