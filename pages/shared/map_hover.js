@@ -95,7 +95,8 @@ function nearestPoint(gd, clientX, clientY) {
   const reach = Number(layout.hoverdistance);
   let best = null, bestDistance = reach >= 0 ? reach : Infinity;
   for (const trace of gd._fullData || []) {
-    if (trace.visible !== true || !trace.customdata || !trace.x || !trace.y) continue;
+    // Not the points plotly's hover skips (those a filter leaves out, drawn grey as context).
+    if (trace.visible !== true || trace.hoverinfo === "skip" || !trace.customdata || !trace.x || !trace.y) continue;
     for (let i = 0; i < trace.x.length; i++) {
       const distance = Math.hypot(xa.c2p(trace.x[i]) - px, ya.c2p(trace.y[i]) - py);
       if (distance <= bestDistance) { bestDistance = distance; best = { trace, i }; }
