@@ -109,6 +109,12 @@ def load_views(
     return out
 
 
+def views_tag(spec: BackboneSpec, aug: ViewAugment | None = None) -> str:
+    """The feature cache folder of the views of ``spec`` made with ``aug`` (default: the app's): starts
+    ``views-<backbone>-`` (garbage collection reads it)."""
+    return cache_tag(spec, "views", astuple(aug or ViewAugment()))
+
+
 def view_features(
     paths: Sequence[Path],
     digests: Sequence[str],
@@ -138,7 +144,7 @@ def view_features(
         raise ValueError(f"n_views must be at least 2, got {n_views}")
     spec = backbone_spec(backbone)
     aug = aug or ViewAugment()
-    cache = FeatureCache(Path(cache_dir) / cache_tag(spec, "views", astuple(aug)), spec.feature_dim)
+    cache = FeatureCache(Path(cache_dir) / views_tag(spec, aug), spec.feature_dim)
     model: nn.Module | None = None
     target = torch.device(device) if device is not None else default_device()
     rounds = math.ceil(n_views / _VIEWS_PER_ROUND)

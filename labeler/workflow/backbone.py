@@ -142,14 +142,12 @@ def representation_tag() -> str:
 def feature_stores() -> tuple[str, ...]:
     """Names of the backbone's per-image feature stores that this version reads (features, augmented views): a
     store of the same backbone under another name holds features of other weights, decoding or preprocessing."""
-    from dataclasses import astuple
-
     from labeler.embed.backbones import backbone_spec
     from labeler.embed.pretrained import cache_tag
-    from labeler.embed.views import ViewAugment
+    from labeler.embed.views import views_tag
 
     spec = backbone_spec(BACKBONE)
-    return cache_tag(spec), cache_tag(spec, "views", astuple(ViewAugment()))
+    return cache_tag(spec), views_tag(spec)
 
 
 def features_path(ws: Workspace, fingerprint: str, tag: str) -> Path:

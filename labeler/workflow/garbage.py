@@ -15,6 +15,7 @@ decoding and the preprocessing), as are the feature files named by them; those o
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -71,12 +72,8 @@ def collect_garbage(ws: Workspace, *, wait: bool = False) -> list[Path]:
                    "finetuned": head_digest(tuned) if tuned is not None else None}
         superseded = set(superseded_caches(cache))  # pixels of an older decoding, under the current fingerprint too
         backbone_features = f"pretrained-{fingerprint}-"  # embedding-, knn-, map-pretrained-<fingerprint>-<tag>...
-        current_tags: list[tuple[str, ...]] = []  # the tag and the stores of this version (torch: only if asked)
-
-        def tags() -> tuple[str, ...]:
-            if not current_tags:
-                current_tags.append((representation_tag(), *feature_stores()))
-            return current_tags[0]
+        # The tag and the stores of this version, computed once and only if asked (they import torch).
+        tags = functools.cache(lambda: (representation_tag(), *feature_stores()))
 
         now = time.time()
         for entry in sorted(cache.iterdir()):

@@ -53,13 +53,13 @@ def hovered_row(n_rows: int) -> int | None:
 def hover_data(ws: Workspace, state: PipelineState, row: int | None) -> dict[str, Any]:
     """What the component is sent: the hovered row's thumbnail (a data URL) and a plain-text caption."""
     # Rows are renumbered by a re-scan: the browser forgets the thumbnails it holds when this changes.
-    version = f"{session.images_version(ws)}:{session.state_version(ws)}"
+    always = {"version": f"{session.images_version(ws)}:{session.state_version(ws)}", "chart": CHART_KEY}
     if row is None:
-        return {"row": None, "version": version, "chart": CHART_KEY}
+        return {"row": None, **always}
     name = state.class_names[state.label[row]] if state.label[row] >= 0 else "no label"
     caption = f"{state.paths[row]} · {name} · {state.source[row]} · {state.confidence[row]:.0%}"
     return {"row": row, "thumb": thumbnail_data_url(session.thumbnails(ws)[row], max_px=THUMB_PX),
-            "caption": caption, "version": version, "chart": CHART_KEY}
+            "caption": caption, **always}
 
 
 @st.fragment

@@ -11,6 +11,7 @@ from PIL import Image
 
 import labeler.embed.pretrained as pretrained
 from labeler.embed.pretrained import load_photo, pretrained_features
+from labeler.embed.views import views_tag
 from labeler.io import decode
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -164,6 +165,6 @@ def test_load_photo_puts_a_transparent_background_on_white(
 
 def test_features_of_another_decoding_are_another_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = pretrained.backbone_spec("efficientnet_lite0")
-    tags = {pretrained.cache_tag(spec), pretrained.cache_tag(spec, "views", (1, 2))}
+    tags = {pretrained.cache_tag(spec), views_tag(spec)}
     monkeypatch.setattr(decode, "DECODE_VERSION", decode.DECODE_VERSION + 1)
-    assert not tags & {pretrained.cache_tag(spec), pretrained.cache_tag(spec, "views", (1, 2))}
+    assert not tags & {pretrained.cache_tag(spec), views_tag(spec)}
