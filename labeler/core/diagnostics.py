@@ -196,7 +196,8 @@ def loo_accuracy(W: sp.spmatrix | NDArray[Any], y: NDArray[Any], n_classes: int,
 
 
 def supervised_baseline_loo(X: NDArray[Any], y: NDArray[Any], *, random_state: int = 0) -> float:
-    """Accuracy of logistic regression on the labeled rows of ``X`` (unit-normalised), held out.
+    """Accuracy of logistic regression (classes weighted equally) on the labeled rows of ``X`` (unit-normalised),
+    held out.
 
     Leave-one-out up to ``LOO_MAX_LABELS`` labels, else stratified 10-fold. A fold whose training part holds one
     class predicts that class. NaN when there are no labels.
@@ -229,7 +230,10 @@ def supervised_baseline_loo(X: NDArray[Any], y: NDArray[Any], *, random_state: i
         if classes.size == 1:
             pred = np.full(test.size, classes[0])
         else:
-            model = LogisticRegression(max_iter=1000)
+            # Balanced weights: leaving one out leaves its class one example short, and with a handful per class
+            # the unweighted model's intercepts then vote for the other classes (3 labels of each of 10 digit
+            # classes scored 0.27-0.33 held out, against 0.55-0.62 right on the rest of the folder).
+            model = LogisticRegression(max_iter=1000, class_weight="balanced")
             pred = model.fit(Xl[train], yl[train]).predict(Xl[test])
         correct += int(np.sum(pred == yl[test]))
     return correct / yl.size
