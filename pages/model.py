@@ -15,8 +15,10 @@ job_runner = session.runner()
 st.subheader("Self-supervised training (SimCLR)")
 st.caption("Trains an encoder on your own images, without labels (for colour photos: a SimCLR head on top of the "
            "shipped ImageNet EfficientNet-Lite0, and, on a GPU or when you choose it, its last stages fine-tuned). "
-           "When it finishes, embeddings, the graph, the map and propagation follow by themselves, and the encoder "
-           "is used only if it scores better.")
+           "When it finishes, embeddings, the graph, the map and propagation follow by themselves. The trained "
+           "encoder is then used unless another representation labels your own labels clearly better held out "
+           "(by more than one standard error of leave-one-out accuracy; smaller gaps are noise with a few dozen "
+           "labels): see Representation in use below.")
 col_minutes, col_finetune, col_start, col_stop, _ = st.columns([2, 2, 1, 1, 1], vertical_alignment="bottom")
 minutes = col_minutes.number_input("Minutes", min_value=0.1, max_value=240.0, value=float(ws.settings.ssl_minutes),
                                    step=0.5, key="train_minutes")
@@ -75,7 +77,8 @@ jobs_panel.rerun_when_saved(ws, session.state_version(ws))
 if state is None:
     st.caption("No propagation yet: label a few images first.")
 else:
-    st.markdown(f"**{text.plain(state.representation)}** — {text.plain(state.representation_reason)}")
+    reason = state.representation_reason.removeprefix(f"{state.representation}: ")  # it starts with the name
+    st.markdown(f"**{text.plain(state.representation)}** — {text.plain(reason)}")
     chosen_at = int(state.representation_selection.get("n", 0)) if state.representation_selection else 0
     if chosen_at and chosen_at != state.counts["human"]:
         st.caption(f"Chosen when there were {chosen_at} human labels (now {state.counts['human']}): the choice is "

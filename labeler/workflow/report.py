@@ -9,6 +9,7 @@ sentences for the pages and the CLI to show.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -214,7 +215,18 @@ def _confidence_draws(state: PipelineState, rows: NDArray[np.int64]) -> NDArray[
     return calibration.calibrator_for(state).sample_confidence(X, n_draws=n_draws, random_state=0)
 
 
-def _promise_text(expected: float, low: float, high: float) -> str:
+# Below this many kept labels the promise is said in labels, not shares: a share's interval over a handful is a few
+# whole counts, and "97.9%-100%" for a single label reads as a precision no one label can have.
+FEW_KEPT = 20
+
+
+def _promise_text(expected: float, low: float, high: float, n_kept: int) -> str:
+    if n_kept < FEW_KEPT:
+        # The interval in whole labels, widened outward to hold the shares' interval.
+        right_low, right_high = math.floor(low * n_kept + 1e-9), math.ceil(high * n_kept - 1e-9)
+        span = f"{right_high}" if right_low == right_high else f"{right_low}–{right_high}"
+        digits = 2 if n_kept < 10 else 1
+        return f"expected {expected * n_kept:.{digits}f} of them right (95% interval {span} of {n_kept})"
     return f"expected {expected:.1%} right (95% interval {low:.1%}–{high:.1%})"
 
 
@@ -287,7 +299,8 @@ def _threshold_choice(ws: Workspace, target: float, state: PipelineState) -> dic
                        "Audit more images to narrow the calibration's uncertainty, or lower the target.")
         return out
     text = (f"Keep propagated labels with confidence ≥ {choice.threshold:.2f}: {choice.n_kept} of {propagated.size} "
-            f"({out['share_kept']:.0%}), {_promise_text(choice.expected_precision, low, high)}, so at least "
+            f"({out['share_kept']:.0%}), {_promise_text(choice.expected_precision, low, high, choice.n_kept)}, "
+            f"so at least "
             f"{target:.1%} with 95% confidence. {PROMISE_NOTE} ({calibration_note(state, ws)}.)")
     out["text"] = text + _audits_above_text(choice.threshold, state.confidence[propagated], known, correct)
     return out
@@ -353,7 +366,7 @@ def _precision_above(ws: Workspace, threshold: float, state: PipelineState) -> d
         among = f" (the {int(known.sum())} audited included)" if known.any() else ""
         out["text"] = (f"Propagated labels with confidence ≥ {threshold:.2f}: {estimate.n_kept} of {propagated.size}"
                        f"{among}, "
-                       f"{_promise_text(estimate.expected, low, high)}."
+                       f"{_promise_text(estimate.expected, low, high, estimate.n_kept)}."
                        + _audits_above_text(threshold, state.confidence[propagated], known, correct))
     return out
 

@@ -222,3 +222,11 @@ def test_no_diagnostics_with_a_single_label(ws: Workspace, colour_folder: tuple[
     state = refresh(ws, compute_map=False)
     assert not report.can_diagnose(state)
     assert report.loo_diagnostics(ws, state) is None
+
+
+def test_a_promise_over_a_handful_of_labels_is_said_in_labels():
+    # One label kept at 0.979: no share between 97.9 % and 100 % exists for one label; it is right or it is not.
+    assert report._promise_text(0.979, 0.979, 1.0, 1) == "expected 0.98 of them right (95% interval 0–1 of 1)"
+    assert report._promise_text(0.95, 0.8, 1.0, 10) == "expected 9.5 of them right (95% interval 8–10 of 10)"
+    assert report._promise_text(0.95, 0.9, 1.0, 12) == "expected 11.4 of them right (95% interval 10–12 of 12)"
+    assert report._promise_text(0.95, 0.93, 0.97, 200) == "expected 95.0% right (95% interval 93.0%–97.0%)"
