@@ -58,9 +58,14 @@ def accuracy_estimate(current: PipelineState) -> dict[str, Any] | None:
     estimate = headline["estimate"]
     col_estimate, col_interval, col_truth = st.columns(3)
     col_estimate.metric("Estimated accuracy of propagated labels", headline["value"], help=headline["detail"])
-    if estimate is not None:
+    if estimate is not None and not estimate["enough"]:  # no headline yet: the answers' wide interval in view
         col_interval.metric("95% interval", f"{estimate['low']:.0%} – {estimate['high']:.0%}",
                             help=f"from {estimate['n']} blind audits")
+    elif estimate is not None:
+        # The headline is already the interval; beside it, what it rests on (as counts, not a share that would
+        # read as more certain than the answers allow).
+        col_interval.metric("Blind audits answered right", f"{round(estimate['accuracy'] * estimate['n'])} of "
+                            f"{estimate['n']}", help="Compared with each image's label now, not when it was audited.")
     truth = model_view.teaching(ws, current)
     if truth is not None and truth["accuracy"] is not None:
         col_truth.metric("True accuracy (teaching mode)", f"{truth['accuracy']:.1%}",

@@ -4,6 +4,7 @@ order; skips and undos are kept by image, per browser tab."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
@@ -238,6 +239,14 @@ def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
     # Undo shows the image again first; a new answer replaces the old one.
     press(at, "audit_keys", [(items[2]["id"], "undo", None)])
     assert widget_data(at, "audit_keys")["items"][0]["id"] == items[2]["id"]
+    # Ten answers: the headline is the interval, and beside it what it rests on, in counts (not the interval again).
+    while len(ws.store.audits()) < 10:
+        waiting = widget_data(at, "audit_keys")["items"][0]["id"]
+        press(at, "audit_keys", [(waiting, "label", truth[paths[image_id_of(waiting)]])])
+    metrics = {m.label: m.value for m in at.metric}
+    assert re.fullmatch(r"\d+%–\d+%", metrics["Estimated accuracy of propagated labels"])
+    assert re.fullmatch(r"(\d+) of 10", metrics["Blind audits answered right"])
+    assert "95% interval" not in metrics
 
 
 def test_blind_audit_adds_a_class_not_on_the_list_and_answers_the_waiting_image_with_it(
