@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.shared import figures, filter_bar, map_hover, map_view, queues, remembered, session, text
+from pages.shared import figures, filter_bar, jobs_panel, map_hover, map_view, queues, remembered, session, text
 
 ws = session.require_images("Map")
 state = session.state(ws)
@@ -36,11 +36,16 @@ review_rows = [row for row, _ in queues.review_rows(ws, state, map_view.REVIEW_M
 plain_drawing = map_view.drawing(ws, colour_by, review_rows, image_filter, mask)
 carried = map_view.carried_rows(records, plain_drawing)
 fig = map_view.map_figure(ws, state, colour_by, review_rows, image_filter, mask, carried)
-counts = state.counts
-st.caption(
-    f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
-    f"{counts['none']} unreached · representation: {text.plain(state.representation)}"
-)
+now = jobs_panel.live_counts(ws)
+if now.up_to_date and now.images == len(state.image_ids):  # the same numbers as the sidebar's
+    audited = f" · {now.audited} audited (drawn as propagated)" if now.audited else ""
+    drawn = (f"{now.human} human (diamonds) · {now.propagated} propagated (fainter = less confident){audited} · "
+             f"{now.none} unreached")
+else:
+    counts = state.counts
+    drawn = (f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
+             f"{counts['none']} unreached, as of the last propagation (it is catching up with the latest labels)")
+st.caption(f"{drawn} · representation: {text.plain(state.representation)}")
 col_map, col_point = st.columns([4, 1])
 with col_map:
     event = st.plotly_chart(fig, key=map_hover.CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))

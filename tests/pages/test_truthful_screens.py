@@ -26,6 +26,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 from streamlit.testing.v1 import AppTest
 
 from labeler.workflow import label_queue
+from labeler.workflow.counts import label_counts
 from labeler.workflow.refresh import refresh
 from labeler.workflow.state import load_state, save_state
 
@@ -688,3 +689,27 @@ def test_teaching_demos_draw_without_webgl(data_dir: Path) -> None:
     crosses = next(t for t in flag["data"] if t["name"] == "flagged")
     assert crosses["marker"]["symbol"] == "x"
     assert titles.count("true classes") == 4  # every demo shows the truth beside what the methods made of it
+
+
+def test_map_counts_agree_with_the_sidebar_when_images_are_audited(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    # The sidebar counts the propagated images answered blind apart ("· 2 audited"); the map's caption did not, so
+    # one screen said two numbers of propagated labels.
+    truth = colour_folder[1]
+    ws = labeled_workspace(data_dir, truth, with_map=True)
+    state = load_state(ws)
+    assert state is not None
+    ids = {c.name: c.id for c in ws.store.classes()}
+    rows = label_queue.unlabeled_rows(ws)[:2]
+    for row in rows:
+        ws.store.record_audit(int(state.image_ids[row]), ids[truth[state.paths[row]]], None, None, "tester")
+    refresh(ws, compute_map=True)
+    at = run_page("map")
+    state = load_state(ws)
+    assert state is not None
+    sidebar = label_counts(state.image_ids, ws.store.human_labels(), ws.store.classes(), state,
+                           ws.store.labels_version(), [a["image_id"] for a in ws.store.audits()])
+    assert sidebar.summary().startswith(f"6 human · {sidebar.propagated} propagated · 2 audited")
+    assert any(c.value.startswith(f"6 human (diamonds) · {sidebar.propagated} propagated (fainter = less "
+                                  "confident) · 2 audited") for c in at.caption)
