@@ -162,6 +162,7 @@ elif view == "Suspect human labels":
             ws.store.set_labels([image_id], state.class_ids[suspect.neighbourhood_label], session.annotator(ws),
                                 origin=ORIGIN)
             session.request_refresh()
+            st.toast(f"{text.plain(records[suspect.index].path)}: now labeled {text.plain(other)}.")
             st.rerun()
 
 else:

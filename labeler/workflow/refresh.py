@@ -177,7 +177,7 @@ def _finish(ws: Workspace, state: PipelineState) -> None:
 
 def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
     """Suspect human labels for ``state`` (``index`` is the row), cached per labels version and embedding; those a
-    person kept with that class (``store.keep_label``) left out."""
+    person kept with that class (``store.keep_label``), or has relabeled since, left out."""
     path = state_dir(ws) / "suspects.json"
     # "fence:": suspects by the Tukey fence on leave-one-out log-ratios; lists cached by the older rule are not reused.
     key = f"fence:{state.embedding_key}:{state.labels_version}:{len(state.class_ids)}"
@@ -193,8 +193,15 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
             W = graph_for_state(ws, state)
             found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
         save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
-    kept = ws.store.kept_labels()
-    return [s for s in found if kept.get(int(state.image_ids[s.index])) != state.class_ids[s.human_label]]
+    kept, now = ws.store.kept_labels(), ws.store.human_labels()
+
+    def still_suspect(s: review.Suspect) -> bool:
+        image_id, label = int(state.image_ids[s.index]), state.class_ids[s.human_label]
+        # Changed (or taken back) since this state: the person has acted on it, though the next propagation is
+        # what measures the new label against its neighbours.
+        return kept.get(image_id) != label and now.get(image_id) == label
+
+    return [s for s in found if still_suspect(s)]
 
 
 # The stopping rule compares the labels before and after each batch of BATCH_LABELS changed human labels

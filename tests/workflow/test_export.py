@@ -126,6 +126,11 @@ def test_a_suspect_label_a_person_kept_is_not_flagged_again(ws: Workspace, colou
     assert [s.index for s in suspect_labels(ws, state)] == [row]
     assert _flags(ws, wrong.path) == "suspect"
 
+    ws.store.set_labels([wrong.id], ids["red"], "ann")  # the person changes it: gone from the list at once
+    assert suspect_labels(ws, state) == []
+    ws.store.undo("ann")  # and back
+    assert [s.index for s in suspect_labels(ws, state)] == [row]
+
     ws.store.keep_label(wrong.id, ids["green"])  # the person looked and keeps it
     assert suspect_labels(ws, state) == []
     assert _flags(ws, wrong.path) == ""
