@@ -59,7 +59,7 @@ if shown < len(frame):
     st.caption(f"Preview: the first {shown:,} of {len(frame):,} rows. The download holds all {len(frame):,}.")
 else:
     st.caption(f"Preview: all {len(frame):,} rows.")
-st.dataframe(frame.head(PREVIEW_ROWS), hide_index=True, height=360)
+st.dataframe(export.typed_frame(frame.head(PREVIEW_ROWS)), hide_index=True, height=360)
 removed = export.removed_files(ws)
 if removed:
     labeled = sum(1 for _, label in removed if label)

@@ -19,6 +19,18 @@ COLUMNS = [
     "path", "label", "source", "confidence", "score", "margin", "entropy", "stability", "flagged",
     "annotator", "labeled_at", "umap_x", "umap_y", "representation",
 ]
+# Columns of numbers; a row without one (unreadable, unreached) has an empty cell there.
+NUMERIC_COLUMNS = ["confidence", "score", "margin", "entropy", "stability", "umap_x", "umap_y"]
+
+
+def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its numeric columns as numbers, empty cells as missing (NaN): for a table to show, where a
+    column mixing numbers and empty strings is not one type."""
+    typed = frame.copy()
+    for column in NUMERIC_COLUMNS:
+        if column in typed:
+            typed[column] = pd.to_numeric(typed[column].replace("", None), errors="coerce")
+    return typed
 
 
 def _iso(timestamp: float | None) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from labeler.workflow import export
 from labeler.workflow.refresh import refresh
@@ -145,3 +146,18 @@ def test_a_suspect_label_a_person_kept_is_not_flagged_again(ws: Workspace, colou
 def _flags(ws: Workspace, path: str) -> str:
     frame = export.export_frame(ws)
     return str(frame.loc[frame["path"] == path, "flagged"].iloc[0])
+
+
+def test_the_preview_table_has_numbers_where_the_csv_has_empty_cells() -> None:
+    import pyarrow as pa
+
+    frame = pd.DataFrame([dict.fromkeys(export.COLUMNS, "") | {"path": "a.png", "confidence": 0.9, "score": 0.5},
+                          dict.fromkeys(export.COLUMNS, "") | {"path": "broken.png", "flagged": "unreadable: empty"}])
+    with pytest.raises(pa.ArrowException):  # what the page's table hit: numbers and "" in one column
+        pa.Table.from_pandas(frame)
+    typed = export.typed_frame(frame)
+    pa.Table.from_pandas(typed)
+    assert typed["confidence"].iloc[0] == 0.9
+    assert np.isnan(typed["confidence"].iloc[1])
+    assert list(typed["path"]) == ["a.png", "broken.png"]
+    assert list(frame["confidence"]) == [0.9, ""]  # a copy: the CSV keeps its empty cells
