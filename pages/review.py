@@ -187,4 +187,5 @@ else:
                     session.request_refresh()
 
 if st.session_state.get(queues.AUDIT_SKIPPED):
-    st.caption(f"{len(st.session_state[queues.AUDIT_SKIPPED])} audit images skipped in this session.")
+    st.caption(f"{report.counted(len(st.session_state[queues.AUDIT_SKIPPED]), 'audit image')} skipped in this "
+               "session.")

@@ -76,8 +76,14 @@ def audit_pairs(ws: Workspace, state: PipelineState | None = None) -> tuple[list
             [float(state.confidence[r]) for r in rows])
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and a regular ``noun``, plural unless one: counted(1, "blind audit") == "1 blind audit"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _interval_text(low: float, high: float, n: int, what: str) -> str:
-    return f"95% interval {low:.0%}–{high:.0%}, {n} {what}"
+    """``what``: the singular noun of what the interval rests on ("blind audit")."""
+    return f"95% interval {low:.0%}–{high:.0%}, {counted(n, what)}"
 
 
 def accuracy_estimate(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:
@@ -128,7 +134,7 @@ def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     right = int(round(estimate["accuracy"] * n))
     return {"value": f"{low:.0%}–{high:.0%}", "estimate": estimate,
             "detail": f"Between {low:.0%} and {high:.0%} of propagated labels are right "
-                      f"({_interval_text(low, high, n, 'blind audits')}; {right} of them right)."}
+                      f"({_interval_text(low, high, n, 'blind audit')}; {right} of them right)."}
 
 
 def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:
@@ -159,8 +165,9 @@ def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, 
         "confidence": curve.mean_confidence[used].tolist(), "accuracy": curve.accuracy[used].tolist(),
         "count": curve.count[used].tolist(), "low": curve.lower[used].tolist(), "high": curve.upper[used].tolist(),
         "ece": ece, "ece_floor": floor, "n": int(rows.size),
-        "note": f"Calibrated confidence against the share right among {rows.size} blind audits. Each audited image's "
-                "confidence comes from a calibration fitted without its own answer, so the plot is not in-sample. "
+        "note": f"Calibrated confidence against the share right among {counted(rows.size, 'blind audit')}. Each "
+                "audited image's confidence comes from a calibration fitted without its own answer, so the plot is "
+                "not in-sample. "
                 f"Calibration error {ece:.3f}; perfectly calibrated confidences would show about {floor:.3f} on "
                 f"{rows.size} answers by chance alone.",
     }
@@ -205,7 +212,7 @@ def _calibration_source(state: PipelineState) -> str:
                 "or audit some images to calibrate it")
     start = f", starting from a mapping simulated on this graph ({trust})" if simulated else ""
     return (f"confidence calibrated from {counts['total']} answers ({counts['loo']} leave-one-out predictions of "
-            f"human labels, {counts['audits']} blind audits){start}")
+            f"human labels, {counted(counts['audits'], 'blind audit')}){start}")
 
 
 def _confidence_draws(state: PipelineState, rows: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -329,7 +336,7 @@ def _audits_above_text(threshold: float, confidence: NDArray[np.float64], known:
         return ""
     hits = int(correct[above].sum())
     low, high = wilson_interval(hits, n)
-    return f" Blind audits above it: {hits} of {n} right ({_interval_text(low, high, n, 'audits')})."
+    return f" Blind audits above it: {hits} of {n} right ({_interval_text(low, high, n, 'audit')})."
 
 
 def precision_above(ws: Workspace, threshold: float, state: PipelineState | None = None) -> dict[str, Any] | None:
@@ -440,7 +447,7 @@ def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, Any] | Non
                            ("supervised", diag.supervised_baseline_loo(X, y, random_state=ws.settings.random_state))):
         low, high = wilson_interval(round(accuracy * n), n)
         out.update({name: accuracy, f"{name}_low": low, f"{name}_high": high,
-                    f"{name}_detail": _interval_text(low, high, n, "human labels")})
+                    f"{name}_detail": _interval_text(low, high, n, "human label")})
     return out
 
 
@@ -463,7 +470,7 @@ def selection_estimate(state: PipelineState) -> dict[str, Any] | None:
     if not record:
         return None
     detail = (f"Selection-corrected (nested leave-one-out): the share of human labels that the representation chosen "
-              f"without them reproduces ({_interval_text(record['low'], record['high'], record['n'], 'labels')}). "
+              f"without them reproduces ({_interval_text(record['low'], record['high'], record['n'], 'label')}). "
               f"The winner's own leave-one-out score, {record['naive_accuracy']:.0%}, is the best of "
               f"{len(state.representation_scores)} noisy estimates and optimistic. It measures your labels, which "
               "you chose (bulk labels from the map's cluster cores are the easiest of all), not a random image: "

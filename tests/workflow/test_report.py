@@ -230,3 +230,10 @@ def test_a_promise_over_a_handful_of_labels_is_said_in_labels():
     assert report._promise_text(0.95, 0.8, 1.0, 10) == "expected 9.5 of them right (95% interval 8–10 of 10)"
     assert report._promise_text(0.95, 0.9, 1.0, 12) == "expected 11.4 of them right (95% interval 10–12 of 12)"
     assert report._promise_text(0.95, 0.93, 0.97, 200) == "expected 95.0% right (95% interval 93.0%–97.0%)"
+
+
+def test_counts_are_said_in_the_singular_for_one():
+    assert report.counted(1, "blind audit") == "1 blind audit"
+    assert report.counted(0, "blind audit") == "0 blind audits"
+    assert report.counted(12345, "label") == "12,345 labels"
+    assert report._interval_text(0.2, 1.0, 1, "audit") == "95% interval 20%–100%, 1 audit"
