@@ -142,7 +142,8 @@ def sidebar_status() -> None:
         session.runner().catch_up(ws.store.labels_version())
     for job in jobs(ws, limit=3):
         if job.active:
-            st.progress(min(max(float(job.progress), 0.0), 1.0), text=plain(f"{job.kind}: {job.message}"))
+            st.progress(min(max(float(job.progress), 0.0), 1.0),
+                        text=plain(f"{job.kind}: {job.message or 'starting…'}"))  # no message before its first step
 
 
 @st.fragment(run_every=POLL_ACTIVE_S)
