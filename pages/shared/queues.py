@@ -155,10 +155,11 @@ def full_image(ws: Workspace, row: int) -> Any:
 
 
 def send_to_review(ws: Workspace, rows: list[int]) -> None:
-    """Put rows at the top of this session's review queue (UI state)."""
+    """Put rows at the top of this tab's review queue (UI state, kept across a reload: :func:`session.tab_memory`)."""
     keys = session.keys_of(ws, rows)
-    queued = [k for k in st.session_state.get(REVIEW_FIRST, []) if k not in keys]
-    st.session_state[REVIEW_FIRST] = [*keys, *queued]
+    memory = session.tab_memory()
+    queued = [k for k in memory.get(REVIEW_FIRST, []) if k not in keys]
+    memory[REVIEW_FIRST] = [*keys, *queued]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -171,7 +172,7 @@ def _review_rows(_ws: Workspace, _state: PipelineState, key: tuple[object, ...],
 def review_rows(ws: Workspace, current: PipelineState, n: int) -> list[tuple[int, str]]:
     """(row, why) for the review queue: rows sent from the map first, then ``core.review``'s queue; cached per
     state and labels version (the queue ranks the whole collection)."""
-    first = tuple(session.rows_of(ws, st.session_state.get(REVIEW_FIRST, [])))
+    first = tuple(session.rows_of(ws, session.tab_memory().get(REVIEW_FIRST, [])))
     key = (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws),
            ws.store.labels_version())
     return _review_rows(ws, current, key, first, n)
@@ -186,7 +187,7 @@ def review_queue(ws: Workspace, current: PipelineState, n: int, allowed: NDArray
     saved = st.session_state.get(REVIEW_QUEUE)
     if not isinstance(saved, dict) or saved.get("key") != key:
         saved = {"key": key, "keys": [], "reasons": {}}
-    sent = session.rows_of(ws, st.session_state.get(REVIEW_FIRST, []))
+    sent = session.rows_of(ws, session.tab_memory().get(REVIEW_FIRST, []))
     if allowed is not None:
         sent = [row for row in sent if allowed[row]]
     shown = list(dict.fromkeys([*sent, *session.rows_of(ws, saved["keys"])]))

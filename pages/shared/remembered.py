@@ -24,6 +24,7 @@ IN_URL: Mapping[str, tuple[str, type]] = MappingProxyType({
     "label:strategy": ("show", str),
     "label:large": ("large", bool),
     "review:view": ("view", str),
+    "teaching_mode": ("teach", bool),  # session.TEACHING_KEY: turned on by hand, it must survive a reload too
 })
 
 
@@ -35,7 +36,7 @@ def _decode(text: str, kind: type) -> Any:
     return text == "1" if kind is bool else text
 
 
-def _from_url(name: str) -> None:
+def restore(name: str) -> None:
     """In a new session (a reload), take setting ``name`` of :data:`IN_URL` from the address bar, if it is there."""
     if name in IN_URL and name not in st.session_state:
         param, kind = IN_URL[name]
@@ -59,7 +60,7 @@ def sync_url() -> None:
     switch, gets them back. :func:`bind` calls it too, for a page that Streamlit runs without ``app.py`` (see
     :func:`pages.shared.auth.require_token`)."""
     for name in IN_URL:
-        _from_url(name)
+        restore(name)
         _to_url(name)
 
 

@@ -30,7 +30,7 @@ from labeler.workflow.runner import JobRunner
 from labeler.workflow.state import PipelineState, current_state
 from labeler.workflow.state import state_version as saved_state_version
 from labeler.workflow.workspace import ImportReport, Workspace
-from pages.shared import auth, text
+from pages.shared import auth, remembered, text
 
 SAMPLE_DIR = sample_data_dir()
 SAMPLE_PHOTOS_DIR = sample_photos_dir()
@@ -98,6 +98,8 @@ def teaching_mode() -> bool:
     Kept under its own session key, not the toggle's: Streamlit drops a widget's key when a page without that
     widget runs, and the setting must hold on every page.
     """
+    if TEACHING_KEY not in st.session_state:
+        remembered.restore(TEACHING_KEY)  # a reload: as the tab had it (this may run before app.py's sync_url)
     if TEACHING_KEY not in st.session_state:
         st.session_state[TEACHING_KEY] = startup_options()["ground_truth"] is not None
     return bool(st.session_state[TEACHING_KEY])
@@ -377,6 +379,28 @@ def tab_id() -> str:
     if st.query_params.get(TAB_PARAM) != tab:
         st.query_params[TAB_PARAM] = tab
     return tab
+
+
+# How many tabs' memories the server keeps (the oldest go first): a few small lists each.
+TAB_MEMORIES = 256
+
+
+@st.cache_resource(show_spinner=False)
+def _tab_memories() -> dict[str, dict[str, Any]]:
+    return {}
+
+
+def tab_memory() -> dict[str, Any]:
+    """This browser tab's own state that a reload must keep (a reload starts a new Streamlit session, with an empty
+    session state): held by the server under the tab's id (:func:`tab_id`), for the server's lifetime. For lists
+    too long for the address bar, e.g. the images sent from the map to the review queue."""
+    memories = _tab_memories()
+    tab = tab_id()
+    memory = memories.pop(tab, {})
+    memories[tab] = memory  # most recently used last
+    while len(memories) > TAB_MEMORIES:
+        memories.pop(next(iter(memories)))
+    return memory
 
 
 def annotator(ws: Workspace) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
     APP,
     CLASSES,
+    ROOT,
     data_dir_fixture,
     image_id_of,
     key_help_data,
@@ -22,6 +23,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 )
 from streamlit.testing.v1 import AppTest
 
+from labeler.workflow import label_queue
 from labeler.workflow.state import load_state
 from pages.shared.key_help import silent_key_text
 from pages.shared.text import plain
@@ -348,3 +350,35 @@ def test_a_kept_suspect_label_stays_kept_in_a_new_session(colour_folder: tuple[P
     assert ws.store.kept_labels() == {wrong.id: green}
     again = open_view("review", "Suspect human labels")  # a new session (another tab, or tomorrow)
     assert not [b for b in again.button if b.key == f"keep_{wrong.id}"]
+
+
+def _send_to_review_script() -> None:
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, st.session_state["root"])
+    from pages.shared import queues, session
+
+    queues.send_to_review(session.require_images(), st.session_state["rows"])
+
+
+def test_images_sent_from_the_map_stay_first_in_review_after_a_reload(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    ws = labeled_workspace(data_dir, colour_folder[1])
+    state = load_state(ws)
+    assert state is not None
+    sent = label_queue.unlabeled_rows(ws)[-3:]  # the last images of the folder: not what review shows first anyway
+    at = AppTest.from_function(_send_to_review_script, default_timeout=60)  # what the map's button does
+    at.session_state["root"], at.session_state["rows"] = str(ROOT), sent
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    # A reload of the tab: a new session, with the tab's id from the address bar.
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params["tab"] = at.query_params["tab"]
+    reloaded.switch_page("pages/review.py").run()
+    reloaded.segmented_control(key="widget:review:view").set_value("Least certain").run()
+    assert not reloaded.exception, [e.value for e in reloaded.exception]
+    first = [image_id_of(item["id"]) for item in widget_data(reloaded, "review_keys")["items"][:3]]
+    assert sorted(first) == sorted(int(state.image_ids[row]) for row in sent)

@@ -49,6 +49,11 @@ def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str
     assert any(m.label == "True accuracy of propagated labels" for m in at.metric)  # teaching mode still on
     at.switch_page("pages/home.py").run()
     assert at.toggle(key="widget:teaching_mode").value is True
+    # And across a reload (a new session with the tab's address), landing on another page.
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params.update(dict(at.query_params))
+    reloaded.switch_page("pages/model.py").run()
+    assert any(m.label == "True accuracy of propagated labels" for m in reloaded.metric)
 
 
 def test_a_reload_keeps_the_label_and_review_choices(
