@@ -193,9 +193,11 @@ def _demo_layout(fig: go.Figure, title: str) -> go.Figure:
 
 
 def demo_figure(X: NDArray[np.floating[Any]], labels: NDArray[np.integer[Any]], seeds: NDArray[np.integer[Any]],
-                truth: NDArray[np.integer[Any]], title: str, class_names: Sequence[str] = ()) -> go.Figure:
+                truth: NDArray[np.integer[Any]], title: str, class_names: Sequence[str] = (),
+                legend: bool = False) -> go.Figure:
     """A small teaching scatter (SVG, no WebGL): points coloured by ``labels`` (-1 grey), those that differ from
-    ``truth`` ringed in black, seeds as large outlined diamonds in their true class's colour.
+    ``truth`` ringed in black, seeds as large outlined diamonds in their true class's colour; ``legend`` names the
+    colours below the plot.
 
     X : (n, 2); labels, truth : (n,) class index; seeds : indices of the labeled points.
     """
@@ -216,8 +218,13 @@ def demo_figure(X: NDArray[np.floating[Any]], labels: NDArray[np.integer[Any]], 
         x=X[seeds, 0], y=X[seeds, 1], mode="markers", name="human labels", hoverinfo="skip",
         marker={"color": [DEMO_PALETTE[c % len(DEMO_PALETTE)] for c in truth[seeds]], "size": 15,
                 "symbol": "diamond", "line": {"width": 2, "color": "black"}},
+        showlegend=False,  # its diamonds take each class's colour: a legend entry would show only the first
     ))
-    return _demo_layout(fig, title)
+    fig = _demo_layout(fig, title)
+    if legend:
+        fig.update_layout(showlegend=True, height=370,
+                          legend={"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "itemclick": False})
+    return fig
 
 
 def demo_flag_figure(X: NDArray[np.floating[Any]], flagged: NDArray[np.bool_], seeds: NDArray[np.integer[Any]],
