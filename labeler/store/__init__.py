@@ -1,6 +1,15 @@
 """The label store: SQLite is the source of truth for images, classes, human labels, audits and jobs."""
 
-from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassName, validate_class_name
+from labeler.store.classes import (
+    CLASS_KEYS,
+    DEFAULT_COLOURS,
+    ClassNameTaken,
+    InvalidClassName,
+    auto_hotkey,
+    keys_for,
+    natural_key,
+    validate_class_name,
+)
 from labeler.store.database import SCHEMA_VERSION, WorkspaceNotWritable
 from labeler.store.jobs import Job
 from labeler.store.labels import (
@@ -10,12 +19,14 @@ from labeler.store.labels import (
     ImportedImage,
     LabelAction,
     LabelStore,
+    PathLabels,
     UndoConflict,
     validate_annotator,
 )
 
 __all__ = [
-    "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken", "ImageRecord",
-    "ImportedImage", "InvalidClassName", "Job", "LabelAction", "LabelStore", "UndoConflict", "WorkspaceNotWritable",
-    "validate_annotator", "validate_class_name",
+    "CLASS_KEYS", "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken",
+    "ImageRecord", "ImportedImage", "InvalidClassName", "Job", "LabelAction", "LabelStore", "PathLabels",
+    "UndoConflict", "WorkspaceNotWritable", "auto_hotkey", "keys_for", "natural_key", "validate_annotator",
+    "validate_class_name",
 ]

@@ -114,6 +114,10 @@ class Database:
         self.db_path = Path(db_path)
         self.busy_timeout_s = busy_timeout_s
         self.synchronous = synchronous
+        # Set when the database can be read but not written (a read-only workspace): reads work, and every write
+        # raises this error, which says why.
+        self.read_only: WorkspaceNotWritable | None = None
+        self._read_only_uri = ""
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -121,12 +125,40 @@ class Database:
                 f"cannot create the workspace folder {self.db_path.parent}: {error.strerror or error}. "
                 "If the data folder is read-only, put the workspace elsewhere (--workspace OTHER_DIR)."
             ) from error
-        self._migrate()
+        try:
+            self._migrate()
+        except WorkspaceNotWritable as error:
+            if not self._open_read_only(error):
+                raise
+
+    def _open_read_only(self, why: WorkspaceNotWritable) -> bool:
+        """Fall back to reading a database that cannot be written, when it exists and has the current schema (an
+        older one would need a migration, a write); returns whether it can be read.
+
+        SQLite reads a WAL database read-only only through its ``-shm`` file, which a read-only folder cannot
+        create: without a ``-wal`` file (no connection has it open; the last one to close removes it) the file is
+        opened ``immutable``, else ``mode=ro`` (which reads the writer's ``-shm``).
+        """
+        if not self.db_path.is_file():
+            return False
+        wal = self.db_path.with_name(self.db_path.name + "-wal")
+        self._read_only_uri = self.db_path.resolve().as_uri() + ("?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
+        self.read_only = why
+        try:
+            readable = self.schema_version == SCHEMA_VERSION
+        except sqlite3.Error:
+            readable = False
+        if not readable:
+            self.read_only, self._read_only_uri = None, ""
+        return readable
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
+        if self.read_only is not None:
+            conn = sqlite3.connect(self._read_only_uri, timeout=self.busy_timeout_s, isolation_level=None, uri=True)
+        else:
+            conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
@@ -143,6 +175,8 @@ class Database:
         :class:`WorkspaceNotWritable` with a message saying so; the transaction is rolled back, and everything
         committed before stays.
         """
+        if self.read_only is not None:
+            raise WorkspaceNotWritable(str(self.read_only))
         try:
             with self._connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labeler.store.classes import DEFAULT_COLOURS, ClassNameTaken, InvalidClassName, validate_class_name
+from labeler.store.classes import (
+    DEFAULT_COLOURS,
+    ClassNameTaken,
+    InvalidClassName,
+    auto_hotkey,
+    validate_class_name,
+)
 from labeler.store.jobs import JobTable
 
 MAX_ANNOTATOR_LENGTH = 200
@@ -24,6 +30,8 @@ MAX_ANNOTATOR_LENGTH = 200
 RESCAN_ANNOTATOR = "labeler#rescan"
 # Meta key of the human labels a person kept although their neighbourhood contradicts them: {image id: class id}.
 KEPT_LABELS_KEY = "kept_suspect_labels"
+# labels_version = last event id * this + number of audits.
+_AUDITS_PER_VERSION = 1_000_003
 
 
 class UndoConflict(Exception):
@@ -102,6 +110,15 @@ class ClassInfo:
     name: str
     colour: str
     hotkey: str | None
+
+
+@dataclass(frozen=True)
+class PathLabels:
+    """What :meth:`LabelStore.label_paths_report` did: labels changed, rows skipped (path, why), classes created."""
+
+    changed: int
+    problems: list[tuple[str, str]]
+    created: list[ClassInfo]
 
 
 @dataclass(frozen=True)
@@ -235,26 +252,31 @@ class LabelStore(JobTable):
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, colour: str | None = None, hotkey: str | None = None) -> ClassInfo:
-        """Create a class (or return the existing one of that name). Raises InvalidClassName."""
+        """Create a class (or return the existing one of that name). Raises InvalidClassName.
+
+        ``hotkey`` None: the key :func:`~labeler.store.classes.auto_hotkey` gives (its own name when that is a
+        free key, else the next free one); "": no key.
+        """
         name = validate_class_name(name)
         with self._write() as conn:
-            return self._ensure_class(conn, name, colour, hotkey)
+            return self._ensure_class(conn, name, colour, hotkey)[0]
 
     def _ensure_class(
         self, conn: sqlite3.Connection, name: str, colour: str | None = None, hotkey: str | None = None
-    ) -> ClassInfo:
+    ) -> tuple[ClassInfo, bool]:
+        """(the class named ``name``, whether it was created now); see :meth:`add_class`."""
         row = conn.execute("SELECT * FROM classes WHERE name = ?", (name,)).fetchone()
         if row is None:
-            count = conn.execute("SELECT COUNT(*) FROM classes").fetchone()[0]
-            colour = colour or DEFAULT_COLOURS[count % len(DEFAULT_COLOURS)]
-            if hotkey is None and count < 9:
-                hotkey = str(count + 1)
+            existing = conn.execute("SELECT hotkey FROM classes").fetchall()
+            colour = colour or DEFAULT_COLOURS[len(existing) % len(DEFAULT_COLOURS)]
+            if hotkey is None:  # inside the write transaction: two classes created at once never share a key
+                hotkey = auto_hotkey([r["hotkey"] for r in existing], name)
             cursor = conn.execute(
                 "INSERT INTO classes(name, colour, hotkey, created_at) VALUES (?, ?, ?, ?)",
-                (name, colour, hotkey, time.time()),
+                (name, colour, hotkey or None, time.time()),
             )
-            return ClassInfo(int(cursor.lastrowid or 0), name, colour, hotkey)
-        return ClassInfo(row["id"], row["name"], row["colour"], row["hotkey"])
+            return ClassInfo(int(cursor.lastrowid or 0), name, colour, hotkey or None), True
+        return ClassInfo(row["id"], row["name"], row["colour"], row["hotkey"]), False
 
     def update_class(self, class_id: int, *, name: str | None = None, colour: str | None = None,
                      hotkey: str | None = None) -> None:
@@ -271,6 +293,20 @@ class LabelStore(JobTable):
                 conn.execute("UPDATE classes SET colour=? WHERE id=?", (colour, class_id))
             if hotkey is not None:
                 conn.execute("UPDATE classes SET hotkey=? WHERE id=?", (hotkey or None, class_id))
+
+    def empty_classes_first_used_in(self, batch: int) -> list[ClassInfo]:
+        """Classes with no human label and no blind audit answer now whose first label event is in ``batch``: e.g.
+        a class a CSV's typo made, once that batch is undone (the label history still names them)."""
+        with self._connect() as conn:
+            return [
+                ClassInfo(r["id"], r["name"], r["colour"], r["hotkey"])
+                for r in conn.execute(
+                    "SELECT * FROM classes c WHERE NOT EXISTS (SELECT 1 FROM labels WHERE class_id = c.id) "
+                    "AND NOT EXISTS (SELECT 1 FROM audits WHERE class_id = c.id) "
+                    "AND (SELECT batch FROM events WHERE class_id = c.id ORDER BY id LIMIT 1) = ? ORDER BY c.id",
+                    (int(batch),),
+                )
+            ]
 
     def classes(self) -> list[ClassInfo]:
         """Classes in creation order; a class's position in this list is its column in propagation output."""
@@ -333,9 +369,17 @@ class LabelStore(JobTable):
         """Apply (path, class name) rows as one action; creates missing classes.
 
         Rows whose path is unknown or whose class name is refused are skipped and returned with the reason;
-        the good rows still land. Returns (number of labels changed, [(path, reason), ...]).
+        the good rows still land. Returns (number of labels changed, [(path, reason), ...]); see
+        :meth:`label_paths_report` for the classes it created too.
         """
+        report = self.label_paths_report(rows, annotator)
+        return report.changed, report.problems
+
+    def label_paths_report(self, rows: Iterable[tuple[str, str]], annotator: str) -> PathLabels:
+        """:meth:`label_paths`, also saying which classes it created (a typo in a CSV makes a new class: the
+        caller says so)."""
         problems: list[tuple[str, str]] = []
+        created: list[ClassInfo] = []
         annotator = validate_annotator(annotator)
         now = time.time()
         changed = 0
@@ -350,12 +394,14 @@ class LabelStore(JobTable):
                     problems.append((path, f"image is {ids[path][1]}"))
                     continue
                 try:
-                    info = self._ensure_class(conn, validate_class_name(name))
+                    info, new = self._ensure_class(conn, validate_class_name(name))
                 except InvalidClassName as error:
                     problems.append((path, str(error)))
                     continue
+                if new:
+                    created.append(info)
                 changed += self._apply(conn, batch, "label", ids[path][0], info.id, annotator, now)
-        return changed, problems
+        return PathLabels(changed, problems, created)
 
     def undo(self, annotator: str) -> int:
         """Revert ``annotator``'s most recent label action not yet undone; returns how many images it reverted.
@@ -459,7 +505,12 @@ class LabelStore(JobTable):
         with self._connect() as conn:
             events = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
             audits = conn.execute("SELECT COUNT(*), COALESCE(MAX(audited_at), 0) FROM audits").fetchone()
-        return int(events) * 1_000_003 + int(audits[0])
+        return int(events) * _AUDITS_PER_VERSION + int(audits[0])
+
+    @staticmethod
+    def audits_in_version(version: int) -> int:
+        """How many blind audits the store held at :meth:`labels_version` ``version``."""
+        return int(version) % _AUDITS_PER_VERSION
 
     # ------------------------------------------------------------------ suspect labels a person kept
     def keep_label(self, image_id: int, class_id: int) -> None:

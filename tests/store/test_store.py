@@ -202,6 +202,32 @@ def test_label_paths_skips_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
     assert store.label_paths([("img0.png", "cat"), ("img2.png", "dog")], "ann") == (0, [])
 
 
+def test_digit_classes_created_in_any_order_get_their_own_digit_as_key(tmp_path: Path) -> None:
+    # MNIST seeds in CSV order (first appearance 7, 2, 1, 0, 4, 9, 5, 6, 3, 8): keys used to follow that order, so
+    # pressing 7 on a seven stored "3" and class "8" had no key at all.
+    order = ["7", "2", "1", "0", "4", "9", "5", "6", "3", "8"]
+    store = _store_with_images(tmp_path, len(order))
+    report = store.label_paths_report([(f"img{i}.png", name) for i, name in enumerate(order)], "ann")
+    assert report.changed == 10
+    assert [c.name for c in report.created] == order
+    assert {c.name: c.hotkey for c in store.classes()} == {name: name for name in order}
+
+
+def test_every_way_of_creating_a_class_gives_the_same_keys(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path, 3)
+    assert store.add_class("cat").hotkey == "1"  # not a key itself: the first free key
+    assert store.add_class("1").hotkey == "2"  # its own key is taken: the next free one
+    assert store.add_class("b").hotkey == "b"  # a one-letter name is its own key
+    assert store.add_class("silent", hotkey="").hotkey is None  # "": no key, asked for
+    assert store.add_class("dog", hotkey="x").hotkey == "x"  # a key asked for is kept
+    for i in range(7):
+        store.add_class(f"class {i}")  # 3-9
+    assert store.add_class("tenth").hotkey == "0"  # after 1-9, then 0, then letters: as the Home form offers
+    assert store.add_class("next").hotkey == "a"
+    assert store.add_class("cat").hotkey == "1"  # an existing class is returned as it is
+    assert store.label_paths_report([("img0.png", "cat")], "ann").created == []
+
+
 def _label_many(db_path: str, worker: int, n: int) -> None:
     store = LabelStore(Path(db_path))
     classes = {c.name: c.id for c in store.classes()}
@@ -466,3 +492,46 @@ def test_a_workspace_that_cannot_be_created_is_a_clear_error(tmp_path: Path, mon
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(WorkspaceNotWritable, match=r"--workspace OTHER_DIR"):
         LabelStore(tmp_path / "data" / ".labeler" / "labeler.db")
+
+
+def test_a_read_only_workspace_can_still_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`labeler status` and an export elsewhere only read: a workspace that cannot be written opens read-only
+    (it was refused with "cannot write the label database"), and every write still says why it cannot be made."""
+    store = _store_with_images(tmp_path)
+    cat = store.add_class("cat")
+    ids = [r.id for r in store.readable_images()]
+    store.label(ids[0], cat.id, "ann")
+    _connect = sqlite3.connect
+
+    def read_only_folder(database: str | Path, *args: object, **kwargs: object) -> sqlite3.Connection:
+        # What a read-only folder does to a WAL database: a plain open fails (it cannot make the -shm file), one
+        # read-only by URI works.
+        if not kwargs.get("uri"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return _connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", read_only_folder)
+    reader = LabelStore(store.db_path)
+    assert reader.read_only is not None
+    assert reader.human_labels() == {ids[0]: cat.id}
+    assert [c.name for c in reader.classes()] == ["cat"]
+    with pytest.raises(WorkspaceNotWritable, match="read-only or the disk is full"):
+        reader.label(ids[1], cat.id, "ann")
+    monkeypatch.undo()
+    assert LabelStore(store.db_path).read_only is None
+    assert store.human_labels() == {ids[0]: cat.id}
+
+
+def test_a_read_only_workspace_of_an_older_schema_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store_with_images(tmp_path)
+    store.set_meta("schema_version", str(SCHEMA_VERSION - 1))  # would need a migration: a write
+    _connect = sqlite3.connect
+
+    def read_only_folder(database: str | Path, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if not kwargs.get("uri"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return _connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", read_only_folder)
+    with pytest.raises(WorkspaceNotWritable, match="cannot write the label database"):
+        LabelStore(store.db_path)
