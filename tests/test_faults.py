@@ -375,6 +375,44 @@ def test_a_read_only_workspace_gives_a_clear_message_and_loses_nothing(colour_fo
 
 
 @pytest.mark.slow
+def test_a_read_only_workspace_can_be_read_and_exported_elsewhere(colour_folder: tuple[Path, dict[str, str]],
+                                                                  tmp_path: Path) -> None:
+    """status and export only read: they work on a read-only workspace (status was refused with "cannot write the
+    label database"), and an export that would need a propagation first says why it cannot be made there."""
+    root, truth = colour_folder
+    ws = Workspace.open(Settings(root))
+    ws.import_folder()
+    ws.store.label_paths([("img_000.png", "red"), ("img_030.png", "green"), ("img_060.png", "blue")], "ann")
+    refresh(ws, compute_map=False)
+    out, stale = tmp_path / "labels.csv", tmp_path / "stale.csv"
+    workspace = ws.workspace_dir
+    setup = f"mount --bind {workspace} {workspace} && mount -o remount,bind,ro {workspace}"
+    (status_rc, status_out, status_err), (export_rc, _, export_err) = _in_namespace(setup, [
+        _labeler("status", str(root)),
+        _labeler("export", str(root), "-o", str(out)),
+    ])
+    assert status_rc == 0, status_err
+    assert f"workspace: {workspace} (read-only: nothing can be changed here)" in status_out
+    assert "human labels: 3" in status_out
+    assert "propagation: up to date with the labels" in status_out
+    assert export_rc == 0, export_err
+    rows = out.read_text().splitlines()
+    assert len(rows) == len(truth) + 1
+    ws.store.label_paths([("img_001.png", "red")], "ann")  # the propagation is out of date now
+    (export_rc, _, export_err), (status_rc, status_out, _) = _in_namespace(setup, [
+        _labeler("export", str(root), "-o", str(stale)),
+        _labeler("status", str(root)),
+    ])
+    assert export_rc == 2
+    assert "Traceback" not in export_err
+    assert (f"the propagation is out of date (1 human label added since it ran) and the workspace {workspace} is "
+            "read-only") in export_err
+    assert not stale.exists()
+    assert status_rc == 0
+    assert "propagation: OUT OF DATE: 1 human label added since it ran" in status_out
+
+
+@pytest.mark.slow
 def test_a_read_only_data_folder_works_with_the_workspace_elsewhere(colour_folder: tuple[Path, dict[str, str]],
                                                                     tmp_path: Path) -> None:
     root, truth = colour_folder

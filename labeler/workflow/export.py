@@ -8,12 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from labeler.io.artifacts import write_bytes_atomic
+from labeler.store import WorkspaceNotWritable
 from labeler.workflow.refresh import refresh, suspect_labels
-from labeler.workflow.state import PipelineState, is_stale, load_state
+from labeler.workflow.spreadsheet import FORMULA_PREFIXES, neutralise_formula, restore_formula
+from labeler.workflow.state import PipelineState, load_state, propagation_lag, refresh_due
 from labeler.workflow.workspace import Workspace
 
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+__all__ = [  # the spreadsheet helpers are used from here too
+    "COLUMNS", "FORMULA_PREFIXES", "export_frame", "neutralise_formula", "out_of_date_read_only", "removed_files",
+    "restore_formula", "safe_for_spreadsheets", "to_csv_bytes", "typed_frame", "write_csv",
+]
 
 COLUMNS = [
     "path", "label", "source", "confidence", "score", "margin", "entropy", "stability", "flagged",
@@ -61,13 +65,17 @@ def export_frame(
     ``source`` is human (labeled by a person), audited (answered blind in the random audit), propagated, none
     (no seed reaches it) or unreadable. Below ``min_confidence`` propagated rows keep their label and are flagged
     ``below-threshold``; unreadable rows are flagged ``unreadable: <why>``. Propagation is brought up to date first
-    when labels changed since it last ran.
+    when human labels, audits or classes changed since it last ran (:func:`~labeler.workflow.state.refresh_due`,
+    also when every human label has been taken back), so that no row is propagated from labels that no longer
+    exist; on a read-only workspace that cannot be done, and :class:`WorkspaceNotWritable` says so.
     ``confidence`` is the calibrated probability that the label is right (what ``min_confidence`` compares with);
     ``score`` the raw spreading score, for ranking.
     """
     if state is None:
         state = load_state(ws)
-    if ws.classes() and ws.store.human_labels() and is_stale(ws, state):
+    if refresh_due(ws, state):  # the app's rule: never rows propagated from labels that changed since
+        if ws.store.read_only is not None:
+            raise WorkspaceNotWritable(out_of_date_read_only(ws, state))
         state = refresh(ws, compute_map=False)
     classes = {c.id: c.name for c in ws.classes()}
     details = ws.store.label_details()
@@ -126,24 +134,20 @@ def export_frame(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def out_of_date_read_only(ws: Workspace, state: PipelineState | None) -> str:
+    """Why an export cannot be made on a read-only workspace whose propagation is out of date."""
+    lag = propagation_lag(ws, state) if state is not None else None
+    why = lag.text() if lag is not None else "none has run yet"
+    return (f"the propagation is out of date ({why}) and the workspace {ws.workspace_dir} is read-only, so it "
+            "cannot be brought up to date here; an export now would give labels propagated from labels that no "
+            "longer exist. Run `labeler propagate` where the workspace can be written (or copy it and use "
+            "--workspace COPY), then export.")
+
+
 def _suspect_rows(ws: Workspace, state: PipelineState | None) -> set[int]:
     if state is None:
         return set()
     return {suspect.index for suspect in suspect_labels(ws, state)}
-
-
-def neutralise_formula(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula gets a leading ``'`` (shown, not run); others unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def restore_formula(value: str) -> str:
-    """Undo :func:`neutralise_formula` (reading an exported CSV back: ``labeler label --csv``)."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
-        return value[1:]
-    return value
 
 
 def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:

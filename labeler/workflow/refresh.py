@@ -6,6 +6,7 @@ A new label re-runs only propagation (warm-started) and the calibration; everyth
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -192,7 +193,8 @@ def suspect_labels(ws: Workspace, state: PipelineState) -> list[review.Suspect]:
         if len(state.class_ids) >= 2 and np.sum(y >= 0) >= 2:
             W = graph_for_state(ws, state)
             found = review.suspect_human_labels(W, y, len(state.class_ids), alpha=ws.settings.alpha)
-        save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})
+        with contextlib.suppress(OSError):  # only a cache: on a read-only workspace (an export elsewhere) it is
+            save_json_atomic(path, {"key": key, "items": [s.__dict__ for s in found]})  # computed each time
     kept, now = ws.store.kept_labels(), ws.store.human_labels()
 
     def still_suspect(s: review.Suspect) -> bool:

@@ -17,15 +17,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeler.core import audit
-from labeler.core import diagnostics as diag
 from labeler.core.calibration_evidence import calibration_features
 from labeler.core.intervals import wilson_interval
 from labeler.core.reliability import calibration_error_floor, expected_calibration_error, reliability_curve
 from labeler.core.stopping import BATCH_LABELS, stopping_verdict
+from labeler.core.stopping import MIN_AUDITS as STOP_MIN_AUDITS
 from labeler.core.threshold import kept_precision, pick_threshold
+from labeler.store.classes import keys_for, names_with_keys
 from labeler.workflow import backbone, calibration, finetuning
-from labeler.workflow.representations import graph_for_state, representations
-from labeler.workflow.state import PipelineState, current_state, is_stale, load_state
+from labeler.workflow.state import PipelineState, current_state, load_state, propagation_lag, refresh_due
 from labeler.workflow.training import trained_checkpoint
 from labeler.workflow.workspace import Workspace
 
@@ -121,13 +121,17 @@ def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     """How good are my labels, ready to show: {"value": the 95% interval, "88%–97%", or "—", "detail": one
     sentence, "estimate": :func:`accuracy_estimate`}. The value stays "—" ("not enough audits yet") below
     ``MIN_AUDITS`` audits."""
+    state = current_state(ws) if state is None else state
     estimate = accuracy_estimate(ws, state)
     n = 0 if estimate is None else estimate["n"]
     if estimate is None or not estimate["enough"]:
+        # Two counts meet here, and the stopping verdict shows the second: say both, each with what it is for.
+        to_stop = min(STOP_MIN_AUDITS, state.counts["propagated"]) if state is not None else STOP_MIN_AUDITS
+        stop = f" nor to decide when to stop ({n} of at least {to_stop})" if to_stop > MIN_AUDITS else ""
         return {"value": "—", "estimate": estimate,
-                "detail": f"Not enough audits yet for an estimate ({n} of {MIN_AUDITS}): answer blind audits of "
-                          "random propagated images (Review & audit, Blind audit; or `labeler audit`) to estimate "
-                          "how many labels are right."}
+                "detail": f"Not enough audits yet for an estimate ({n} of {MIN_AUDITS}){stop}: answer blind audits "
+                          "of random propagated images (Review & audit, Blind audit; or `labeler audit`) to "
+                          "estimate how many labels are right."}
     # The interval is the headline, not the point: "100%" after 15 right answers reads as a certainty that 15
     # answers cannot give (the walkthrough of 2026-11-28: 93.5% were right).
     low, high = estimate["low"], estimate["high"]
@@ -433,6 +437,11 @@ def loo_diagnostics(ws: Workspace, state: PipelineState) -> dict[str, Any] | Non
     """
     if not can_diagnose(state):
         return None
+    # Imported here: scikit-learn and the representations cost seconds to import, which `labeler status` and the
+    # other commands that never call this should not pay.
+    from labeler.core import diagnostics as diag
+    from labeler.workflow.representations import graph_for_state, representations
+
     try:
         W = graph_for_state(ws, state)
         X = representations(ws)[state.representation].X
@@ -499,24 +508,44 @@ def describe(state: PipelineState, audited_ids: Collection[int] = (), ws: Worksp
 
 
 def status_lines(ws: Workspace) -> list[str]:
+    """``labeler status``: what is on record, how far propagation has caught up with the labels, how good the labels
+    are and what runs. Only reads, so it works on a read-only workspace too."""
     images = ws.store.images()
     by_status = {s: sum(1 for r in images if r.status == s) for s in ("ok", "unreadable", "missing")}
+    classes = ws.classes()
+    keys = keys_for([c.hotkey for c in classes])
+    read_only = " (read-only: nothing can be changed here)" if ws.store.read_only is not None else ""
     lines = [
         f"data: {ws.data_dir}",
-        f"workspace: {ws.workspace_dir}",
+        f"workspace: {ws.workspace_dir}{read_only}",
         f"images: {by_status['ok']} readable, {by_status['unreadable']} unreadable, {by_status['missing']} missing",
-        f"classes: {', '.join(c.name for c in ws.classes()) or '(none yet)'}",
+        # In natural name order (0, 1, ..., 9, not the order they were created in), each with the key that picks it.
+        f"classes: {names_with_keys(zip([c.name for c in classes], keys, strict=True)) or '(none yet)'}",
         f"human labels: {len(ws.store.human_labels())}",
     ]
-    state = load_state(ws)
+    records = ws.records()
+    state = load_state(ws, records)
+    lag = None if state is None else propagation_lag(ws, state, records)
+    then = ""
+    if state is None:
+        if refresh_due(ws, state, records):
+            lines.append(f"propagation: none yet: run `labeler propagate {ws.data_dir}`")
+    elif lag is None:
+        lines.append("propagation: up to date with the labels")
+    elif lag.labels_behind:
+        # Said first and plainly: the counts, accuracy and verdict below are the last propagation's, not the labels'.
+        lines.append(f"propagation: OUT OF DATE: {lag.text()}; the counts, accuracy and verdict below are from then: "
+                     "run `labeler propagate` (`labeler export` propagates first by itself)")
+        then = " (out of date)"
+    else:  # only blind audits since: the labels are current, the confidence's calibration is not
+        lines.append(f"propagation: the labels are up to date, the calibration of their confidence is not "
+                     f"({lag.text()}): run `labeler propagate` (`labeler export` propagates first by itself)")
     if state is not None:
-        lines += describe(state, [audit["image_id"] for audit in ws.store.audits()], ws)
-        if is_stale(ws, state):
-            lines.append("labels changed since the last propagation: run `labeler propagate`")
-    current = current_state(ws)
-    if current is not None:
-        lines.append(f"accuracy: {headline(ws, current)['detail']}")
-        lines.append(f"stopping: {stopping(ws, current)['text']}")
+        described = describe(state, [audit["image_id"] for audit in ws.store.audits()], ws)
+        described[1] = f"last propagation{then}: {described[1]}"
+        lines += described
+        lines.append(f"accuracy{then}: {headline(ws, state)['detail']}")
+        lines.append(f"stopping{then}: {stopping(ws, state)['text']}")
         lines.append(f"audits: {len(ws.store.audits())} answered; `labeler audit {ws.data_dir}` lists the next "
                      "images to answer blind (or the app's Review & audit page)")
     checkpoint = trained_checkpoint(ws)

@@ -228,3 +228,83 @@ def is_stale(ws: Workspace, state: PipelineState | None, records: list[ImageReco
     return len(records) != len(state.image_ids) or any(
         int(image_id) != r.id for image_id, r in zip(state.image_ids, records, strict=True)
     )
+
+
+def refresh_due(ws: Workspace, state: PipelineState | None, records: list[ImageRecord] | None = None) -> bool:
+    """Whether propagation must run before ``state`` can be shown as the labels: :func:`is_stale` (human labels,
+    blind audits, classes or images changed since it ran), unless there is nothing to propagate and nothing
+    propagated (no saved state and no human label).
+
+    Also with no human label left: a state propagated from labels since taken back (undone) is stale like any other,
+    and its propagated labels rest on labels that no longer exist.
+    """
+    if state is None and not ws.store.human_labels():
+        return False
+    return is_stale(ws, state, records)
+
+
+@dataclass(frozen=True)
+class PropagationLag:
+    """What changed in the store since a propagation ran (see :func:`propagation_lag`)."""
+
+    labels_added: int  # human labels on images the propagation had no human label for
+    labels_removed: int  # human labels it propagated from that are gone (undone, unlabeled)
+    labels_changed: int  # images whose human label is another class now
+    audits: int  # blind audits answered since (negative: dropped)
+    classes_added: int
+    images_changed: bool
+
+    @property
+    def labels_behind(self) -> bool:
+        """Whether the propagated labels themselves are behind (human labels, classes or images changed); False
+        when only blind audits changed, which the calibration of the confidence has yet to take in."""
+        return bool(self.labels_added or self.labels_removed or self.labels_changed or self.classes_added
+                    or self.images_changed or not self.audits)
+
+    def text(self) -> str:
+        """E.g. "30 human labels taken off since it ran"."""
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}{'s' if n != 1 else ''}"
+
+        parts = []
+        if self.labels_removed:
+            parts.append(f"{count(self.labels_removed, 'human label')} taken off")
+        if self.labels_added:
+            parts.append(f"{count(self.labels_added, 'human label')} added")
+        if self.labels_changed:
+            parts.append(f"{count(self.labels_changed, 'human label')} changed")
+        if self.audits > 0:
+            parts.append(f"{count(self.audits, 'blind audit')} answered")
+        elif self.audits < 0:
+            parts.append(f"{count(-self.audits, 'blind audit')} dropped")
+        if self.classes_added:
+            parts.append(f"{self.classes_added} class{'es' if self.classes_added != 1 else ''} added")
+        if self.images_changed:
+            parts.append("the images changed")
+        if not parts:  # events that cancel out, e.g. a label set and undone: the same labels, a new version
+            return "labels were changed (and changed back) since it ran"
+        return ", ".join(parts) + " since it ran"
+
+
+def propagation_lag(ws: Workspace, state: PipelineState,
+                    records: list[ImageRecord] | None = None) -> PropagationLag | None:
+    """How far ``state`` is behind the store, by what :func:`is_stale` compares; None when it is up to date."""
+    records = ws.records() if records is None else records
+    if not is_stale(ws, state, records):
+        return None
+    then = {
+        int(image_id): state.class_ids[int(label)]
+        for image_id, source, label in zip(state.image_ids, state.source, state.label, strict=True)
+        if source == "human" and label >= 0
+    }
+    covered = {int(image_id) for image_id in state.image_ids}
+    now = {image_id: class_id for image_id, class_id in ws.store.human_labels().items() if image_id in covered}
+    audits_then = ws.store.audits_in_version(state.labels_version)
+    return PropagationLag(
+        labels_added=sum(1 for image_id in now if image_id not in then),
+        labels_removed=sum(1 for image_id in then if image_id not in now),
+        labels_changed=sum(1 for image_id, class_id in now.items() if then.get(image_id, class_id) != class_id),
+        audits=len(ws.store.audits()) - audits_then,
+        classes_added=len({c.id for c in ws.classes()} - set(state.class_ids)),
+        images_changed=[r.id for r in records] != [int(image_id) for image_id in state.image_ids],
+    )

@@ -161,3 +161,17 @@ def test_the_preview_table_has_numbers_where_the_csv_has_empty_cells() -> None:
     assert np.isnan(typed["confidence"].iloc[1])
     assert list(typed["path"]) == ["a.png", "broken.png"]
     assert list(frame["confidence"]) == [0.9, ""]  # a copy: the CSV keeps its empty cells
+
+
+def test_no_row_is_propagated_from_labels_taken_back_since(ws: Workspace) -> None:
+    records = ws.records()
+    ws.store.set_labels([records[0].id], ws.classes()[0].id, "ann")
+    ws.store.set_labels([records[30].id], ws.classes()[1].id, "ann")
+    refresh(ws, compute_map=False)
+    ws.store.undo("ann")
+    ws.store.undo("ann")  # every seed taken back: the saved propagation rests on labels that no longer exist
+    frame = export.export_frame(ws)
+    assert set(frame["source"]) == {"none"}  # it was 88 rows "propagated" with no human label behind them
+    state = load_state(ws)
+    assert state is not None
+    assert state.counts["human"] == 0

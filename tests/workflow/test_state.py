@@ -17,7 +17,9 @@ from labeler.workflow.state import (
     PipelineState,
     is_stale,
     load_state,
+    propagation_lag,
     read_state,
+    refresh_due,
     save_state,
     state_dir,
     state_path,
@@ -167,3 +169,47 @@ def test_a_missing_workspace_state_folder_is_fine(tmp_path: Path, ws: Workspace)
     assert load_state(ws) is None
     assert state_version(ws) is None
     assert is_stale(ws, None)
+
+
+def test_the_lag_says_what_changed_since_the_propagation(propagated: tuple[Workspace, PipelineState]) -> None:
+    ws, state = propagated
+    assert propagation_lag(ws, state) is None
+    assert not refresh_due(ws, state)
+    records = ws.records()
+    red, green = ws.classes()[0].id, ws.classes()[1].id
+    ws.store.set_labels([records[0].id], None, "ann")  # taken off
+    ws.store.set_labels([records[30].id], red, "ann")  # changed
+    ws.store.set_labels([records[31].id, records[32].id], green, "ann")  # added
+    ws.store.record_audit(records[60].id, green, None, None, "ann")
+    ws.store.add_class("purple")
+    lag = propagation_lag(ws, state)
+    assert lag is not None
+    assert (lag.labels_removed, lag.labels_changed, lag.labels_added, lag.audits, lag.classes_added) == (1, 1, 2, 1, 1)
+    assert lag.labels_behind
+    assert lag.text() == ("1 human label taken off, 2 human labels added, 1 human label changed, 1 blind audit "
+                          "answered, 1 class added since it ran")
+
+
+def test_a_propagation_from_labels_all_taken_back_is_due_a_refresh(
+    propagated: tuple[Workspace, PipelineState]
+) -> None:
+    # The app and the export used to refresh only while some human label was left, so a state propagated from
+    # labels since undone was shown and exported as if they still existed.
+    ws, state = propagated
+    ws.store.set_labels([int(i) for i in ws.store.human_labels()], None, "ann")
+    assert ws.store.human_labels() == {}
+    assert refresh_due(ws, load_state(ws))
+    lag = propagation_lag(ws, state)
+    assert lag is not None
+    assert lag.text() == "2 human labels taken off since it ran"
+    assert not refresh_due(ws, None)  # no state and no label: nothing to propagate
+
+
+def test_audits_alone_leave_the_labels_current(propagated: tuple[Workspace, PipelineState]) -> None:
+    ws, state = propagated
+    ws.store.record_audit(ws.records()[60].id, ws.classes()[2].id, None, None, "ann")
+    lag = propagation_lag(ws, state)
+    assert lag is not None
+    assert refresh_due(ws, state)  # the calibration takes the answer in
+    assert not lag.labels_behind
+    assert lag.text() == "1 blind audit answered since it ran"
