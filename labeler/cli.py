@@ -13,19 +13,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeler.auth import TOKEN_ENV, is_loopback, new_token
 from labeler.config import FINETUNE_CHOICES, Settings
-from labeler.install_paths import app_script, sample_data_dir, sample_photos_dir
-from labeler.store import UndoConflict
-from labeler.workflow import export, label_queue
-from labeler.workflow.refresh import NoReadableImages, refresh
-from labeler.workflow.report import describe, headline, precision_above, status_lines
-from labeler.workflow.runner import JobRunner
-from labeler.workflow.state import PipelineState, load_state
-from labeler.workflow.training import train
-from labeler.workflow.workspace import Workspace
+from labeler.store.classes import names_with_keys
+
+if TYPE_CHECKING:
+    from labeler.store import ClassInfo
+    from labeler.workflow.state import PipelineState
+    from labeler.workflow.workspace import Workspace
+
+# Only light modules above: `labeler --help`, an argument error and the light commands (import, label, undo) should
+# not wait seconds for scikit-learn, SciPy and pandas, which the workflow modules import. Each command imports what
+# it needs.
 
 # Exit codes: 0 done; 1 the work failed or nothing to do it on (no readable image, undo refused); 2 bad input
 # (missing folder, unreadable CSV, read-only workspace).
@@ -48,6 +49,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def _open(args: argparse.Namespace, **extra: object) -> Workspace:
+    from labeler.workflow.workspace import Workspace
+
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         raise SystemExit(f"labeler: data folder {data_dir} does not exist or is not a folder")
@@ -76,6 +79,8 @@ def _no_readable_images(ws: Workspace) -> bool:
 def _run_job(ws: Workspace, kind: str, function: Any) -> bool:
     """Run ``function(progress, should_stop)`` here, recorded as a job the app shows (and as interrupted if this
     process is killed). Prints the error and returns False when it fails."""
+    from labeler.workflow.runner import JobRunner
+
     job = JobRunner(ws.settings).run_here(kind, function)
     if job.status != "done":
         print(f"labeler: {kind} {job.status}: {job.error or job.message}", file=sys.stderr)
@@ -111,6 +116,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _read_path_labels(csv_path: Path) -> list[tuple[str, str]] | None:
     """(path, label) rows of a CSV with the columns path,label (as `labeler export` writes them); None, said on
     stderr, when it cannot be read or lacks the columns."""
+    from labeler.workflow.spreadsheet import restore_formula
+
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -118,8 +125,7 @@ def _read_path_labels(csv_path: Path) -> list[tuple[str, str]] | None:
                 print(f"labeler: {csv_path} needs the columns path,label", file=sys.stderr)
                 return None
             return [
-                (export.restore_formula((row["path"] or "").strip().replace("\\", "/")),
-                 export.restore_formula(row["label"] or ""))
+                (restore_formula((row["path"] or "").strip().replace("\\", "/")), restore_formula(row["label"] or ""))
                 for row in reader
             ]
     except OSError as error:
@@ -133,11 +139,25 @@ def cmd_label(args: argparse.Namespace) -> int:
     rows = _read_path_labels(Path(args.csv))
     if rows is None:
         return EXIT_BAD_INPUT
-    changed, problems = ws.store.label_paths(rows, annotator=_cli_annotator(args, ws))
+    before = len(ws.classes())
+    report = ws.store.label_paths_report(rows, annotator=_cli_annotator(args, ws))
+    changed, problems = report.changed, report.problems
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"{changed} labels stored, {len(rows) - len(problems) - changed} unchanged, {len(problems)} rows skipped")
+    _say_created(report.created, before, f"`labeler undo {ws.data_dir}` takes this batch back")
     return 1 if problems and not changed and len(problems) == len(rows) else 0
+
+
+def _say_created(created: Sequence[ClassInfo], before: int, remedy: str) -> None:
+    """Name the classes a command created, with their keys: a typo in a CSV makes a new class, and should not pass
+    unseen among classes that existed already (``remedy``: what to do if it is one)."""
+    if not created:
+        return
+    print(f"created {len(created)} new class{'es' if len(created) != 1 else ''}: "
+          + names_with_keys((c.name, c.hotkey) for c in created))
+    if before:
+        print(f"(not among the {before} classes before: if that is a typo, {remedy})")
 
 
 def _cli_annotator(args: argparse.Namespace, ws: Workspace) -> str:
@@ -146,18 +166,36 @@ def _cli_annotator(args: argparse.Namespace, ws: Workspace) -> str:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
+    from labeler.store import UndoConflict
+
     ws = _open(args)
     annotator = _cli_annotator(args, ws)
     try:
-        reverted = ws.store.undo(annotator)
+        action = ws.store.undo_action(annotator)
     except UndoConflict as conflict:
         print(f"labeler: {conflict}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"reverted {reverted} labels of {annotator}'s last action" if reverted else f"nothing to undo: {annotator}")
+    if action is None:
+        print(f"nothing to undo: {annotator}")
+        return 0
+    print(f"reverted {len(action.image_ids)} labels of {annotator}'s last action")
+    # A class made by a typo in the batch is empty now. Classes are never deleted (an empty class can be one a
+    # person made on purpose, and the label history names it): say so instead of leaving it unseen.
+    emptied = ws.store.empty_classes_first_used_in(action.batch)
+    if emptied:
+        one = len(emptied) == 1
+        print(f"{len(emptied)} class{'' if one else 'es'} {'has' if one else 'have'} no label now (first labeled by "
+              f"that batch): {names_with_keys((c.name, c.hotkey) for c in emptied)}; "
+              f"{'it stays' if one else 'they stay'}, as labeler never deletes a class")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from labeler.workflow import label_queue
+    from labeler.workflow.report import headline
+    from labeler.workflow.spreadsheet import neutralise_formula
+    from labeler.workflow.state import load_state
+
     ws = _open(args)
     state = load_state(ws)
     if state is None:
@@ -165,7 +203,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.answers is None:
         rows = label_queue.audit_rows(ws, state, args.next)
-        listing = [["path", "label"]] + [[export.neutralise_formula(state.paths[row]), ""] for row in rows]
+        listing = [["path", "label"]] + [[neutralise_formula(state.paths[row]), ""] for row in rows]
         if args.output:
             with Path(args.output).open("w", newline="", encoding="utf-8") as handle:
                 csv.writer(handle).writerows(listing)
@@ -178,11 +216,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     answers = _read_path_labels(Path(args.answers))
     if answers is None:
         return EXIT_BAD_INPUT
+    before = ws.classes()
     stored, problems = label_queue.answer_audits_by_path(ws, state, answers, _cli_annotator(args, ws))
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     blank = sum(1 for _, name in answers if not name.strip())
     print(f"{stored} audit answers stored, {len(problems)} rows skipped, {blank} left blank")
+    known = {c.id for c in before}
+    _say_created([c for c in ws.classes() if c.id not in known], len(before),
+                 "it counts as a wrong answer against every label it was given for")
     print(f"accuracy: {headline(ws, state)['detail']}")  # the stored answers against the labels as they are
     if stored:
         print("run `labeler propagate` to calibrate the confidence with them")
@@ -190,6 +232,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from labeler.workflow.report import status_lines
+
     ws = _open(args)
     for line in status_lines(ws):
         print(line)
@@ -197,11 +241,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from labeler.workflow import export
+    from labeler.workflow.report import precision_above
+    from labeler.workflow.state import load_state, propagation_lag, refresh_due
+
     ws = _open(args)
     _ensure_imported(ws)
     if _no_readable_images(ws):
         return EXIT_FAILED
-    frame = export.export_frame(ws, min_confidence=args.min_confidence)
+    state = load_state(ws)
+    if refresh_due(ws, state):
+        # The fully labeled CSV is of the labels as they are: propagate first, as the app's refresh would, rather
+        # than ship labels propagated from labels that were taken back or changed since (or refuse, and leave the
+        # user one more command to run for the same result).
+        if ws.store.read_only is not None:
+            print(f"labeler: {export.out_of_date_read_only(ws, state)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        lag = None if state is None else propagation_lag(ws, state)
+        print(f"the propagation is out of date ({lag.text() if lag is not None else 'none has run yet'}): "
+              "propagating first, as `labeler propagate` would", file=sys.stderr)
+        state = _refresh_job(ws, compute_map=False)
+        if state is None:
+            return EXIT_FAILED
+    frame = export.export_frame(ws, min_confidence=args.min_confidence, state=state)
     export.write_csv(frame, Path(args.output))
     counts = frame["source"].value_counts().to_dict()
     print(f"wrote {len(frame)} rows to {args.output}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -220,6 +282,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from labeler.workflow import training
+
     ws = _open(args)
     _ensure_imported(ws)
     if _no_readable_images(ws):
@@ -238,7 +302,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             printer(fraction, message)
             progress(fraction, message)
 
-        result.append(train(ws, minutes=minutes, epochs=args.epochs, progress=both, should_stop=should_stop))
+        result.append(training.train(ws, minutes=minutes, epochs=args.epochs, progress=both, should_stop=should_stop))
         return result[-1]
 
     if not _run_job(ws, "train", job):
@@ -248,6 +312,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _refresh_job(ws: Workspace, compute_map: bool) -> PipelineState | None:
+    from labeler.workflow.refresh import refresh
+
     printer = _ProgressPrinter()
     states: list[PipelineState] = []
 
@@ -267,6 +333,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     _ensure_imported(ws)
     if _no_readable_images(ws):
         return EXIT_FAILED
+    from labeler.workflow.report import describe
+
     state = _refresh_job(ws, compute_map=False)
     if state is None:
         return EXIT_FAILED
@@ -316,6 +384,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    from labeler.install_paths import app_script, sample_data_dir, sample_photos_dir
+
     bundled = sample_photos_dir() if args.sample == "photos" else sample_data_dir()
     data_dir = Path(args.data_dir) if args.data_dir else bundled
     if not data_dir.is_dir():
@@ -489,10 +559,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (NoReadableImages, LookupError) as error:
+    except LookupError as error:
         print(f"labeler: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except (OSError, ValueError) as error:  # missing or read-only folders, disk full, bad values: said in words
+    except ValueError as error:  # bad values, said in words; no readable image to work on
+        refresh = sys.modules.get("labeler.workflow.refresh")  # imported, by the command, if it can have raised it
+        print(f"labeler: {error}", file=sys.stderr)
+        return EXIT_FAILED if refresh is not None and isinstance(error, refresh.NoReadableImages) else EXIT_BAD_INPUT
+    except OSError as error:  # missing or read-only folders, disk full: said in words
         print(f"labeler: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

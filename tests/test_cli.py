@@ -246,7 +246,7 @@ def test_train_passes_the_fine_tuning_choice(
         seen.append(ws.settings.finetune)
         return "trained"
 
-    monkeypatch.setattr("labeler.cli.train", train)
+    monkeypatch.setattr("labeler.workflow.training.train", train)
     assert main(["train", str(root), "--epochs", "1"]) == 0
     assert main(["train", str(root), "--epochs", "1", "--finetune", "always"]) == 0
     assert seen == ["auto", "always"]  # Settings.finetune's default, then the flag
@@ -344,3 +344,168 @@ def test_a_blind_audit_from_the_command_line(colour_folder: tuple[Path, dict[str
     assert f"3 human, {len(truth) - 15} propagated, 12 audited, 0 unreached" in capsys.readouterr().out
     assert main(["status", str(root)]) == 0
     assert f"3 human, {len(truth) - 15} propagated, 12 audited, 0 unreached" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------- headless flow
+
+
+def test_digit_classes_from_a_csv_get_their_own_keys_and_status_lists_them_in_order(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MNIST seeds name their classes in the order 7, 2, 1, 0, 4, 9, 5, 6, 3, 8: keys used to follow it (class "0"
+    # got key 1, "7" key 2, "8" none), so pressing 7 on a seven in the app stored "3".
+    root, _ = colour_folder
+    order = ["7", "2", "1", "0", "4", "9", "5", "6", "3", "8"]
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\n" + "".join(f"img_{i:03d}.png,{name}\n" for i, name in enumerate(order)))
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    digits = ", ".join(f"{d} (key {d})" for d in "0123456789")
+    assert f"created 10 new classes: {digits}\n" in capsys.readouterr().out
+    ws = Workspace.open(Settings(root))
+    assert {c.name: c.hotkey for c in ws.classes()} == {d: d for d in order}
+    assert main(["status", str(root)]) == 0
+    assert f"classes: {digits}\n" in capsys.readouterr().out  # natural name order, not creation order
+
+
+def test_a_typo_class_is_named_and_its_undo_says_the_class_stays(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = colour_folder
+    assert main(["import", str(root)]) == 0
+    ws = Workspace.open(Settings(root))
+    ws.store.add_class("purple")  # made on purpose in the app, empty: never reported, never removed
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    capsys.readouterr()
+    typo = tmp_path / "typo.csv"
+    typo.write_text("path,label\nimg_031.png,green\nimg_032.png,gren\nimg_001.png,red\n")
+    assert main(["label", str(root), "--csv", str(typo)]) == 0
+    out = capsys.readouterr().out
+    assert "3 labels stored, 0 unchanged, 0 rows skipped\ncreated 1 new class: gren (key 4)\n" in out
+    assert f"(not among the 3 classes before: if that is a typo, `labeler undo {root}` takes this batch back)" in out
+    assert main(["undo", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "reverted 3 labels" in out
+    assert "1 class has no label now (first labeled by that batch): gren (key 4); it stays" in out
+    assert [c.name for c in ws.classes()] == ["purple", "red", "green", "gren"]  # nothing deleted
+    assert main(["undo", str(root)]) == 0  # the first batch: red and green were first labeled by it
+    out = capsys.readouterr().out
+    assert "2 classes have no label now (first labeled by that batch): green (key 3), red (key 2)" in out
+    assert "purple" not in out
+    assert "gren" not in out
+
+
+def test_undo_of_every_seed_makes_the_propagation_out_of_date_and_export_propagates_first(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    assert main(["status", str(root)]) == 0
+    assert "propagation: up to date with the labels\n" in capsys.readouterr().out
+    assert main(["undo", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "human labels: 0\n" in out
+    assert ("propagation: OUT OF DATE: 3 human labels taken off since it ran; the counts, accuracy and verdict "
+            "below are from then: run `labeler propagate`") in out
+    assert f"last propagation (out of date): 3 human, {len(truth) - 3} propagated" in out
+    assert "accuracy (out of date): " in out
+    assert "stopping (out of date): " in out
+    out_path = tmp_path / "labels.csv"
+    assert main(["export", str(root), "-o", str(out_path)]) == 0
+    said = capsys.readouterr()
+    assert ("the propagation is out of date (3 human labels taken off since it ran): propagating first"
+            in said.err)
+    assert f"wrote {len(truth)} rows to {out_path}: none {len(truth)}\n" in said.out  # nothing left to propagate from
+    assert {row["source"] for row in _read_csv(out_path)} == {"none"}
+    assert main(["status", str(root)]) == 0
+    assert "propagation: up to date with the labels\n" in capsys.readouterr().out
+
+
+def test_a_relabel_since_the_propagation_is_counted_and_exported_from_the_new_labels(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    relabel = tmp_path / "relabel.csv"
+    relabel.write_text("path,label\nimg_060.png,green\nimg_061.png,blue\n")  # blue's seed moved to another image
+    assert main(["label", str(root), "--csv", str(relabel)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    assert ("propagation: OUT OF DATE: 1 human label added, 1 human label changed since it ran"
+            in capsys.readouterr().out)
+    out_path = tmp_path / "labels.csv"
+    assert main(["export", str(root), "-o", str(out_path)]) == 0
+    rows = {row["path"]: row for row in _read_csv(out_path)}
+    assert (rows["img_060.png"]["label"], rows["img_060.png"]["source"]) == ("green", "human")
+    assert (rows["img_061.png"]["label"], rows["img_061.png"]["source"]) == ("blue", "human")
+
+
+def test_audits_since_the_propagation_leave_the_labels_current_and_the_calibration_behind(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, truth = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    ws = Workspace.open(Settings(root))
+    classes = {c.name: c.id for c in ws.classes()}
+    for record in ws.records()[1:3]:
+        ws.store.record_audit(record.id, classes[truth[record.path]], None, None, "tester")
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert ("propagation: the labels are up to date, the calibration of their confidence is not (2 blind audits "
+            "answered since it ran): run `labeler propagate`") in out
+    assert "(out of date)" not in out
+
+
+def test_before_any_audit_status_says_both_audit_counts_with_what_each_is_for(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = colour_folder
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    assert main(["propagate", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    out = capsys.readouterr().out
+    # It said "0 of 10" on one line and "0 of at least 30" on the next, each as if it were the whole story.
+    assert "accuracy: Not enough audits yet for an estimate (0 of 10) nor to decide when to stop (0 of at least 30)" \
+        in out
+    assert "stopping: Keep going. Not enough audits yet (0 of at least 30;" in out
+
+
+# ----------------------------------------------------------------------------------------------- start-up cost
+
+
+def test_help_and_the_light_commands_import_no_heavy_library(colour_folder: tuple[Path, dict[str, str]],
+                                                             tmp_path: Path) -> None:
+    """`labeler --help` took 5-7 s, all of it importing scikit-learn, SciPy and pandas that it never uses."""
+    import subprocess
+    import sys
+
+    root, _ = colour_folder
+    assert main(["import", str(root)]) == 0
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\n")
+    heavy = ("sklearn", "scipy", "pandas", "torch", "streamlit")
+    probe = (
+        "import sys\nfrom labeler.cli import main\n"
+        "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as done:\n    code = done.code\n"
+        f"print('loaded:', sorted(m for m in {heavy!r} if m in sys.modules), code)\n"
+    )
+    for argv in (["--help"], ["label"], ["label", str(root), "--csv", str(seeds)], ["undo", str(root)]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] in {"loaded: [] 0", "loaded: [] 2"}, (argv, done.stdout,
+                                                                                           done.stderr)
