@@ -178,7 +178,7 @@ def live_status() -> None:
                  help="Propagated images you audited blind: the export gives them your answer (source audited); "
                  "they are never seeds.")
     col_n.metric("Unreached", counts.none, help="Images no human label reaches yet (or no propagation yet).")
-    if counts.human and not counts.up_to_date:
+    if counts.lagging:
         st.caption("Propagation is catching up with the latest labels and images; these numbers will change.")
     current = session.state(ws)  # loaded once per saved state, not once a second
     headline = report.headline(ws, current)

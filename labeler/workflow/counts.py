@@ -33,6 +33,12 @@ class LabelCounts:
         """Every image labeled or propagated, from current labels, into classes that all have a seed."""
         return self.up_to_date and self.none == 0 and not self.unlabeled_classes and self.n_classes > 0
 
+    @property
+    def lagging(self) -> bool:
+        """Whether propagation must catch up with the store: it is not up to date and there are labels to propagate
+        from, or propagated labels shown that rest on labels since taken back (every seed undone)."""
+        return not self.up_to_date and bool(self.human or self.propagated or self.audited)
+
     def summary(self) -> str:
         """One line, e.g. ``2 human · 998 propagated · 0 unreached of 1,000 · updating…``."""
         audited = f" · {self.audited:,} audited" if self.audited else ""
@@ -40,7 +46,7 @@ class LabelCounts:
                 f"of {self.images:,}")
         if self.unlabeled_classes:
             line += f" · {len(self.unlabeled_classes)} of {self.n_classes} classes without a label"
-        if not self.up_to_date and self.human:
+        if self.lagging:
             line += " · propagation catching up…"
         return line
 

@@ -137,7 +137,7 @@ def sidebar_status() -> None:
         return
     counts = live_counts(ws)
     st.caption(plain(counts.summary()))
-    if counts.human and not counts.up_to_date and active_job(ws, "refresh") is None:
+    if counts.lagging and active_job(ws, "refresh") is None:
         # Labels or audits changed outside this app (the CLI, another app on the folder): catch up with them.
         session.runner().catch_up(ws.store.labels_version())
     for job in jobs(ws, limit=3):

@@ -69,3 +69,14 @@ def test_unlabeled_classes_message() -> None:
     assert many is not None
     assert many.endswith("them: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, …")
     assert unlabeled_classes_message(["a", "b"], 2).startswith("None of the 2 classes has a label yet")
+
+
+def test_counts_lag_when_every_seed_was_taken_back() -> None:
+    # The propagation still shows labels spread from seeds since undone: it must catch up (to none propagated),
+    # though no human label is left; with nothing propagated and nothing labeled there is nothing to catch up with.
+    state = state_for(["human", "propagated", "propagated"], 7, [1, 2, 3])
+    counts = label_counts(np.arange(100, 103), {}, CLASSES, state, labels_version=8)
+    assert counts.human == 0
+    assert counts.lagging
+    assert counts.summary().endswith("propagation catching up…")
+    assert not label_counts(np.arange(3), {}, CLASSES, None, labels_version=0).lagging
