@@ -115,7 +115,7 @@ with st.form("add_class", clear_on_submit=True, border=True):
                 raise ValueError(f"key {hotkey} already labels {taken}; pick another key")
             if any(c.name == name.strip() for c in classes):  # the store would quietly return the existing class
                 raise ValueError(f"a class named {name.strip()} already exists; pick another name")
-            ws.store.add_class(name, colour=colour, hotkey=hotkey or None)
+            ws.store.add_class(name, colour=colour, hotkey=hotkey)  # "": no key (None would pick one)
         except (InvalidClassName, ValueError) as error:
             st.error(text.plain(error))
         else:

@@ -25,7 +25,7 @@ def next_colour(n_classes: int) -> str:
 def key_label(hotkey: str) -> str:
     """How a key is shown in the key chooser (the empty choice says "none" rather than a placeholder)."""
     if hotkey == AUTO_KEY:
-        return "auto: the name if one key, else the next free"
+        return "auto"  # the rule is in the chooser's help: a longer label is cut off in the narrow column
     return hotkey or NO_KEY_LABEL
 
 

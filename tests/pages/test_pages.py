@@ -110,6 +110,11 @@ def test_home_adds_a_class_and_refuses_a_formula_name(data_dir: Path) -> None:
     next(b for b in at.button if b.label == "Add class").click()
     at.run()
     assert [(c.name, c.hotkey) for c in open_workspace(data_dir).store.classes()][-1] == ("7", "7")
+    at.text_input(key="new_class_name").input("fish")  # "none" chosen: no key, not an automatic one
+    at.selectbox(key="new_class_key_3").set_value("")
+    next(b for b in at.button if b.label == "Add class").click()
+    at.run()
+    assert [(c.name, c.hotkey) for c in open_workspace(data_dir).store.classes()][-1] == ("fish", None)
 
 
 def test_home_refuses_a_second_class_of_the_same_name_and_a_rename_onto_one(data_dir: Path) -> None:
