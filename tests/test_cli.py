@@ -18,6 +18,16 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _label_one_per_colour(root: Path, tmp_path: Path, *, propagate: bool = True) -> None:
+    """``labeler label`` one image of each colour (img_000 red, img_030 green, img_060 blue), then, unless
+    ``propagate`` is False, ``labeler propagate``."""
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
+    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    if propagate:
+        assert main(["propagate", str(root)]) == 0
+
+
 def test_import_reports_unreadable_and_duplicates(colour_folder: tuple[Path, dict[str, str]],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     root, truth = colour_folder
@@ -82,9 +92,7 @@ def test_export_before_any_label_gives_source_none(colour_folder: tuple[Path, di
 
 def test_min_confidence_flags_but_keeps_labels(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    _label_one_per_colour(root, tmp_path, propagate=False)
     out_path = tmp_path / "labels.csv"
     assert main(["export", str(root), "-o", str(out_path), "--min-confidence", "1.01"]) == 0
     propagated = [row for row in _read_csv(out_path) if row["source"] == "propagated"]
@@ -213,10 +221,7 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
     from labeler.workflow.workspace import Workspace
 
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     assert main(["status", str(root)]) == 0
     assert "accuracy: Not enough audits yet for an estimate (0 of 10)" in capsys.readouterr().out
     ws = Workspace.open(Settings(root))
@@ -288,9 +293,7 @@ def test_export_leaves_removed_files_out_and_lists_them(colour_folder: tuple[Pat
 def test_between_sessions_labels_follow_their_pictures(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
+    _label_one_per_colour(root, tmp_path, propagate=False)
     (root / "img_000.png").rename(root / "sub_moved.png")  # renamed: its label goes with it
     (root / "img_030.png").write_bytes((root / "img_031.png").read_bytes())  # another picture, same name
     (root / "new.png").write_bytes((root / "img_061.png").read_bytes())  # added
@@ -317,10 +320,7 @@ def test_a_blind_audit_from_the_command_line(colour_folder: tuple[Path, dict[str
     assert main(["import", str(root)]) == 0
     assert main(["audit", str(root)]) == 1  # nothing propagated yet
     assert "run `labeler propagate` first" in capsys.readouterr().err
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     listed = tmp_path / "audit.csv"
     assert main(["audit", str(root), "--next", "12", "-o", str(listed)]) == 0
     rows = _read_csv(listed)
@@ -400,10 +400,7 @@ def test_undo_of_every_seed_makes_the_propagation_out_of_date_and_export_propaga
     colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     assert main(["status", str(root)]) == 0
     assert "propagation: up to date with the labels\n" in capsys.readouterr().out
     assert main(["undo", str(root)]) == 0
@@ -431,10 +428,7 @@ def test_a_relabel_since_the_propagation_is_counted_and_exported_from_the_new_la
     colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     relabel = tmp_path / "relabel.csv"
     relabel.write_text("path,label\nimg_060.png,green\nimg_061.png,blue\n")  # blue's seed moved to another image
     assert main(["label", str(root), "--csv", str(relabel)]) == 0
@@ -453,10 +447,7 @@ def test_audits_since_the_propagation_leave_the_labels_current_and_the_calibrati
     colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, truth = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     ws = Workspace.open(Settings(root))
     classes = {c.name: c.id for c in ws.classes()}
     for record in ws.records()[1:3]:
@@ -473,10 +464,7 @@ def test_before_any_audit_status_says_both_audit_counts_with_what_each_is_for(
     colour_folder: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, _ = colour_folder
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("path,label\nimg_000.png,red\nimg_030.png,green\nimg_060.png,blue\n")
-    assert main(["label", str(root), "--csv", str(seeds)]) == 0
-    assert main(["propagate", str(root)]) == 0
+    _label_one_per_colour(root, tmp_path)
     capsys.readouterr()
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
