@@ -494,6 +494,19 @@ def test_a_workspace_that_cannot_be_created_is_a_clear_error(tmp_path: Path, mon
         LabelStore(tmp_path / "data" / ".labeler" / "labeler.db")
 
 
+def _as_if_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make sqlite3 open databases as in a read-only folder: a plain open of a WAL database fails (it cannot make
+    the -shm file), one read-only by URI works."""
+    connect = sqlite3.connect
+
+    def read_only_folder(database: str | Path, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if not kwargs.get("uri"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", read_only_folder)
+
+
 def test_a_read_only_workspace_can_still_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`labeler status` and an export elsewhere only read: a workspace that cannot be written opens read-only
     (it was refused with "cannot write the label database"), and every write still says why it cannot be made."""
@@ -501,16 +514,7 @@ def test_a_read_only_workspace_can_still_be_read(tmp_path: Path, monkeypatch: py
     cat = store.add_class("cat")
     ids = [r.id for r in store.readable_images()]
     store.label(ids[0], cat.id, "ann")
-    _connect = sqlite3.connect
-
-    def read_only_folder(database: str | Path, *args: object, **kwargs: object) -> sqlite3.Connection:
-        # What a read-only folder does to a WAL database: a plain open fails (it cannot make the -shm file), one
-        # read-only by URI works.
-        if not kwargs.get("uri"):
-            raise sqlite3.OperationalError("unable to open database file")
-        return _connect(database, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite3, "connect", read_only_folder)
+    _as_if_read_only(monkeypatch)
     reader = LabelStore(store.db_path)
     assert reader.read_only is not None
     assert reader.human_labels() == {ids[0]: cat.id}
@@ -525,13 +529,6 @@ def test_a_read_only_workspace_can_still_be_read(tmp_path: Path, monkeypatch: py
 def test_a_read_only_workspace_of_an_older_schema_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _store_with_images(tmp_path)
     store.set_meta("schema_version", str(SCHEMA_VERSION - 1))  # would need a migration: a write
-    _connect = sqlite3.connect
-
-    def read_only_folder(database: str | Path, *args: object, **kwargs: object) -> sqlite3.Connection:
-        if not kwargs.get("uri"):
-            raise sqlite3.OperationalError("unable to open database file")
-        return _connect(database, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite3, "connect", read_only_folder)
+    _as_if_read_only(monkeypatch)
     with pytest.raises(WorkspaceNotWritable, match="cannot write the label database"):
         LabelStore(store.db_path)
