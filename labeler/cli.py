@@ -243,7 +243,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from labeler.workflow import export
     from labeler.workflow.report import precision_above
-    from labeler.workflow.state import load_state, propagation_lag, refresh_due
+    from labeler.workflow.state import lag_text, load_state, refresh_due
 
     ws = _open(args)
     _ensure_imported(ws)
@@ -257,9 +257,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if ws.store.read_only is not None:
             print(f"labeler: {export.out_of_date_read_only(ws, state)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        lag = None if state is None else propagation_lag(ws, state)
-        print(f"the propagation is out of date ({lag.text() if lag is not None else 'none has run yet'}): "
-              "propagating first, as `labeler propagate` would", file=sys.stderr)
+        print(f"the propagation is out of date ({lag_text(ws, state)}): propagating first, as `labeler propagate` "
+              "would", file=sys.stderr)
         state = _refresh_job(ws, compute_map=False)
         if state is None:
             return EXIT_FAILED

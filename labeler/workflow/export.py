@@ -11,7 +11,7 @@ from labeler.io.artifacts import write_bytes_atomic
 from labeler.store import WorkspaceNotWritable
 from labeler.workflow.refresh import refresh, suspect_labels
 from labeler.workflow.spreadsheet import FORMULA_PREFIXES, neutralise_formula, restore_formula
-from labeler.workflow.state import PipelineState, load_state, propagation_lag, refresh_due
+from labeler.workflow.state import PipelineState, lag_text, load_state, refresh_due
 from labeler.workflow.workspace import Workspace
 
 __all__ = [  # the spreadsheet helpers are used from here too
@@ -136,12 +136,10 @@ def export_frame(
 
 def out_of_date_read_only(ws: Workspace, state: PipelineState | None) -> str:
     """Why an export cannot be made on a read-only workspace whose propagation is out of date."""
-    lag = propagation_lag(ws, state) if state is not None else None
-    why = lag.text() if lag is not None else "none has run yet"
-    return (f"the propagation is out of date ({why}) and the workspace {ws.workspace_dir} is read-only, so it "
-            "cannot be brought up to date here; an export now would give labels propagated from labels that no "
-            "longer exist. Run `labeler propagate` where the workspace can be written (or copy it and use "
-            "--workspace COPY), then export.")
+    return (f"the propagation is out of date ({lag_text(ws, state)}) and the workspace {ws.workspace_dir} is "
+            "read-only, so it cannot be brought up to date here; an export now would give labels propagated from "
+            "labels that no longer exist. Run `labeler propagate` where the workspace can be written (or copy it "
+            "and use --workspace COPY), then export.")
 
 
 def _suspect_rows(ws: Workspace, state: PipelineState | None) -> set[int]:

@@ -308,3 +308,9 @@ def propagation_lag(ws: Workspace, state: PipelineState,
         classes_added=len({c.id for c in ws.classes()} - set(state.class_ids)),
         images_changed=[r.id for r in records] != [int(image_id) for image_id in state.image_ids],
     )
+
+
+def lag_text(ws: Workspace, state: PipelineState | None) -> str:
+    """What a stale ``state`` is behind by, in words (:meth:`PropagationLag.text`); "none has run yet" without one."""
+    lag = propagation_lag(ws, state) if state is not None else None
+    return lag.text() if lag is not None else "none has run yet"
