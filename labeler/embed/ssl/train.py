@@ -31,6 +31,7 @@ from labeler.embed.ssl.device import (
     cpu_threads,
     select_device,
     thread_candidates,
+    training_memory_format,
 )
 from labeler.embed.ssl.loss import nt_xent
 from labeler.embed.ssl.model import Encoder, SimCLR, load_pretrained_encoder
@@ -180,7 +181,9 @@ def train_simclr(
         model = SimCLR(encoder, projection_dim=config["projection_dim"])
     if state is not None:
         model.load_state_dict(state["model"])
-    model = model.to(dev).to(memory_format=torch.channels_last).train()
+    # The encoder's narrowest strided convolution is the first downsample, of ``width`` input channels.
+    memory_format = training_memory_format(dev, config["width"])
+    model = model.to(dev).to(memory_format=memory_format).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -246,7 +249,7 @@ def train_simclr(
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(fraction, lr, warmup=0.05)
             x = _to_float(source[idx], config["view_size"])
-            views = torch.cat([augment(x), augment(x)]).contiguous(memory_format=torch.channels_last)
+            views = torch.cat([augment(x), augment(x)]).contiguous(memory_format=memory_format)
             with autocast(dev, amp_dtype):
                 z = model(views)
             loss = nt_xent(z[:batch], z[batch:], temperature)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from labeler.embed.ssl import train as ssl_train
-from labeler.embed.ssl.device import ThreadChooser
+from labeler.embed.ssl.device import MIN_CPU_CHANNELS_LAST, ThreadChooser, training_memory_format
 from labeler.embed.ssl.model import Encoder, encoder_state
 from labeler.embed.ssl.train import (
     TrainProgress,
@@ -175,3 +175,12 @@ def test_thread_chooser_keeps_the_fastest_and_remeasures():
         now += 1
         chooser.record(seconds[chooser.threads()], now)
     assert chooser.threads() == 2
+
+
+def test_narrow_networks_train_contiguous_on_the_cpu():
+    # channels_last backward with 2-7 input channels corrupts the heap in torch 2.14.1 on AVX2 CPUs; the tiny
+    # encoders above (width 4) then abort the whole process, as they did on an AMD EPYC.
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training_memory_format(cpu, 4) == torch.contiguous_format
+    assert training_memory_format(cpu, MIN_CPU_CHANNELS_LAST) == torch.channels_last
+    assert training_memory_format(cuda, 4) == torch.channels_last
