@@ -254,7 +254,8 @@ def calibrate_state(
 ) -> None:
     """Replace ``state.confidence`` of propagated rows by P(label is right) and record the evidence (in place).
 
-    ``state.score`` keeps the raw spreading confidence. With ``previous`` (a state on the same graph, images and
+    ``state.score`` keeps the raw spreading confidence; isolated rows (``state.isolated``) get chance,
+    ``1 / n_classes``. With ``previous`` (a state on the same graph, images and
     classes) the calibrator is refitted on its evidence instead: no solve, a provisional value to save at once, which
     the caller replaces by a call without ``previous`` once there is time for the new labels' leave-one-out
     predictions.
@@ -273,6 +274,11 @@ def calibrate_state(
         rows, answers = audited_rows(ws, state)
         state.confidence, evidence = calibrate(state.score, state.proba, state.label, propagated, y, loo, rows,
                                                answers, prior)
+    # An image unlike every other (state.isolated: no photo, or a kind no other image shows) is outside what the
+    # evidence covers: the labels' leave-one-out rows and the audits are images of the folder's kinds, and its own
+    # spreading scores only say which cluster it hangs on to (nine non-photos among pets37 got "dog" at 0.85-0.97).
+    # Nothing measures how often such labels are right, so it gets chance, as with one labeled class.
+    state.confidence[propagated & state.isolated_rows()] = 1.0 / n_classes
     state.evidence_X, state.evidence_correct, state.evidence_proxy = evidence.X, evidence.correct, evidence.proxy
     state.calibration_prior = asdict(prior) if prior.n_rows else {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from labeler.io.artifacts import write_bytes_atomic
@@ -69,7 +70,9 @@ def export_frame(
     also when every human label has been taken back), so that no row is propagated from labels that no longer
     exist; on a read-only workspace that cannot be done, and :class:`WorkspaceNotWritable` says so.
     ``confidence`` is the calibrated probability that the label is right (what ``min_confidence`` compares with);
-    ``score`` the raw spreading score, for ranking.
+    ``score`` the raw spreading score, for ranking. Propagated rows unlike every other image are flagged
+    ``isolated`` (and ``new-class``); their confidence is chance (see
+    :func:`~labeler.workflow.calibration.calibrate_state`).
     """
     if state is None:
         state = load_state(ws)
@@ -89,6 +92,7 @@ def export_frame(
         state = refresh(ws, compute_map=False)
         by_id = {int(image_id): i for i, image_id in enumerate(state.image_ids)}
         suspects = _suspect_rows(ws, state)
+    isolated = state.isolated_rows() if state is not None else np.zeros(0, dtype=bool)
     rows = []
     for record in ws.store.images():
         if record.status == "missing":
@@ -126,6 +130,8 @@ def export_frame(
                        stability=round(float(state.stability[i]), 6) + 0.0, representation=state.representation)
             if bool(state.new_class[i]) and row["source"] != "human":
                 flags.append("new-class")
+            if isolated[i] and row["source"] == "propagated":  # its confidence is chance: nothing like it was labeled
+                flags.append("isolated")
             if state.umap is not None:
                 row.update(umap_x=round(float(state.umap[i, 0]), 5) + 0.0,
                            umap_y=round(float(state.umap[i, 1]), 5) + 0.0)

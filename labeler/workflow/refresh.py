@@ -29,6 +29,7 @@ from labeler.workflow.representations import (
     graph_for_state,
     knn_for,
     map_for,
+    plain_backbone_distances,
     representations,
     select_representation,
     selection_record,
@@ -101,6 +102,7 @@ def refresh(
     aligned = previous is not None and np.array_equal(previous.image_ids, [r.id for r in records])
     # Possible new classes, like stability, are measured after the counts are saved; until then the last ones show.
     new_class = previous.new_class if previous is not None and aligned else np.zeros(len(records), dtype=bool)
+    isolated = previous.isolated_rows() if previous is not None and aligned else np.zeros(len(records), dtype=bool)
     score = np.asarray(result.confidence, dtype=np.float64)
     state = PipelineState(
         image_ids=np.array([r.id for r in records], dtype=np.int64),
@@ -117,6 +119,7 @@ def refresh(
         proba=np.asarray(result.proba, dtype=np.float64)[:, :n_classes],
         scores=np.asarray(result.scores, dtype=np.float64)[:, :n_classes],
         new_class=np.asarray(new_class, dtype=bool),
+        isolated=np.asarray(isolated, dtype=bool) & (y < 0),
         representation=name,
         embedding_key=rep.key,
         representation_scores=choice.scores,
@@ -147,9 +150,15 @@ def refresh(
         progress(1.0, deferred)
         return state
     progress(0.7, "measuring stability (bootstrap re-runs) and possible new classes")
-    new_class = state.new_class
+    new_class, isolated = state.new_class, state.isolated
     if n_classes:  # far from every seed in the graph, or isolated: far from its k-th neighbour (the cached lists)
         new_class = np.asarray(review.possible_new_class(W, y, knn_distances=knn_for(ws, rep)[1]), dtype=bool)
+        # On photos, isolated in the backbone's plain features too (plain_backbone_distances says why): only these
+        # lose their calibrated confidence, since only there was isolation measured to single out non-photos (in
+        # other representations it also takes a few real images: 0.4% of Fashion-MNIST, half of them right).
+        plain = plain_backbone_distances(ws, records)
+        isolated = np.zeros(len(records), dtype=bool) if plain is None else review.isolated(plain) & (y < 0)
+        new_class |= isolated
     stability = state.stability
     if settings.n_bootstrap > 0 and not newer():
         # Warm-started from the solution just found, the full solve returns at once; only stability is new.
@@ -158,7 +167,7 @@ def refresh(
         _finish(ws, state)
         progress(1.0, deferred)
         return state
-    state.new_class, state.stability = new_class, stability
+    state.new_class, state.isolated, state.stability = new_class, isolated, stability
     progress(0.9, "calibrating confidence")
     calibration.calibrate_state(ws, state, W)  # on the new labels' leave-one-out predictions and every audit
     save_state(ws, state)

@@ -223,7 +223,10 @@ def _confidence_draws(state: PipelineState, rows: NDArray[np.int64]) -> NDArray[
     """Posterior draws of the calibrated confidence of ``rows`` (bounded memory on large folders)."""
     n_draws = int(np.clip(4_000_000 // max(rows.size, 1), 20, 200))
     X = calibration_features(state.proba[rows])
-    return calibration.calibrator_for(state).sample_confidence(X, n_draws=n_draws, random_state=0)
+    draws = calibration.calibrator_for(state).sample_confidence(X, n_draws=n_draws, random_state=0)
+    isolated = state.isolated_rows()[rows]  # chance, not the fitted mapping (calibration.calibrate_state)
+    draws[:, isolated] = state.confidence[rows][isolated]
+    return draws
 
 
 # Below this many kept labels the promise is said in labels, not shares: a share's interval over a handful is a few

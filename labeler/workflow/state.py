@@ -65,6 +65,9 @@ class PipelineState:
     # many human labels each batch held.
     recent_changes: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     recent_batch_sizes: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Unlike every other image (labeler.core.review.isolated; human labels never): also ``new_class``, and their
+    # confidence is chance (labeler.workflow.calibration.calibrate_state). Empty in states saved before it existed.
+    isolated: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -72,6 +75,12 @@ class PipelineState:
 
     def label_names(self) -> list[str]:
         return [self.class_names[i] if i >= 0 else "" for i in self.label]
+
+    def isolated_rows(self) -> NDArray[np.bool_]:
+        """``isolated`` aligned with the rows: all False where the state has none (saved before it existed)."""
+        if self.isolated.shape != self.label.shape:
+            return np.zeros(self.label.shape, dtype=bool)
+        return np.asarray(self.isolated, dtype=bool)
 
 
 def state_dir(ws: Workspace) -> Path:

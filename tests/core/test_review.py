@@ -210,6 +210,19 @@ def test_isolated_images_are_possible_new_classes_with_the_knn_distances():
     assert not possible_new_class(W, y, knn_distances=distances)[300]  # never a human label
 
 
+def test_a_tight_far_group_smaller_than_k_is_isolated_and_few_blob_points_are():
+    # Three blobs and a group of 5 near-identical points far from them (junk images that resemble each other): each
+    # has its 4 fellows as nearest neighbours, but its 15th neighbour is in a blob, far away.
+    X, _ = make_blobs(300, n_features=8, centers=3, random_state=0, cluster_std=1.0)
+    rng = np.random.default_rng(0)
+    group = 30.0 + rng.normal(0, 0.05, size=(5, 8))
+    flagged = isolated(knn_indices(np.vstack([X, group]), 15, metric="euclidean")[1])
+    assert flagged[300:].all()
+    # Gaussian blobs have tails: the fence takes at most a few of their points (2 of 300 here), with the group or not.
+    assert flagged[:300].sum() <= 6
+    assert isolated(knn_indices(X, 15, metric="euclidean")[1]).sum() <= 6
+
+
 def test_cold_start_one_per_cluster():
     centers = np.array([[5, 0, 0], [0, 5, 0], [0, 0, 5], [-5, 0, 0]])
     X, truth = make_blobs(400, centers=centers, cluster_std=0.5, random_state=0)

@@ -16,7 +16,7 @@ from labeler.config import Settings
 from labeler.embed.backbones import BackboneUnavailable, load_classifier
 from labeler.embed.centred import centred_features
 from labeler.embed.finetune import read_finetuned
-from labeler.workflow import backbone, finetuning
+from labeler.workflow import backbone, export, finetuning
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.report import status_lines
@@ -343,3 +343,34 @@ def test_small_images_get_the_pretrained_candidate_when_training_has_time_for_it
     backbone.features_path(ws, ws.fingerprint(), backbone.representation_tag()).unlink()
     assert backbone.features_when_cheap(ws, too_few) == ""
     assert "pretrained" not in representations(ws)
+
+
+@pytest.mark.slow
+def test_non_photos_among_photos_are_isolated_and_get_chance_not_a_confident_label(tmp_path: Path) -> None:
+    # issue 10: a 1 px image, a flat-colour GIF and a grey gradient among photos got "dog" at 0.88-0.93.
+    # 72 photos: with fewer images of a kind than the 15 neighbours, every image's 15th is of another kind, and far.
+    root = tmp_path / "photos"
+    truth = make_photos(root, seed=0)
+    for seed in range(1, 6):
+        for path, name in make_photos(tmp_path / "more", seed=seed).items():
+            (tmp_path / "more" / path).rename(root / f"more{seed}_{path}")
+            truth[f"more{seed}_{path}"] = name
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(root / "pixel.png")
+    Image.new("RGB", (200, 150), (40, 90, 200)).save(root / "flat.gif")
+    Image.fromarray(np.tile(np.linspace(0, 255, 300).astype(np.uint8), (200, 1))).save(root / "gradient.png")
+    ws = Workspace.open(Settings(root, n_bootstrap=0))
+    ws.import_folder()
+    ws.store.label_paths([(p, name) for p, name in truth.items() if p.endswith(("_0.jpg", "_1.jpg"))], "ann")
+    state = refresh(ws, compute_map=False)
+    assert state.representation == "pretrained"
+    isolated = {state.paths[i] for i in np.flatnonzero(state.isolated)}
+    junk = {"pixel.png", "flat.gif", "gradient.png"}
+    assert junk <= isolated
+    assert len(isolated - junk) <= 1  # crops of one picture are so alike that the fence is tight: 1 of 72 here
+    assert isolated <= {state.paths[i] for i in np.flatnonzero(state.new_class)}
+    rows = [state.paths.index(p) for p in sorted(junk)]
+    assert state.source[rows].tolist() == ["propagated"] * 3
+    np.testing.assert_allclose(state.confidence[rows], 0.5)  # chance of 2 classes, whatever their scores say
+    frame = export.export_frame(ws, state=state).set_index("path")
+    assert all("isolated" in frame.loc[p, "flagged"].split(";") for p in junk)
+    assert not frame.drop(index=sorted(isolated))["flagged"].str.contains("isolated").any()

@@ -218,6 +218,8 @@ def test_an_odd_image_among_the_colours_is_a_possible_new_class(colour_folder: t
     # A seed's mass reaches it through the graph like any image; its distance to its neighbours is what stands out.
     assert "odd.png" in flagged
     assert len(flagged) <= 3
+    # Not a photo folder: flagged, but its confidence stays calibrated (isolated is measured on photos only).
+    assert not state.isolated.any()
 
 
 def test_suspects_cached_by_the_older_rule_are_not_reused(labeled: tuple[Workspace, dict[str, str]]) -> None:
