@@ -232,11 +232,15 @@ def review_rows(
 
 
 def new_class_rows(state: PipelineState, n: int, found: review.Clusters | None = None) -> list[int]:
-    """Up to ``n`` rows that may belong to a class nobody has defined, human labels left out: those flagged as far
-    from every seed, then, with ``found`` (the Label page's clusters), the typical image of each cluster without a
-    human label (far-from-every-seed flags are rare on a connected graph; an unlabeled cluster is the common case)."""
+    """Up to ``n`` rows that may belong to a class nobody has defined, human labels left out: those unlike every
+    other image (``state.isolated``), then the others flagged as far from every seed, then, with ``found`` (the Label
+    page's clusters), the typical image of each cluster without a human label (far-from-every-seed flags are rare on
+    a connected graph; an unlabeled cluster is the common case)."""
     human = np.asarray(state.source) == "human"
-    rows = [i for i, flagged in enumerate(state.new_class) if flagged and not human[i]][:n]
+    # Images unlike every other (state.isolated: on photos, often no photo at all) first: their label is a guess.
+    isolated = state.isolated_rows()
+    flagged = [i for i, is_flagged in enumerate(state.new_class) if is_flagged and not human[i]]
+    rows = sorted(flagged, key=lambda i: not isolated[i])[:n]
     if found is not None and len(rows) < n:
         rows += [int(i) for i in review.uncovered_typicals(found, human, n - len(rows), exclude=np.array(rows))]
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,8 +148,7 @@ def test_review_rows_put_map_rows_first_once(ws: Workspace, propagated: Pipeline
 
 
 def test_new_class_rows_leave_human_labels_out() -> None:
-    state = type("S", (), {"new_class": np.array([True, True, False, True]),
-                           "source": np.array(["human", "none", "propagated", "propagated"])})()
+    state = _flagged_state(new_class=[True, True, False, True], isolated=[False] * 4)
     assert queue.new_class_rows(state, 5) == [1, 3]
     assert queue.new_class_rows(state, 1) == [1]
     # Clusters {0, 1}, {2}, {3}, largest first: the first holds a human label; the others' typical images follow the
@@ -252,3 +252,17 @@ def test_the_refresh_groups_the_images_so_the_page_does_not_wait(
     assert found.assignment.shape == (len(propagated.image_ids),)
     with pytest.raises(AssertionError, match="k-means ran again"):  # another number of clusters: computed anew
         queue.cluster_rows(ws, propagated, n_clusters=5)
+
+
+def _flagged_state(new_class: list[bool], isolated: list[bool]) -> Any:
+    """A stand-in state for new_class_rows: row 0 human, row 1 unlabeled, the rest propagated."""
+    source = np.array(["human", "none"] + ["propagated"] * (len(new_class) - 2))
+    flags = {"new_class": np.array(new_class), "source": source}
+    return type("S", (), {**flags, "isolated_rows": lambda self: np.array(isolated)})()
+
+
+def test_new_class_rows_put_images_unlike_every_other_first() -> None:
+    # Rows 4 and 5 are isolated (on photos, often no photo at all); they lead, the other flagged rows keep their order.
+    state = _flagged_state(new_class=[True, True, False, True, True, True], isolated=[False] * 4 + [True, True])
+    assert queue.new_class_rows(state, 5) == [4, 5, 1, 3]
+    assert queue.new_class_rows(state, 1) == [4]
