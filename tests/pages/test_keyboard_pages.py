@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixture)
     APP,
     CLASSES,
@@ -24,7 +25,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 from streamlit.testing.v1 import AppTest
 
 from labeler.workflow import label_queue
-from labeler.workflow.state import load_state
+from labeler.workflow.state import load_state, save_state
 from pages.shared.key_help import silent_key_text
 from pages.shared.text import plain
 
@@ -282,6 +283,15 @@ def test_possible_new_classes_show_typical_images_of_groups_without_a_label(
     assert offered
     labeled = {r.path for r in ws.records() if r.id in ws.store.human_labels()}
     assert not set(offered) & labeled
+
+    # An image unlike every other (on photos, often no photo at all) leads the list, with why its label is a guess.
+    odd = int(np.flatnonzero((state.source == "propagated") & ~state.new_class)[-1])
+    state.isolated = np.zeros(len(state.label), dtype=bool)
+    state.isolated[odd] = state.new_class[odd] = True
+    save_state(ws, state)
+    at = open_view("review", "Possible new classes")
+    assert at.multiselect(key="new_class_rows").options[0] == state.paths[odd]
+    assert any("1 image unlike every other image" in w.value for w in at.warning)
 
 
 # ----------------------------------------------------------------------------------------------- keys that do nothing
