@@ -549,6 +549,10 @@ def status_lines(ws: Workspace) -> list[str]:
         lines += described
         lines.append(f"accuracy{then}: {headline(ws, state)['detail']}")
         lines.append(f"stopping{then}: {stopping(ws, state)['text']}")
+        n_isolated = int(state.isolated_rows().sum())
+        if n_isolated:  # said, not only flagged in the CSV: often no photo at all, and their label is a guess
+            lines.append(f"unlike every other image{then}: {counted(n_isolated, 'image')} (often no photo at all); "
+                         "their confidence is chance, the export flags them `isolated`, Review lists them first")
         lines.append(f"audits: {len(ws.store.audits())} answered; `labeler audit {ws.data_dir}` lists the next "
                      "images to answer blind (or the app's Review & audit page)")
     checkpoint = trained_checkpoint(ws)

@@ -373,4 +373,7 @@ def test_non_photos_among_photos_are_isolated_and_get_chance_not_a_confident_lab
     np.testing.assert_allclose(state.confidence[rows], 0.5)  # chance of 2 classes, whatever their scores say
     frame = export.export_frame(ws, state=state).set_index("path")
     assert all("isolated" in frame.loc[p, "flagged"].split(";") for p in junk)
+    said = [line for line in status_lines(ws) if line.startswith("unlike every other image")]
+    assert said == [f"unlike every other image: {len(isolated)} images (often no photo at all); their confidence is "
+                    "chance, the export flags them `isolated`, Review lists them first"]
     assert not frame.drop(index=sorted(isolated))["flagged"].str.contains("isolated").any()
