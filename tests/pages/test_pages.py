@@ -30,6 +30,7 @@ from labeler.workflow import export
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import refresh
 from labeler.workflow.runner import JobRunner
+from labeler.workflow.state import load_state, save_state
 from labeler.workflow.workspace import Workspace
 from pages.shared import figures, queues, session
 
@@ -391,7 +392,7 @@ def test_the_app_s_ray_address_is_the_default_everywhere_embedding_starts(
 
 
 def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[str, str]], data_dir: Path) -> None:
-    labeled_workspace(data_dir, colour_folder[1])
+    ws = labeled_workspace(data_dir, colour_folder[1])
     at = run_page("export")
     frame = at.dataframe[0].value
     assert list(frame.columns) == export.COLUMNS
@@ -404,6 +405,20 @@ def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[st
     assert len(flagged) == 1
     assert "expected" in flagged[0]
     assert "95% interval" in flagged[0]
+    assert not [c.value for c in at.caption if "flagged isolated" in c.value]
+
+    # An image unlike every other (on photos, often no photo at all) is flagged, and the page says what that means.
+    state = load_state(ws)
+    assert state is not None
+    odd = int(np.flatnonzero(state.source == "propagated")[0])
+    state.isolated = np.zeros(len(state.label), dtype=bool)
+    state.isolated[odd] = True
+    save_state(ws, state)
+    at = run_page("export")
+    assert "isolated" in at.dataframe[0].value.set_index("path").loc[state.paths[odd], "flagged"]
+    said = [c.value for c in at.caption if "flagged isolated" in c.value]
+    assert len(said) == 1
+    assert said[0].startswith("1 row flagged isolated")
 
 
 # ----------------------------------------------------------------------------------------------- text
