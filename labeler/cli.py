@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from labeler.auth import TOKEN_ENV, is_loopback, new_token
 from labeler.config import FINETUNE_CHOICES, Settings
 from labeler.store.classes import names_with_keys
+from labeler.wording import counted
 
 if TYPE_CHECKING:
     from labeler.store import ClassInfo
@@ -154,7 +155,7 @@ def _say_created(created: Sequence[ClassInfo], before: int, remedy: str) -> None
     unseen among classes that existed already (``remedy``: what to do if it is one)."""
     if not created:
         return
-    print(f"created {len(created)} new class{'es' if len(created) != 1 else ''}: "
+    print(f"created {counted(len(created), 'new class', 'new classes')}: "
           + names_with_keys((c.name, c.hotkey) for c in created))
     if before:
         print(f"(not among the {before} classes before: if that is a typo, {remedy})")
@@ -273,7 +274,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     removed = export.removed_files(ws)
     if removed:
         labeled = sum(1 for _, label in removed if label)
-        print(f"left out: {len(removed)} file{'s' if len(removed) != 1 else ''} removed from the folder since the "
+        print(f"left out: {counted(len(removed), 'file')} removed from the folder since the "
               f"import ({labeled} with a human "
               "label, kept in the workspace; they count again if the files come back): "
               + ", ".join(path for path, _ in removed[:5]) + (", ..." if len(removed) > 5 else ""))

@@ -46,7 +46,7 @@ ALLOWED_IMPORTS = {
     "io": {"config", "progress"},
     "store": set(),
     "embed": {"config", "progress", "io"},
-    "workflow": {"config", "progress", "io", "store", "embed", "core"},
+    "workflow": {"config", "progress", "wording", "io", "store", "embed", "core"},
 }
 
 

@@ -24,6 +24,7 @@ from labeler.core.stopping import BATCH_LABELS, stopping_verdict
 from labeler.core.stopping import MIN_AUDITS as STOP_MIN_AUDITS
 from labeler.core.threshold import kept_precision, pick_threshold
 from labeler.store.classes import keys_for, names_with_keys
+from labeler.wording import counted
 from labeler.workflow import backbone, calibration, finetuning
 from labeler.workflow.state import PipelineState, current_state, load_state, propagation_lag, refresh_due
 from labeler.workflow.training import trained_checkpoint
@@ -74,11 +75,6 @@ def audit_pairs(ws: Workspace, state: PipelineState | None = None) -> tuple[list
     rows, answers = calibration.audited_rows(ws, state)
     return ([state.class_ids[int(a)] for a in answers], [state.class_ids[int(state.label[r])] for r in rows],
             [float(state.confidence[r]) for r in rows])
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and a regular ``noun``, plural unless one: counted(1, "blind audit") == "1 blind audit"."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _interval_text(low: float, high: float, n: int, what: str) -> str:
@@ -193,7 +189,7 @@ def _audits_since(ws: Workspace, state: PipelineState) -> str:
     change = len(calibration.audited_rows(ws, state)[0]) - calibration.evidence_counts(state)["audits"]
     them = "it" if abs(change) == 1 else "them"
     if change > 0:
-        return (f"; {change} more blind audit{'s' if change != 1 else ''} answered since "
+        return (f"; {counted(change, 'more blind audit')} answered since "
                 f"{'is' if change == 1 else 'are'} not in it yet: the next propagation takes {them} into account")
     if change < 0:
         return (f"; {-change} of those blind audits no longer count{'s' if change == -1 else ''} (a picture "

@@ -20,6 +20,7 @@ from labeler.config import Settings
 from labeler.io.artifacts import remove_orphan_temp_files
 from labeler.progress import Progress, StopCheck
 from labeler.store import Job
+from labeler.wording import counted
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.representations import embed_as_configured, map_for_state, models_to_embed
@@ -261,7 +262,7 @@ class JobRunner:
             if compute_map and state.umap is None:
                 self.request_map()
             runs += 1
-        return f"propagated ({runs} run{'s' if runs != 1 else ''})"
+        return f"propagated ({counted(runs, 'run')})"
 
     def request_map(self) -> None:
         """Ask for the UMAP map of the latest propagation's representation, if it has none (returns at once)."""
@@ -345,7 +346,7 @@ class JobRunner:
             self.request_refresh(compute_map=True)  # a new encoder: embed, graph, map and propagate follow
         if not written:
             return "embedding on this machine"
-        return f"embedded {len(written)} representation{'s' if len(written) != 1 else ''} on Ray"
+        return f"embedded {counted(len(written), 'representation')} on Ray"
 
     def _queue(self, kind: str, job: JobFunction) -> int:
         """Queue ``job`` on its lane unless one of ``kind`` is already active (in any process); returns its id."""

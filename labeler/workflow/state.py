@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from labeler.io.artifacts import load_npy, load_npz, save_npz_atomic
 from labeler.store import ImageRecord
+from labeler.wording import counted
 from labeler.workflow.workspace import Workspace
 
 SOURCES = ("human", "propagated", "none")
@@ -272,22 +273,19 @@ class PropagationLag:
 
     def text(self) -> str:
         """E.g. "30 human labels taken off since it ran"."""
-        def count(n: int, what: str) -> str:
-            return f"{n} {what}{'s' if n != 1 else ''}"
-
         parts = []
         if self.labels_removed:
-            parts.append(f"{count(self.labels_removed, 'human label')} taken off")
+            parts.append(f"{counted(self.labels_removed, 'human label')} taken off")
         if self.labels_added:
-            parts.append(f"{count(self.labels_added, 'human label')} added")
+            parts.append(f"{counted(self.labels_added, 'human label')} added")
         if self.labels_changed:
-            parts.append(f"{count(self.labels_changed, 'human label')} changed")
+            parts.append(f"{counted(self.labels_changed, 'human label')} changed")
         if self.audits > 0:
-            parts.append(f"{count(self.audits, 'blind audit')} answered")
+            parts.append(f"{counted(self.audits, 'blind audit')} answered")
         elif self.audits < 0:
-            parts.append(f"{count(-self.audits, 'blind audit')} dropped")
+            parts.append(f"{counted(-self.audits, 'blind audit')} dropped")
         if self.classes_added:
-            parts.append(f"{self.classes_added} class{'es' if self.classes_added != 1 else ''} added")
+            parts.append(f"{counted(self.classes_added, 'class', 'classes')} added")
         if self.images_changed:
             parts.append("the images changed")
         if not parts:  # events that cancel out, e.g. a label set and undone: the same labels, a new version

@@ -22,6 +22,7 @@ from labeler.io.chunked import NpyReader
 from labeler.io.scan import ScannedImage, dataset_fingerprint, find_duplicates, find_images
 from labeler.progress import Progress, StopCheck, quiet
 from labeler.store import ClassInfo, ImageRecord, ImportedImage, LabelStore
+from labeler.wording import counted
 
 # Size, modification time and digest of every file at the last import (a re-import reads only what changed).
 STAMPS_NAME = "files.json"
@@ -54,7 +55,7 @@ class ImportReport:
         # Where the unreadable files are listed is said once, at the first count of them that is not zero.
         pointer = f" ({listed})" if listed and self.unreadable else ""
         if added:
-            new = (f"{added:,} new file{'s' if added != 1 else ''}: {added - added_unreadable:,} readable, "
+            new = (f"{counted(added, 'new file')}: {added - added_unreadable:,} readable, "
                    f"{added_unreadable:,} unreadable{pointer if added_unreadable else ''}")
         else:
             new = "no new files"

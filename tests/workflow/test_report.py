@@ -233,7 +233,4 @@ def test_a_promise_over_a_handful_of_labels_is_said_in_labels():
 
 
 def test_counts_are_said_in_the_singular_for_one():
-    assert report.counted(1, "blind audit") == "1 blind audit"
-    assert report.counted(0, "blind audit") == "0 blind audits"
-    assert report.counted(12345, "label") == "12,345 labels"
     assert report._interval_text(0.2, 1.0, 1, "audit") == "95% interval 20%–100%, 1 audit"
