@@ -330,8 +330,12 @@ def select_representation(
                 recorded["accuracy"], (recorded["low"], recorded["high"]), recorded["n"], recorded["chosen"],
                 recorded["naive_accuracy"], recorded.get("times_chosen", {}),
             )
-        return diagnostics.RepresentationChoice(previous["name"], previous.get("scores", {}),
-                                                previous.get("reason", ""), selection=selection)
+        reason = previous.get("reason", "")
+        if n_labels != before:  # its numbers are those of the labels then: say so, not as if of the labels now
+            reason += (f" (measured when there were {before} human labels, {n_labels} now; remeasured once the "
+                       "count moves by a quarter, or by more than four)")
+        return diagnostics.RepresentationChoice(previous["name"], previous.get("scores", {}), reason,
+                                                selection=selection)
     # The kNN lists propagation and the map use (cached on disk) serve the comparison too: not searched twice.
     graphs = {name: knn_for(ws, rep) for name, rep in reps.items()} if len(reps) > 1 and measurable else None
     photos = backbone.photo_folder(ws)

@@ -107,6 +107,15 @@ def test_representation_choice_is_measured_and_recorded(labeled: tuple[Workspace
     again = select_representation(ws, reps, y, 3)  # read back from the record, not remeasured
     assert again.selection == choice.selection
     assert again.name == choice.name
+    assert again.reason == choice.reason
+    # Two labels more: still read back (within four of the six measured), and the reason says its numbers are of
+    # the six labels then, not of the eight now (a user saw "on 4 human labels" beside 6).
+    y_more = y.copy()
+    y_more[np.flatnonzero(y < 0)[:2]] = 0
+    later = select_representation(ws, reps, y_more, 3)
+    assert later.selection == choice.selection
+    assert later.reason.startswith(choice.reason)
+    assert "(measured when there were 6 human labels, 8 now;" in later.reason
 
 
 def test_teaching_mode_reads_ground_truth(colour_folder: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
