@@ -85,6 +85,22 @@ def describe(group: JobGroup) -> str:
     return line
 
 
+# How a failed job of each kind runs again, said beside the failure ("it can be retried" did not say how).
+RETRY = {
+    "refresh": "the next label, or any other change, propagates again",
+    "map": "Compute now on the Map page draws it again",
+    "train": "start training again on the Model page",
+    "import": "Re-scan folder on Home reads the folder again",
+}
+
+
+def succeeded_since(recent: list[Job], failed: Job) -> bool:
+    """Whether a job of the same kind newer than ``failed`` finished well (``recent`` newest first): then the failure
+    is history, not something to act on."""
+    newer = recent[: recent.index(failed)] if failed in recent else []
+    return any(job.kind == failed.kind and job.status == "done" for job in newer)
+
+
 def render_jobs(ws: Workspace, limit: int = 6) -> bool:
     """Progress bars of active jobs and one line per group of finished ones; returns whether any is active."""
     recent = jobs(ws, limit=30)
@@ -96,9 +112,11 @@ def render_jobs(ws: Workspace, limit: int = 6) -> bool:
         label = plain(describe(group))
         if job.active:
             st.progress(min(max(float(job.progress), 0.0), 1.0), text=label)
+        elif job.status == "failed" and succeeded_since(recent, job):
+            st.caption(f"{label} · a later {plain(job.kind)} succeeded")
         elif job.status == "failed":
             st.error(f"{plain(job.kind)} failed at {clock(group.at)}: {plain(job.error or 'unknown error')}. "
-                     "Every label is kept; it can be retried.")
+                     f"Every label is kept; {RETRY.get(job.kind, 'it can be run again')}.")
         else:
             st.caption(label)
     return any(job.active for job in recent)

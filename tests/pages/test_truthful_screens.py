@@ -684,6 +684,25 @@ def test_identical_jobs_collapse_into_one_line_with_times() -> None:
     assert line.endswith(f"(3 runs since {jobs_panel.clock(1007.0)})")
 
 
+def test_a_failed_job_says_how_it_runs_again_and_is_history_once_one_succeeds(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    # A user saw "refresh failed …; it can be retried" on Home, with no way named, and long after later runs worked.
+    ws = open_workspace(data_dir)
+    failed = ws.store.create_job("train")
+    ws.store.update_job(failed, status="failed", error="RuntimeError: out of memory")
+    at = run_page("home")
+    said = [e.value for e in at.error if "train failed at" in e.value]
+    assert len(said) == 1
+    assert said[0].endswith("Every label is kept; start training again on the Model page.")
+
+    done = ws.store.create_job("train")
+    ws.store.update_job(done, status="done", message="trained")
+    at = run_page("home")
+    assert not [e.value for e in at.error if "train failed at" in e.value]
+    assert any("a later train succeeded" in c.value for c in at.caption)
+
+
 def test_teaching_demos_draw_without_webgl(data_dir: Path) -> None:
     at = run_page("teaching")
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
