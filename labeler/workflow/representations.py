@@ -374,8 +374,12 @@ def plain_backbone_distances(ws: Workspace, records: list[ImageRecord] | None = 
     gradients, noise, a blank page, a screenshot) among pets37 got 0.85-0.93 from their 15th neighbour against up to
     0.88 for the photos, and Tukey's fence found 2. Plain, the fence found all 9, alone or together, and 4 of 7
     photos of other kinds (coffee, rocket, coins, the Hubble deep field; not skimage's cat), with no photo of pets37
-    flagged, nor in 60 random subsets of 50-200 of them. Not for small or grey images: there the plain features
-    flagged 0.9-1.5% of Fashion-MNIST and MNIST, the representation's own lists 0-0.4%.
+    flagged, nor in 60 random subsets of 50-200 of them. Not reliable: the fence follows how spread the folder's
+    photos are, and among a third of pets37 it found 3 of 4 non-photos, in a user trial's 120 photos none (above
+    every photo, inside the fence; ``benchmarks/results/isolation.md``). The ImageNet head's max logit or softmax
+    (Hendrycks and Gimpel 2017) did no better there: pets37's least confident photo lies among the non-photos. Not
+    for small or grey images: there the plain features flagged 0.9-1.5% of Fashion-MNIST and MNIST, the
+    representation's own lists 0-0.4%.
     """
     records = ws.records() if records is None else records
     if not records or not backbone.photo_folder(ws, records):
