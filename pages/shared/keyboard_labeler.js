@@ -12,6 +12,8 @@ let latest = null; // the widget that rendered last: it gets keys typed while no
 const RESEND_MS = 3000;
 const HISTORY = 500;
 const NEXT_SHOWN = 4;
+const UNDOING = "Undoing your last label on this page…";
+const UNDO_ANSWERED = "Undo answered: the page's note says what it took back, or that there was nothing.";
 const TEXT_INPUTS = /^(text|search|email|number|password|tel|url|date|datetime-local|month|time|week)$/;
 
 export default function (component) {
@@ -47,7 +49,7 @@ function createWidget(host) {
   const w = {
     stream: Math.random().toString(36).slice(2) + Date.now().toString(36),
     seq: 0, acked: 0, reflected: 0, pending: [], queue: [], acted: new Map(), history: [], waiting: [],
-    classes: [], keys: new Map(), classesSig: "", autofocus: true, undoEarlier: false, accept: "", done: false,
+    classes: [], keys: new Map(), classesSig: "", autofocus: true, undoEarlier: false, undoEarlierSeq: 0, accept: "", done: false,
     send: null,
     timer: 0, tries: 0,
     messageTimer: 0,
@@ -106,8 +108,9 @@ function createWidget(host) {
   function undo() {
     const entry = w.history.pop();
     if (!entry && w.undoEarlier) {
-      emit("", "undo", null); // the page knows its earlier labels (before a reload, a grid click); it says which
-      say("Undoing your last label on this page…");
+      // The page knows its earlier labels (before a reload, a grid click); it says which, or that there is none.
+      w.undoEarlierSeq = emit("", "undo", null);
+      say(UNDOING);
     } else if (!entry) {
       say("Nothing to undo here.", true);
     } else if (!entry.item) {
@@ -253,6 +256,11 @@ function createWidget(host) {
     }
     w.pending = w.pending.filter((e) => e.seq > w.acked);
     for (const [id, seq] of w.acted) if (seq <= w.reflected) w.acted.delete(id); // Python's items now know
+    if (w.undoEarlierSeq && w.undoEarlierSeq <= w.reflected) {
+      // The page has answered (in a note): "Undoing…" must not stay as if still waiting.
+      w.undoEarlierSeq = 0;
+      if (view.message.textContent === UNDOING) say(UNDO_ANSWERED);
+    }
     w.autofocus = data.autofocus !== false;
     w.undoEarlier = data.undo_earlier === true;
     w.accept = typeof data.accept === "string" ? data.accept : "";

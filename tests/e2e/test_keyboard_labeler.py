@@ -197,6 +197,9 @@ def test_undo_with_nothing_of_its_own_asks_for_the_earlier_action(server: tuple[
     events = [(e["image_id"], e["action"]) for e in _run(record, "earlier")["events"]]
     assert events == [("img_00", "label"), ("img_00", "undo"), ("", "undo")]
     assert _run(record, "plain")["events"] == []
+    # Once the page has answered that undo (in a note of its own), the widget no longer says it is undoing.
+    message = widget.locator("[data-kl='message']")
+    wait_for(lambda: message.inner_text().startswith("Undo answered"), 10, "the undo to be answered")
 
 
 @pytest.mark.e2e
