@@ -122,6 +122,11 @@ def fence_ratio(distances: NDArray[np.float32]) -> NDArray[np.float64]:
 
 # A user trial's folder, in kind: about a third of pets37 and four non-photos. There the rule found none.
 SMALL_EVERY = 3
+JUNK_TABLE = [
+    "| junk image | label before | confidence before | score before | new class before | label after "
+    "| confidence after | score after | isolated | distance / fence | export flags |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+]
 SMALL_JUNK = ("junk_1px_red.png", "junk_flat_blue.gif", "junk_grey_gradient.png", "junk_blank_page.png")
 
 
@@ -229,9 +234,7 @@ def main() -> None:
         "",
         *summary,
         "",
-        "| junk image | label before | confidence before | score before | new class before | label after "
-        "| confidence after | score after | isolated | distance / fence | export flags |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *JUNK_TABLE,
         *junk,
         "",
         f"## A third of pets37 (every {SMALL_EVERY}rd photo) + {len(small_junk)} planted non-photos "
@@ -243,9 +246,7 @@ def main() -> None:
         "",
         *small_summary,
         "",
-        "| junk image | label before | confidence before | score before | new class before | label after "
-        "| confidence after | score after | isolated | distance / fence | export flags |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *JUNK_TABLE,
         *small_junk,
         "",
         "## Nothing planted",
