@@ -47,6 +47,13 @@ class Job:
         return self.status in ACTIVE
 
 
+def succeeded_since(recent: list[Job], failed: Job) -> bool:
+    """Whether a job of ``failed``'s kind newer than it finished well (``recent``: newest first, as
+    :meth:`JobTable.jobs` gives them): then the failure is history, not something to act on."""
+    newer = recent[: recent.index(failed)] if failed in recent else []
+    return any(job.kind == failed.kind and job.status == "done" for job in newer)
+
+
 def this_host() -> str:
     return socket.gethostname()
 

@@ -24,6 +24,7 @@ from labeler.core.stopping import BATCH_LABELS, stopping_verdict
 from labeler.core.stopping import MIN_AUDITS as STOP_MIN_AUDITS
 from labeler.core.threshold import kept_precision, pick_threshold
 from labeler.store.classes import keys_for, names_with_keys
+from labeler.store.jobs import succeeded_since
 from labeler.wording import counted
 from labeler.workflow import backbone, calibration, finetuning
 from labeler.workflow.state import PipelineState, current_state, load_state, propagation_lag, refresh_due
@@ -556,7 +557,10 @@ def status_lines(ws: Workspace) -> list[str]:
     lines += backbone.status_lines(ws)
     if not backbone.backbone_problem(ws):
         lines += finetuning.status_lines(ws)
-    for job in ws.store.jobs(limit=5):
-        line = f"job {job.id} {job.kind}: {job.status} {job.progress:.0%} {job.message} {job.error or ''}"
-        lines.append(line.rstrip())
+    recent = ws.store.jobs(limit=5)
+    for job in recent:
+        said = [f"{job.progress:.0%}", job.message, job.error or ""]
+        if job.status == "failed" and succeeded_since(recent, job):
+            said.append(f"(a later {job.kind} succeeded)")
+        lines.append(f"job {job.id} {job.kind}: {job.status} " + " ".join(part for part in said if part))
     return lines

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from labeler.store import Job
+from labeler.store.jobs import succeeded_since
 from labeler.workflow import counts as label_counts_rules
 from labeler.workflow.workspace import Workspace
 from pages.shared import session
@@ -92,13 +93,6 @@ RETRY = {
     "train": "start training again on the Model page",
     "import": "Re-scan folder on Home reads the folder again",
 }
-
-
-def succeeded_since(recent: list[Job], failed: Job) -> bool:
-    """Whether a job of the same kind newer than ``failed`` finished well (``recent`` newest first): then the failure
-    is history, not something to act on."""
-    newer = recent[: recent.index(failed)] if failed in recent else []
-    return any(job.kind == failed.kind and job.status == "done" for job in newer)
 
 
 def render_jobs(ws: Workspace, limit: int = 6) -> bool:

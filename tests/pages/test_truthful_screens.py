@@ -28,6 +28,7 @@ from streamlit.testing.v1 import AppTest
 from labeler.workflow import label_queue
 from labeler.workflow.counts import label_counts
 from labeler.workflow.refresh import refresh
+from labeler.workflow.report import status_lines
 from labeler.workflow.state import load_state, save_state
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -701,6 +702,8 @@ def test_a_failed_job_says_how_it_runs_again_and_is_history_once_one_succeeds(
     at = run_page("home")
     assert not [e.value for e in at.error if "train failed at" in e.value]
     assert any("a later train succeeded" in c.value for c in at.caption)
+    said = [line for line in status_lines(ws) if line.startswith(f"job {failed} train: failed")]
+    assert said == [f"job {failed} train: failed 0% RuntimeError: out of memory (a later train succeeded)"]
 
 
 def test_teaching_demos_draw_without_webgl(data_dir: Path) -> None:

@@ -22,6 +22,7 @@ from labeler.store import (
     WorkspaceNotWritable,
     validate_class_name,
 )
+from labeler.store.jobs import succeeded_since
 
 
 def _store_with_images(tmp_path: Path, n: int = 6) -> LabelStore:
@@ -284,6 +285,21 @@ def test_jobs_lifecycle(tmp_path: Path) -> None:
     assert job is not None
     assert job.status == "cancelled"
     assert job.finished_at is not None
+
+
+def test_a_failure_is_history_once_a_later_job_of_its_kind_succeeds(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    failed = store.create_job("refresh")
+    store.update_job(failed, status="failed", error="NameError")
+    other = store.create_job("train")
+    store.update_job(other, status="done")
+    recent = store.jobs(limit=5)
+    failure = next(job for job in recent if job.id == failed)
+    assert not succeeded_since(recent, failure)  # a later job, but of another kind
+    later = store.create_job("refresh")
+    store.update_job(later, status="done")
+    recent = store.jobs(limit=5)
+    assert succeeded_since(recent, next(job for job in recent if job.id == failed))
 
 
 # ----------------------------------------------------------------------------------------------- undo, per author
