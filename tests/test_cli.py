@@ -497,3 +497,9 @@ def test_help_and_the_light_commands_import_no_heavy_library(colour_folder: tupl
         done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
         assert done.stdout.strip().splitlines()[-1] in {"loaded: [] 0", "loaded: [] 2"}, (argv, done.stdout,
                                                                                            done.stderr)
+    # status reads the last propagation and its calibration's prior, and fits nothing: no scikit-learn (it took 3-4 s,
+    # 1.4 s of it importing scikit-learn; SciPy it needs).
+    assert main(["propagate", str(root)]) == 0
+    done = subprocess.run([sys.executable, "-c", probe, "status", str(root)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "loaded: ['scipy'] 0", (done.stdout, done.stderr)

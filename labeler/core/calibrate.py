@@ -33,10 +33,8 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import isotonic_regression
 
-# Default mapping P(correct) = sigmoid(DEFAULT_INTERCEPT + DEFAULT_SLOPE * log(p1 / p2)): 0 because a tie between
-# the top two is a coin flip at best; 4 is the typical fitted slope at alpha = 0.99 (labeler.core.calibration_evidence).
-DEFAULT_INTERCEPT = 0.0
-DEFAULT_SLOPE = 4.0
+from labeler.core.calibration_evidence import DEFAULT_INTERCEPT, DEFAULT_SLOPE
+
 # An isotonic block of the evidence is shrunk towards the logistic fit by this many pseudo-answers: the end blocks of
 # a pool-adjacent-violators fit are often a handful of answers that are all right or all wrong.
 ISOTONIC_PSEUDO_COUNT = 20.0

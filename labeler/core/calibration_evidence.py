@@ -36,6 +36,12 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import dijkstra
 
+# Default mapping P(correct) = sigmoid(DEFAULT_INTERCEPT + DEFAULT_SLOPE * log(p1 / p2)): 0 because a tie between
+# the top two is a coin flip at best; 4 is the typical fitted slope at alpha = 0.99. Here, beside the features, not in
+# labeler.core.calibrate: the simulated prior starts from it without importing scikit-learn.
+DEFAULT_INTERCEPT = 0.0
+DEFAULT_SLOPE = 4.0
+
 # log(p1 / p2) is capped: a zero runner-up (two classes, one unreached) would otherwise give an infinite feature.
 MAX_LOG_RATIO = 10.0
 

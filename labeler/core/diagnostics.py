@@ -15,9 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
-from sklearn.preprocessing import normalize
 
-from labeler.core.graph import affinity_from_knn, knn_graph
+from labeler.core.graph import affinity_from_knn, knn_graph, unit_rows
 from labeler.core.propagate import check_labels, make_solver, normalized_affinity, one_hot
 from labeler.core.selection import SelectionEstimate, nested_selection_accuracy
 
@@ -211,7 +210,7 @@ def supervised_baseline_loo(X: NDArray[Any], y: NDArray[Any], *, random_state: i
 
     y = np.asarray(y)
     mask = y >= 0
-    Xl = normalize(np.asarray(X, dtype=np.float64)[mask])
+    Xl = unit_rows(np.asarray(X, dtype=np.float64)[mask])
     yl = y[mask]
     if yl.size == 0:
         return float("nan")

@@ -40,15 +40,17 @@ about seven to one (pets37's breeds at one label each scored ECE 0.115, the prio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from labeler.core.calibrate import DEFAULT_INTERCEPT, DEFAULT_SLOPE, ConfidenceCalibrator
-from labeler.core.calibration_evidence import calibration_features
+from labeler.core.calibration_evidence import DEFAULT_INTERCEPT, DEFAULT_SLOPE, calibration_features
 from labeler.core.propagate import Source, propagate
+
+if TYPE_CHECKING:  # imported where used: its scikit-learn costs `labeler status`, which only reads the prior, a second
+    from labeler.core.calibrate import ConfidenceCalibrator
 
 # Root mean square over sets of the simulated level's average error (mean P(right) it predicts minus the share
 # right) at one label per class, in probability (benchmarks/prior_width.py).
@@ -93,6 +95,8 @@ class SimulatedPrior:
     def calibrator(self, **params: Any) -> ConfidenceCalibrator:
         """A :class:`ConfidenceCalibrator` centred on this mapping, with :attr:`intercept_sd` as the width of its
         level (other parameters, ``intercept_sd`` too, passed through)."""
+        from labeler.core.calibrate import ConfidenceCalibrator
+
         params.setdefault("intercept_sd", self.intercept_sd)
         return ConfidenceCalibrator(prior_coef=(self.coef,), prior_intercept=self.intercept, **params)
 
@@ -152,6 +156,8 @@ def simulated_prior(
         return SimulatedPrior()
     # Fitted under the default prior, so a degenerate simulation (every row agrees) stays finite; thousands of rows
     # outweigh that prior otherwise.
+    from labeler.core.calibrate import ConfidenceCalibrator
+
     model = ConfidenceCalibrator(min_isotonic=np.inf).fit(X, right)
     shares = [float(a.mean()) for a in agree if a.size]
     spread = float(np.std(shares, ddof=1)) if len(shares) >= 2 else 0.0

@@ -29,7 +29,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,13 +37,15 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from labeler.core import diagnostics
-from labeler.core.calibrate import ConfidenceCalibrator
 from labeler.core.calibration_evidence import Evidence, calibration_evidence, calibration_features
 from labeler.core.propagate import normalized_affinity
 from labeler.core.simulated_prior import SimulatedPrior, simulated_prior
 from labeler.io.artifacts import load_npz, save_npz_atomic
 from labeler.workflow.state import PipelineState, state_dir
 from labeler.workflow.workspace import Workspace
+
+if TYPE_CHECKING:  # fitted in the functions that need it: `labeler status` never fits, and skips scikit-learn
+    from labeler.core.calibrate import ConfidenceCalibrator
 
 LooPredictions = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
