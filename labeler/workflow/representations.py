@@ -124,6 +124,12 @@ def _encoder_batches(checkpoint: Path, device: str, projection: bool) -> BatchFu
     return EncoderBatches(checkpoint.read_bytes(), device=device, projection=projection)
 
 
+def plain_features_key(fingerprint: str) -> str:
+    """The key of the backbone's plain (uncentred) features of the images ``fingerprint`` names: its embedding's and
+    its kNN lists' cache files are named by it."""
+    return f"pretrained-{fingerprint}-{backbone.representation_tag()}"
+
+
 def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]) -> list[ModelEmbedding]:
     """``pretrained`` and, once a head is adapted, ``pretrained-simclr`` for a colour-photo folder, and
     ``pretrained-finetuned`` once its last stages are fine-tuned; for small or grey images, ``pretrained`` only where
@@ -139,7 +145,7 @@ def photo_embeddings(ws: Workspace, fingerprint: str, records: list[ImageRecord]
         X = load_embedding(path, len(records))
         return X if X is not None else backbone.compute_features(ws, records, path, progress)
 
-    found = [ModelEmbedding("pretrained", f"pretrained-{fingerprint}-{tag}", path, backbone.pretrained_batches(device),
+    found = [ModelEmbedding("pretrained", plain_features_key(fingerprint), path, backbone.pretrained_batches(device),
                             backbone.decode_for_backbone, compute=features)]
     head = backbone.adapted_head(ws) if photos else None
     if head is not None:
@@ -389,8 +395,8 @@ def plain_backbone_distances(ws: Workspace, records: list[ImageRecord] | None = 
     X = load_embedding(path, len(records)) if path is not None else None
     if X is None:
         return None
-    # The key of the plain features before centring (photo_embeddings): kept by the garbage collection with them.
-    plain = Representation("pretrained-plain", f"pretrained-{fingerprint}-{backbone.representation_tag()}", X)
+    # The plain features' own key (as photo_embeddings gives it): kept by the garbage collection with them.
+    plain = Representation("pretrained-plain", plain_features_key(fingerprint), X)
     return knn_for(ws, plain)[1]
 
 
