@@ -56,8 +56,7 @@ if threshold is not None:
                f"{threshold:.2f}." + (f" {kept['text']} {report.PROMISE_NOTE}" if kept else ""))
 n_isolated = int(frame["flagged"].str.split(";").map(lambda flags: "isolated" in flags).sum())
 if n_isolated:
-    st.caption(f"{report.counted(n_isolated, 'row')} flagged isolated: unlike every other image in the folder (often "
-               "no photo at all). Nothing like them was labeled, so their confidence is chance; check them on Review.")
+    st.warning(report.isolated_summary(n_isolated))
 shown = min(PREVIEW_ROWS, len(frame))
 if shown < len(frame):
     st.caption(f"Preview: the first {shown:,} of {len(frame):,} rows. The download holds all {len(frame):,}.")

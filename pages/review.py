@@ -172,9 +172,7 @@ else:
     flagged = queue.new_class_rows(state, 24, queues.clusters(ws, state))
     n_isolated = int(state.isolated_rows().sum())
     if n_isolated:
-        st.warning(f"{report.counted(n_isolated, 'image')} unlike every other image in the folder, shown first "
-                   "(often no photo at all: a blank, a flat colour, a screenshot). Nothing like them was labeled, so "
-                   "their label is a guess: their confidence is chance, and the export flags them `isolated`.")
+        st.warning(report.isolated_summary(n_isolated))
     if not flagged:
         st.caption("None flagged.")
     else:

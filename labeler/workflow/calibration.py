@@ -276,13 +276,26 @@ def calibrate_state(
         rows, answers = audited_rows(ws, state)
         state.confidence, evidence = calibrate(state.score, state.proba, state.label, propagated, y, loo, rows,
                                                answers, prior)
-    # An image unlike every other (state.isolated: no photo, or a kind no other image shows) is outside what the
-    # evidence covers: the labels' leave-one-out rows and the audits are images of the folder's kinds, and its own
-    # spreading scores only say which cluster it hangs on to (nine non-photos among pets37 got "dog" at 0.85-0.97).
-    # Nothing measures how often such labels are right, so it gets chance, as with one labeled class.
-    state.confidence[propagated & state.isolated_rows()] = 1.0 / n_classes
+    rows = np.flatnonzero(propagated)
+    state.confidence[rows] = isolated_at_chance(state, rows, state.confidence[rows])
     state.evidence_X, state.evidence_correct, state.evidence_proxy = evidence.X, evidence.correct, evidence.proxy
     state.calibration_prior = asdict(prior) if prior.n_rows else {}
+
+
+def isolated_at_chance(state: PipelineState, rows: NDArray[Any], confidence: NDArray[Any]) -> NDArray[np.float64]:
+    """``confidence`` of ``rows`` (last axis; draws may come first) with the isolated rows among them at chance.
+
+    An image unlike every other (``state.isolated``: no photo, or a kind no other image shows) is outside what the
+    evidence covers: the labels' leave-one-out rows and the audits are images of the folder's kinds, and its own
+    spreading scores only say which cluster it hangs on to (nine non-photos among pets37 got "dog" at 0.85-0.97).
+    Nothing measures how often such labels are right, so it gets chance, ``1 / n_classes``, as with one labeled
+    class. The one rule for the saved confidence, its posterior draws and the reliability plot's held-out values.
+    """
+    out = np.array(confidence, dtype=np.float64)
+    isolated = state.isolated_rows()[np.asarray(rows, dtype=np.int64)]
+    if isolated.any() and state.class_ids:
+        out[..., isolated] = 1.0 / len(state.class_ids)
+    return out
 
 
 def state_evidence(state: PipelineState) -> Evidence:
@@ -326,7 +339,8 @@ def held_out_audit_confidence(
     refitting without them (on the state's leave-one-out rows and the other audits) gives the reliability plot an
     honest, out-of-sample reading. Up to ``max_folds`` audits this is leave-one-audit-out; beyond, audit ``i`` is left
     out with the others of fold ``i % max_folds`` (a fit takes a few milliseconds: at most ``max_folds`` of them).
-    ``rows`` must be propagated rows of ``state``.
+    ``rows`` must be propagated rows of ``state``; isolated ones get chance, as the app shows them
+    (:func:`isolated_at_chance`).
     """
     rows = np.asarray(rows, dtype=np.int64)
     proxy = np.asarray(state.evidence_proxy, dtype=bool)
@@ -342,4 +356,4 @@ def held_out_audit_confidence(
         is_proxy = np.arange(right.size) < right_proxy.size
         model = fit_calibrator(Evidence(X, right, np.ones(right.size), is_proxy), state_prior(state))
         out[~keep] = model.predict_confidence(X_audit[~keep])
-    return out
+    return isolated_at_chance(state, rows, out)

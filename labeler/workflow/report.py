@@ -216,14 +216,19 @@ def _calibration_source(state: PipelineState) -> str:
             f"human labels, {counted(counts['audits'], 'blind audit')}){start}")
 
 
+def isolated_summary(n_isolated: int) -> str:
+    """What the isolated images are and what the app does with them: one wording for status, Review and Export."""
+    return (f"{counted(n_isolated, 'image')} unlike every other image in the folder (often no photo at all: a blank, "
+            "a flat colour, a screenshot). Nothing like them was labeled, so their label is a guess: their confidence "
+            "is chance, the export flags them `isolated`, and Review lists them first.")
+
+
 def _confidence_draws(state: PipelineState, rows: NDArray[np.int64]) -> NDArray[np.float64]:
     """Posterior draws of the calibrated confidence of ``rows`` (bounded memory on large folders)."""
     n_draws = int(np.clip(4_000_000 // max(rows.size, 1), 20, 200))
     X = calibration_features(state.proba[rows])
     draws = calibration.calibrator_for(state).sample_confidence(X, n_draws=n_draws, random_state=0)
-    isolated = state.isolated_rows()[rows]  # chance, not the fitted mapping (calibration.calibrate_state)
-    draws[:, isolated] = state.confidence[rows][isolated]
-    return draws
+    return calibration.isolated_at_chance(state, rows, draws)
 
 
 # Below this many kept labels the promise is said in labels, not shares: a share's interval over a handful is a few
@@ -548,8 +553,7 @@ def status_lines(ws: Workspace) -> list[str]:
         lines.append(f"stopping{then}: {stopping(ws, state)['text']}")
         n_isolated = int(state.isolated_rows().sum())
         if n_isolated:  # said, not only flagged in the CSV: often no photo at all, and their label is a guess
-            lines.append(f"unlike every other image{then}: {counted(n_isolated, 'image')} (often no photo at all); "
-                         "their confidence is chance, the export flags them `isolated`, Review lists them first")
+            lines.append(f"isolated{then}: {isolated_summary(n_isolated)}")
         lines.append(f"audits: {len(ws.store.audits())} answered; `labeler audit {ws.data_dir}` lists the next "
                      "images to answer blind (or the app's Review & audit page)")
     checkpoint = trained_checkpoint(ws)

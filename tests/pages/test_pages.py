@@ -26,7 +26,7 @@ from page_helpers import (  # noqa: F401  (data_dir_fixture: the data_dir fixtur
 )
 
 from labeler.config import Settings
-from labeler.workflow import export
+from labeler.workflow import export, report
 from labeler.workflow import label_queue as label_queue_rules
 from labeler.workflow.refresh import refresh
 from labeler.workflow.runner import JobRunner
@@ -405,7 +405,7 @@ def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[st
     assert len(flagged) == 1
     assert "expected" in flagged[0]
     assert "95% interval" in flagged[0]
-    assert not [c.value for c in at.caption if "flagged isolated" in c.value]
+    assert not [w.value for w in at.warning if "unlike every other image" in w.value]
 
     # An image unlike every other (on photos, often no photo at all) is flagged, and the page says what that means.
     state = load_state(ws)
@@ -416,9 +416,9 @@ def test_export_page_previews_the_csv_columns(colour_folder: tuple[Path, dict[st
     save_state(ws, state)
     at = run_page("export")
     assert "isolated" in at.dataframe[0].value.set_index("path").loc[state.paths[odd], "flagged"]
-    said = [c.value for c in at.caption if "flagged isolated" in c.value]
-    assert len(said) == 1
-    assert said[0].startswith("1 row flagged isolated")
+    said = [w.value for w in at.warning if "unlike every other image" in w.value]
+    assert said == [report.isolated_summary(1)]
+    assert said[0].startswith("1 image unlike every other image in the folder")
 
 
 # ----------------------------------------------------------------------------------------------- text

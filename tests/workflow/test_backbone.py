@@ -16,7 +16,7 @@ from labeler.config import Settings
 from labeler.embed.backbones import BackboneUnavailable, load_classifier
 from labeler.embed.centred import centred_features
 from labeler.embed.finetune import read_finetuned
-from labeler.workflow import backbone, export, finetuning
+from labeler.workflow import backbone, export, finetuning, report
 from labeler.workflow.garbage import collect_garbage
 from labeler.workflow.refresh import refresh
 from labeler.workflow.report import status_lines
@@ -373,7 +373,8 @@ def test_non_photos_among_photos_are_isolated_and_get_chance_not_a_confident_lab
     np.testing.assert_allclose(state.confidence[rows], 0.5)  # chance of 2 classes, whatever their scores say
     frame = export.export_frame(ws, state=state).set_index("path")
     assert all("isolated" in frame.loc[p, "flagged"].split(";") for p in junk)
-    said = [line for line in status_lines(ws) if line.startswith("unlike every other image")]
-    assert said == [f"unlike every other image: {len(isolated)} images (often no photo at all); their confidence is "
-                    "chance, the export flags them `isolated`, Review lists them first"]
+    said = [line for line in status_lines(ws) if line.startswith("isolated")]
+    assert said == [f"isolated: {report.isolated_summary(len(isolated))}"]
+    assert said[0].startswith(f"isolated: {len(isolated)} images unlike every other image in the folder")
+    assert "their confidence is chance" in said[0]
     assert not frame.drop(index=sorted(isolated))["flagged"].str.contains("isolated").any()

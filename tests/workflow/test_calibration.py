@@ -244,6 +244,27 @@ def test_reliability_is_out_of_sample_and_counts_every_audit(blobs: tuple[Worksp
     # Without its own answer each audit's confidence differs from the in-sample one, but not by much here.
     assert not np.allclose(held_out, state.confidence[rows], atol=0, rtol=0)
     np.testing.assert_allclose(held_out, state.confidence[rows], atol=0.05)
+    # An isolated image is plotted at chance, as the app shows it, not at the fitted mapping.
+    state.isolated = np.zeros(state.label.shape, dtype=bool)
+    state.isolated[rows[0]] = True
+    held_out = calibration.held_out_audit_confidence(state, *calibration.audited_rows(ws, state))
+    assert held_out[0] == 0.5
+    np.testing.assert_allclose(held_out[1:], state.confidence[rows[1:]], atol=0.05)
+
+
+def test_isolated_rows_get_chance_in_a_confidence_vector_and_in_its_draws(
+    blobs: tuple[Workspace, np.ndarray],
+) -> None:
+    ws, _ = blobs
+    state = refresh(ws, compute_map=False)
+    rows = np.flatnonzero(state.source == "propagated")[:5]
+    state.isolated = np.zeros(state.label.shape, dtype=bool)
+    state.isolated[rows[[1, 3]]] = True
+    values = np.full(5, 0.9)
+    np.testing.assert_array_equal(calibration.isolated_at_chance(state, rows, values), [0.9, 0.5, 0.9, 0.5, 0.9])
+    draws = np.full((4, 5), 0.9)
+    np.testing.assert_array_equal(calibration.isolated_at_chance(state, rows, draws)[:, [1, 3]], 0.5)
+    assert values[1] == draws[0, 1] == 0.9  # the inputs are left as they were
 
 
 def test_the_calibration_note_says_which_audits_it_does_not_include_yet(blobs: tuple[Workspace, np.ndarray]) -> None:
