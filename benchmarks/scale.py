@@ -215,6 +215,34 @@ def step_knn(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     return {"seconds": sum(times.values()), "per_graph": times}
 
 
+PLAIN_DIMS = 1280  # the pretrained backbone's pooled features (EfficientNet-Lite0), the head's input
+
+
+def step_knn_plain(root: Path, truth: dict[str, str]) -> dict[str, Any]:
+    """The second kNN search a photo folder's refresh makes, on the backbone's plain features, for the isolation rule
+    (:func:`labeler.workflow.representations.plain_backbone_distances`): N synthetic 1280-d rows, non-negative and in
+    300 clumps like pooled activations (embedding N real photos is the embed-pretrained row's cost, not this one's),
+    memory-mapped from disk as the stored features are; not timed: writing them."""
+    from labeler.core import graph
+
+    n = sum(1 for _ in root.glob("img_*.png"))  # the folder's N (truth names the whole pool)
+    rng = np.random.default_rng(0)
+    path = root.parent / f"{root.name}-plain.npy"
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, PLAIN_DIMS))
+    centres = rng.random((300, PLAIN_DIMS), dtype=np.float32) * 2
+    for start in range(0, n, 10_000):
+        rows = min(10_000, n - start)
+        X[start:start + rows] = centres[rng.integers(0, 300, rows)] + rng.random((rows, PLAIN_DIMS), dtype=np.float32)
+    X.flush()
+    del X
+    try:
+        X = np.load(path, mmap_mode="r")
+        _, seconds = _timed(lambda: graph.knn_indices(X, 15, random_state=0))
+    finally:
+        path.unlink(missing_ok=True)
+    return {"seconds": seconds, "dims": PLAIN_DIMS}
+
+
 def step_propagate(root: Path, truth: dict[str, str]) -> dict[str, Any]:
     from labeler.workflow.refresh import refresh
 
@@ -309,6 +337,8 @@ STEPS: dict[str, tuple[str, Callable[[Path, dict[str, str]], dict[str, Any]]]] =
     "embed-pretrained": (f"embedding, pretrained backbone ({PRETRAINED_SAMPLE} generated {PHOTO_SIZE[0]}x"
                          f"{PHOTO_SIZE[1]} JPEGs)", step_embed_pretrained),
     "knn": ("kNN graphs (one per representation)", step_knn),
+    "knn-plain": (f"kNN of the plain backbone features, photo folders' isolation rule ({PLAIN_DIMS}-d, synthetic)",
+                  step_knn_plain),
     "propagate": ("first refresh: representation choice + propagation", step_propagate),
     "umap": ("UMAP map", step_umap),
     "export": ("export CSV", step_export),
@@ -328,6 +358,7 @@ PREIMPORTS = {
     "embed-small": ("torch", "labeler.embed.ssl.train"),
     "embed-pretrained": ("torch",),
     "knn": ("pynndescent",),
+    "knn-plain": ("pynndescent",),
     "propagate": ("pynndescent",),
     "umap": ("umap",),
 }
@@ -416,7 +447,7 @@ def report(sizes: list[int], results: dict[int, dict[str, dict[str, Any]]], seco
                       f"{max(loads):.1f} on {os.cpu_count()} cores."]
     last = results[max(sizes)]
     lines += ["", f"Details at N = {max(sizes):,}:", ""]
-    for name in ("import", "reimport", "embed-pretrained", "knn", "propagate", "reads", "label"):
+    for name in ("import", "reimport", "embed-pretrained", "knn", "knn-plain", "propagate", "reads", "label"):
         if name not in last:
             continue
         extra = {k: v for k, v in last[name].items() if k not in {"seconds", "peak_mib", "wall", "load"}}
