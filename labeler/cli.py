@@ -180,14 +180,15 @@ def cmd_undo(args: argparse.Namespace) -> int:
         print(f"nothing to undo: {annotator}")
         return 0
     print(f"reverted {len(action.image_ids)} labels of {annotator}'s last action")
-    # A class made by a typo in the batch is empty now. Classes are never deleted (an empty class can be one a
-    # person made on purpose, and the label history names it): say so instead of leaving it unseen.
+    # A class made by a typo in the batch is empty now. It is not deleted here (an empty class can be one a person
+    # made on purpose): say so, and where to delete it, instead of leaving it unseen.
     emptied = ws.store.empty_classes_first_used_in(action.batch)
     if emptied:
         one = len(emptied) == 1
         print(f"{len(emptied)} class{'' if one else 'es'} {'has' if one else 'have'} no label now (first labeled by "
               f"that batch): {names_with_keys((c.name, c.hotkey) for c in emptied)}; "
-              f"{'it stays' if one else 'they stay'}, as labeler never deletes a class")
+              f"{'it stays' if one else 'they stay'}; if made by mistake, delete {'it' if one else 'them'} in the "
+              "app (Home, Edit a class)")
     return 0
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from labeler.config import WORKSPACE_DIRNAME
-from labeler.store import InvalidClassName
+from labeler.store import ClassInUse, InvalidClassName
 from labeler.workflow import report
 from pages.shared import class_keys, jobs_panel, remembered, session, text
 
@@ -131,7 +131,19 @@ if classes:
         current_key = chosen.hotkey if chosen.hotkey in hotkeys else ""
         new_key = col_key.selectbox("Key", hotkeys, index=hotkeys.index(current_key), format_func=class_keys.key_label,
                                     key=f"edit_key_{chosen.id}")
-        if st.button("Save class", key="save_class"):
+        col_save, col_delete = st.columns(2)
+        if col_delete.button("Delete class", key="delete_class",
+                             help="For a class made by mistake: only while no image has its label, no blind audit "
+                                  "answer names it and no undo could give it labels back. Labels are never deleted."):
+            try:
+                gone = ws.store.delete_class(chosen.id)
+            except ClassInUse as error:
+                st.error(text.plain(f"{chosen.name} stays: {error}"))
+            else:
+                session.request_refresh()  # the propagation's columns are the classes
+                st.toast(text.plain(f"Deleted class {gone.name}."), icon=":material/delete:")
+                st.rerun()
+        if col_save.button("Save class", key="save_class"):
             others = [c for c in classes if c.id != chosen.id]
             try:
                 taken = class_keys.hotkey_owner(others, new_key)

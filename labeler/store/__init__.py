@@ -3,6 +3,7 @@
 from labeler.store.classes import (
     CLASS_KEYS,
     DEFAULT_COLOURS,
+    ClassInUse,
     ClassNameTaken,
     InvalidClassName,
     auto_hotkey,
@@ -25,7 +26,8 @@ from labeler.store.labels import (
 )
 
 __all__ = [
-    "CLASS_KEYS", "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInfo", "ClassNameTaken",
+    "CLASS_KEYS", "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInUse", "ClassInfo",
+    "ClassNameTaken",
     "ImageRecord", "ImportedImage", "InvalidClassName", "Job", "LabelAction", "LabelStore", "PathLabels",
     "UndoConflict", "WorkspaceNotWritable", "auto_hotkey", "keys_for", "natural_key", "validate_annotator",
     "validate_class_name",

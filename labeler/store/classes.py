@@ -27,6 +27,11 @@ class ClassNameTaken(InvalidClassName):
     """Renaming a class to the name another class already has."""
 
 
+class ClassInUse(ValueError):
+    """Deleting a class that labels, blind audit answers or an undoable action still name, with a message saying
+    which."""
+
+
 def validate_class_name(name: str) -> str:
     """Return the cleaned class name, or raise :class:`InvalidClassName` saying why it is refused.
 

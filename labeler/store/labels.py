@@ -18,6 +18,7 @@ from typing import Any
 
 from labeler.store.classes import (
     DEFAULT_COLOURS,
+    ClassInUse,
     ClassNameTaken,
     InvalidClassName,
     auto_hotkey,
@@ -26,6 +27,8 @@ from labeler.store.classes import (
 from labeler.store.jobs import JobTable
 
 MAX_ANNOTATOR_LENGTH = 200
+# The largest id a deleted class had (meta): no new class is given it or a smaller one.
+DELETED_CLASS_ID_KEY = "deleted_class_id_high"
 # Who moves labels when a re-scan finds their content under another name (``labeler undo --annotator`` takes it).
 RESCAN_ANNOTATOR = "labeler#rescan"
 # Meta key of the human labels a person kept although their neighbourhood contradicts them: {image id: class id}.
@@ -271,11 +274,17 @@ class LabelStore(JobTable):
             colour = colour or DEFAULT_COLOURS[len(existing) % len(DEFAULT_COLOURS)]
             if hotkey is None:  # inside the write transaction: two classes created at once never share a key
                 hotkey = auto_hotkey([r["hotkey"] for r in existing], name)
-            cursor = conn.execute(
-                "INSERT INTO classes(name, colour, hotkey, created_at) VALUES (?, ?, ?, ?)",
-                (name, colour, hotkey or None, time.time()),
+            # A new id, never one of a deleted class: the label history and saved propagations still name those
+            # ids, and must not come to name the new class.
+            new_id = 1 + int(conn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM classes), 0), "
+                "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0))", (DELETED_CLASS_ID_KEY,)
+            ).fetchone()[0])
+            conn.execute(
+                "INSERT INTO classes(id, name, colour, hotkey, created_at) VALUES (?, ?, ?, ?, ?)",
+                (new_id, name, colour, hotkey or None, time.time()),
             )
-            return ClassInfo(int(cursor.lastrowid or 0), name, colour, hotkey or None), True
+            return ClassInfo(new_id, name, colour, hotkey or None), True
         return ClassInfo(row["id"], row["name"], row["colour"], row["hotkey"]), False
 
     def update_class(self, class_id: int, *, name: str | None = None, colour: str | None = None,
@@ -293,6 +302,46 @@ class LabelStore(JobTable):
                 conn.execute("UPDATE classes SET colour=? WHERE id=?", (colour, class_id))
             if hotkey is not None:
                 conn.execute("UPDATE classes SET hotkey=? WHERE id=?", (hotkey or None, class_id))
+
+    def delete_class(self, class_id: int) -> ClassInfo:
+        """Delete a class nothing needs, e.g. one added by a typo; returns it. Raises :class:`ClassInUse`, saying why,
+        while an image has its label, a blind audit answer names it, or an action that can still be undone gave or
+        took its label (the undo would give it labels back), and KeyError when there is no such class.
+
+        Its id is never given to another class, so the label history that names it never names another.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM classes WHERE id = ?", (int(class_id),)).fetchone()
+            if row is None:
+                raise KeyError(f"no class with id {class_id}")
+            name = row["name"]
+            labeled = int(conn.execute("SELECT COUNT(*) FROM labels WHERE class_id = ?", (class_id,)).fetchone()[0])
+            if labeled:
+                raise ClassInUse(f"{labeled:,} image{'' if labeled == 1 else 's'} {'has' if labeled == 1 else 'have'} "
+                                 f"the label {name}: relabel {'it' if labeled == 1 else 'them'} first, then delete "
+                                 "the class")
+            audited = int(conn.execute("SELECT COUNT(*) FROM audits WHERE class_id = ?", (class_id,)).fetchone()[0])
+            if audited:
+                one = audited == 1
+                raise ClassInUse(f"{audited:,} blind audit answer{'' if one else 's'} name{'s' if one else ''} {name}: "
+                                 "answers are kept as given, so the class stays")
+            undoable = conn.execute(
+                "SELECT annotator FROM events WHERE kind IN ('label', 'unlabel') "
+                "AND (class_id = ? OR prev_class_id = ?) AND batch NOT IN "
+                "(SELECT undoes_batch FROM events WHERE kind = 'undo' AND undoes_batch IS NOT NULL) "
+                "ORDER BY id DESC LIMIT 1",
+                (class_id, class_id),
+            ).fetchone()
+            if undoable is not None:
+                raise ClassInUse(f"an action that can still be undone (by {undoable['annotator']}) gave or took the "
+                                 f"label {name}, and undoing it would give the label back: the class stays")
+            conn.execute("DELETE FROM classes WHERE id = ?", (class_id,))
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (DELETED_CLASS_ID_KEY, str(int(class_id))),
+            )
+            return ClassInfo(row["id"], name, row["colour"], row["hotkey"])
 
     def empty_classes_first_used_in(self, batch: int) -> list[ClassInfo]:
         """Classes with no human label and no blind audit answer now whose first label event is in ``batch``: e.g.

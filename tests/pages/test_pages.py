@@ -134,6 +134,26 @@ def test_home_refuses_a_second_class_of_the_same_name_and_a_rename_onto_one(data
     assert [(c.id, c.name) for c in ws.store.classes()] == [(cat.id, "cat"), (dog.id, "dog")]
 
 
+def test_home_deletes_a_class_made_by_mistake_and_keeps_one_in_use(data_dir: Path) -> None:
+    ws = open_workspace(data_dir)
+    cat, typo, dog = ws.store.add_class("cat"), ws.store.add_class("dgo"), ws.store.add_class("dog")
+    ws.store.label(ws.records()[0].id, dog.id, "tester")
+    at = run_page("home")
+    at.selectbox(key="edit_class").select(typo).run()
+    at.button(key="delete_class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert [c.name for c in ws.store.classes()] == ["cat", "dog"]
+    assert [o for o in at.selectbox(key="edit_class").options] == ["cat", "dog"]
+    at.selectbox(key="edit_class").select(dog).run()
+    at.button(key="delete_class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.value.replace("\\:", ":") for e in at.error]  # text.plain escapes colons (emoji short codes)
+    assert said == ["dog stays: 1 image has the label dog: relabel it first, then delete the class"]
+    assert [(c.id, c.name) for c in ws.store.classes()] == [(cat.id, "cat"), (dog.id, "dog")]
+    assert ws.store.human_labels() == {ws.records()[0].id: dog.id}
+
+
 def test_home_opens_the_photo_sample(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pages.shared import session
 

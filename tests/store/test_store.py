@@ -14,6 +14,7 @@ import pytest
 from labeler.store import (
     RESCAN_ANNOTATOR,
     SCHEMA_VERSION,
+    ClassInUse,
     ClassNameTaken,
     ImportedImage,
     InvalidClassName,
@@ -429,6 +430,46 @@ def test_renaming_a_class_to_a_taken_name_is_a_clear_error(tmp_path: Path) -> No
     store.update_class(cat.id, name="cat")  # its own name: fine
     store.update_class(dog.id, name="puppy")
     assert [c.name for c in store.classes()] == ["cat", "puppy"]
+
+
+def test_a_class_nothing_needs_is_deleted_and_its_id_never_comes_back(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    cat, typo, dog = store.add_class("cat"), store.add_class("dgo"), store.add_class("dog")
+    assert store.delete_class(typo.id).name == "dgo"
+    assert [c.name for c in store.classes()] == ["cat", "dog"]
+    with pytest.raises(KeyError):
+        store.delete_class(typo.id)
+    again = store.add_class("dgo")  # the same name may come back, under a new id
+    assert again.id > dog.id > typo.id
+    store.delete_class(again.id)  # the largest id, deleted: still not given out again
+    assert store.add_class("bird").id > again.id
+    assert cat.id in {c.id for c in store.classes()}
+
+
+def test_a_class_is_not_deleted_while_a_label_an_audit_or_an_undo_could_need_it(tmp_path: Path) -> None:
+    store = _store_with_images(tmp_path)
+    image = [r.id for r in store.readable_images()]
+    cat, dog = store.add_class("cat"), store.add_class("dog")
+    store.set_labels(image[:2], dog.id, "alice")
+    with pytest.raises(ClassInUse, match="2 images have the label dog: relabel them first"):
+        store.delete_class(dog.id)
+    # Relabeled, dog has no label; but undoing the relabel would give both back, so it stays.
+    store.set_labels(image[:2], cat.id, "bob")
+    with pytest.raises(ClassInUse, match=r"can still be undone \(by bob\)"):
+        store.delete_class(dog.id)
+    store.undo_action("bob")  # the labels are dog again...
+    store.undo_action("alice")  # ...and the action that gave them is undone: nothing can bring dog back
+    assert store.human_labels() == {}
+    store.delete_class(dog.id)
+    assert [c.name for c in store.classes()] == ["cat"]
+    assert store.undo_action("alice") is None
+    assert store.undo_action("bob") is None
+    # An audit answer is kept as given: its class stays.
+    bird = store.add_class("bird")
+    store.record_audit(image[3], bird.id, None, None, "carol")
+    with pytest.raises(ClassInUse, match="1 blind audit answer names bird"):
+        store.delete_class(bird.id)
+    assert [c.name for c in store.classes()] == ["cat", "bird"]
 
 
 # ----------------------------------------------------------------------------------------------- schema and disk
