@@ -203,15 +203,18 @@ def mismatch_demo(hidden_class: bool = True, n_samples: int = 450, random_state:
     return demo
 
 
-def complexity_demo(n_neighbors: tuple[int, ...] = (3, 5, 10, 20, 40, 80, 160), noise: float = 0.05,
-                    per_class: int = 1, n_samples: int = 400, random_state: int = 0) -> Demo:
+COMPLEXITY_KS = (3, 5, 10, 20, 40, 80, 160)
+
+
+def complexity_demo(n_neighbors: tuple[int, ...] = COMPLEXITY_KS, noise: float = 0.05,
+                    per_class: int = 1, n_samples: int = 400, random_state: int = 0, middle: int | None = None) -> Demo:
     """Accuracy of label spreading on two moons (``per_class`` seeds per class) against the number of neighbours.
 
     ``curve`` holds the accuracy and the share of unlabeled points no seed reaches, per ``n_neighbors``.
-    ``labels`` holds the smallest, the best and the largest k. With the defaults both ends fail in each of draws
-    0-99 (accuracy at least 0.15 below the best k's): k = 3 leaves the graph in pieces that no seed reaches (17-100% of
-    the points grey), k = 160 links each point to 40% of the data, across the gap between the moons, so labels leak
-    into the other moon (15% or more of the points wrong).
+    ``labels`` holds the smallest, the best (or ``middle``, one of ``n_neighbors``) and the largest k. With the
+    defaults both ends fail in each of draws 0-99 (accuracy at least 0.15 below the best k's): k = 3 leaves the
+    graph in pieces that no seed reaches (17-100% of the points grey), k = 160 links each point to 40% of the data,
+    across the gap between the moons, so labels leak into the other moon (15% or more of the points wrong).
     """
     rng = np.random.default_rng(random_state)
     X, truth = make_moons(n_samples, noise=noise, random_state=random_state)
@@ -228,7 +231,9 @@ def complexity_demo(n_neighbors: tuple[int, ...] = (3, 5, 10, 20, 40, 80, 160), 
         curve["share unreached (grey)"].append(float(np.mean(labels[k][unlabeled] < 0)))
     best = int(n_neighbors[int(np.argmax(curve["accuracy"]))])
     demo = Demo(X, truth, seeds, curve=curve)
-    shown = dict.fromkeys([n_neighbors[0], best, n_neighbors[-1]])  # ordered, without repeats
+    if middle is not None and middle not in labels:
+        raise ValueError(f"middle must be one of {n_neighbors}, got {middle}")
+    shown = dict.fromkeys([n_neighbors[0], best if middle is None else middle, n_neighbors[-1]])  # no repeats
     demo.labels = {f"k = {k}": labels[k] for k in shown}
     demo.accuracy = {name: _accuracy(pred, truth, seeds) for name, pred in demo.labels.items()}
     small, large = labels[n_neighbors[0]][unlabeled], labels[n_neighbors[-1]][unlabeled]
@@ -236,8 +241,11 @@ def complexity_demo(n_neighbors: tuple[int, ...] = (3, 5, 10, 20, 40, 80, 160), 
     unreached = float(np.mean(small < 0))
     leaked = float(np.mean((large >= 0) & (large != truth_unlabeled)))
     demo.note = " ".join([
-        f"k = {n_neighbors[0]}: " + (f"the graph falls into pieces; {unreached:.0%} of the points sit in pieces with "
-                                     "no seed (grey)." if unreached else "every point is reached."),
+        f"k = {n_neighbors[0]}: " + (
+            f"the graph falls into pieces; {unreached:.0%} of the points sit in pieces with no seed (grey)."
+            if unreached >= 0.1 else
+            f"only {unreached:.0%} of the points sit in small pieces with no seed (grey)." if unreached
+            else "every point is reached."),
         f"k = {best} does best.",
         f"k = {n_neighbors[-1]}: every point is linked to {n_neighbors[-1] / n_samples:.0%} of the data" + (
             f", across the gap between the moons; {leaked:.0%} of the points take the other moon's label (ringed)."

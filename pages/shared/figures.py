@@ -107,14 +107,13 @@ def map_figure(
             opacity=0.5)
         for k, colour in enumerate(class_colours[: len(names)]):
             in_class = (label == k) & ~human
-            drawn = False
-            for low, high, alpha in OPACITY_BANDS:
-                band = in_class & (confidence >= low) & (confidence < high)
-                if not (band & visible).any():
-                    continue
+            bands = [(in_class & (confidence >= low) & (confidence < high), alpha)
+                     for low, high, alpha in OPACITY_BANDS]
+            bands = [(band, alpha) for band, alpha in bands if (band & visible).any()]
+            for i, (band, alpha) in enumerate(bands):
+                # The legend's swatch is the most opaque band drawn: the class's colour, not its faintest shade.
                 add(band, class_names[k], {"color": colour, "size": 6}, f"{class_name(k)} (propagated)",
-                    opacity=alpha, group=f"class-{k}", legend=not drawn)
-                drawn = True
+                    opacity=alpha, group=f"class-{k}", legend=i == len(bands) - 1)
     elif colour_by == "confidence":
         shade = ~human & visible
         add(~human, "propagated or unreached", {
@@ -138,11 +137,12 @@ def map_figure(
         for trace in fig.data:
             # A list, not an array: plotly.js decodes typed arrays only in data attributes, which this is not.
             trace.selectedpoints = np.flatnonzero(picked[np.asarray(trace.customdata)[:, 0].astype(np.int64)]).tolist()
-    # The legend sits above the plot, so it never covers the colour bar on the right.
+    # The legend sits below the plot: it never covers the colour bar on the right, and ten classes' entries (two
+    # rows or three) never grow into the toolbar above the plot, as they did above it.
     fig.update_layout(
-        height=640, margin={"l": 10, "r": 10, "t": 60, "b": 10}, dragmode="lasso",
+        height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso",
         hoverdistance=-1 if n <= NEAREST_ANYWHERE_MAX else NEAREST_PX,
-        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
+        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": -0.01, "x": 0.0},
         xaxis={"visible": False}, yaxis={"visible": False},
     )
     return fig

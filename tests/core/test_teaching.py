@@ -35,6 +35,26 @@ def test_self_training_makes_its_mistakes_certain_and_hides_them_from_review(ran
     assert curve["share of wrong labels hidden from review (self-training)"][-1] > 0.1
 
 
+def test_the_bias_tab_text_about_draws_0_4_and_7_holds() -> None:
+    """pages/teaching.py names these draws at the default sliders: self-training ends better in draw 0 and
+    collapses in draws 4 and 7."""
+    accuracy = {seed: teaching.confirmation_bias_demo(random_state=seed).accuracy for seed in (0, 4, 7)}
+    assert accuracy[0]["self-training"] > accuracy[0]["honest (human seeds only)"] + 0.02
+    for seed in (4, 7):
+        assert accuracy[seed]["self-training"] < accuracy[seed]["honest (human seeds only)"] - 0.15
+
+
+def test_complexity_middle_picture_can_be_any_k() -> None:
+    demo = teaching.complexity_demo(random_state=0, middle=40)
+    assert list(demo.labels) == ["k = 3", "k = 40", "k = 160"]
+    with pytest.raises(ValueError, match="middle must be one of"):
+        teaching.complexity_demo(middle=7)
+    few = teaching.complexity_demo(noise=0.2, random_state=1)
+    assert 0 < few.curve["share unreached (grey)"][0] < 0.1  # a few points in small pieces ...
+    assert "falls into pieces" not in few.note  # ... is not "the graph falls into pieces"
+    assert few.note.startswith("k = 3: only 4% of the points sit in small pieces with no seed (grey).")
+
+
 def test_hidden_mistakes_are_among_the_promoted_seeds() -> None:
     # 2 rounds of 30 promotions: 60 promoted seeds; the hidden mistakes are among them, the honest run has none.
     demo = teaching.confirmation_bias_demo(rounds=2, promote=30, random_state=5)
