@@ -94,6 +94,22 @@ if classes:
     })
 else:
     st.info("No classes yet. Add the classes you want to sort your images into.")
+from_truth = ws.ground_truth_classes_missing()  # teaching mode only: empty without a ground truth
+if from_truth:
+    listed = ", ".join(from_truth[:8]) + (", …" if len(from_truth) > 8 else "")
+    if st.button(f"Add the ground truth's {report.counted(len(from_truth), 'class', 'classes')}: {listed}",
+                 key="add_truth_classes", help="Teaching mode: the classes the ground-truth CSV names, spelled as it "
+                 "spells them, so that the true accuracy can be measured. Its labels are never used as labels."):
+        refused = []
+        for name in from_truth:
+            try:
+                ws.store.add_class(name)
+            except InvalidClassName as error:
+                refused.append(f"{name}: {error}")
+        if refused:
+            st.error(text.plain("Not added: " + "; ".join(refused)))
+        else:
+            st.rerun()
 
 with st.form("add_class", clear_on_submit=True, border=True):
     col_name, col_colour, col_key, col_add = st.columns([5, 1, 2, 2], vertical_alignment="bottom")

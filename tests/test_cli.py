@@ -230,7 +230,7 @@ def test_status_shows_the_audit_interval_and_the_stopping_verdict(
         ws.store.record_audit(record.id, classes[truth[record.path]], None, None, "tester")
     assert main(["status", str(root)]) == 0
     out = capsys.readouterr().out
-    assert ("accuracy: Between 76% and 100% of propagated labels are right (95% interval 76%–100%, 12 blind audits; "
+    assert ("accuracy: Between 76% and 100% of propagated labels are right (95% interval from 12 blind audits, "
             "12 of them right)") in out
     assert "stopping: Keep going. Not enough audits yet (12 of at least 30; " in out
     assert f"audits: 12 answered; `labeler audit {root}` lists the next images to answer blind" in out
@@ -333,7 +333,7 @@ def test_a_blind_audit_from_the_command_line(colour_folder: tuple[Path, dict[str
     assert main(["audit", str(root), "--answers", str(answers)]) == 0
     out = capsys.readouterr().out
     assert "12 audit answers stored, 0 rows skipped, 0 left blank" in out
-    assert ("Between 76% and 100% of propagated labels are right (95% interval 76%–100%, 12 blind audits; "
+    assert ("Between 76% and 100% of propagated labels are right (95% interval from 12 blind audits, "
             "12 of them right)") in out
     ws = Workspace.open(Settings(root))
     assert len(ws.store.audits()) == 12

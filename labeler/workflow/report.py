@@ -134,8 +134,9 @@ def headline(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any
     low, high = estimate["low"], estimate["high"]
     right = int(round(estimate["accuracy"] * n))
     return {"value": f"{low:.0%}–{high:.0%}", "estimate": estimate,
-            "detail": f"Between {low:.0%} and {high:.0%} of propagated labels are right "
-                      f"({_interval_text(low, high, n, 'blind audit')}; {right} of them right)."}
+            # The interval once, as the value beside it shows it, with what it rests on.
+            "detail": f"Between {low:.0%} and {high:.0%} of propagated labels are right (95% interval from "
+                      f"{counted(n, 'blind audit')}, {right} of them right)."}
 
 
 def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, Any] | None:

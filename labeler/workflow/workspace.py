@@ -21,7 +21,7 @@ from labeler.io.caches import cache_lock
 from labeler.io.chunked import NpyReader
 from labeler.io.scan import ScannedImage, dataset_fingerprint, find_duplicates, find_images
 from labeler.progress import Progress, StopCheck, quiet
-from labeler.store import ClassInfo, ImageRecord, ImportedImage, LabelStore
+from labeler.store import ClassInfo, ImageRecord, ImportedImage, LabelStore, natural_key
 from labeler.wording import counted
 
 # Size, modification time and digest of every file at the last import (a re-import reads only what changed).
@@ -257,6 +257,13 @@ class Workspace:
             return {}
         with path.open(newline="", encoding="utf-8") as handle:
             return {row["path"]: row["label"] for row in csv.DictReader(handle)}
+
+    def ground_truth_classes_missing(self) -> list[str]:
+        """Teaching mode: the class names of the ground truth that no class has yet, in natural order (so that a
+        teacher need not type ten names exactly as the CSV spells them); empty when no ground truth is set."""
+        have = {c.name for c in self.classes()}
+        return sorted({name for name in self.ground_truth_names().values() if name and name not in have},
+                      key=natural_key)
 
     def ground_truth(self, records: list[ImageRecord] | None = None) -> NDArray[np.int64] | None:
         """Teaching mode only: true class index per row (-1 where unknown or not a defined class)."""

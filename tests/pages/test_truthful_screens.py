@@ -57,6 +57,26 @@ def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str
     assert any(m.label == "True accuracy of propagated labels" for m in reloaded.metric)
 
 
+def test_teaching_mode_offers_the_ground_truths_classes_as_it_spells_them(data_dir: Path) -> None:
+    ws = open_workspace(data_dir)
+    names = {r.path: ("T-shirt/top" if i % 3 == 0 else "Ankle boot" if i % 3 == 1 else "class 10")
+             for i, r in enumerate(ws.records())}
+    with (data_dir / "ground_truth.csv").open("w", encoding="utf-8") as handle:
+        handle.write("path,label\n" + "".join(f"{path},{name}\n" for path, name in sorted(names.items())))
+    ws.store.add_class("Ankle boot")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not [b for b in at.button if b.key == "add_truth_classes"]  # teaching mode off: nothing offered
+    at.toggle(key="widget:teaching_mode").set_value(True).run()
+    (offer,) = [b for b in at.button if b.key == "add_truth_classes"]
+    assert offer.label == "Add the ground truth's 2 classes: class 10, T-shirt/top"
+    offer.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [c.name for c in ws.store.classes()] == ["Ankle boot", "class 10", "T-shirt/top"]
+    assert not [b for b in at.button if b.key == "add_truth_classes"]  # all there now
+    assert ws.store.human_labels() == {}  # the ground truth is never used as labels
+
+
 def test_a_reload_keeps_the_label_and_review_choices(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:

@@ -88,7 +88,8 @@ def test_accuracy_estimate_is_the_share_of_audits_that_agree_with_the_labels_now
     shown = report.headline(ws)
     low, high = wilson_interval(13, 14)
     assert shown["value"] == f"{low:.0%}–{high:.0%}"  # the interval, not the point (93%), is the headline
-    assert f"95% interval {low:.0%}–{high:.0%}, 14 blind audits; 13 of them right" in shown["detail"]
+    assert shown["detail"] == (f"Between {low:.0%} and {high:.0%} of propagated labels are right (95% interval from "
+                               "14 blind audits, 13 of them right).")  # the interval said once
     per_class = {row["class"]: row for row in shown["estimate"]["per_class"]}
     assert list(per_class) == ["blue"]
     assert (per_class["blue"]["precision"], per_class["blue"]["audited"]) == (1.0, 10)
