@@ -372,9 +372,11 @@ def choose_representation(
                  f"{selection.interval[0]:.3f}-{selection.interval[1]:.3f}, selection-corrected by nested "
                  "leave-one-out)")
     if best != preferred and scores[best] - p <= standard_error:
+        # Said so that it can be followed without statistics: the gap, and how much such a score moves by chance.
         return RepresentationChoice(preferred, scores, (
-            f"{preferred} kept: no representation beats it by more than one standard error ({standard_error:.3f}) "
-            f"of leave-one-out accuracy on {n_labels} human labels: {listed}{corrected}"
+            f"{preferred} kept: {best} scored {scores[best] - p:.3f} higher, less than the ±{standard_error:.3f} a "
+            f"leave-one-out score on {n_labels} human labels moves by chance (one standard error), so the "
+            f"difference may be noise: {listed}{corrected}"
         ), correct, selection)
     return RepresentationChoice(
         best, scores, f"highest leave-one-out propagation accuracy on {n_labels} human labels: {listed}{corrected}",

@@ -190,3 +190,16 @@ def test_choose_representation_needs_more_than_noise_to_switch():
     choice = choose_representation({"a": X, "b": shifted}, y, 3, preferred="b", n_neighbors=10)
     assert choice.name == "b"
     assert choice.scores["a"] == choice.scores["b"]
+
+    # One more label right of 12 (0.833 against 0.750) is less than one standard error, sqrt(0.75 * 0.25 / 12) =
+    # 0.125: kept, and the reason gives the gap and the noise in plain numbers.
+    X, truth = make_blobs(150, centers=3, cluster_std=1.5, random_state=0)
+    y = np.full(150, -1)
+    for c in range(3):
+        y[np.flatnonzero(truth == c)[:4]] = c
+    noisy = X + np.random.default_rng(3).normal(0.0, 1.0, X.shape)
+    close = choose_representation({"a": X, "b": noisy}, y, 3, preferred="b", n_neighbors=10)
+    assert close.scores == {"a": 10 / 12, "b": 9 / 12}
+    assert close.name == "b"
+    assert close.reason.startswith("b kept: a scored 0.083 higher, less than the ±0.125 a leave-one-out score on 12 "
+                                   "human labels moves by chance (one standard error), so the difference may be noise")
