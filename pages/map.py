@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
+from labeler.workflow import learning_curve
 from pages.shared import figures, filter_bar, jobs_panel, map_hover, map_view, queues, remembered, session, text
 
 ws = session.require_images("Map")
@@ -18,11 +20,14 @@ if state is None or state.umap is None:
 
 records = session.records(ws)
 col_colour, col_live = st.columns([3, 1], vertical_alignment="bottom")
+# Teaching mode (a ground truth): where propagation is right and wrong, to show live where the method fails.
+modes = [*figures.COLOUR_MODES, *([figures.TRUTH_MODE] if map_view.truth_file_key(ws) else [])]
 colour_by = col_colour.segmented_control(
-    "Colour by", list(figures.COLOUR_MODES), required=True,
+    "Colour by", modes, required=True,
     help="needs review: the images the review queue would show next (least certain first, spread over the map, "
-    "with a share of random ones).",
-    **remembered.bind("map:colour", "label", valid=lambda v: v if v in figures.COLOUR_MODES else "label"),
+    "with a share of random ones)." + (" vs ground truth (teaching mode): red where the propagated label is wrong."
+                                       if figures.TRUTH_MODE in modes else ""),
+    **remembered.bind("map:colour", "label", valid=lambda v: v if v in modes else "label"),
 ) or "label"
 live = col_live.toggle("Follow updates",
                        help="Redraw when new labels have propagated. Your selection stays selected on the redrawn "
@@ -46,6 +51,13 @@ else:
     drawn = (f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
              f"{counts['none']} unreached, as of the last propagation (it is catching up with the latest labels)")
 st.caption(f"{drawn} · representation: {text.plain(state.representation)}")
+if colour_by == figures.TRUTH_MODE:
+    check = learning_curve.truth_check(ws, state)
+    if check is not None:
+        wrong, checked = int(np.sum(check == learning_curve.WRONG)), int(np.sum(check >= 0))
+        st.caption(f"Teaching mode: {wrong:,} of the {checked:,} propagated labels the ground truth names are wrong "
+                   "(red). The ground truth is only compared with, never used as labels; where red points gather, "
+                   "the graph links images of different classes, or a class has no label.")
 col_map, col_point = st.columns([4, 1])
 with col_map:
     event = st.plotly_chart(fig, key=map_hover.CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))

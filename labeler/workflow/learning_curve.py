@@ -58,6 +58,28 @@ def true_accuracy(state: PipelineState, truth: NDArray[np.integer[Any]]) -> dict
             "coverage": coverage}
 
 
+# truth_check values: what the map's "vs ground truth" colouring draws per image.
+RIGHT, WRONG, NOT_CHECKED = 1, 0, -1
+
+
+def truth_check(ws: Workspace, state: PipelineState) -> NDArray[np.int8] | None:
+    """Teaching mode: per row of ``state``, ``RIGHT`` or ``WRONG`` for a propagated label the ground truth confirms
+    or contradicts, ``NOT_CHECKED`` for human labels, unreached images and images the ground truth does not name (or
+    names a class that does not exist). Classes are matched by id, so it holds while ``state`` lags a change of the
+    classes. None without a ground truth."""
+    if not ws.ground_truth_names():
+        return None
+    names = ws.ground_truth_names()
+    id_of = {c.name: c.id for c in ws.classes()}
+    column_of = {class_id: k for k, class_id in enumerate(state.class_ids)}
+    true_column = np.array([column_of.get(id_of.get(names.get(path, ""), -1), -1) for path in state.paths],
+                           dtype=np.int64)
+    out = np.full(len(state.paths), NOT_CHECKED, dtype=np.int8)
+    checked = (state.source == "propagated") & (true_column >= 0)
+    out[checked] = np.where(state.label[checked] == true_column[checked], RIGHT, WRONG)
+    return out
+
+
 def curve_point(ws: Workspace, state: PipelineState) -> dict[str, Any] | None:
     """The learning-curve point of ``state``: :func:`true_accuracy` plus the blind-audit estimate at this time
     ("audit": {"accuracy", "low", "high", "n"} or None). None without a ground truth or when ``state`` does not

@@ -17,6 +17,9 @@ from numpy.typing import NDArray
 
 UNREACHED_COLOUR = "#b0b0b0"
 COLOUR_MODES = ("label", "confidence", "needs review")
+# Teaching mode only (a ground truth): propagated labels the ground truth confirms or contradicts.
+TRUTH_MODE = "vs ground truth"
+WRONG_COLOUR, RIGHT_COLOUR = "#d62728", "#98c9a3"
 
 
 # Above this many images the hover shows class, source and confidence but not the file name: a name per point makes
@@ -44,6 +47,7 @@ def map_figure(
     shown: NDArray[np.bool_] | None = None,
     review_label: str = "needs review",
     carried: Sequence[int] = (),
+    truth_check: NDArray[np.integer[Any]] | None = None,
 ) -> go.Figure:
     """The UMAP scatter, WebGL, built from NumPy arrays only (quick at 100,000 points).
 
@@ -61,9 +65,13 @@ def map_figure(
     shown : (N,) bool, optional: a filter. Points outside it are drawn small and grey, without hover, as context.
     carried : rows drawn as selected: a selection kept from an earlier drawing of the map (this chart reports no
         selection of its own for them).
+    truth_check : (N,) for ``colour_by`` TRUTH_MODE (teaching mode): 1 a propagated label the ground truth
+        confirms, 0 one it contradicts, -1 not checked (:func:`labeler.workflow.learning_curve.truth_check`).
     """
-    if colour_by not in COLOUR_MODES:
-        raise ValueError(f"colour_by must be one of {COLOUR_MODES}, got {colour_by!r}")
+    if colour_by not in (*COLOUR_MODES, TRUTH_MODE):
+        raise ValueError(f"colour_by must be one of {(*COLOUR_MODES, TRUTH_MODE)}, got {colour_by!r}")
+    if colour_by == TRUTH_MODE and truth_check is None:
+        raise ValueError(f"colour_by {TRUTH_MODE!r} needs truth_check")
     coords = np.asarray(coords, dtype=np.float32)
     label = np.asarray(label)
     n = len(label)
@@ -120,6 +128,14 @@ def map_figure(
             "color": confidence[shade], "colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0, "size": 6,
             "colorbar": {"title": {"text": "confidence", "side": "right"}, "x": 1.0, "xanchor": "left"},
         }, "propagated or unreached")
+    elif colour_by == TRUTH_MODE:
+        check = np.asarray(truth_check)
+        add(~human & (check < 0), "not checked (human, unreached or not in the ground truth)",
+            {"color": UNREACHED_COLOUR, "size": 4}, "not checked", opacity=0.4)
+        add(~human & (check == 1), "right (ground truth agrees)", {"color": RIGHT_COLOUR, "size": 5},
+            "propagated, right", opacity=0.7)
+        add(~human & (check == 0), "wrong (ground truth disagrees)", {"color": WRONG_COLOUR, "size": 8},
+            "propagated, wrong")
     else:
         flagged = np.zeros(n, dtype=bool) if needs_review is None else np.asarray(needs_review, dtype=bool)
         add(~human & ~flagged, "not in the queue now", {"color": UNREACHED_COLOUR, "size": 5}, "not in the queue now",

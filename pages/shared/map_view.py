@@ -14,7 +14,7 @@ import streamlit as st
 from numpy.typing import NDArray
 
 from labeler.store import ClassInfo, ImageRecord, UndoConflict
-from labeler.workflow import map_selection
+from labeler.workflow import learning_curve, map_selection
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
@@ -57,15 +57,25 @@ def rerun_when_state_changes(ws: Workspace, shown: tuple[int, ...] | None) -> No
 
 @st.cache_resource(show_spinner="Drawing the map…", max_entries=6)
 def _figure(_state: PipelineState, key: tuple[object, ...], colour_by: str, review_rows: tuple[int, ...],
-            _mask: NDArray[np.bool_] | None, carried: tuple[int, ...]) -> go.Figure:
+            _mask: NDArray[np.bool_] | None, carried: tuple[int, ...],
+            _truth_check: NDArray[np.int8] | None = None) -> go.Figure:
     needs_review = np.zeros(len(_state.label), dtype=bool)
     needs_review[list(review_rows)] = True
     assert _state.umap is not None
     return figures.map_figure(
         _state.umap, _state.label, _state.source, _state.confidence, _state.paths, _state.class_names,
         _state.class_colours, colour_by=colour_by, needs_review=needs_review, shown=_mask,
-        review_label=f"next {len(review_rows)} in the review queue", carried=carried,
+        review_label=f"next {len(review_rows)} in the review queue", carried=carried, truth_check=_truth_check,
     )
+
+
+def truth_file_key(ws: Workspace) -> tuple[object, ...] | None:
+    """What identifies the ground truth the map compares with (teaching mode), None without one."""
+    truth = ws.settings.ground_truth_path
+    if truth is None or not truth.is_file():
+        return None
+    stat = truth.stat()
+    return str(truth), stat.st_mtime_ns, stat.st_size
 
 
 def drawing(ws: Workspace, colour_by: str, review_rows: Sequence[int], image_filter: ImageFilter,
@@ -73,7 +83,8 @@ def drawing(ws: Workspace, colour_by: str, review_rows: Sequence[int], image_fil
     """What the map is drawn from, a carried selection aside: the same drawing is the same chart (it keeps its
     selection)."""
     return (str(ws.workspace_dir), session.images_version(ws), session.state_version(ws), colour_by,
-            tuple(review_rows), image_filter if mask is not None else None)
+            tuple(review_rows), image_filter if mask is not None else None,
+            truth_file_key(ws) if colour_by == figures.TRUTH_MODE else None)
 
 
 def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_rows: Sequence[int],
@@ -81,7 +92,8 @@ def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_row
     """The map, built once per state, colouring, review picks, filter and carried rows, and shared (never mutate
     it)."""
     key = drawing(ws, colour_by, review_rows, image_filter, mask)  # holds the filter that ``mask`` comes from
-    return _figure(current, key, colour_by, tuple(review_rows), mask, tuple(carried))
+    check = learning_curve.truth_check(ws, current) if colour_by == figures.TRUTH_MODE else None
+    return _figure(current, key, colour_by, tuple(review_rows), mask, tuple(carried), check)
 
 
 def kept_selection() -> map_selection.KeptSelection | None:

@@ -77,6 +77,33 @@ def test_teaching_mode_offers_the_ground_truths_classes_as_it_spells_them(data_d
     assert ws.store.human_labels() == {}  # the ground truth is never used as labels
 
 
+def test_teaching_mode_colours_the_map_by_the_ground_truth(
+    colour_folder: tuple[Path, dict[str, str]], data_dir: Path
+) -> None:
+    truth = dict(colour_folder[1])
+    labeled_workspace(data_dir, truth, with_map=True)
+    wrong_path = sorted(truth)[5]  # red, not a human label: propagated red
+    truth[wrong_path] = "green"
+    with (data_dir / "ground_truth.csv").open("w", encoding="utf-8") as handle:
+        handle.write("path,label\n" + "".join(f"{path},{name}\n" for path, name in sorted(truth.items())))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/map.py").run()
+    assert "vs ground truth" not in at.segmented_control(key="widget:map:colour").options  # teaching mode off
+    at.switch_page("pages/home.py").run()
+    at.toggle(key="widget:teaching_mode").set_value(True).run()
+    at.switch_page("pages/map.py").run()
+    at.segmented_control(key="widget:map:colour").set_value("vs ground truth").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (said,) = [c.value for c in at.caption if c.value.startswith("Teaching mode: ")]
+    assert said.startswith("Teaching mode: 1 of the ")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # type: ignore[attr-defined]
+    wrong = [t for t in spec["data"] if t["name"] == "wrong (ground truth disagrees)"]
+    assert len(wrong) == 1
+    assert [int(row) for row, _ in typed_array(wrong[0]["customdata"])] == [
+        sorted(colour_folder[1]).index(wrong_path)]
+
+
 def test_a_reload_keeps_the_label_and_review_choices(
     colour_folder: tuple[Path, dict[str, str]], data_dir: Path
 ) -> None:

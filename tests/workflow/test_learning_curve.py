@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -102,3 +103,33 @@ def test_nothing_is_recorded_without_a_ground_truth(colour_folder: tuple[Path, d
     assert learning_curve.record_point(ws, state) is None
     assert learning_curve.teaching_report(ws, state) is None
     assert learning_curve.load_curve(ws) == []
+
+
+def test_truth_check_marks_each_propagated_label_right_or_wrong_by_class_id(
+    colour_folder: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    root, truth = colour_folder
+    lied = dict(truth)
+    records = sorted(truth)
+    # img_005 and img_006 are red, beyond the two labeled per class: propagated, and surely red.
+    lied[records[5]] = "green"  # the ground truth disagrees here
+    lied[records[6]] = "no such class"  # names no class: not checked
+    ws = open_ws(root, write_truth(tmp_path / "truth.csv", lied))
+    label_true(ws, truth, 2)
+    state = refresh(ws, compute_map=False)
+    check = learning_curve.truth_check(ws, state)
+    assert check is not None
+    rows = {path: i for i, path in enumerate(state.paths)}
+    assert check[rows[records[5]]] == learning_curve.WRONG
+    assert check[rows[records[6]]] == learning_curve.NOT_CHECKED
+    human = state.source == "human"
+    assert (check[human] == learning_curve.NOT_CHECKED).all()
+    propagated = state.source == "propagated"
+    assert int(np.sum(propagated & (check == learning_curve.NOT_CHECKED))) == 1  # img_006 alone
+    assert int(np.sum(check == learning_curve.WRONG)) == 1  # colours propagate right: only the lie is wrong
+    # Classes are matched by id, not by column: a state with its columns in another order gives the same answer.
+    order = [2, 0, 1]
+    shuffled = dataclasses.replace(state, class_ids=[state.class_ids[k] for k in order],
+                                   label=np.where(state.label >= 0, np.argsort(order)[state.label], -1))
+    np.testing.assert_array_equal(learning_curve.truth_check(ws, shuffled), check)
+    assert learning_curve.truth_check(Workspace.open(Settings(root)), state) is None  # no ground truth: None
