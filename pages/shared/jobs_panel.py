@@ -49,20 +49,25 @@ def job_time(job: Job) -> float:
 
 
 def collapse(found: list[Job]) -> list[JobGroup]:
-    """Consecutive finished jobs (newest first) of the same kind, status, message and error, as one group each;
-    an active job is always its own line."""
+    """Finished jobs (newest first) of the same kind, status, message and error, as one group each: consecutive
+    ones, and successful ones (status done) wherever they are, so that refreshes and maps taking turns after each
+    label do not fill the list with the same two lines. An active job is always its own line, and a failure stays
+    where it happened."""
     groups: list[JobGroup] = []
+    done_group: dict[tuple[object, ...], int] = {}  # a successful group's key -> its index in groups
     for job in found:
+        key = (job.kind, job.status, job.message, job.error)
         last = groups[-1] if groups else None
-        same = (
-            last is not None and not job.active and not last.latest.active
-            and (job.kind, job.status, job.message, job.error)
-            == (last.latest.kind, last.latest.status, last.latest.message, last.latest.error)
-        )
-        if same and last is not None:
-            groups[-1] = JobGroup(last.latest, last.count + 1, job_time(job))
+        consecutive = (last is not None and not job.active and not last.latest.active
+                       and key == (last.latest.kind, last.latest.status, last.latest.message, last.latest.error))
+        index = len(groups) - 1 if consecutive else done_group.get(key) if job.status == "done" else None
+        if index is not None and not job.active:
+            group = groups[index]
+            groups[index] = JobGroup(group.latest, group.count + 1, job_time(job))
         else:
             groups.append(JobGroup(job, 1, job_time(job)))
+            if job.status == "done":
+                done_group[key] = len(groups) - 1
     return groups
 
 

@@ -730,6 +730,15 @@ def test_identical_jobs_collapse_into_one_line_with_times() -> None:
     line = jobs_panel.describe(groups[1])
     assert line.startswith("refresh · done · labels propagated · ")
     assert line.endswith(f"(3 runs since {jobs_panel.clock(1007.0)})")
+    # Refreshes and maps taking turns after each label: one line per kind, not one per job. A failure keeps its
+    # place (and its own line).
+    def of(i: int, kind: str, status: str = "done") -> Job:
+        return Job(i, kind, status, 1.0, "ok", "boom" if status == "failed" else None, False, 1000.0 + i,
+                   1000.0 + i, 1001.0 + i)
+
+    turns = [of(9, "refresh"), of(8, "map"), of(7, "refresh"), of(6, "map"), of(5, "refresh", "failed"),
+             of(4, "refresh"), of(3, "map")]
+    assert [(g.latest.id, g.count) for g in jobs_panel.collapse(turns)] == [(9, 3), (8, 3), (5, 1)]
 
 
 def test_a_failed_job_says_how_it_runs_again_and_is_history_once_one_succeeds(
