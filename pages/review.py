@@ -133,7 +133,7 @@ elif view == "Blind audit":
             st.plotly_chart(figures.reliability_figure(table["confidence"], table["accuracy"], table["count"],
                                                        table.get("low"), table.get("high")), key="reliability")
             st.caption(table["note"])
-    target = st.slider("Target precision", 0.5, 0.999, step=0.005,
+    target = st.slider("Target precision (share of kept labels that are right)", 0.5, 0.999, step=0.005,
                        help="The suggested threshold keeps the most propagated labels whose 95% interval of the share "
                        "right stays at or above this.",
                        **remembered.bind("review:target_precision", float(ws.settings.target_precision)))

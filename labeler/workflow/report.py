@@ -170,8 +170,9 @@ def reliability(ws: Workspace, state: PipelineState | None = None) -> dict[str, 
         "note": f"Calibrated confidence against the share right among {counted(rows.size, 'blind audit')}. Each "
                 "audited image's confidence comes from a calibration fitted without its own answer, so the plot is "
                 "not in-sample. "
-                f"Calibration error {ece:.3f}; perfectly calibrated confidences would show about {floor:.3f} on "
-                f"{rows.size} answers by chance alone.",
+                f"Calibration error {ece:.3f} (the average gap between confidence and the share right, weighted by "
+                f"how many answers each bin holds); perfectly calibrated confidences would show about {floor:.3f} "
+                f"on {rows.size} answers by chance alone, so only the excess over that is miscalibration.",
     }
 
 
