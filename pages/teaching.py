@@ -122,7 +122,7 @@ def mismatch_tab() -> None:
 
 @st.fragment
 def complexity_tab() -> None:
-    st.markdown("**The cost of complexity:** more neighbours (or a bigger model) is not automatically better, and "
+    st.markdown("**The cost of complexity:** more neighbours per point is not automatically better, and "
                 "fewer is not safer. Too few neighbours leave the graph in pieces no label reaches; too many link "
                 "the two moons, and labels leak across. Measure it: labeler chooses its representation by "
                 "leave-one-out accuracy on your own labels.")
