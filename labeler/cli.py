@@ -188,7 +188,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         print(f"{len(emptied)} class{'' if one else 'es'} {'has' if one else 'have'} no label now (first labeled by "
               f"that batch): {names_with_keys((c.name, c.hotkey) for c in emptied)}; "
               f"{'it stays' if one else 'they stay'}; if made by mistake, delete {'it' if one else 'them'} in the "
-              "app (Home, Edit a class)")
+              "app (Home, Edit or delete a class)")
     return 0
 
 

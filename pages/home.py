@@ -138,7 +138,7 @@ with st.form("add_class", clear_on_submit=True, border=True):
             st.rerun()
 
 if classes:
-    with st.expander("Edit a class"):
+    with st.expander("Edit or delete a class"):
         chosen = st.selectbox("Class", classes, format_func=lambda c: c.name, key="edit_class")
         col_name, col_colour, col_key = st.columns([5, 1, 2], vertical_alignment="bottom")
         new_name = col_name.text_input("Name", value=chosen.name, key=f"edit_name_{chosen.id}")

@@ -388,7 +388,7 @@ def test_a_typo_class_is_named_and_its_undo_says_the_class_stays(
     out = capsys.readouterr().out
     assert "reverted 3 labels" in out
     assert ("1 class has no label now (first labeled by that batch): gren (key 4); it stays; if made by mistake, "
-            "delete it in the app (Home, Edit a class)") in out
+            "delete it in the app (Home, Edit or delete a class)") in out
     assert [c.name for c in ws.classes()] == ["purple", "red", "green", "gren"]  # nothing deleted
     # As the message says, it can be deleted now: the batch that used it is undone, nothing can bring it back.
     ws.store.delete_class(ws.classes()[-1].id)
