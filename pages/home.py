@@ -149,8 +149,9 @@ if classes:
                                     key=f"edit_key_{chosen.id}")
         col_save, col_delete = st.columns(2)
         if col_delete.button("Delete class", key="delete_class",
-                             help="For a class made by mistake: only while no image has its label, no blind audit "
-                                  "answer names it and no undo could give it labels back. Labels are never deleted."):
+                             help="For a class made by mistake: only while no image has its label and no blind "
+                                  "audit answer names it. Labels are never deleted; an undo that would give an image "
+                                  "this class back is refused."):
             try:
                 gone = ws.store.delete_class(chosen.id)
             except ClassInUse as error:

@@ -22,6 +22,7 @@ from labeler.store.labels import (
     LabelStore,
     PathLabels,
     UndoConflict,
+    UndoNeedsDeletedClass,
     validate_annotator,
 )
 
@@ -29,6 +30,6 @@ __all__ = [
     "CLASS_KEYS", "DEFAULT_COLOURS", "RESCAN_ANNOTATOR", "SCHEMA_VERSION", "ClassInUse", "ClassInfo",
     "ClassNameTaken",
     "ImageRecord", "ImportedImage", "InvalidClassName", "Job", "LabelAction", "LabelStore", "PathLabels",
-    "UndoConflict", "WorkspaceNotWritable", "auto_hotkey", "keys_for", "natural_key", "validate_annotator",
-    "validate_class_name",
+    "UndoConflict", "UndoNeedsDeletedClass", "WorkspaceNotWritable", "auto_hotkey", "keys_for", "natural_key",
+    "validate_annotator", "validate_class_name",
 ]

@@ -59,6 +59,18 @@ class UndoConflict(Exception):
         )
 
 
+class UndoNeedsDeletedClass(UndoConflict):
+    """Undo refused: it would give images back a label of a class deleted since (:meth:`LabelStore.delete_class`).
+    Nothing is changed, so no label is lost; ``changed`` holds the images (id, None, None)."""
+
+    def __init__(self, batch: int, image_ids: Sequence[int], undoer: str | None = None) -> None:
+        Exception.__init__(self, (
+            f"cannot undo: it would give {len(image_ids)} image{'s' if len(image_ids) != 1 else ''} back a class "
+            "deleted since"
+        ))
+        self.batch, self.changed, self.undoer = batch, [(int(i), None, None) for i in image_ids], undoer
+
+
 def validate_annotator(annotator: str) -> str:
     """An annotator is any non-empty text without control characters, e.g. ``"alice#tab-3f2a"`` for one browser
     tab of alice, or ``"alice#cli"``; undo is scoped to the exact string."""
@@ -304,11 +316,12 @@ class LabelStore(JobTable):
                 conn.execute("UPDATE classes SET hotkey=? WHERE id=?", (hotkey or None, class_id))
 
     def delete_class(self, class_id: int) -> ClassInfo:
-        """Delete a class nothing needs, e.g. one added by a typo; returns it. Raises :class:`ClassInUse`, saying why,
-        while an image has its label, a blind audit answer names it, or an action that can still be undone gave or
-        took its label (the undo would give it labels back), and KeyError when there is no such class.
+        """Delete a class no image has as its label and no blind audit answer names, e.g. one added by a typo;
+        returns it. Raises :class:`ClassInUse`, saying why, otherwise, and KeyError when there is no such class.
 
-        Its id is never given to another class, so the label history that names it never names another.
+        The label history keeps naming it: an undo that would give an image its label back is refused
+        (:class:`UndoNeedsDeletedClass`) and changes nothing. Its id is never given to another class, so that
+        history never names another.
         """
         with self._write() as conn:
             row = conn.execute("SELECT * FROM classes WHERE id = ?", (int(class_id),)).fetchone()
@@ -325,16 +338,6 @@ class LabelStore(JobTable):
                 one = audited == 1
                 raise ClassInUse(f"{audited:,} blind audit answer{'' if one else 's'} name{'s' if one else ''} {name}: "
                                  "answers are kept as given, so the class stays")
-            undoable = conn.execute(
-                "SELECT annotator FROM events WHERE kind IN ('label', 'unlabel') "
-                "AND (class_id = ? OR prev_class_id = ?) AND batch NOT IN "
-                "(SELECT undoes_batch FROM events WHERE kind = 'undo' AND undoes_batch IS NOT NULL) "
-                "ORDER BY id DESC LIMIT 1",
-                (class_id, class_id),
-            ).fetchone()
-            if undoable is not None:
-                raise ClassInUse(f"an action that can still be undone (by {undoable['annotator']}) gave or took the "
-                                 f"label {name}, and undoing it would give the label back: the class stays")
             conn.execute("DELETE FROM classes WHERE id = ?", (class_id,))
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
@@ -511,6 +514,11 @@ class LabelStore(JobTable):
             ]
             if changed:
                 raise UndoConflict(target, [(i, *_changed_by(conn, i, events[0]["id"])) for i in changed], annotator)
+            classes = {int(r["id"]) for r in conn.execute("SELECT id FROM classes")}
+            gone = sorted({e["image_id"] for e in events
+                           if e["prev_class_id"] is not None and int(e["prev_class_id"]) not in classes})
+            if gone:
+                raise UndoNeedsDeletedClass(target, gone, annotator)
             where = events[0]["origin"]
             batch = self._next_batch(conn)
             for event in events:

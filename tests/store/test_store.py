@@ -20,6 +20,7 @@ from labeler.store import (
     InvalidClassName,
     LabelStore,
     UndoConflict,
+    UndoNeedsDeletedClass,
     WorkspaceNotWritable,
     validate_class_name,
 )
@@ -446,24 +447,26 @@ def test_a_class_nothing_needs_is_deleted_and_its_id_never_comes_back(tmp_path: 
     assert cat.id in {c.id for c in store.classes()}
 
 
-def test_a_class_is_not_deleted_while_a_label_an_audit_or_an_undo_could_need_it(tmp_path: Path) -> None:
+def test_a_class_is_not_deleted_while_labeled_or_audited_and_no_undo_brings_it_back(tmp_path: Path) -> None:
     store = _store_with_images(tmp_path)
     image = [r.id for r in store.readable_images()]
     cat, dog = store.add_class("cat"), store.add_class("dog")
     store.set_labels(image[:2], dog.id, "alice")
     with pytest.raises(ClassInUse, match="2 images have the label dog: relabel them first"):
         store.delete_class(dog.id)
-    # Relabeled, dog has no label; but undoing the relabel would give both back, so it stays.
+    # Relabeled, dog has no label and can go, though bob's relabel could be undone: that undo is then refused,
+    # whole, and changes nothing (it would give both images a class that no longer exists).
     store.set_labels(image[:2], cat.id, "bob")
-    with pytest.raises(ClassInUse, match=r"can still be undone \(by bob\)"):
-        store.delete_class(dog.id)
-    store.undo_action("bob")  # the labels are dog again...
-    store.undo_action("alice")  # ...and the action that gave them is undone: nothing can bring dog back
-    assert store.human_labels() == {}
     store.delete_class(dog.id)
     assert [c.name for c in store.classes()] == ["cat"]
-    assert store.undo_action("alice") is None
-    assert store.undo_action("bob") is None
+    with pytest.raises(UndoNeedsDeletedClass, match="cannot undo: it would give 2 images back a class deleted since"):
+        store.undo_action("bob")
+    assert store.human_labels() == {image[0]: cat.id, image[1]: cat.id}
+    with pytest.raises(UndoConflict):  # the pages and the CLI catch it as any refused undo
+        store.undo_action("bob")
+    # alice's action gave dog: her images were relabeled since, so her undo is refused as ever.
+    with pytest.raises(UndoConflict, match="relabeled since"):
+        store.undo_action("alice")
     # An audit answer is kept as given: its class stays.
     bird = store.add_class("bird")
     store.record_audit(image[3], bird.id, None, None, "carol")
