@@ -134,6 +134,7 @@ class PathLabels:
     changed: int
     problems: list[tuple[str, str]]
     created: list[ClassInfo]
+    kept: int = 0  # with keep_labeled: images that had a label and kept it
 
 
 @dataclass(frozen=True)
@@ -427,23 +428,29 @@ class LabelStore(JobTable):
         report = self.label_paths_report(rows, annotator)
         return report.changed, report.problems
 
-    def label_paths_report(self, rows: Iterable[tuple[str, str]], annotator: str) -> PathLabels:
+    def label_paths_report(self, rows: Iterable[tuple[str, str]], annotator: str, *,
+                           keep_labeled: bool = False) -> PathLabels:
         """:meth:`label_paths`, also saying which classes it created (a typo in a CSV makes a new class: the
-        caller says so)."""
+        caller says so). ``keep_labeled``: images that already have a label keep it (labels read from folder names
+        on a re-scan never overwrite a person's correction), counted as ``kept``."""
         problems: list[tuple[str, str]] = []
         created: list[ClassInfo] = []
         annotator = validate_annotator(annotator)
         now = time.time()
-        changed = 0
+        changed = kept = 0
         with self._write() as conn:
             batch = self._next_batch(conn)
             ids = {r["path"]: (r["id"], r["status"]) for r in conn.execute("SELECT id, path, status FROM images")}
+            labeled = {r["image_id"] for r in conn.execute("SELECT image_id FROM labels")} if keep_labeled else set()
             for path, name in rows:
                 if path not in ids:
                     problems.append((path, "unknown path (not imported)"))
                     continue
                 if ids[path][1] != "ok":
                     problems.append((path, f"image is {ids[path][1]}"))
+                    continue
+                if ids[path][0] in labeled:
+                    kept += 1
                     continue
                 try:
                     info, new = self._ensure_class(conn, validate_class_name(name))
@@ -453,7 +460,7 @@ class LabelStore(JobTable):
                 if new:
                     created.append(info)
                 changed += self._apply(conn, batch, "label", ids[path][0], info.id, annotator, now)
-        return PathLabels(changed, problems, created)
+        return PathLabels(changed, problems, created, kept)
 
     def undo(self, annotator: str) -> int:
         """Revert ``annotator``'s most recent label action not yet undone; returns how many images it reverted.

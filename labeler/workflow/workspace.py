@@ -37,6 +37,7 @@ class ImportReport:
     duplicates: dict[str, str] = field(default_factory=dict)
     folder_labels: int = 0
     folder_label_problems: list[tuple[str, str]] = field(default_factory=list)
+    folder_labels_kept: int = 0  # images that had a label and kept it instead of their folder's name
     decoded: int = 0  # files decoded by this import (new or changed content); the rest came from the caches
     cancelled: bool = False
 
@@ -71,8 +72,11 @@ class ImportReport:
         if c.get("audits_moved") or c.get("audits_dropped"):
             out.append(f"blind audit answers follow content: {c.get('audits_moved', 0)} moved with their picture, "
                        f"{c.get('audits_dropped', 0)} dropped from files now holding another picture")
-        if self.folder_labels or self.folder_label_problems:
-            out.append(f"{self.folder_labels} labels taken from folder names")
+        if self.folder_labels or self.folder_label_problems or self.folder_labels_kept:
+            n_kept = self.folder_labels_kept
+            kept = (f"; {counted(n_kept, 'image')} kept the label {'it' if n_kept == 1 else 'they'} had (folder "
+                    "names never overwrite a label)" if n_kept else "")
+            out.append(f"{counted(self.folder_labels, 'label')} taken from folder names{kept}")
         return out
 
     def file_lines(self) -> list[str]:
@@ -375,9 +379,12 @@ def import_folder(
     )
     if labels_from_folders:
         readable = [f.path for f in images if f.error is None]
-        report.folder_labels, report.folder_label_problems = ws.store.label_paths(
-            list(scan.labels_from_folders(readable).items()), annotator="folder-names"
-        )
+        # Only images without a label: a re-scan with the box ticked must not undo a person's correction, nor a
+        # renamed class (a user trial lost both).
+        taken = ws.store.label_paths_report(list(scan.labels_from_folders(readable).items()),
+                                            annotator="folder-names", keep_labeled=True)
+        report.folder_labels, report.folder_label_problems = taken.changed, taken.problems
+        report.folder_labels_kept = taken.kept
     progress(1.0, "import finished")
     return report
 

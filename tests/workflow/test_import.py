@@ -306,3 +306,31 @@ def test_cheap_reads(ws: Workspace, colour_folder: tuple[Path, dict]) -> None:
     assert again[0].path == "aaa.png"
     assert ws.image_count() == len(truth) + 1
     assert fresh.records()[0].path == "aaa.png"  # another Workspace (another process) sees the new version
+
+
+def test_folder_names_label_only_unlabeled_images_on_a_rescan(tmp_path: Path) -> None:
+    """A user trial: a re-scan with labels from folder names overwrote a label corrected by hand, and brought a
+    renamed class back under its folder's name. Folder names now label only images without a label."""
+    root = tmp_path / "data"
+    for folder, colour in (("cat", (200, 30, 30)), ("dog", (30, 30, 200))):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), (colour[0], colour[1] + 10 * i, colour[2])).save(root / folder / f"{i}.png")
+    ws = Workspace.open(Settings(root))
+    first = ws.import_folder(labels_from_folders=True)
+    assert first.folder_labels == 6
+    assert first.folder_labels_kept == 0
+    classes = {c.name: c.id for c in ws.store.classes()}
+    pug = next(r.id for r in ws.records() if r.path == "dog/0.png")
+    ws.store.set_labels([pug], classes["cat"], "alice")  # a person's correction
+    ws.store.update_class(classes["cat"], name="feline")  # and a rename
+    Image.new("RGB", (12, 12), (30, 200, 30)).save(root / "dog" / "new.png")
+    again = ws.import_folder(labels_from_folders=True)
+    assert again.folder_labels == 1  # the new file only
+    assert again.folder_labels_kept == 6
+    assert "1 label taken from folder names; 6 images kept the label they had" in again.summary_lines()[-1]
+    labels = ws.store.human_labels()
+    assert labels[pug] == classes["cat"]  # the correction stands
+    assert [c.name for c in ws.store.classes()] == ["feline", "dog"]  # no class "cat" made again
+    new = next(r.id for r in ws.records() if r.path == "dog/new.png")
+    assert labels[new] == classes["dog"]
