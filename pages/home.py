@@ -61,7 +61,9 @@ if settings.workspace_dir == session.fallback_workspace(settings.data_dir):
 
 ws = session.require_images()
 col_rescan, col_folders = st.columns([1, 3], vertical_alignment="center")
-from_folders = col_folders.checkbox("Take labels from sub-folder names", key="labels_from_folders")
+from_folders = col_folders.checkbox("Take labels from sub-folder names", key="labels_from_folders",
+                                    help="Each image in a sub-folder without a label gets the folder's name as its "
+                                    "class. Images that have a label keep it: a re-scan never overwrites a label.")
 if col_rescan.button("Re-scan folder", key="rescan", help="Finds new, changed and removed files (in the background: "
                     "progress under Background jobs)."):
     session.start_import(labels_from_folders=from_folders)

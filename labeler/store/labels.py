@@ -283,8 +283,11 @@ class LabelStore(JobTable):
         """(the class named ``name``, whether it was created now); see :meth:`add_class`."""
         row = conn.execute("SELECT * FROM classes WHERE name = ?", (name,)).fetchone()
         if row is None:
-            existing = conn.execute("SELECT hotkey FROM classes").fetchall()
-            colour = colour or DEFAULT_COLOURS[len(existing) % len(DEFAULT_COLOURS)]
+            existing = conn.execute("SELECT hotkey, colour FROM classes").fetchall()
+            if not colour:  # the first default colour no class has (after a deletion the count would repeat one)
+                used = {str(r["colour"]).lower() for r in existing}
+                free = [c for c in DEFAULT_COLOURS if c.lower() not in used]
+                colour = free[0] if free else DEFAULT_COLOURS[len(existing) % len(DEFAULT_COLOURS)]
             if hotkey is None:  # inside the write transaction: two classes created at once never share a key
                 hotkey = auto_hotkey([r["hotkey"] for r in existing], name)
             # A new id, never one of a deleted class: the label history and saved propagations still name those

@@ -440,6 +440,8 @@ def test_a_class_nothing_needs_is_deleted_and_its_id_never_comes_back(tmp_path: 
     assert [c.name for c in store.classes()] == ["cat", "dog"]
     with pytest.raises(KeyError):
         store.delete_class(typo.id)
+    assert store.add_class("bird").colour not in {cat.colour, dog.colour}  # the freed colour, not dog's again
+    store.delete_class(store.classes()[-1].id)
     again = store.add_class("dgo")  # the same name may come back, under a new id
     assert again.id > dog.id > typo.id
     store.delete_class(again.id)  # the largest id, deleted: still not given out again
