@@ -41,10 +41,18 @@ with st.expander(f"Dataset: {text.plain(settings.data_dir)}", expanded=not setti
         "Upload images or a .zip of images",
         type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"],
         accept_multiple_files=True,
-        key="uploads",
+        key=f"uploads_{st.session_state.get('uploads_saved', 0)}",  # a new key empties it once they are saved
     )
-    if uploads and st.button("Add the uploaded files to a new upload dataset", key="save_uploads"):
-        st.session_state["data_dir"] = str(session.save_uploads(settings, uploads))
+    in_uploads = session.uploads_into_open_dataset(settings)
+    if uploads and st.button("Add the uploaded files to this upload dataset" if in_uploads else
+                             "Add the uploaded files to a new upload dataset", key="save_uploads"):
+        folder = session.save_uploads(settings, uploads)
+        st.session_state["uploads_saved"] = st.session_state.get("uploads_saved", 0) + 1
+        if folder == settings.data_dir:
+            # Already open, so nothing else reads the folder again: the new files must be imported here (a user
+            # trial's zip was saved and never imported).
+            session.start_import()
+        st.session_state["data_dir"] = str(folder)
         st.rerun()
 
 if not settings.data_dir.is_dir():

@@ -416,6 +416,11 @@ def request_refresh() -> None:
     runner().request_refresh()
 
 
+def uploads_into_open_dataset(current: Settings) -> bool:
+    """Whether :func:`save_uploads` saves into the dataset open now (it is an upload dataset) or a new one."""
+    return uploads.is_upload_dataset(current.data_dir)
+
+
 def save_uploads(current: Settings, files: list[Any]) -> Path:
     """Save uploaded images (and the images inside uploaded zips) into the upload dataset folder; returns it.
 
