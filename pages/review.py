@@ -110,7 +110,8 @@ elif view == "Blind audit":
     handler = label_events.Handler(ws, session.annotator(ws), session.runner(), mode="audit",
                                    skipped=queues.skipped_keys(queues.AUDIT_SKIPPED), state=state,
                                    again=queues.key_list(queues.AUDIT_AGAIN))
-    keyboard_labeler(label_events.items_for(ws, audit_list), specs, key="audit_keys", on_event=handler.on_event)
+    keyboard_labeler(label_events.items_for(ws, audit_list, blind=True), specs, key="audit_keys",
+                     on_event=handler.on_event)
     label_events.show_problems(handler)
     with st.form("audit_new_class", clear_on_submit=True, border=False):
         col_name, col_add = st.columns([3, 1], vertical_alignment="bottom")

@@ -174,6 +174,9 @@ class Handler:
             # An audit answer is replaced by the next answer for the same image: show it again first.
             if self.again is not None and key not in self.again:
                 self.again.insert(0, key)
+            # The widget says "Undone", but an answer is only ever replaced: say so (a user trial read it as gone).
+            self.notes.append("The earlier answer counts until you answer this image again; the new answer "
+                              "replaces it.")
         else:
             path = self.records[row].path
             try:
@@ -219,23 +222,26 @@ def _data_url(_ws: Workspace, db_path: str, key: str, row: int, large: bool) -> 
 
 
 def items_for(ws: Workspace, rows: Sequence[int], *, large: bool = False, captions: dict[int, str] | None = None,
-              proposals: dict[int, int] | None = None) -> list[LabelItem]:
+              proposals: dict[int, int] | None = None, blind: bool = False) -> list[LabelItem]:
     """The widget's items for ``rows``: id = image key (``KEY|class id`` with a proposal, whose name the item
     carries too, for the widget's "→ cat (accepted)"), a thumbnail data URL (the original image when ``large``) and
-    a plain-text caption (file name, then ``captions[row]``)."""
+    a plain-text caption (file name, then ``captions[row]``). ``blind`` (the blind audit): no file name, since a
+    folder or file named after a class gives the answer away; the items are named by their place in the list."""
     records = session.records(ws)
     db_path = str(ws.settings.db_path)
     names = {c.id: c.name for c in ws.store.classes()} if proposals else {}
-    items = []
+    items: list[LabelItem] = []
     for row in rows:
         key = label_queue_rules.image_key(records[row])
         extra = (captions or {}).get(row, "")
         proposal = (proposals or {}).get(row)
+        shown = f"audit image {len(items) + 1}" if blind else records[row].path
         item = LabelItem(
             id=key if proposal is None else f"{key}|{proposal}",
             thumbnail=_data_url(ws, db_path, key, row, large),
-            caption=records[row].path + (f" · {extra}" if extra else ""),
-            name=records[row].path,
+            caption=shown + (" (file name hidden: it could give the answer away)" if blind else "")
+            + (f" · {extra}" if extra else ""),
+            name=shown,
         )
         if proposal is not None and proposal in names:
             item["proposal"] = names[proposal]

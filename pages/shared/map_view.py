@@ -14,6 +14,7 @@ import streamlit as st
 from numpy.typing import NDArray
 
 from labeler.store import ClassInfo, ImageRecord, UndoConflict
+from labeler.wording import counted
 from labeler.workflow import learning_curve, map_selection
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
@@ -290,7 +291,7 @@ def actions(ws: Workspace, records: Sequence[ImageRecord], plan: map_selection.B
     col_apply, col_review, col_undo = st.columns(3, vertical_alignment="bottom")
     annotator = session.annotator(ws)
     targets = plan.relabel if plan is not None else ()
-    label_text = f"Label {len(targets)} images" if targets else "Label selected"
+    label_text = f"Label {counted(len(targets), 'image')}" if targets else "Label selected"
     if col_apply.button(label_text, key="map_label", type="primary" if targets else "secondary", shortcut="l"):
         if plan is None or not targets:
             st.toast(why_none, icon=":material/info:")

@@ -333,7 +333,7 @@ def test_label_propagate_map_review_export_train_in_a_browser(
         select_box()
         assert target in _selectbox_value(main, "Label all selected as")  # the majority is the default: no choosing
         labeled_before = dict(store.human_labels())
-        main.get_by_role("button", name=re.compile(r"^Label \d+ images")).first.click()
+        main.get_by_role("button", name=re.compile(r"^Label \d+ images?")).first.click()
         wait_for(lambda: len(store.human_labels()) > len(labeled_before), 20, "the bulk labels to be stored")
         added = {i: class_id for i, class_id in store.human_labels().items() if i not in labeled_before}
         records = {r.id: r.path for r in store.images()}

@@ -228,6 +228,9 @@ def test_blind_audit_answers_in_a_row_with_the_estimate_in_view(
     items = widget_data(at, "audit_keys")["items"]
     assert all("proposal" not in item["caption"] for item in items)  # blind: no propagated label shown
     paths = {r.id: r.path for r in ws.records()}
+    # Nor the file name: a folder or file named after a class would give the answer away.
+    assert not any(path in item["caption"] or path == item["name"] for item in items for path in paths.values())
+    assert items[0]["name"] == "audit image 1"
     answers = [(item["id"], "label", truth[paths[image_id_of(item["id"])]]) for item in items[:3]]
     press(at, "audit_keys", answers)
     audits = {a["image_id"]: a for a in ws.store.audits()}

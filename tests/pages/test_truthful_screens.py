@@ -454,7 +454,7 @@ def test_map_left_out_images_stay_left_out_by_image_when_the_state_changes(
     at.session_state["rows"] = [blue[6], blue[1]]
     at.run()
     assert at.checkbox(key=f"map_keep_{out[1]}").value is False
-    assert at.button(key="map_label").label == "Label 1 images"
+    assert at.button(key="map_label").label == "Label 1 image"
     at.button(key="map_put_back").click().run()
     assert at.checkbox(key=f"map_keep_{out[1]}").value is True
     assert at.button(key="map_label").label == "Label 2 images"
