@@ -8,7 +8,7 @@ import streamlit as st
 from labeler.config import WORKSPACE_DIRNAME
 from labeler.store import ClassInUse, InvalidClassName
 from labeler.workflow import report
-from pages.shared import class_keys, jobs_panel, remembered, session, text
+from pages.shared import class_keys, jobs_panel, model_view, remembered, session, text
 
 st.title("labeler")
 st.caption("Label a few images; the rest are labeled for you, with an honest estimate of how far to trust them.")
@@ -223,6 +223,10 @@ def live_status() -> None:
     headline = report.headline(ws, current)
     col_a.metric("Estimated accuracy", headline["value"], help=headline["detail"])
     st.caption(headline["detail"])
+    teaching = model_view.teaching(ws, current) if current is not None else None
+    if teaching and teaching.get("accuracy") is not None:  # teaching mode: the truth beside the estimate
+        st.caption(f"Teaching mode: {text.percent(teaching['accuracy'])} of the {teaching['n']:,} propagated labels "
+                   "the ground truth names are right (never used as labels; the estimate above does without it).")
     verdict = report.stopping(ws, current)
     (st.success if verdict["stop"] else st.info)(verdict["text"])
     st.subheader("Background jobs")

@@ -43,7 +43,11 @@ def test_teaching_mode_stays_on_across_pages(colour_folder: tuple[Path, dict[str
     at.run()
     toggle = at.toggle(key="widget:teaching_mode")
     assert toggle.value is False
+    assert not any(c.value.startswith("Teaching mode: ") for c in at.caption)
     toggle.set_value(True).run()
+    # Home shows the true accuracy beside the estimate (it was on the Model page only).
+    assert any(c.value.startswith("Teaching mode: ") and "propagated labels the ground truth names are right"
+               in c.value for c in at.caption)
     for page in ("label", "map", "model"):  # pages without the toggle: Streamlit drops its widget key there
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, [e.value for e in at.exception]
