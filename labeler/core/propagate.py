@@ -238,7 +238,10 @@ def balanced_seeds(y: NDArray[Any], n_classes: int) -> NDArray[np.float64]:
 
     With plain one-hot seeds at ``alpha`` near 1, mass spreads far and a class with more seeds outweighs the
     others everywhere, so labeling one class more than the rest would paint the whole set with it. Equal class
-    mass (the uniform-prior form of Zhu et al. 2003's class mass normalisation) removes that bias.
+    mass (the uniform-prior form of Zhu et al. 2003's class mass normalisation) removes that bias. Measured on
+    MNIST (5,000, pixels -> PCA-50, 3 draws) with uneven labels, mass in proportion to the labels (or to their
+    square root) did worse: one class with 40 labels and nine with 5, 0.808 of the rest right against 0.166
+    (0.476); one class with 1 label and nine with 20, 0.876 against 0.799 (0.818).
     """
     Y = one_hot(y, n_classes)
     counts = Y.sum(axis=0)
