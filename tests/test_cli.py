@@ -281,6 +281,10 @@ def test_export_leaves_removed_files_out_and_lists_them(colour_folder: tuple[Pat
     assert "img_001.png" not in rows
     ws = Workspace.open(Settings(root))
     assert export.removed_files(ws) == [("img_001.png", "red"), ("img_002.png", "")]
+    # Status counts the removed file's label, and says why propagation's count of human labels is one smaller.
+    assert main(["status", str(root)]) == 0
+    assert ("human labels: 4 (1 on missing files: kept, left out of propagation until the files come back)\n"
+            in capsys.readouterr().out)
 
     (root / "img_001.png").write_bytes(kept)  # the file comes back: so does its label, in the CSV too
     assert main(["import", str(root)]) == 0
