@@ -125,7 +125,7 @@ with st.form("add_class", clear_on_submit=True, border=True):
     col_name, col_colour, col_key, col_add = st.columns([5, 1, 2, 2], vertical_alignment="bottom")
     name = col_name.text_input("New class", placeholder="e.g. cat", key="new_class_name")
     # Keys change with the number of classes so each new class starts from a fresh colour and free key.
-    colour = col_colour.color_picker("Colour", value=class_keys.next_colour(len(classes)),
+    colour = col_colour.color_picker("Colour", value=class_keys.next_colour(classes),
                                      key=f"new_class_colour_{len(classes)}")
     hotkey = col_key.selectbox("Key", [class_keys.AUTO_KEY, *class_keys.HOTKEYS], index=0,
                                format_func=class_keys.key_label, key=f"new_class_key_{len(classes)}",

@@ -28,8 +28,7 @@ class ClassNameTaken(InvalidClassName):
 
 
 class ClassInUse(ValueError):
-    """Deleting a class that labels, blind audit answers or an undoable action still name, with a message saying
-    which."""
+    """Deleting a class that human labels or blind audit answers still name, with a message saying which."""
 
 
 def validate_class_name(name: str) -> str:
@@ -62,6 +61,15 @@ def next_free_key(used: Iterable[str | None]) -> str | None:
     """The first of :data:`CLASS_KEYS` not in ``used`` (1-9, then 0, then letters); None when all are taken."""
     taken = {_key(key) for key in used}
     return next((key for key in CLASS_KEYS if key not in taken), None)
+
+
+def next_free_colour(used: Sequence[str | None]) -> str:
+    """The colour a new class gets when none is chosen, given the colours ``used`` by the other classes: the first
+    of :data:`DEFAULT_COLOURS` none of them has (after a deletion, counting the classes would give a second class
+    the same colour), else the next in turn."""
+    taken = {str(colour).lower() for colour in used if colour}
+    free = [colour for colour in DEFAULT_COLOURS if colour.lower() not in taken]
+    return free[0] if free else DEFAULT_COLOURS[len(used) % len(DEFAULT_COLOURS)]
 
 
 def auto_hotkey(used: Iterable[str | None], name: str) -> str | None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeler.store.classes import (
-    DEFAULT_COLOURS,
     ClassInUse,
     ClassNameTaken,
     InvalidClassName,
     auto_hotkey,
+    next_free_colour,
     validate_class_name,
 )
 from labeler.store.jobs import JobTable
@@ -284,10 +284,7 @@ class LabelStore(JobTable):
         row = conn.execute("SELECT * FROM classes WHERE name = ?", (name,)).fetchone()
         if row is None:
             existing = conn.execute("SELECT hotkey, colour FROM classes").fetchall()
-            if not colour:  # the first default colour no class has (after a deletion the count would repeat one)
-                used = {str(r["colour"]).lower() for r in existing}
-                free = [c for c in DEFAULT_COLOURS if c.lower() not in used]
-                colour = free[0] if free else DEFAULT_COLOURS[len(existing) % len(DEFAULT_COLOURS)]
+            colour = colour or next_free_colour([r["colour"] for r in existing])
             if hotkey is None:  # inside the write transaction: two classes created at once never share a key
                 hotkey = auto_hotkey([r["hotkey"] for r in existing], name)
             # A new id, never one of a deleted class: the label history and saved propagations still name those

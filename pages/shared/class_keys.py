@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from labeler.store import CLASS_KEYS, DEFAULT_COLOURS, ClassInfo
+from labeler.store import CLASS_KEYS, ClassInfo
 from labeler.store import auto_hotkey as store_auto_hotkey
 from labeler.store import keys_for as store_keys_for
-from labeler.store.classes import next_free_key
+from labeler.store.classes import next_free_colour, next_free_key
 from labeler.workflow.workspace import Workspace
 
 HOTKEYS = ["", *CLASS_KEYS]
 NO_KEY_LABEL = "none"
 
 
-def next_colour(n_classes: int) -> str:
-    return DEFAULT_COLOURS[n_classes % len(DEFAULT_COLOURS)]
+def next_colour(classes: Sequence[ClassInfo]) -> str:
+    """The new-class form's default colour: the one the store gives a class created without a colour."""
+    return next_free_colour([c.colour for c in classes])
 
 
 def key_label(hotkey: str) -> str:

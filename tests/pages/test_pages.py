@@ -479,6 +479,9 @@ def test_ten_classes_get_one_to_nine_then_zero_and_letters_beyond() -> None:
     clash = [ClassInfo(1, "a", "#000", "2"), ClassInfo(2, "b", "#000", "2"), ClassInfo(3, "c", "#000", "s")]
     assert class_keys.keys_for(clash) == ["2", "1", "3"]  # a duplicate or reserved key is replaced by a free one
     assert class_keys.key_label("") == "none"
+    # The form's default colour is the store's: the first no class has (a deletion left orange free), not the count's.
+    left = [ClassInfo(1, "a", "#1f77b4", "1"), ClassInfo(3, "c", "#2ca02c", "3")]
+    assert class_keys.next_colour(left) == "#ff7f0e"
 
 
 def test_a_class_named_by_one_key_gets_that_key() -> None:
