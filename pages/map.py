@@ -40,7 +40,8 @@ review_rows = [row for row, _ in queues.review_rows(ws, state, map_view.REVIEW_M
     if colour_by == "needs review" else []
 plain_drawing = map_view.drawing(ws, colour_by, review_rows, image_filter, mask)
 carried = map_view.carried_rows(records, plain_drawing)
-fig = map_view.map_figure(ws, state, colour_by, review_rows, image_filter, mask, carried)
+check = learning_curve.truth_check(ws, state) if colour_by == figures.TRUTH_MODE else None  # read once, for both
+fig = map_view.map_figure(ws, state, colour_by, review_rows, image_filter, mask, carried, check)
 now = jobs_panel.live_counts(ws)
 if now.up_to_date and now.images == len(state.image_ids):  # the same numbers as the sidebar's
     audited = f" · {now.audited} audited (drawn as propagated)" if now.audited else ""
@@ -51,13 +52,11 @@ else:
     drawn = (f"{counts['human']} human (diamonds) · {counts['propagated']} propagated (fainter = less confident) · "
              f"{counts['none']} unreached, as of the last propagation (it is catching up with the latest labels)")
 st.caption(f"{drawn} · representation: {text.plain(state.representation)}")
-if colour_by == figures.TRUTH_MODE:
-    check = learning_curve.truth_check(ws, state)
-    if check is not None:
-        wrong, checked = int(np.sum(check == learning_curve.WRONG)), int(np.sum(check >= 0))
-        st.caption(f"Teaching mode: {wrong:,} of the {checked:,} propagated labels the ground truth names are wrong "
-                   "(red). The ground truth is only compared with, never used as labels; where red points gather, "
-                   "the graph links images of different classes, or a class has no label.")
+if check is not None:
+    wrong, checked = int(np.sum(check == learning_curve.WRONG)), int(np.sum(check >= 0))
+    st.caption(f"Teaching mode: {wrong:,} of the {checked:,} propagated labels the ground truth names are wrong "
+               "(red). The ground truth is only compared with, never used as labels; where red points gather, the "
+               "graph links images of different classes, or a class has no label.")
 col_map, col_point = st.columns([4, 1])
 with col_map:
     event = st.plotly_chart(fig, key=map_hover.CHART_KEY, on_select="rerun", selection_mode=("points", "box", "lasso"))

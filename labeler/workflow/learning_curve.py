@@ -67,9 +67,9 @@ def truth_check(ws: Workspace, state: PipelineState) -> NDArray[np.int8] | None:
     or contradicts, ``NOT_CHECKED`` for human labels, unreached images and images the ground truth does not name (or
     names a class that does not exist). Classes are matched by id, so it holds while ``state`` lags a change of the
     classes. None without a ground truth."""
-    if not ws.ground_truth_names():
-        return None
     names = ws.ground_truth_names()
+    if not names:
+        return None
     id_of = {c.name: c.id for c in ws.classes()}
     column_of = {class_id: k for k, class_id in enumerate(state.class_ids)}
     true_column = np.array([column_of.get(id_of.get(names.get(path, ""), -1), -1) for path in state.paths],

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from labeler.store import ClassInfo, ImageRecord, UndoConflict
 from labeler.wording import counted
-from labeler.workflow import learning_curve, map_selection
+from labeler.workflow import map_selection
 from labeler.workflow.filters import ImageFilter
 from labeler.workflow.state import PipelineState
 from labeler.workflow.workspace import Workspace
@@ -89,12 +89,12 @@ def drawing(ws: Workspace, colour_by: str, review_rows: Sequence[int], image_fil
 
 
 def map_figure(ws: Workspace, current: PipelineState, colour_by: str, review_rows: Sequence[int],
-               image_filter: ImageFilter, mask: NDArray[np.bool_] | None, carried: Sequence[int] = ()) -> go.Figure:
+               image_filter: ImageFilter, mask: NDArray[np.bool_] | None, carried: Sequence[int] = (),
+               truth_check: NDArray[np.int8] | None = None) -> go.Figure:
     """The map, built once per state, colouring, review picks, filter and carried rows, and shared (never mutate
-    it)."""
+    it). ``truth_check`` (:func:`labeler.workflow.learning_curve.truth_check`) colours it in ``figures.TRUTH_MODE``."""
     key = drawing(ws, colour_by, review_rows, image_filter, mask)  # holds the filter that ``mask`` comes from
-    check = learning_curve.truth_check(ws, current) if colour_by == figures.TRUTH_MODE else None
-    return _figure(current, key, colour_by, tuple(review_rows), mask, tuple(carried), check)
+    return _figure(current, key, colour_by, tuple(review_rows), mask, tuple(carried), truth_check)
 
 
 def kept_selection() -> map_selection.KeptSelection | None:
